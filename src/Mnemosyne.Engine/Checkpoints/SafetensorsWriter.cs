@@ -1,0 +1,59 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+
+namespace Mnemosyne.Engine.Checkpoints;
+
+/// <summary>Writes float tensors to a safetensors file (F32, or F16 for the fp16 variant files).</summary>
+public static class SafetensorsWriter
+{
+    public sealed record Entry(string Name, long[] Shape, Func<float[]> Values);
+
+    public static void Write(string path, IReadOnlyList<Entry> entries, TensorDType dtype = TensorDType.F32, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        if (dtype is not (TensorDType.F32 or TensorDType.F16))
+            throw new ArgumentException("Only F32 and F16 tensors can be written.", nameof(dtype));
+        int elementSize = SafetensorsFile.ElementSize(dtype);
+        var header = new Dictionary<string, object>(StringComparer.Ordinal);
+        if (metadata is { Count: > 0 }) header["__metadata__"] = metadata;
+        long offset = 0;
+        foreach (var e in entries)
+        {
+            long bytes = e.Shape.Aggregate(1L, (a, b) => a * b) * elementSize;
+            header[e.Name] = new { dtype = dtype.ToString(), shape = e.Shape, data_offsets = new[] { offset, offset + bytes } };
+            offset += bytes;
+        }
+        var json = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(header));
+        // Pad the header with spaces so the data section starts 8-byte aligned, as the reference writer does.
+        int padding = (8 - json.Length % 8) % 8;
+        var headerBytes = new byte[json.Length + padding];
+        json.CopyTo(headerBytes, 0);
+        headerBytes.AsSpan(json.Length).Fill((byte)' ');
+
+        var temp = path + ".tmp";
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            Span<byte> prefix = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)headerBytes.Length);
+            stream.Write(prefix);
+            stream.Write(headerBytes);
+            foreach (var e in entries)
+            {
+                var values = e.Values();
+                long expected = e.Shape.Aggregate(1L, (a, b) => a * b);
+                if (values.LongLength != expected)
+                    throw new ArgumentException($"Tensor '{e.Name}' has {values.LongLength} values; its shape needs {expected}.");
+                if (dtype == TensorDType.F32)
+                    stream.Write(MemoryMarshal.AsBytes(values.AsSpan()));
+                else
+                {
+                    var halves = new Half[values.Length];
+                    for (int i = 0; i < values.Length; i++) halves[i] = (Half)values[i];
+                    stream.Write(MemoryMarshal.AsBytes(halves.AsSpan()));
+                }
+            }
+        }
+        File.Move(temp, path, overwrite: true);
+    }
+}

@@ -1,0 +1,199 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Google.Protobuf;
+using Mnemosyne.Engine.Checkpoints;
+using Onnx;
+
+namespace Mnemosyne.Engine.Onnx;
+
+/// <summary>
+/// Builds one ONNX graph in memory. Checkpoint weights are not copied into the protobuf: a weight in
+/// <see cref="WeightFolder"/> becomes an external-data initializer that points straight into its
+/// safetensors file (ONNX Runtime maps it itself), and a weight from any other file becomes a graph
+/// input that <see cref="OnnxModel"/> binds to the checkpoint's data on every run.
+/// </summary>
+public sealed class OnnxGraph
+{
+    public const int OnnxOpset = 21;
+    public const int MicrosoftOpset = 1;
+
+    private readonly ModelProto model;
+    private readonly HashSet<string> names = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> weightValues = new(StringComparer.Ordinal);
+    private readonly List<BoundWeight> boundWeights = [];
+    private int counter;
+
+    public OnnxGraph(string name, string? weightFolder)
+    {
+        WeightFolder = weightFolder is null ? null : Path.GetFullPath(weightFolder);
+        model = new ModelProto
+        {
+            IrVersion = 10,
+            ProducerName = "Mnemosyne",
+            Graph = new GraphProto { Name = name },
+        };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = OnnxOpset });
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "com.microsoft", Version = MicrosoftOpset });
+    }
+
+    /// <summary>The folder whose safetensors files ONNX Runtime reads as external data.</summary>
+    public string? WeightFolder { get; }
+
+    /// <summary>Weights from files outside <see cref="WeightFolder"/>, fed as inputs at run time.</summary>
+    public IReadOnlyList<BoundWeight> BoundWeights => boundWeights;
+
+    public sealed record BoundWeight(string InputName, SafetensorsFile File, TensorInfo Tensor);
+
+    /// <summary>A dimension: a fixed size (long/int) or a symbolic name (string).</summary>
+    public string Input(string name, TensorProto.Types.DataType type, params object[] dims)
+    {
+        Claim(name);
+        model.Graph.Input.Add(ValueInfo(name, type, dims));
+        return name;
+    }
+
+    public void Output(string value, string name, TensorProto.Types.DataType type, params object[] dims)
+    {
+        if (value != name) Node("Identity", [value], outputs: [name]);
+        model.Graph.Output.Add(ValueInfo(name, type, dims));
+    }
+
+    /// <summary>Adds a node and returns its first output's name.</summary>
+    public string Node(string op, string?[] inputs, IReadOnlyDictionary<string, object>? attributes = null, string domain = "", string[]? outputs = null)
+        => Nodes(op, inputs, 1, attributes, domain, outputs)[0];
+
+    public string[] Nodes(string op, string?[] inputs, int outputCount, IReadOnlyDictionary<string, object>? attributes = null, string domain = "", string[]? outputs = null)
+    {
+        var node = new NodeProto { OpType = op, Domain = domain, Name = $"{op}_{counter}" };
+        foreach (var input in inputs) node.Input.Add(input ?? "");
+        outputs ??= Enumerable.Range(0, outputCount).Select(i => Fresh(op)).ToArray();
+        foreach (var output in outputs)
+        {
+            Claim(output);
+            node.Output.Add(output);
+        }
+        if (attributes is not null)
+            foreach (var (key, value) in attributes) node.Attribute.Add(Attribute(key, value));
+        model.Graph.Node.Add(node);
+        return outputs;
+    }
+
+    /// <summary>
+    /// A checkpoint tensor as a float32 value of the graph, checked against the shape the network expects.
+    /// </summary>
+    public string Weight(IWeightSource source, string tensorName, params long[] shape)
+    {
+        var info = source.Expect(tensorName, shape);
+        var key = source.Path + "|" + tensorName;
+        if (weightValues.TryGetValue(key, out var existing)) return existing;
+
+        var valueName = Fresh("w." + tensorName);
+        if (source is not SafetensorsFile file)
+        {
+            // Recording what a network needs: the graph is never run.
+            Input(valueName, TensorProto.Types.DataType.Float, info.Shape.Cast<object>().ToArray());
+        }
+        else if (WeightFolder is not null && Path.GetDirectoryName(file.Path) == WeightFolder && info.DType is TensorDType.F32 or TensorDType.F16 or TensorDType.BF16)
+        {
+            var stored = info.DType == TensorDType.F32 ? valueName : valueName + ".stored";
+            var tensor = new TensorProto { Name = stored, DataType = (int)ToOnnx(info.DType), DataLocation = TensorProto.Types.DataLocation.External };
+            tensor.Dims.AddRange(info.Shape);
+            tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = Path.GetFileName(file.Path) });
+            tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = info.Offset.ToString(CultureInfo.InvariantCulture) });
+            tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = info.ByteLength.ToString(CultureInfo.InvariantCulture) });
+            model.Graph.Initializer.Add(tensor);
+            if (info.DType != TensorDType.F32)
+            {
+                Claim(stored);
+                Node("Cast", [stored], new Dictionary<string, object> { ["to"] = (long)TensorProto.Types.DataType.Float }, outputs: [valueName]);
+            }
+            else Claim(valueName);
+        }
+        else
+        {
+            Input(valueName, TensorProto.Types.DataType.Float, info.Shape.Cast<object>().ToArray());
+            boundWeights.Add(new BoundWeight(valueName, file, info));
+        }
+        weightValues[key] = valueName;
+        return valueName;
+    }
+
+    /// <summary>A small constant computed by the engine (not a checkpoint weight), stored in the protobuf.</summary>
+    public string Constant(ReadOnlySpan<float> values, params long[] dims)
+    {
+        var name = Fresh("const");
+        var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float, RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(values)) };
+        tensor.Dims.AddRange(dims);
+        model.Graph.Initializer.Add(tensor);
+        return name;
+    }
+
+    public string Scalar(float value) => Constant([value]);
+
+    public string Int64s(params long[] values)
+    {
+        var name = Fresh("ints");
+        var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64, RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan())) };
+        tensor.Dims.Add(values.Length);
+        model.Graph.Initializer.Add(tensor);
+        return name;
+    }
+
+    public byte[] ToBytes() => model.ToByteArray();
+
+    private string Fresh(string hint)
+    {
+        string name;
+        do name = $"{hint}_{counter++}"; while (names.Contains(name));
+        return name;
+    }
+
+    private void Claim(string name)
+    {
+        if (!names.Add(name)) throw new InvalidOperationException($"Graph value '{name}' is defined twice.");
+    }
+
+    private static TensorProto.Types.DataType ToOnnx(TensorDType dtype) => dtype switch
+    {
+        TensorDType.F32 => TensorProto.Types.DataType.Float,
+        TensorDType.F16 => TensorProto.Types.DataType.Float16,
+        TensorDType.BF16 => TensorProto.Types.DataType.Bfloat16,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a floating-point weight type"),
+    };
+
+    private static ValueInfoProto ValueInfo(string name, TensorProto.Types.DataType type, object[] dims)
+    {
+        var shape = new TensorShapeProto();
+        foreach (var d in dims)
+            shape.Dim.Add(d switch
+            {
+                string symbol => new TensorShapeProto.Types.Dimension { DimParam = symbol },
+                long size => new TensorShapeProto.Types.Dimension { DimValue = size },
+                int size => new TensorShapeProto.Types.Dimension { DimValue = size },
+                _ => throw new ArgumentException($"Bad dimension {d} of {name}."),
+            });
+        return new ValueInfoProto
+        {
+            Name = name,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = shape } },
+        };
+    }
+
+    private static AttributeProto Attribute(string name, object value)
+    {
+        var a = new AttributeProto { Name = name };
+        switch (value)
+        {
+            case long l: a.Type = AttributeProto.Types.AttributeType.Int; a.I = l; break;
+            case int i: a.Type = AttributeProto.Types.AttributeType.Int; a.I = i; break;
+            case float f: a.Type = AttributeProto.Types.AttributeType.Float; a.F = f; break;
+            case double d: a.Type = AttributeProto.Types.AttributeType.Float; a.F = (float)d; break;
+            case string s: a.Type = AttributeProto.Types.AttributeType.String; a.S = ByteString.CopyFromUtf8(s); break;
+            case long[] ls: a.Type = AttributeProto.Types.AttributeType.Ints; a.Ints.AddRange(ls); break;
+            case int[] ints: a.Type = AttributeProto.Types.AttributeType.Ints; a.Ints.AddRange(ints.Select(x => (long)x)); break;
+            case float[] fs: a.Type = AttributeProto.Types.AttributeType.Floats; a.Floats.AddRange(fs); break;
+            default: throw new ArgumentException($"Unsupported attribute type {value.GetType()} for {name}.");
+        }
+        return a;
+    }
+}

@@ -1,0 +1,126 @@
+using Microsoft.ML.OnnxRuntime;
+using Mnemosyne.Engine.Tensors;
+
+namespace Mnemosyne.Engine.Onnx;
+
+/// <summary>How ONNX Runtime sessions are made: threads and optimisation.</summary>
+public sealed record SessionSettings
+{
+    /// <summary>Threads inside an operator; 0 means one per core.</summary>
+    public int Threads { get; init; }
+
+    public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
+
+    public static SessionSettings Default { get; } = new();
+}
+
+/// <summary>One value fed to a model: float32 or int64 data with its shape.</summary>
+public sealed class ModelInput
+{
+    private ModelInput(string name, Func<OrtValue> create)
+    {
+        Name = name;
+        Create = create;
+    }
+
+    public string Name { get; }
+
+    internal Func<OrtValue> Create { get; }
+
+    public static ModelInput Float(string name, FloatTensor tensor)
+        => new(name, () => OrtValue.CreateTensorValueFromMemory(tensor.Data, tensor.Shape.Select(d => (long)d).ToArray()));
+
+    public static ModelInput Int64(string name, long[] data, params long[] shape)
+        => new(name, () => OrtValue.CreateTensorValueFromMemory(data, shape));
+}
+
+/// <summary>An ONNX Runtime session over a graph built by <see cref="OnnxGraph"/>.</summary>
+public sealed class OnnxModel : IDisposable
+{
+    private readonly InferenceSession session;
+    private readonly List<OrtValue> boundValues;
+    private readonly string[] boundNames;
+
+    private OnnxModel(InferenceSession session, List<OrtValue> boundValues, string[] boundNames)
+    {
+        this.session = session;
+        this.boundValues = boundValues;
+        this.boundNames = boundNames;
+    }
+
+    public static OnnxModel Create(OnnxGraph graph, SessionSettings settings)
+    {
+        OnnxRuntimeNative.Register();
+        using var options = new SessionOptions
+        {
+            GraphOptimizationLevel = settings.OptimizationLevel,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            IntraOpNumThreads = settings.Threads,
+            InterOpNumThreads = 1,
+        };
+        if (graph.WeightFolder is not null)
+            options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", graph.WeightFolder);
+
+        // Weights from other files: read once as float32 and fed with every run (no copy per run).
+        var values = new List<OrtValue>();
+        try
+        {
+            foreach (var bound in graph.BoundWeights)
+            {
+                var data = new float[bound.Tensor.ElementCount];
+                bound.File.ReadFloat32(bound.Tensor, data);
+                values.Add(OrtValue.CreateTensorValueFromMemory(data, bound.Tensor.Shape));
+            }
+            var session = new InferenceSession(graph.ToBytes(), options);
+            return new OnnxModel(session, values, graph.BoundWeights.Select(b => b.InputName).ToArray());
+        }
+        catch
+        {
+            foreach (var v in values) v.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Runs the graph; cancellation stops ONNX Runtime inside the run, not only between runs.</summary>
+    public FloatTensor[] Run(IReadOnlyList<ModelInput> inputs, IReadOnlyList<string> outputs, CancellationToken cancellation = default)
+    {
+        cancellation.ThrowIfCancellationRequested();
+        var inputValues = new List<OrtValue>(inputs.Count);
+        try
+        {
+            foreach (var input in inputs) inputValues.Add(input.Create());
+            var names = inputs.Select(i => i.Name).Concat(boundNames).ToArray();
+            var values = inputValues.Concat(boundValues).ToArray();
+            using var runOptions = new RunOptions();
+            using var registration = cancellation.Register(() => runOptions.Terminate = true);
+            IDisposableReadOnlyCollection<OrtValue> results;
+            try
+            {
+                results = session.Run(runOptions, names, values, outputs.ToArray());
+            }
+            catch (OnnxRuntimeException) when (cancellation.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(cancellation);
+            }
+            using (results)
+            {
+                return results.Select(r =>
+                {
+                    var shape = r.GetTensorTypeAndShape().Shape.Select(d => (int)d).ToArray();
+                    return new FloatTensor(r.GetTensorDataAsSpan<float>().ToArray(), shape);
+                }).ToArray();
+            }
+        }
+        finally
+        {
+            foreach (var v in inputValues) v.Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        session.Dispose();
+        foreach (var v in boundValues) v.Dispose();
+        boundValues.Clear();
+    }
+}

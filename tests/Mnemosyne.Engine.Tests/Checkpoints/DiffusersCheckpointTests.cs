@@ -1,0 +1,59 @@
+using Mnemosyne.Engine.Checkpoints;
+
+namespace Mnemosyne.Engine.Tests.Checkpoints;
+
+public class DiffusersCheckpointTests
+{
+    [FidelityFact]
+    public void OpensTheFidelityCheckpointWithTypedConfigs()
+    {
+        var checkpoint = DiffusersCheckpoint.Open(TestPaths.FidelityModel);
+        var unet = checkpoint.ReadUnetConfig();
+        Assert.Equal([32, 64], unet.BlockOutChannels.Values);
+        Assert.Equal(2, unet.HeadsAt(0));
+        Assert.Equal(4, unet.HeadsAt(1));
+        Assert.Equal(2, unet.TransformerLayersPerBlock[1]);
+        Assert.Equal(8, unet.NormNumGroups);
+        Assert.Equal(0.13025f, checkpoint.ReadVaeConfig().ScalingFactor);
+        Assert.Equal("quick_gelu", checkpoint.ReadTextEncoderConfig().HiddenAct);
+        var text2 = checkpoint.ReadTextEncoder2Config();
+        Assert.True(text2.HasProjection);
+        Assert.Equal("gelu", text2.HiddenAct);
+        Assert.EndsWith("diffusion_pytorch_model.safetensors", checkpoint.Unet.WeightsPath);
+    }
+
+    [FidelityFact]
+    public void OpensTheIpAdapterRepositoryLayout()
+    {
+        var files = IpAdapterFiles.FromRepository(Path.Combine(TestPaths.FidelityModel, "ip-adapter"));
+        Assert.Equal(16, files.ReadImageEncoderConfig().ProjectionDim);
+    }
+
+    [Fact]
+    public void RefusesAFolderWithoutModelIndex()
+    {
+        var dir = Directory.CreateTempSubdirectory("mnemosyne-ckpt-").FullName;
+        try
+        {
+            var e = Assert.Throws<FileNotFoundException>(() => DiffusersCheckpoint.Open(dir));
+            Assert.Contains("model_index.json", e.Message);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void RefusesAnSd15StyleFolder()
+    {
+        var dir = Directory.CreateTempSubdirectory("mnemosyne-ckpt-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "model_index.json"), "{\"_class_name\": \"StableDiffusionPipeline\"}");
+            Directory.CreateDirectory(Path.Combine(dir, "unet"));
+            Directory.CreateDirectory(Path.Combine(dir, "text_encoder"));
+            var e = Assert.Throws<CheckpointException>(() => DiffusersCheckpoint.Open(dir));
+            Assert.Contains("not a Stable Diffusion XL checkpoint", e.Message);
+            Assert.Contains("StableDiffusionPipeline", e.Message);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
