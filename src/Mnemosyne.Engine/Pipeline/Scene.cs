@@ -1,0 +1,53 @@
+using System.Globalization;
+using System.Text;
+using Mnemosyne.Engine.Sampling;
+using Mnemosyne.Engine.Tensors;
+
+namespace Mnemosyne.Engine.Pipeline;
+
+/// <summary>An 8-bit RGB picture, row-major, 3 bytes a pixel.</summary>
+public sealed record RgbPixels(int Width, int Height, byte[] Rgb);
+
+/// <summary>A finished scene: the picture and every setting that made it.</summary>
+public sealed record Scene
+{
+    public required RgbPixels Image { get; init; }
+    public required string Prompt { get; init; }
+    public string? NegativePrompt { get; init; }
+    public required long Seed { get; init; }
+    public required int Steps { get; init; }
+    public required SchedulerKind Scheduler { get; init; }
+    public required float GuidanceScale { get; init; }
+    public required int Width { get; init; }
+    public required int Height { get; init; }
+    public string? ReferenceName { get; init; }
+    public float ReferenceWeight { get; init; }
+    public required string Model { get; init; }
+    public string? InitialNoisePath { get; init; }
+    public TimeSpan Elapsed { get; init; }
+    /// <summary>The latents before the VAE (still scaled), for research and tests.</summary>
+    public required FloatTensor FinalLatents { get; init; }
+
+    /// <summary>The settings as one text, in the layout other Stable Diffusion tools write to PNGs.</summary>
+    public string ParametersText()
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var text = new StringBuilder(Prompt);
+        if (NegativePrompt is not null) text.Append("\nNegative prompt: ").Append(NegativePrompt);
+        text.Append("\nSteps: ").Append(Steps.ToString(inv))
+            .Append(", Sampler: ").Append(Scheduler)
+            .Append(", CFG scale: ").Append(GuidanceScale.ToString("0.###", inv))
+            .Append(", Seed: ").Append(Seed.ToString(inv))
+            .Append(", Size: ").Append(Width.ToString(inv)).Append('x').Append(Height.ToString(inv))
+            .Append(", Model: ").Append(Model);
+        if (ReferenceName is not null)
+            text.Append(", Reference: ").Append(ReferenceName)
+                .Append(", Reference weight: ").Append(ReferenceWeight.ToString("0.###", inv));
+        if (InitialNoisePath is not null) text.Append(", Initial noise: ").Append(Path.GetFileName(InitialNoisePath));
+        text.Append(", Generator: Mnemosyne");
+        return text.ToString();
+    }
+}
+
+/// <summary>Where a scene is: step i of n, time spent, and the estimate of what is left.</summary>
+public sealed record SceneProgress(string Prompt, int Step, int TotalSteps, TimeSpan Elapsed, TimeSpan? Remaining);

@@ -1,0 +1,53 @@
+using Mnemosyne.Engine.Sampling;
+using Mnemosyne.Engine.Tensors;
+
+namespace Mnemosyne.Engine.Pipeline;
+
+/// <summary>Everything that decides a scene. Same request and seed → the same image.</summary>
+public sealed record SceneRequest
+{
+    public const int MaxSide = 4096;
+    public const int MaxSteps = 1000;
+
+    public required string Prompt { get; init; }
+    /// <summary>null = not given (SDXL then uses zeros); "" is encoded like any prompt.</summary>
+    public string? NegativePrompt { get; init; }
+    public CharacterReference? Reference { get; init; }
+    /// <summary>IP-Adapter scale: 0 ignores the reference, 1 follows it strongly.</summary>
+    public float ReferenceWeight { get; init; } = 0.6f;
+    public required long Seed { get; init; }
+    public int Steps { get; init; } = 20;
+    public float GuidanceScale { get; init; } = 5.0f;
+    public SchedulerKind Scheduler { get; init; } = SchedulerKind.Euler;
+    public int Width { get; init; } = 1024;
+    public int Height { get; init; } = 1024;
+    /// <summary>Explicit initial noise [1, 4, H/8, W/8] (unscaled, as torch.randn gives it) instead of the seed's.</summary>
+    public FloatTensor? InitialNoise { get; init; }
+    public string? InitialNoisePath { get; init; }
+
+    /// <summary>Checks the request; the message says what is wrong and what is allowed.</summary>
+    public void Validate()
+    {
+        if (Prompt is null) throw new ArgumentNullException(nameof(Prompt), "A prompt is required.");
+        CheckSide(Width, nameof(Width));
+        CheckSide(Height, nameof(Height));
+        if (Steps is < 1 or > MaxSteps)
+            throw new ArgumentOutOfRangeException(nameof(Steps), Steps, $"Steps must be between 1 and {MaxSteps}.");
+        if (!float.IsFinite(GuidanceScale) || GuidanceScale < 0 || GuidanceScale > 100)
+            throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "GuidanceScale must be a number from 0 to 100 (values up to 1 turn guidance off).");
+        if (!float.IsFinite(ReferenceWeight) || ReferenceWeight < 0 || ReferenceWeight > 2)
+            throw new ArgumentOutOfRangeException(nameof(ReferenceWeight), ReferenceWeight, "ReferenceWeight must be from 0 to 2 (0 ignores the reference).");
+        if (Seed < 0)
+            throw new ArgumentOutOfRangeException(nameof(Seed), Seed, "Seed must be 0 or more.");
+        if (InitialNoise is { } noise && !noise.Shape.SequenceEqual([1, 4, Height / 8, Width / 8]))
+            throw new ArgumentException(
+                $"The initial noise has shape [{string.Join(", ", noise.Shape)}] but a {Width}×{Height} scene needs [1, 4, {Height / 8}, {Width / 8}].",
+                nameof(InitialNoise));
+    }
+
+    private static void CheckSide(int value, string name)
+    {
+        if (value < 64 || value > MaxSide || value % 8 != 0)
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be a multiple of 8 from 64 to {MaxSide}.");
+    }
+}
