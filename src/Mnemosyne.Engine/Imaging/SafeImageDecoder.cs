@@ -128,7 +128,6 @@ public sealed class SafeImageDecoder
         using var image = Image.Load<TPixel>(configuration, data);
         // Pillow opens frames without turning them; diffusers' load_image applies exif_transpose.
         image.Mutate(operations => operations.AutoOrient());
-        CheckSize(image.Width, image.Height, name);
         var rgb = new byte[3L * image.Width * image.Height];
         int rowBytes = 3 * image.Width;
         image.ProcessPixelRows(rows =>
