@@ -1,0 +1,180 @@
+using System.Globalization;
+using System.Management.Automation;
+using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Sampling;
+using Mnemosyne.Engine.Tensors;
+
+namespace Mnemosyne.PowerShell.Commands;
+
+/// <summary>
+/// Makes one scene per input: a prompt given or piped as a string, or an object whose properties
+/// name the parameters (Import-Csv rows, earlier scenes). A reference can be given or piped in.
+/// Settings left out take the engine's defaults; a missing seed is drawn and recorded.
+/// </summary>
+[Cmdlet(VerbsCommon.New, "MnemosyneScene")]
+[OutputType(typeof(Scene))]
+public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
+{
+    /// <summary>Seeds drawn for scenes without one stay below 2^32, so that other tools can take them too.</summary>
+    private const long DrawnSeedLimit = 1L << 32;
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string Prompt { get; set; } = null!;
+
+    /// <summary>Left out: SDXL's zero negative conditioning. An empty string is encoded like any prompt.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AllowEmptyString]
+    public string? NegativePrompt { get; set; }
+
+    /// <summary>Bound from the pipeline by type, so a piped reference and a positional prompt work together.</summary>
+    [Parameter(ValueFromPipeline = true)]
+    public CharacterReference? Reference { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public float? ReferenceWeight { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public long? Seed { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public int? Steps { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    [ArgumentCompleter(typeof(QualityCompleter))]
+    public SceneQuality? Quality { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public float? GuidanceScale { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    [ArgumentCompleter(typeof(SchedulerCompleter))]
+    public SchedulerKind? Scheduler { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public int? Width { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public int? Height { get; set; }
+
+    /// <summary>A .npy file of float32 noise [1, 4, Height/8, Width/8] used instead of the seed's.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public string? InitialNoisePath { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var request = BuildRequest();
+        if (request is null) return;
+
+        using var lease = AcquireEngine();
+        var engine = lease.Engine;
+        if (request.Reference is not null && !engine.SupportsReferences)
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"The open engine ({engine.ModelName}) has no IP-Adapter, so it cannot use the reference '{request.Reference.Name}'. " +
+                "Open it again with Open-MnemosyneEngine -IPAdapterPath <ip-adapter_sdxl_vit-h.safetensors> -ImageEncoderPath <image encoder folder>.",
+                "NoIPAdapter", ErrorCategory.InvalidOperation, request.Reference));
+        }
+
+        var activity = new ProgressRecord(ProgressActivityIds.Scene, $"New-MnemosyneScene (seed {request.Seed.ToString(CultureInfo.InvariantCulture)})", "Encoding the prompt")
+        {
+            CurrentOperation = request.Prompt,
+        };
+        WriteProgress(activity);
+        try
+        {
+            var scene = RunOnWorker<Scene, SceneProgress>(
+                (progress, token) => engine.Generate(request, progress, token),
+                step => WriteStep(activity, step));
+            activity.RecordType = ProgressRecordType.Completed;
+            WriteProgress(activity);
+            WriteObject(scene);
+        }
+        catch (Exception e) when (e is not PipelineStoppedException)
+        {
+            activity.RecordType = ProgressRecordType.Completed;
+            WriteProgress(activity);
+            WriteError(ErrorRecords.From(e, "SceneFailed", TargetFor(e, request)));
+        }
+    }
+
+    /// <summary>The request for this input, or null (after writing a non-terminating error) when the input is unusable.</summary>
+    private SceneRequest? BuildRequest()
+    {
+        if (Steps is not null && Quality is not null)
+        {
+            WriteError(ErrorRecords.Create($"Give -Steps ({Steps}) or -Quality ({Quality}), not both.",
+                "StepsAndQuality", ErrorCategory.InvalidArgument, Prompt));
+            return null;
+        }
+
+        FloatTensor? noise = null;
+        string? noisePath = null;
+        if (InitialNoisePath is not null)
+        {
+            noisePath = FileSystemPath(InitialNoisePath);
+            try
+            {
+                noise = NpyFile.Read(noisePath);
+            }
+            catch (Exception e)
+            {
+                WriteError(ErrorRecords.From(e, "InitialNoiseUnreadable", noisePath));
+                return null;
+            }
+        }
+
+        var seed = Seed ?? Random.Shared.NextInt64(DrawnSeedLimit);
+        if (Seed is null && noise is null) WriteVerbose($"Seed {seed} (drawn at random) for '{Prompt}'.");
+        var defaults = new SceneRequest { Prompt = Prompt, Seed = seed };
+        var request = defaults with
+        {
+            NegativePrompt = NegativePrompt,
+            Reference = Reference,
+            ReferenceWeight = ReferenceWeight ?? defaults.ReferenceWeight,
+            Steps = Steps ?? (int?)Quality ?? defaults.Steps,
+            GuidanceScale = GuidanceScale ?? defaults.GuidanceScale,
+            Scheduler = Scheduler ?? defaults.Scheduler,
+            Width = Width ?? defaults.Width,
+            Height = Height ?? defaults.Height,
+            InitialNoise = noise,
+            InitialNoisePath = noisePath,
+        };
+        try
+        {
+            request.Validate();
+            return request;
+        }
+        catch (ArgumentException e)
+        {
+            WriteError(ErrorRecords.From(e, "InvalidSceneSetting", TargetFor(e, request)));
+            return null;
+        }
+    }
+
+    /// <summary>The value an error is about: the setting an argument exception names, else the prompt.</summary>
+    private static object TargetFor(Exception exception, SceneRequest request) => exception switch
+    {
+        ArgumentException { ParamName: nameof(SceneRequest.InitialNoise) } when request.InitialNoisePath is not null => request.InitialNoisePath,
+        ArgumentException { ParamName: nameof(SceneRequest.Reference) } when request.Reference is not null => request.Reference,
+        _ => request.Prompt,
+    };
+
+    private void WriteStep(ProgressRecord activity, SceneProgress step)
+    {
+        activity.StatusDescription = string.Create(CultureInfo.InvariantCulture,
+            $"Step {step.Step} of {step.TotalSteps}, {step.Elapsed:hh\\:mm\\:ss} elapsed");
+        activity.PercentComplete = step.TotalSteps > 0 ? Math.Clamp(100 * step.Step / step.TotalSteps, 0, 100) : -1;
+        activity.SecondsRemaining = step.Remaining is { } remaining ? (int)Math.Ceiling(remaining.TotalSeconds) : -1;
+        WriteProgress(activity);
+    }
+}

@@ -1,0 +1,48 @@
+using System.Management.Automation;
+using Mnemosyne.Engine.Imaging;
+
+namespace Mnemosyne.PowerShell;
+
+/// <summary>Turns the engine's exceptions into ErrorRecords with the category PowerShell users filter on.</summary>
+internal static class ErrorRecords
+{
+    /// <param name="target">The path or value being processed; an exception that knows better (a file name, an out-of-range value) overrides it.</param>
+    /// <param name="ioCategory">What a plain I/O failure means here: reading an input or writing an output.</param>
+    public static ErrorRecord From(Exception exception, string errorId, object? target, ErrorCategory ioCategory = ErrorCategory.ReadError)
+    {
+        var record = exception switch
+        {
+            ImageDecodeException { Failure: ImageDecodeFailure.TooLarge } e => new(e, errorId, ErrorCategory.LimitsExceeded, e.FilePath),
+            ImageDecodeException e => new(e, errorId, ErrorCategory.InvalidData, e.FilePath),
+            FileNotFoundException e => new(e, errorId, ErrorCategory.ObjectNotFound, e.FileName ?? target),
+            DirectoryNotFoundException e => new(e, errorId, ErrorCategory.ObjectNotFound, target),
+            UnauthorizedAccessException e => new(e, errorId, ErrorCategory.PermissionDenied, target),
+            ArgumentOutOfRangeException { ActualValue: not null } e => new(e, errorId, ErrorCategory.InvalidArgument, e.ActualValue),
+            ArgumentException e => new(e, errorId, ErrorCategory.InvalidArgument, target),
+            InvalidDataException e => new(e, errorId, ErrorCategory.InvalidData, target),
+            OperationCanceledException e => new(e, errorId, ErrorCategory.OperationStopped, target),
+            NotImplementedException e => new(e, errorId, ErrorCategory.NotImplemented, target),
+            NotSupportedException e => new(e, errorId, ErrorCategory.NotImplemented, target),
+            OutOfMemoryException e => new(e, errorId, ErrorCategory.ResourceUnavailable, target),
+            InvalidOperationException e => new(e, errorId, ErrorCategory.InvalidOperation, target),
+            IOException e => new(e, errorId, ioCategory, target),
+            _ => new ErrorRecord(exception, errorId, ErrorCategory.NotSpecified, target),
+        };
+        if (exception is ArgumentException { ParamName: { } name } argument && argument.Message.IndexOf($" (Parameter '{name}')", StringComparison.Ordinal) is var cut and > 0)
+        {
+            // Shown instead of .NET's "(Parameter 'X')" and "Actual value was …" lines: one sentence, with the value.
+            var given = argument is ArgumentOutOfRangeException { ActualValue: { } value }
+                ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $" (given: {value})")
+                : "";
+            record.ErrorDetails = new ErrorDetails(argument.Message[..cut] + given);
+        }
+        return record;
+    }
+
+    public static ErrorRecord Create(string message, string errorId, ErrorCategory category, object? target)
+        => new(new InvalidOperationException(message), errorId, category, target);
+
+    public static ErrorRecord FileExists(string path) => new(
+        new IOException($"{path} already exists. Use -Force to overwrite it, or choose another path."),
+        "FileExists", ErrorCategory.ResourceExists, path);
+}

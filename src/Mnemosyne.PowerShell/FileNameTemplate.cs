@@ -1,0 +1,95 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using Mnemosyne.Engine.Pipeline;
+
+namespace Mnemosyne.PowerShell;
+
+/// <summary>
+/// A file name made from a scene's settings, such as '{seed}-{prompt}.png'. Values are reduced to
+/// characters that are safe in file names on every system and in PowerShell paths (no wildcards),
+/// and the name is kept short enough for any file system.
+/// </summary>
+internal sealed partial class FileNameTemplate
+{
+    public const string Default = "{seed}-{prompt}.png";
+    private const int MaxValueLength = 80;
+    private const int MaxNameLength = 180;
+    private const string Extension = ".png";
+
+    private static readonly Dictionary<string, Func<Scene, int, string>> Values = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["seed"] = (s, _) => s.Seed.ToString(CultureInfo.InvariantCulture),
+        ["prompt"] = (s, _) => s.Prompt,
+        ["negative"] = (s, _) => s.NegativePrompt ?? "",
+        ["steps"] = (s, _) => s.Steps.ToString(CultureInfo.InvariantCulture),
+        ["scheduler"] = (s, _) => s.Scheduler.ToString(),
+        ["guidance"] = (s, _) => s.GuidanceScale.ToString("0.###", CultureInfo.InvariantCulture),
+        ["width"] = (s, _) => s.Width.ToString(CultureInfo.InvariantCulture),
+        ["height"] = (s, _) => s.Height.ToString(CultureInfo.InvariantCulture),
+        ["reference"] = (s, _) => s.ReferenceName ?? "",
+        ["model"] = (s, _) => s.Model,
+        ["index"] = (_, i) => i.ToString(CultureInfo.InvariantCulture),
+    };
+
+    private static readonly HashSet<string> ReservedNames = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "CON", "PRN", "AUX", "NUL",
+        "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
+        "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    };
+
+    private readonly string template;
+
+    private FileNameTemplate(string template) => this.template = template;
+
+    public static string KnownNames => string.Join(", ", Values.Keys.Select(k => "{" + k + "}"));
+
+    /// <exception cref="ArgumentException">The template names an unknown value or holds a folder separator.</exception>
+    public static FileNameTemplate Parse(string template)
+    {
+        if (template.IndexOfAny(['/', '\\']) >= 0)
+            throw new ArgumentException($"The name template '{template}' holds a folder separator; give the folder with -Directory and only a file name here.", nameof(template));
+        foreach (Match token in TokenPattern().Matches(template))
+        {
+            if (!Values.ContainsKey(token.Groups[1].Value))
+                throw new ArgumentException($"The name template '{template}' uses {token.Value}, which is not a scene setting. Use {KnownNames}.", nameof(template));
+        }
+        if (Clean(TokenPattern().Replace(template, "x")).Length == 0)
+            throw new ArgumentException($"The name template '{template}' makes no usable file name.", nameof(template));
+        return new FileNameTemplate(template);
+    }
+
+    /// <param name="index">The scene's number (from 1) in this run, for {index}.</param>
+    public string Format(Scene scene, int index)
+    {
+        var name = TokenPattern().Replace(template, m => Truncate(Clean(Values[m.Groups[1].Value](scene, index)), MaxValueLength));
+        name = Clean(name);
+        var stem = name.EndsWith(Extension, StringComparison.OrdinalIgnoreCase) ? name[..^Extension.Length] : name;
+        stem = Truncate(stem.TrimEnd('-', '.', '_'), MaxNameLength);
+        if (stem.Length == 0) stem = "scene";
+        if (ReservedNames.Contains(stem.Split('.')[0])) stem = "_" + stem;
+        return stem + Extension;
+    }
+
+    /// <summary>Letters, digits, '-', '_' and '.' stay; every other run of characters becomes one '-'.</summary>
+    private static string Clean(string value)
+    {
+        var text = new StringBuilder(value.Length);
+        foreach (var c in value.Normalize(NormalizationForm.FormC))
+        {
+            var keep = char.IsLetterOrDigit(c) || c is '-' or '_' or '.';
+            if (keep) text.Append(c);
+            else if (text.Length > 0 && text[^1] != '-') text.Append('-');
+        }
+        return RepeatedDashes().Replace(text.ToString(), "-").Trim('-', '.', ' ');
+    }
+
+    private static string Truncate(string value, int length) => value.Length <= length ? value : value[..length].TrimEnd('-', '.');
+
+    [GeneratedRegex(@"\{([^{}]*)\}")]
+    private static partial Regex TokenPattern();
+
+    [GeneratedRegex("-{2,}")]
+    private static partial Regex RepeatedDashes();
+}
