@@ -1,0 +1,199 @@
+BeforeAll {
+    . $PSScriptRoot/Common.ps1
+    Import-Mnemosyne
+}
+
+Describe 'Export-MnemosyneReference' {
+    BeforeEach {
+        $script:folder = Join-Path $TestDrive ([guid]::NewGuid())
+        $null = New-Item -ItemType Directory $folder
+    }
+
+    It 'saves a reference that Import-MnemosyneReference reads back unchanged' {
+        $reference = New-FakeReference -Name 'kira' -Embedding 0.25, -1.5, 3.0, 1e-7
+        $path = Join-Path $folder 'kira.json'
+        Export-MnemosyneReference -Reference $reference -Path $path
+        $loaded = Import-MnemosyneReference -Path $path
+        $loaded | Should -BeOfType ([Mnemosyne.Engine.Pipeline.CharacterReference])
+        $loaded.Name | Should -Be 'kira'
+        $loaded.Encoder | Should -Be 'clip-vit-h-test'
+        $loaded.Embedding | Should -Be $reference.Embedding
+        $loaded.Sources[0].Path | Should -Be '/pictures/kira.png'
+        $loaded.Sources[0].Sha256 | Should -Be ('ab' * 32)
+        $loaded.Created | Should -Be $reference.Created
+    }
+
+    It 'takes references from the pipeline and returns the file with -PassThru' {
+        $file = New-FakeReference | Export-MnemosyneReference -Path (Join-Path $folder 'piped.json') -PassThru
+        $file | Should -BeOfType ([IO.FileInfo])
+        $file.Name | Should -Be 'piped.json'
+    }
+
+    It 'writes nothing with -WhatIf' {
+        New-FakeReference | Export-MnemosyneReference -Path (Join-Path $folder 'whatif.json') -WhatIf
+        Get-ChildItem $folder -Force | Should -BeNullOrEmpty
+    }
+
+    It 'refuses to overwrite without -Force and overwrites with it' {
+        $path = Join-Path $folder 'kira.json'
+        Set-Content $path 'keep me' -NoNewline
+        New-FakeReference | Export-MnemosyneReference -Path $path -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+        $failures[0].TargetObject | Should -Be $path
+        Get-Content -Raw $path | Should -Be 'keep me'
+
+        New-FakeReference -Name 'new' | Export-MnemosyneReference -Path $path -Force
+        (Import-MnemosyneReference $path).Name | Should -Be 'new'
+        Get-ChildItem $folder -Force | Should -HaveCount 1
+    }
+
+    It 'reports a missing folder as ObjectNotFound' {
+        $path = Join-Path $folder 'no/such/folder/kira.json'
+        New-FakeReference | Export-MnemosyneReference -Path $path -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $failures[0].TargetObject | Should -Be $path
+    }
+}
+
+Describe 'Import-MnemosyneReference from saved files' {
+    BeforeAll {
+        $script:folder = Join-Path $TestDrive 'saved'
+        $null = New-Item -ItemType Directory $folder
+        New-FakeReference -Name 'kira' | Export-MnemosyneReference -Path (Join-Path $folder 'kira.json')
+        New-FakeReference -Name 'aiko' | Export-MnemosyneReference -Path (Join-Path $folder 'aiko.json')
+        Set-Content (Join-Path $TestDrive 'broken.json') '{ "format": "mnemosyne-reference", "embedding": [1, 2'
+        Set-Content (Join-Path $TestDrive 'other.json') '{ "format": "something-else", "version": 1 }'
+    }
+
+    It 'renames the reference with -Name' {
+        (Import-MnemosyneReference (Join-Path $folder 'kira.json') -Name 'Kira Tanaka').Name | Should -Be 'Kira Tanaka'
+    }
+
+    It 'expands wildcards' {
+        (Import-MnemosyneReference (Join-Path $folder '*.json')).Name | Sort-Object | Should -Be 'aiko', 'kira'
+    }
+
+    It 'binds files piped from Get-ChildItem' {
+        (Get-ChildItem $folder -Filter *.json | Import-MnemosyneReference).Name | Sort-Object | Should -Be 'aiko', 'kira'
+    }
+
+    It 'binds path strings piped in' {
+        ((Join-Path $folder 'kira.json'), (Join-Path $folder 'aiko.json') | Import-MnemosyneReference).Name | Should -Be 'kira', 'aiko'
+    }
+
+    It 'reports a corrupted file as InvalidData and still imports the others' {
+        $paths = (Join-Path $TestDrive 'broken.json'), (Join-Path $folder 'kira.json'), (Join-Path $TestDrive 'other.json')
+        $loaded = Import-MnemosyneReference $paths -ErrorVariable failures -ErrorAction SilentlyContinue
+        $loaded.Name | Should -Be 'kira'
+        $failures.Count | Should -Be 2
+        $failures.CategoryInfo.Category | Select-Object -Unique | Should -Be 'InvalidData'
+        $failures.TargetObject | Should -Be (Join-Path $TestDrive 'broken.json'), (Join-Path $TestDrive 'other.json')
+        $failures[0].Exception.Message | Should -Match 'Export-MnemosyneReference'
+    }
+
+    It 'reports a missing file as ObjectNotFound with the path as target' {
+        $missing = Join-Path $TestDrive 'missing.json'
+        Import-MnemosyneReference $missing -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $failures[0].TargetObject | Should -Be $missing
+    }
+
+    It 'reports a wildcard that matches nothing' {
+        Import-MnemosyneReference (Join-Path $TestDrive 'nothing*.png') -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+    }
+
+    It 'refuses a folder, suggesting its files' {
+        Import-MnemosyneReference $folder -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failures[0].TargetObject | Should -Be $folder
+    }
+}
+
+Describe 'Import-MnemosyneReference from images' {
+    BeforeAll {
+        if ($hasModel) { Open-TestEngine }
+        # A second picture of "the character": the reference image mirrored left to right.
+        $script:mirrored = Join-Path $TestDrive 'mirrored.png'
+        if ($hasModel) {
+            $image = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode($referenceImage)
+            $rgb = [byte[]]::new($image.Rgb.Length)
+            for ($y = 0; $y -lt $image.Height; $y++) {
+                for ($x = 0; $x -lt $image.Width; $x++) {
+                    [Array]::Copy($image.Rgb, ($y * $image.Width + $x) * 3, $rgb, ($y * $image.Width + $image.Width - 1 - $x) * 3, 3)
+                }
+            }
+            [Mnemosyne.Engine.Imaging.PngFile]::Save($mirrored, [Mnemosyne.Engine.Imaging.RgbImage]::new($image.Width, $image.Height, $rgb))
+        }
+    }
+    BeforeEach { if (-not $hasModel) { Set-ItResult -Skipped -Because $noModel } }
+
+    It 'encodes one image as diffusers'' image encoder does' {
+        $reference = Import-MnemosyneReference $referenceImage -Name 'kira'
+        $reference.Name | Should -Be 'kira'
+        $reference.Sources.Count | Should -Be 1
+        $reference.Sources[0].Path | Should -Be $referenceImage
+        $reference.Sources[0].Sha256 | Should -Be (Get-FileHash $referenceImage -Algorithm SHA256).Hash.ToLowerInvariant()
+        $expected = [Mnemosyne.Engine.Tensors.NpyFile]::Read((Join-Path $fidelity 'reference-image-embeds.npy')).Data
+        $reference.Embedding.Length | Should -Be $expected.Length
+        $maxError = 0.0
+        for ($i = 0; $i -lt $expected.Length; $i++) { $maxError = [Math]::Max($maxError, [Math]::Abs($reference.Embedding[$i] - $expected[$i])) }
+        $maxError | Should -BeLessOrEqual 1e-4
+    }
+
+    It 'averages the embeddings of several images of one character into one reference' {
+        $one = Import-MnemosyneReference $referenceImage
+        $two = Import-MnemosyneReference $mirrored
+        $both = $referenceImage, $mirrored | Import-MnemosyneReference -Name 'kira'
+        @($both).Count | Should -Be 1
+        $both.Sources.Path | Should -Be $referenceImage, $mirrored
+        for ($i = 0; $i -lt $one.Embedding.Length; $i++) {
+            $both.Embedding[$i] | Should -BeGreaterOrEqual (($one.Embedding[$i] + $two.Embedding[$i]) / 2 - 1e-5)
+            $both.Embedding[$i] | Should -BeLessOrEqual (($one.Embedding[$i] + $two.Embedding[$i]) / 2 + 1e-5)
+        }
+    }
+
+    It 'survives export and import unchanged' {
+        $reference = Import-MnemosyneReference $referenceImage -Name 'kira'
+        $path = Join-Path $TestDrive 'kira-encoded.json'
+        $reference | Export-MnemosyneReference -Path $path -Force
+        $loaded = Import-MnemosyneReference $path
+        $loaded.Embedding | Should -Be $reference.Embedding
+        $loaded.Encoder | Should -Be $reference.Encoder
+    }
+
+    It 'reports a file that is not an image as InvalidData, naming it' {
+        $text = Join-Path $TestDrive 'notes.png'
+        Set-Content $text 'this is not a picture'
+        Import-MnemosyneReference $text -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidData'
+        $failures[0].TargetObject | Should -Be $text
+        (Get-MnemosyneEngine) | Should -Not -BeNullOrEmpty -Because 'the session stays usable'
+    }
+}
+
+Describe 'Import-MnemosyneReference with an engine that has no IP-Adapter' {
+    BeforeAll {
+        # The tiny checkpoint without its ip-adapter folder: links to everything else.
+        $script:bare = Join-Path $TestDrive 'no-adapter'
+        $null = New-Item -ItemType Directory $bare
+        $script:canLink = $hasModel
+        if ($hasModel) {
+            try {
+                foreach ($item in Get-ChildItem $modelPath | Where-Object Name -NE 'ip-adapter') {
+                    $null = New-Item -ItemType SymbolicLink -Path (Join-Path $bare $item.Name) -Target $item.FullName -ErrorAction Stop
+                }
+            }
+            catch { $script:canLink = $false }
+        }
+    }
+    BeforeEach { if (-not $canLink) { Set-ItResult -Skipped -Because "$noModel (or symbolic links are not allowed here)" } }
+    AfterAll { if ($hasModel) { Close-MnemosyneEngine } }
+
+    It 'stops with InvalidOperation, saying how to open the engine with one' {
+        $info = Open-MnemosyneEngine $bare -PassThru
+        $info.SupportsReferences | Should -BeFalse
+        { Import-MnemosyneReference $referenceImage -ErrorAction Stop } | Should -Throw -ErrorId 'NoIPAdapter,*' -ExpectedMessage '*-IPAdapterPath*'
+        $Error[0].CategoryInfo.Category | Should -Be 'InvalidOperation'
+    }
+}

@@ -1,0 +1,205 @@
+BeforeAll {
+    . $PSScriptRoot/Common.ps1
+    Import-Mnemosyne
+
+    function Read-PngParameters([string] $Path) {
+        $entry = [Mnemosyne.Engine.Imaging.PngFile]::ReadText($Path) | Where-Object Keyword -EQ 'parameters'
+        $entry.Text
+    }
+}
+
+Describe 'Save-MnemosyneImage -Path' {
+    BeforeEach {
+        $script:folder = Join-Path $TestDrive ([guid]::NewGuid())
+        $null = New-Item -ItemType Directory $folder
+    }
+
+    It 'writes a PNG of the scene''s pixels with every setting in a parameters text chunk' {
+        $scene = New-FakeScene -Prompt 'a cat, in a red hat' -NegativePrompt 'blurry' -Seed 987654321 -Width 16 -Height 8 -ReferenceName 'kira'
+        $path = Join-Path $folder 'cat.png'
+        $scene | Save-MnemosyneImage -Path $path
+
+        $decoded = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode($path)
+        $decoded.Width | Should -Be 16
+        $decoded.Height | Should -Be 8
+        [Convert]::ToHexString($decoded.Rgb) | Should -Be ([Convert]::ToHexString($scene.Image.Rgb))
+        $parameters = Read-PngParameters $path
+        $parameters | Should -Be $scene.ParametersText()
+        $parameters | Should -Match '^a cat, in a red hat\nNegative prompt: blurry\nSteps: 4, Sampler: Euler, CFG scale: 5, Seed: 987654321, Size: 16x8, Model: tiny, Reference: kira, Reference weight: 0.6'
+    }
+
+    It 'resolves a relative path against the PowerShell location, not the process''s' {
+        Push-Location $folder
+        try { New-FakeScene | Save-MnemosyneImage -Path 'relative.png' }
+        finally { Pop-Location }
+        Join-Path $folder 'relative.png' | Should -Exist
+    }
+
+    It 'returns the file with -PassThru and nothing without it' {
+        $path = Join-Path $folder 'a.png'
+        New-FakeScene | Save-MnemosyneImage -Path $path | Should -BeNullOrEmpty
+        $file = New-FakeScene | Save-MnemosyneImage -Path (Join-Path $folder 'b.png') -PassThru
+        $file | Should -BeOfType ([IO.FileInfo])
+        $file.FullName | Should -Be (Join-Path $folder 'b.png')
+        $file.PSPath | Should -Not -BeNullOrEmpty
+    }
+
+    It 'writes nothing with -WhatIf' {
+        $path = Join-Path $folder 'whatif.png'
+        New-FakeScene | Save-MnemosyneImage -Path $path -WhatIf
+        $path | Should -Not -Exist
+        Get-ChildItem $folder -Force | Should -BeNullOrEmpty
+    }
+
+    It 'refuses to overwrite an existing file without -Force, leaving it untouched' {
+        $path = Join-Path $folder 'existing.png'
+        Set-Content -Path $path -Value 'precious' -NoNewline
+        New-FakeScene | Save-MnemosyneImage -Path $path -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures.Count | Should -Be 1
+        $failures[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+        $failures[0].TargetObject | Should -Be $path
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'FileExists,*'
+        $failures[0].Exception.Message | Should -Match '-Force'
+        Get-Content -Raw $path | Should -Be 'precious'
+        Get-ChildItem $folder -Force | Should -HaveCount 1
+    }
+
+    It 'overwrites with -Force' {
+        $path = Join-Path $folder 'existing.png'
+        Set-Content -Path $path -Value 'old'
+        New-FakeScene -Seed 5 | Save-MnemosyneImage -Path $path -Force
+        Read-PngParameters $path | Should -Match 'Seed: 5,'
+    }
+
+    It 'reports a missing folder as ObjectNotFound with the path as target' {
+        $path = Join-Path $folder 'missing/cat.png'
+        New-FakeScene | Save-MnemosyneImage -Path $path -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $failures[0].TargetObject | Should -Be $path
+    }
+
+    It 'refuses a path that is a folder' {
+        New-FakeScene | Save-MnemosyneImage -Path $folder -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failures[0].TargetObject | Should -Be $folder
+        $failures[0].Exception.Message | Should -Match '-Directory'
+    }
+
+    It 'reports a read-only folder as PermissionDenied' {
+        if ($IsWindows -or (id -u) -eq 0) {
+            Set-ItResult -Skipped -Because 'folder permissions do not stop this user (root, or Windows ACLs)'
+            return
+        }
+        $locked = Join-Path $folder 'locked'
+        $null = New-Item -ItemType Directory $locked
+        chmod 555 $locked
+        try {
+            New-FakeScene | Save-MnemosyneImage -Path (Join-Path $locked 'cat.png') -ErrorVariable failures -ErrorAction SilentlyContinue
+            $failures[0].CategoryInfo.Category | Should -Be 'PermissionDenied'
+            $failures[0].TargetObject | Should -Be (Join-Path $locked 'cat.png')
+        }
+        finally { chmod 755 $locked }
+    }
+
+    It 'keeps going after one scene of a stream fails' {
+        $path = Join-Path $folder 'taken.png'
+        Set-Content -Path $path -Value 'taken'
+        $saved = @(
+            New-FakeScene -Seed 1
+            New-FakeScene -Seed 2
+        ) | ForEach-Object {
+            $target = if ($_.Seed -eq 1) { $path } else { Join-Path $folder "$($_.Seed).png" }
+            $_ | Save-MnemosyneImage -Path $target -PassThru -ErrorVariable +failures -ErrorAction SilentlyContinue
+        }
+        $saved.Name | Should -Be '2.png'
+        $failures.Count | Should -Be 1
+    }
+}
+
+Describe 'Save-MnemosyneImage -Directory' {
+    BeforeEach {
+        $script:folder = Join-Path $TestDrive ([guid]::NewGuid())
+        $null = New-Item -ItemType Directory $folder
+    }
+
+    It 'names files {seed}-{prompt}.png by default' {
+        $file = New-FakeScene -Prompt 'a cat in a red hat' -Seed 42 | Save-MnemosyneImage -Directory $folder -PassThru
+        $file.Name | Should -Be '42-a-cat-in-a-red-hat.png'
+    }
+
+    It 'fills in every template value and adds the .png extension' {
+        $scenes = (New-FakeScene -Seed 7 -ReferenceName 'Kira'), (New-FakeScene -Seed 8 -ReferenceName 'Kira')
+        $files = $scenes | Save-MnemosyneImage -Directory $folder -NameTemplate '{index}_{reference}_{scheduler}_{steps}_{guidance}_{width}x{height}_{model}_{seed}' -PassThru
+        $files.Name | Should -Be '1_Kira_Euler_4_5_8x8_tiny_7.png', '2_Kira_Euler_4_5_8x8_tiny_8.png'
+    }
+
+    It 'makes a safe file name of prompt <Prompt>' -ForEach @(
+        @{ Prompt = 'knight: "sword" / shield \ helm | a*b? <c>'; Name = '1-knight-sword-shield-helm-a-b-c.png' }
+        @{ Prompt = 'café in Paris 🗼, 4K!'; Name = '1-café-in-Paris-4K.png' }
+        @{ Prompt = '[wildcard] name'; Name = '1-wildcard-name.png' }
+        @{ Prompt = "line one`nline two`ttab"; Name = '1-line-one-line-two-tab.png' }
+        @{ Prompt = '...'; Name = '1.png' }
+    ) {
+        $file = New-FakeScene -Prompt $Prompt -Seed 1 | Save-MnemosyneImage -Directory $folder -PassThru
+        $file.Name | Should -Be $Name
+    }
+
+    It 'avoids names that Windows reserves' {
+        $file = New-FakeScene -Prompt 'con' | Save-MnemosyneImage -Directory $folder -NameTemplate '{prompt}' -PassThru
+        $file.Name | Should -Be '_con.png'
+    }
+
+    It 'shortens a long prompt to keep the name usable' {
+        $file = New-FakeScene -Prompt ('a very long prompt ' * 40) -Seed 3 | Save-MnemosyneImage -Directory $folder -PassThru
+        $file.Name.Length | Should -BeLessOrEqual 100
+        $file.Name | Should -BeLike '3-a-very-long-prompt-a-very*.png'
+    }
+
+    It 'writes nothing with -WhatIf' {
+        New-FakeScene | Save-MnemosyneImage -Directory $folder -WhatIf
+        Get-ChildItem $folder -Force | Should -BeNullOrEmpty
+    }
+
+    It 'refuses to overwrite, naming the file' {
+        New-FakeScene -Seed 9 | Save-MnemosyneImage -Directory $folder
+        New-FakeScene -Seed 9 | Save-MnemosyneImage -Directory $folder -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+        $failures[0].TargetObject | Should -Be (Join-Path $folder '9-a-cat-in-a-red-hat.png')
+    }
+
+    It 'leaves no temporary files behind' {
+        1..3 | ForEach-Object { New-FakeScene -Seed $_ } | Save-MnemosyneImage -Directory $folder
+        (Get-ChildItem $folder -Force).Name | Sort-Object | Should -Be @('1-a-cat-in-a-red-hat.png', '2-a-cat-in-a-red-hat.png', '3-a-cat-in-a-red-hat.png')
+    }
+
+    It 'stops with ObjectNotFound when the folder does not exist' {
+        $missing = Join-Path $folder 'missing'
+        { New-FakeScene | Save-MnemosyneImage -Directory $missing -ErrorAction Stop } | Should -Throw -ErrorId 'FolderNotFound,*'
+        $Error[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $Error[0].TargetObject | Should -Be $missing
+    }
+
+    It 'stops with InvalidArgument on a template value it does not know' {
+        { New-FakeScene | Save-MnemosyneImage -Directory $folder -NameTemplate '{seed}-{colour}.png' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidNameTemplate,*' -ExpectedMessage '*{colour}*'
+        $Error[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+    }
+
+    It 'refuses a template with a folder in it' {
+        { New-FakeScene | Save-MnemosyneImage -Directory $folder -NameTemplate 'sub/{seed}.png' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidNameTemplate,*'
+    }
+}
+
+Describe 'Save-MnemosyneImage parameter sets' {
+    It 'has a Path set (default) and a Directory set' {
+        $command = Get-Command Save-MnemosyneImage
+        $command.DefaultParameterSet | Should -Be 'Path'
+        $command.ParameterSets.Name | Sort-Object | Should -Be 'Directory', 'Path'
+    }
+
+    It 'does not accept -Path and -Directory together' {
+        { New-FakeScene | Save-MnemosyneImage -Path (Join-Path $TestDrive 'x.png') -Directory $TestDrive } |
+            Should -Throw -ErrorId 'AmbiguousParameterSet,*'
+    }
+}
