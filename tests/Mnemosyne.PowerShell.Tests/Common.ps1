@@ -95,3 +95,14 @@ function Invoke-InRunspace {
     }
     finally { $ps.Dispose() }
 }
+
+# Waits for a condition another thread makes true (polling: PowerShell events cannot fire while this thread waits).
+function Wait-Until {
+    param([Parameter(Mandatory)] [scriptblock] $Condition, [int] $TimeoutSeconds = 300)
+    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+    while (-not (& $Condition)) {
+        if ([DateTime]::UtcNow -gt $deadline) { return $false }
+        Start-Sleep -Milliseconds 20
+    }
+    $true
+}

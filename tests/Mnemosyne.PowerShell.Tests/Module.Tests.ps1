@@ -103,13 +103,13 @@ Describe 'Formatting' {
         'Mnemosyne.Engine.Pipeline.Scene', 'Mnemosyne.Engine.Pipeline.CharacterReference',
         'Mnemosyne.PowerShell.MnemosyneEngineInfo'
     ) {
-        $views = (Get-FormatData -TypeName $_).FormatViewDefinition
-        $views.Control.GetType().Name | Should -Contain 'TableControl'
-        $views.Control.GetType().Name | Should -Contain 'ListControl'
+        $controls = (Get-FormatData -TypeName $_).FormatViewDefinition | ForEach-Object { $_.Control.GetType().Name }
+        $controls[0] | Should -Be 'TableControl' -Because 'the first view is the default'
+        $controls | Should -Contain 'ListControl'
     }
 
     It 'has a table view for consistency results' {
-        (Get-FormatData -TypeName Mnemosyne.PowerShell.ConsistencyResult).FormatViewDefinition.Control.GetType().Name | Should -Contain 'TableControl'
+        (Get-FormatData -TypeName Mnemosyne.PowerShell.ConsistencyResult).FormatViewDefinition[0].Control | Should -BeOfType ([System.Management.Automation.TableControl])
     }
 
     It 'shows a scene as a row with its settings, not its pixels' {

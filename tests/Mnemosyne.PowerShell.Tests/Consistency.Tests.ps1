@@ -1,0 +1,93 @@
+BeforeAll {
+    . $PSScriptRoot/Common.ps1
+    Import-Mnemosyne
+}
+
+Describe 'Measure-MnemosyneConsistency parameter sets' {
+    BeforeAll { $script:command = Get-Command Measure-MnemosyneConsistency }
+
+    It 'has a Scene set (default) and a Path set, both needing -Reference' {
+        $command.DefaultParameterSet | Should -Be 'Scene'
+        $command.ParameterSets.Name | Sort-Object | Should -Be 'Path', 'Scene'
+        foreach ($set in $command.ParameterSets) {
+            ($set.Parameters | Where-Object Name -EQ 'Reference').IsMandatory | Should -BeTrue
+        }
+    }
+
+    It 'takes scenes from the pipeline and files by their FullName' {
+        $command.Parameters['Scene'].ParameterSets['Scene'].ValueFromPipeline | Should -BeTrue
+        $command.Parameters['Path'].ParameterSets['Path'].ValueFromPipelineByPropertyName | Should -BeTrue
+        $command.Parameters['Path'].Aliases | Should -Contain 'FullName'
+    }
+
+    It 'reports a missing picture as ObjectNotFound before it needs an engine' {
+        $missing = Join-Path $TestDrive 'missing.png'
+        Measure-MnemosyneConsistency -Reference (New-FakeReference) -Path $missing -ErrorVariable failures -ErrorAction SilentlyContinue |
+            Should -BeNullOrEmpty
+        $failures[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $failures[0].TargetObject | Should -Be $missing
+    }
+
+    It 'reports a file that is not a picture as InvalidData before it needs an engine' {
+        $text = Join-Path $TestDrive 'notes.png'
+        Set-Content $text 'not a picture'
+        Measure-MnemosyneConsistency -Reference (New-FakeReference) -Path $text -ErrorVariable failures -ErrorAction SilentlyContinue |
+            Should -BeNullOrEmpty
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidData'
+        $failures[0].TargetObject | Should -Be $text
+    }
+}
+
+Describe 'Measuring with the tiny checkpoint' {
+    BeforeAll {
+        $script:folder = Join-Path $TestDrive 'measure'
+        $null = New-Item -ItemType Directory $folder
+        if ($hasModel) {
+            Open-TestEngine
+            $script:kira = Import-MnemosyneReference $referenceImage -Name 'kira'
+        }
+    }
+    BeforeEach { if (-not $hasModel) { Set-ItResult -Skipped -Because $noModel } }
+
+    It 'finds the reference picture itself identical to the reference' {
+        $result = Measure-MnemosyneConsistency -Reference $kira -Path $referenceImage
+        $result | Should -BeOfType ([Mnemosyne.PowerShell.ConsistencyResult])
+        $result.Reference | Should -Be 'kira'
+        $result.Path | Should -Be $referenceImage
+        $result.Similarity | Should -BeGreaterThan 0.9999
+    }
+
+    It 'measures piped scenes, with their prompt and seed' {
+        $results = 'on a beach', 'in a forest' | New-MnemosyneScene -Reference $kira -Seed 4 @tiny | Measure-MnemosyneConsistency -Reference $kira
+        $results.Count | Should -Be 2
+        $results.Prompt | Should -Be 'on a beach', 'in a forest'
+        $results.Seed | Select-Object -Unique | Should -Be 4
+        foreach ($result in $results) {
+            $result.Similarity | Should -BeGreaterOrEqual -1
+            $result.Similarity | Should -BeLessOrEqual 1
+            $result.Path | Should -BeNullOrEmpty
+        }
+    }
+
+    It 'gives a saved PNG the same score as the scene it holds' {
+        $scene = New-MnemosyneScene 'a portrait' -Reference $kira -Seed 6 @tiny
+        $file = $scene | Save-MnemosyneImage -Path (Join-Path $folder 'portrait.png') -PassThru
+        $inMemory = $scene | Measure-MnemosyneConsistency -Reference $kira
+        $saved = Measure-MnemosyneConsistency $kira $file.FullName
+        $saved.Similarity | Should -Be $inMemory.Similarity
+    }
+
+    It 'measures files piped from Get-ChildItem, one result each' {
+        'one', 'two' | ForEach-Object { New-MnemosyneScene $_ -Seed 8 @tiny } | Save-MnemosyneImage -Directory $folder -NameTemplate 'piped-{prompt}.png'
+        $results = Get-ChildItem $folder -Filter 'piped-*.png' | Measure-MnemosyneConsistency -Reference $kira
+        ($results.Path | ForEach-Object { Split-Path -Leaf $_ }) | Should -Be 'piped-one.png', 'piped-two.png'
+    }
+
+    It 'reports a reference from another encoder as InvalidArgument, and measures the rest' {
+        $foreign = New-FakeReference -Name 'foreign' -Embedding 1, 2, 3
+        $scene = New-MnemosyneScene 'a cat' -Seed 1 @tiny
+        $scene | Measure-MnemosyneConsistency -Reference $foreign -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        ($scene | Measure-MnemosyneConsistency -Reference $kira).Reference | Should -Be 'kira'
+    }
+}

@@ -1,0 +1,179 @@
+BeforeAll {
+    . $PSScriptRoot/Common.ps1
+    Import-Mnemosyne
+    $script:variables = 'MNEMOSYNE_MODEL', 'MNEMOSYNE_IP_ADAPTER', 'MNEMOSYNE_IMAGE_ENCODER'
+    $script:savedEnvironment = @{}
+    foreach ($name in $variables) { $savedEnvironment[$name] = [Environment]::GetEnvironmentVariable($name) }
+
+    function Clear-MnemosyneEnvironment {
+        foreach ($name in $variables) { [Environment]::SetEnvironmentVariable($name, $null) }
+    }
+}
+
+AfterAll {
+    foreach ($name in $variables) { [Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name]) }
+}
+
+Describe 'Without an open engine' {
+    BeforeEach {
+        Close-MnemosyneEngine
+        Clear-MnemosyneEnvironment
+    }
+
+    It 'Get-MnemosyneEngine writes nothing' {
+        Get-MnemosyneEngine | Should -BeNullOrEmpty
+    }
+
+    It 'Close-MnemosyneEngine does nothing and reports no error' {
+        Close-MnemosyneEngine -ErrorVariable failures
+        $failures | Should -BeNullOrEmpty
+    }
+
+    It 'New-MnemosyneScene stops with ResourceUnavailable, saying to run Open-MnemosyneEngine' {
+        { New-MnemosyneScene 'a cat' -Seed 1 @tiny -ErrorAction Stop } | Should -Throw -ErrorId 'NoEngineOpen,*'
+        $Error[0].CategoryInfo.Category | Should -Be 'ResourceUnavailable'
+        $Error[0].Exception.Message | Should -Match 'Open-MnemosyneEngine -Path'
+        $Error[0].Exception.Message | Should -Match 'MNEMOSYNE_MODEL'
+    }
+
+    It 'Measure-MnemosyneConsistency stops the same way' {
+        { New-FakeScene | Measure-MnemosyneConsistency -Reference (New-FakeReference) -ErrorAction Stop } | Should -Throw -ErrorId 'NoEngineOpen,*'
+    }
+
+    It 'a missing folder in $env:MNEMOSYNE_MODEL is ObjectNotFound, naming the variable' {
+        $missing = Join-Path $TestDrive 'no-such-model'
+        $env:MNEMOSYNE_MODEL = $missing
+        { New-MnemosyneScene 'a cat' -Seed 1 @tiny -ErrorAction Stop } | Should -Throw -ErrorId 'CheckpointNotFound,*' -ExpectedMessage '*MNEMOSYNE_MODEL*'
+        $Error[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $Error[0].TargetObject | Should -Be $missing
+    }
+}
+
+Describe 'Open-MnemosyneEngine with bad paths' {
+    BeforeAll { Close-MnemosyneEngine }
+
+    It 'reports a missing checkpoint folder as ObjectNotFound, with the folder as target' {
+        $missing = Join-Path $TestDrive 'missing'
+        { Open-MnemosyneEngine $missing -ErrorAction Stop } | Should -Throw -ErrorId 'CheckpointNotFound,*'
+        $Error[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $Error[0].TargetObject | Should -Be $missing
+        $Error[0].Exception.Message | Should -Match 'diffusers'
+    }
+
+    It 'reports a file given as the checkpoint folder' {
+        $file = Join-Path $TestDrive 'model.safetensors'
+        Set-Content $file 'x'
+        { Open-MnemosyneEngine $file -ErrorAction Stop } | Should -Throw -ErrorId 'CheckpointNotFound,*'
+    }
+
+    It 'reports a missing IP-Adapter' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'checkpoint') -Force
+        $adapter = Join-Path $TestDrive 'missing-adapter.safetensors'
+        { Open-MnemosyneEngine $folder -IPAdapterPath $adapter -ErrorAction Stop } | Should -Throw -ErrorId 'IPAdapterNotFound,*'
+        $Error[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $Error[0].TargetObject | Should -Be $adapter
+    }
+
+    It 'reports a missing image encoder folder' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'checkpoint') -Force
+        $encoder = Join-Path $TestDrive 'missing-encoder'
+        { Open-MnemosyneEngine $folder -ImageEncoderPath $encoder -ErrorAction Stop } | Should -Throw -ErrorId 'ImageEncoderNotFound,*'
+        $Error[0].TargetObject | Should -Be $encoder
+    }
+
+    It 'refuses a negative thread count at binding' {
+        { Open-MnemosyneEngine $TestDrive -Threads -1 -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError,*'
+    }
+
+    It 'leaves no engine open after a failure' {
+        Get-MnemosyneEngine | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Open, Get and Close with the tiny checkpoint' {
+    BeforeEach {
+        if (-not $hasModel) { Set-ItResult -Skipped -Because $noModel; return }
+        Close-MnemosyneEngine
+        Clear-MnemosyneEnvironment
+    }
+    AfterAll { if ($hasModel) { Close-MnemosyneEngine } }
+
+    It 'opens with the IP-Adapter it finds in the checkpoint''s ip-adapter folder' {
+        $info = Open-MnemosyneEngine -Path $modelPath -PassThru
+        $info | Should -BeOfType ([Mnemosyne.PowerShell.MnemosyneEngineInfo])
+        $info.Model | Should -Be 'model'
+        $info.Path | Should -Be $modelPath
+        $info.IPAdapterPath | Should -Be (Join-Path $modelPath 'ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors')
+        $info.ImageEncoderPath | Should -Be (Join-Path $modelPath 'ip-adapter/models/image_encoder')
+        $info.SupportsReferences | Should -BeTrue
+        $info.Threads | Should -Be 0
+    }
+
+    It 'writes nothing without -PassThru, and Get-MnemosyneEngine then shows the engine' {
+        Open-MnemosyneEngine $modelPath | Should -BeNullOrEmpty
+        (Get-MnemosyneEngine).Path | Should -Be $modelPath
+    }
+
+    It 'takes the IP-Adapter repository folder, the image encoder and a thread count' {
+        $info = Open-MnemosyneEngine $modelPath -IPAdapterPath (Join-Path $modelPath 'ip-adapter') -ImageEncoderPath (Join-Path $modelPath 'ip-adapter/models/image_encoder') -Threads 1 -PassThru
+        $info.IPAdapterPath | Should -BeLike '*sdxl_models*ip-adapter_sdxl_vit-h.safetensors'
+        $info.Threads | Should -Be 1
+    }
+
+    It 'takes the checkpoint folder from the pipeline' {
+        (Get-Item $modelPath | Open-MnemosyneEngine -PassThru).Path | Should -Be $modelPath
+    }
+
+    It 'replaces the open engine when opened again' {
+        $first = Open-MnemosyneEngine $modelPath -PassThru
+        $second = Open-MnemosyneEngine $modelPath -Threads 1 -PassThru
+        $second.OpenedAt | Should -BeGreaterOrEqual $first.OpenedAt
+        @(Get-MnemosyneEngine).Count | Should -Be 1
+        (Get-MnemosyneEngine).Threads | Should -Be 1
+    }
+
+    It 'closes with Close-MnemosyneEngine' {
+        Open-MnemosyneEngine $modelPath
+        Close-MnemosyneEngine
+        Get-MnemosyneEngine | Should -BeNullOrEmpty
+    }
+
+    It 'opens $env:MNEMOSYNE_MODEL when a command needs an engine and none is open' {
+        $env:MNEMOSYNE_MODEL = $modelPath
+        $scene = New-MnemosyneScene 'a cat' -Seed 1 @tiny
+        $scene.Model | Should -Be 'model'
+        (Get-MnemosyneEngine).Path | Should -Be $modelPath
+        (Get-MnemosyneEngine).SupportsReferences | Should -BeTrue
+    }
+
+    It 'is shared by every runspace of the session' {
+        Open-MnemosyneEngine $modelPath
+        $other = Invoke-InRunspace { Get-MnemosyneEngine }
+        $other.Output.Count | Should -Be 1
+        $other.Output[0].Path | Should -Be $modelPath
+    }
+
+    It 'is closed when the module is removed' {
+        Open-MnemosyneEngine $modelPath
+        Remove-Module Mnemosyne
+        Import-Mnemosyne
+        Get-MnemosyneEngine | Should -BeNullOrEmpty
+    }
+
+    It 'lets a scene being made in another runspace finish when closed' {
+        Open-MnemosyneEngine $modelPath
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript("Import-Module '$manifest'; New-MnemosyneScene 'a slow cat' -Seed 3 -Steps 40 -Width 64 -Height 64")
+            $running = $ps.BeginInvoke()
+            Wait-Until { $ps.Streams.Progress.Count -gt 0 -or $running.IsCompleted } | Should -BeTrue
+            Close-MnemosyneEngine
+            $output = $ps.EndInvoke($running)
+            $ps.Streams.Error | Should -BeNullOrEmpty
+            $output.Count | Should -Be 1
+            $output[0].Seed | Should -Be 3
+            Get-MnemosyneEngine | Should -BeNullOrEmpty
+        }
+        finally { $ps.Dispose() }
+    }
+}

@@ -1,0 +1,328 @@
+BeforeDiscovery {
+    $manifestPath = Join-Path $PSScriptRoot '../../../shared/fidelity/manifest.json'
+    $fidelityCases = if (Test-Path $manifestPath) { (Get-Content $manifestPath -Raw | ConvertFrom-Json).cases } else { @() }
+}
+
+BeforeAll {
+    . $PSScriptRoot/Common.ps1
+    Import-Mnemosyne
+
+    # The one error a command writes, checking that it writes nothing else.
+    function Get-BadSetting([scriptblock] $Command) {
+        $all = @(& $Command 2>&1)
+        $failures = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $all.Count | Should -Be 1
+        $failures.Count | Should -Be 1
+        $failures[0]
+    }
+}
+
+Describe 'New-MnemosyneScene parameters' {
+    BeforeAll { $script:command = Get-Command New-MnemosyneScene }
+
+    It 'takes the prompt by position, from piped strings and from a Prompt property' {
+        $prompt = $command.Parameters['Prompt'].ParameterSets['__AllParameterSets']
+        $prompt.Position | Should -Be 0
+        $prompt.IsMandatory | Should -BeTrue
+        $prompt.ValueFromPipeline | Should -BeTrue
+        $prompt.ValueFromPipelineByPropertyName | Should -BeTrue
+    }
+
+    It 'takes a piped reference by its type' {
+        $reference = $command.Parameters['Reference'].ParameterSets['__AllParameterSets']
+        $reference.ValueFromPipeline | Should -BeTrue
+        $command.Parameters['Reference'].ParameterType | Should -Be ([Mnemosyne.Engine.Pipeline.CharacterReference])
+    }
+
+    It 'binds -<_> from a property of piped objects' -ForEach @(
+        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'Scheduler', 'Width', 'Height', 'InitialNoisePath'
+    ) {
+        $command.Parameters[$_].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
+    }
+
+    It 'completes -Scheduler with the scheduler names' {
+        $line = 'New-MnemosyneScene a -Scheduler '
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object |
+            Should -Be 'Ddim', 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras', 'Euler', 'EulerAncestral'
+        $line = 'New-MnemosyneScene a -Scheduler DpmPlus'
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object | Should -Be 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras'
+    }
+
+    It 'completes -Quality with Draft, Standard and Best' {
+        $line = 'New-MnemosyneScene a -Quality '
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object | Should -Be 'Best', 'Draft', 'Standard'
+    }
+}
+
+Describe 'New-MnemosyneScene refuses bad settings before it needs an engine' {
+    It 'an empty prompt, at binding' {
+        { New-MnemosyneScene '' -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError*'
+    }
+
+    It 'an unknown scheduler, at binding, listing the known ones' {
+        { New-MnemosyneScene 'a cat' -Scheduler Heun -ErrorAction Stop } |
+            Should -Throw -ErrorId 'CannotConvertArgument*' -ExpectedMessage '*Euler, EulerAncestral, DpmPlusPlus2M, DpmPlusPlus2MKarras, Ddim*'
+    }
+
+    It '-<Name> <Value>: InvalidArgument with the value as target' -ForEach @(
+        @{ Name = 'Width'; Value = 100; Message = 'multiple of 8' }
+        @{ Name = 'Height'; Value = 32; Message = 'multiple of 8 from 64' }
+        @{ Name = 'Width'; Value = 8192; Message = '4096' }
+        @{ Name = 'Steps'; Value = 0; Message = 'Steps must be between 1' }
+        @{ Name = 'Steps'; Value = 10000; Message = 'Steps must be between 1' }
+        @{ Name = 'GuidanceScale'; Value = [float]::NaN; Message = 'GuidanceScale' }
+        @{ Name = 'GuidanceScale'; Value = -1; Message = 'GuidanceScale' }
+        @{ Name = 'ReferenceWeight'; Value = 5; Message = 'ReferenceWeight' }
+        @{ Name = 'Seed'; Value = -1; Message = 'Seed must be 0 or more' }
+    ) {
+        $arguments = @{ Prompt = 'a cat'; Seed = 1 } + $tiny
+        $arguments[$Name] = $Value
+        $failure = Get-BadSetting { New-MnemosyneScene @arguments }
+        $failure.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failure.FullyQualifiedErrorId | Should -BeLike 'InvalidSceneSetting,*'
+        if ([float]::IsNaN($Value)) { [float]::IsNaN($failure.TargetObject) | Should -BeTrue } else { $failure.TargetObject | Should -Be $Value }
+        $failure.ToString() | Should -Match $Message
+        $failure.ToString() | Should -Not -Match "\(Parameter '"
+    }
+
+    It '-Steps with -Quality' {
+        $failure = Get-BadSetting { New-MnemosyneScene 'a cat' -Steps 5 -Quality Draft }
+        $failure.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failure.Exception.Message | Should -Match '-Steps .* or -Quality'
+    }
+
+    It 'a missing noise file: ObjectNotFound with its path' {
+        $missing = Join-Path $TestDrive 'missing.npy'
+        $failure = Get-BadSetting { New-MnemosyneScene 'a cat' -InitialNoisePath $missing }
+        $failure.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $failure.TargetObject | Should -Be $missing
+    }
+
+    It 'a noise file that is not .npy: InvalidData with its path' {
+        $bad = Join-Path $TestDrive 'noise.npy'
+        Set-Content $bad 'not numpy'
+        $failure = Get-BadSetting { New-MnemosyneScene 'a cat' -InitialNoisePath $bad }
+        $failure.CategoryInfo.Category | Should -Be 'InvalidData'
+        $failure.TargetObject | Should -Be $bad
+    }
+
+    It 'noise of the wrong shape for the size: InvalidArgument with the noise file as target' {
+        $noise = Join-Path $TestDrive 'small-noise.npy'
+        [Mnemosyne.Engine.Tensors.NpyFile]::Write($noise, [Mnemosyne.Engine.Tensors.FloatTensor]::new([float[]]::new(64), [int[]](1, 4, 4, 4)))
+        $failure = Get-BadSetting { New-MnemosyneScene 'a cat' -InitialNoisePath $noise -Width 64 -Height 64 }
+        $failure.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failure.TargetObject | Should -Be $noise
+        $failure.Exception.Message | Should -Match '\[1, 4, 8, 8\]'
+    }
+
+    It 'gives each bad row of a CSV its own error' {
+        $rows = @'
+Prompt,Width,Steps
+first,100,2
+second,64,0
+third,64,-3
+'@ | ConvertFrom-Csv
+        $rows | New-MnemosyneScene -Height 64 -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures.Count | Should -Be 3
+        $failures.TargetObject | Should -Be 100, 0, -3
+    }
+}
+
+Describe 'Making scenes with the tiny checkpoint' {
+    BeforeAll {
+        if ($hasModel) {
+            Open-TestEngine
+            $script:kira = Import-MnemosyneReference $referenceImage -Name 'kira'
+        }
+        $script:folder = Join-Path $TestDrive 'scenes'
+        $null = New-Item -ItemType Directory $folder
+    }
+    BeforeEach { if (-not $hasModel) { Set-ItResult -Skipped -Because $noModel } }
+
+    It 'records every setting with the picture' {
+        $scene = New-MnemosyneScene 'a cat in a hat' -NegativePrompt 'blurry' -Reference $kira -ReferenceWeight 0.5 -Seed 42 -Steps 3 -GuidanceScale 3.5 -Scheduler DpmPlusPlus2MKarras -Width 96 -Height 64
+        $scene | Should -BeOfType ([Mnemosyne.Engine.Pipeline.Scene])
+        $scene.Prompt | Should -Be 'a cat in a hat'
+        $scene.NegativePrompt | Should -Be 'blurry'
+        $scene.ReferenceName | Should -Be 'kira'
+        $scene.ReferenceWeight | Should -Be 0.5
+        $scene.Seed | Should -Be 42
+        $scene.Steps | Should -Be 3
+        $scene.GuidanceScale | Should -Be 3.5
+        $scene.Scheduler | Should -Be 'DpmPlusPlus2MKarras'
+        $scene.Width | Should -Be 96
+        $scene.Height | Should -Be 64
+        $scene.Model | Should -Be 'model'
+        $scene.Image.Width | Should -Be 96
+        $scene.Image.Height | Should -Be 64
+        $scene.Image.Rgb.Length | Should -Be (96 * 64 * 3)
+    }
+
+    It 'uses the engine''s defaults for settings left out' {
+        $scene = New-MnemosyneScene 'a cat' -Reference $kira -Seed 1 -Width 64 -Height 64 -Steps 2
+        $scene.GuidanceScale | Should -Be 5
+        $scene.Scheduler | Should -Be 'Euler'
+        $scene.ReferenceWeight | Should -Be 0.6
+        $scene.NegativePrompt | Should -BeNullOrEmpty
+    }
+
+    It 'turns -Quality <Quality> into <Steps> steps' -ForEach @(
+        @{ Quality = 'Draft'; Steps = 10 }
+        @{ Quality = 'Standard'; Steps = 20 }
+    ) {
+        (New-MnemosyneScene 'a cat' -Seed 1 -Width 64 -Height 64 -Quality $Quality).Steps | Should -Be $Steps
+    }
+
+    It 'makes the same picture from the same seed, and another from another seed' {
+        $a = New-MnemosyneScene 'a cat' -Seed 7 @tiny
+        $b = New-MnemosyneScene 'a cat' -Seed 7 @tiny
+        $c = New-MnemosyneScene 'a cat' -Seed 8 @tiny
+        [Convert]::ToHexString($b.Image.Rgb) | Should -Be ([Convert]::ToHexString($a.Image.Rgb))
+        [Convert]::ToHexString($c.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($a.Image.Rgb))
+    }
+
+    It 'draws and records a seed when none is given, and that seed remakes the picture' {
+        $drawn = New-MnemosyneScene 'a cat' @tiny -Verbose 4>&1
+        $scene = $drawn | Where-Object { $_ -is [Mnemosyne.Engine.Pipeline.Scene] }
+        $message = $drawn | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        $scene.Seed | Should -BeGreaterOrEqual 0
+        $scene.Seed | Should -BeLessThan 4294967296
+        "$message" | Should -Match "Seed $($scene.Seed) \(drawn at random\)"
+        $again = New-MnemosyneScene 'a cat' -Seed $scene.Seed @tiny
+        [Convert]::ToHexString($again.Image.Rgb) | Should -Be ([Convert]::ToHexString($scene.Image.Rgb))
+    }
+
+    It 'makes one scene per line of a prompt file, in order' {
+        $file = Join-Path $folder 'prompts.txt'
+        Set-Content $file 'on a beach', 'in a forest', 'at a cafe in Paris'
+        $scenes = Get-Content $file | New-MnemosyneScene -Reference $kira -Seed 5 @tiny
+        $scenes.Count | Should -Be 3
+        $scenes.Prompt | Should -Be 'on a beach', 'in a forest', 'at a cafe in Paris'
+        $scenes.ReferenceName | Select-Object -Unique | Should -Be 'kira'
+        $scenes.Seed | Select-Object -Unique | Should -Be 5
+    }
+
+    It 'reports a blank line of a prompt file and makes the other scenes' {
+        $file = Join-Path $folder 'gappy.txt'
+        Set-Content $file 'on a beach', '', 'in a forest'
+        $scenes = Get-Content $file | New-MnemosyneScene -Seed 5 @tiny -ErrorVariable failures -ErrorAction SilentlyContinue
+        $scenes.Prompt | Should -Be 'on a beach', 'in a forest'
+        $failures.Count | Should -Be 1
+    }
+
+    It 'binds the columns of a CSV file by name, converting the text and leaving empty cells unset' {
+        $csv = Join-Path $folder 'scenes.csv'
+        Set-Content $csv @'
+Prompt,NegativePrompt,Seed,Steps,Quality,GuidanceScale,Scheduler,Width,Height,ReferenceWeight
+a knight in the rain,blurry,11,2,,7.5,EulerAncestral,96,64,0.3
+a cat on a sofa,,12,3,,,,64,64,
+a dragon,,,,Draft,1,Ddim,64,96,
+'@
+        $scenes = Import-Csv $csv | New-MnemosyneScene -Reference $kira
+        $scenes.Count | Should -Be 3
+        $scenes[0].Prompt | Should -Be 'a knight in the rain'
+        $scenes[0].NegativePrompt | Should -Be 'blurry'
+        $scenes[0].Seed | Should -Be 11
+        $scenes[0].Steps | Should -Be 2
+        $scenes[0].GuidanceScale | Should -Be 7.5
+        $scenes[0].Scheduler | Should -Be 'EulerAncestral'
+        $scenes[0].Width, $scenes[0].Height | Should -Be 96, 64
+        $scenes[0].ReferenceWeight | Should -Be ([float]0.3)
+        $scenes[1].Seed | Should -Be 12
+        $scenes[1].Steps | Should -Be 3
+        $scenes[1].GuidanceScale | Should -Be 5 -Because 'an empty cell keeps the default'
+        $scenes[1].Scheduler | Should -Be 'Euler'
+        $scenes[1].ReferenceWeight | Should -Be ([float]0.6)
+        $scenes[2].Steps | Should -Be 10
+        $scenes[2].Scheduler | Should -Be 'Ddim'
+        $scenes[2].Height | Should -Be 96
+        $scenes[2].Seed | Should -Not -Be 0 -Because 'an empty Seed cell draws a seed instead of binding 0'
+    }
+
+    It 'reports a bad CSV row and still makes the others' {
+        $rows = @'
+Prompt,Seed,Width,Height,Steps
+first,1,64,64,2
+second,2,100,64,2
+third,3,64,64,2
+'@ | ConvertFrom-Csv
+        $scenes = $rows | New-MnemosyneScene -ErrorVariable failures -ErrorAction SilentlyContinue
+        $scenes.Prompt | Should -Be 'first', 'third'
+        $failures.Count | Should -Be 1
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failures[0].TargetObject | Should -Be 100
+    }
+
+    It 'takes a reference piped in, with the prompt by position' {
+        $scene = Import-MnemosyneReference $referenceImage -Name 'kira' | New-MnemosyneScene 'on a beach' -Seed 3 @tiny
+        $scene.ReferenceName | Should -Be 'kira'
+        $given = New-MnemosyneScene 'on a beach' -Reference $kira -Seed 3 @tiny
+        [Convert]::ToHexString($scene.Image.Rgb) | Should -Be ([Convert]::ToHexString($given.Image.Rgb))
+    }
+
+    It 'remakes a scene piped back in, from its properties' {
+        $first = New-MnemosyneScene 'a lighthouse' -NegativePrompt 'fog' -Seed 9 -Steps 2 -Width 64 -Height 96 -Scheduler DpmPlusPlus2M -GuidanceScale 4
+        $again = $first | New-MnemosyneScene
+        $again.Height | Should -Be 96
+        $again.Scheduler | Should -Be 'DpmPlusPlus2M'
+        [Convert]::ToHexString($again.Image.Rgb) | Should -Be ([Convert]::ToHexString($first.Image.Rgb))
+    }
+
+    It 'remakes diffusers'' picture for reference case <_.name>' -ForEach $fidelityCases {
+        $arguments = @{
+            Prompt          = $_.prompt
+            Reference       = $kira
+            ReferenceWeight = $_.ip
+            Steps           = $_.steps
+            GuidanceScale   = $_.g
+            Scheduler       = $_.sched
+            Width           = $_.w
+            Height          = $_.h
+        }
+        if ($null -ne $_.negative) { $arguments.NegativePrompt = $_.negative }
+        if ($null -ne $_.seed) { $arguments.Seed = $_.seed }
+        else { $arguments.InitialNoisePath = Join-Path $fidelity "cases/$($_.name)/$($_.initial_noise)" }
+        $scene = New-MnemosyneScene @arguments
+        $expected = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode((Join-Path $fidelity "cases/$($_.name)/image.png")).Rgb
+        $within = 0
+        for ($i = 0; $i -lt $expected.Length; $i++) { if ([Math]::Abs([int]$scene.Image.Rgb[$i] - [int]$expected[$i]) -le 1) { $within++ } }
+        $within / $expected.Length | Should -BeGreaterOrEqual 0.999
+    }
+
+    It 'writes progress for every step' {
+        $run = Invoke-InRunspace { New-MnemosyneScene 'a cat' -Seed 1 -Steps 3 -Width 64 -Height 64 }
+        $run.Errors | Should -BeNullOrEmpty
+        $steps = $run.Progress | Where-Object StatusDescription -Match '^Step \d+ of 3'
+        ($steps.StatusDescription | ForEach-Object { ($_ -split ',')[0] } | Select-Object -Unique) | Should -Be 'Step 1 of 3', 'Step 2 of 3', 'Step 3 of 3'
+        $steps[-1].PercentComplete | Should -Be 100
+        $run.Progress[-1].RecordType | Should -Be 'Completed'
+        $run.Progress[0].Activity | Should -Match 'seed 1'
+    }
+
+    It 'stops cleanly on Ctrl+C: no file, no temporary file, and the engine still works' {
+        $target = Join-Path $folder 'stopped.png'
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript("Import-Module '$manifest'; New-MnemosyneScene 'a very slow cat' -Seed 1 -Steps 1000 -Width 64 -Height 64 | Save-MnemosyneImage -Path '$target'")
+            $running = $ps.BeginInvoke()
+            Wait-Until { @($ps.Streams.Progress | Where-Object StatusDescription -Match '^Step').Count -gt 0 -or $running.IsCompleted } | Should -BeTrue
+            $ps.Stop()
+            $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+        }
+        finally { $ps.Dispose() }
+        $target | Should -Not -Exist
+        Get-ChildItem $folder -Force -Filter '*.tmp' | Should -BeNullOrEmpty
+        (New-MnemosyneScene 'a cat' -Seed 2 @tiny).Seed | Should -Be 2
+    }
+
+    It 'saves the same PNG bytes from the same seed in two separate pwsh processes' {
+        $paths = 'first', 'second' | ForEach-Object { Join-Path $folder "$_.png" }
+        foreach ($path in $paths) {
+            $run = Invoke-SeparatePwsh "Open-MnemosyneEngine '$modelPath'; New-MnemosyneScene 'a red fox in the snow' -Reference (Import-MnemosyneReference '$referenceImage') -Seed 1234 -Steps 3 -Width 64 -Height 64 | Save-MnemosyneImage -Path '$path'"
+            $run.ExitCode | Should -Be 0 -Because ($run.Output -join "`n")
+        }
+        $first, $second = $paths | ForEach-Object { [IO.File]::ReadAllBytes($_) }
+        $first.Length | Should -BeGreaterThan 0
+        [Convert]::ToHexString($second) | Should -Be ([Convert]::ToHexString($first))
+    }
+}
