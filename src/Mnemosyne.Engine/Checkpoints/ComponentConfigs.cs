@@ -83,7 +83,7 @@ public sealed record ClipTextConfig
     public int PadTokenId { get; init; } = 1;
     public string? ModelType { get; init; } = "clip_text_model";
 
-    public bool HasProjection => Architectures?.Contains("CLIPTextModelWithProjection") == true;
+    [JsonIgnore] public bool HasProjection => Architectures?.Contains("CLIPTextModelWithProjection") == true;
 }
 
 /// <summary>The image encoder's config.json (transformers CLIPVisionModelWithProjection).</summary>
