@@ -50,13 +50,13 @@ class Writer:
         self.files[name] = {"dtype": "json", "meaning": meaning}
 
 
-def load_pipe(model, ip_adapter_file, image_encoder_dir):
+def load_pipe(model, ip_adapter_file, image_encoder_dir, tokenizers):
     pipe = StableDiffusionXLPipeline(
         vae=AutoencoderKL.from_pretrained(os.path.join(model, "vae")),
         text_encoder=CLIPTextModel.from_pretrained(os.path.join(model, "text_encoder")),
         text_encoder_2=CLIPTextModelWithProjection.from_pretrained(os.path.join(model, "text_encoder_2")),
-        tokenizer=CLIPTokenizer.from_pretrained(os.path.join(model, "tokenizer")),
-        tokenizer_2=CLIPTokenizer.from_pretrained(os.path.join(model, "tokenizer_2")),
+        tokenizer=CLIPTokenizer.from_pretrained(os.path.join(tokenizers, "tokenizer")),
+        tokenizer_2=CLIPTokenizer.from_pretrained(os.path.join(tokenizers, "tokenizer_2")),
         unet=UNet2DConditionModel.from_pretrained(os.path.join(model, "unet")),
         scheduler=EulerDiscreteScheduler.from_pretrained(os.path.join(model, "scheduler")),
         image_encoder=CLIPVisionModelWithProjection.from_pretrained(image_encoder_dir),
@@ -163,12 +163,18 @@ def main():
     ap.add_argument("--ip-adapter", required=True, help="ip-adapter_sdxl_vit-h.safetensors")
     ap.add_argument("--image-encoder", required=True, help="CLIPVisionModelWithProjection folder")
     ap.add_argument("--pixel-values", help="a preprocessed [1, 3, S, S] pixel tensor (.npy), read, not copied")
+    ap.add_argument("--tokenizers", help="checkpoint folder whose tokenizer/ and tokenizer_2/ to use (default: --model)")
+    ap.add_argument("--checkpoint-command", help="the command that made --model, recorded in OUT/checkpoint.json")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    tokenizers = a.tokenizers or a.model
+    if not os.path.isfile(os.path.join(tokenizers, "tokenizer_2", "vocab.json")):
+        ap.error(f"{tokenizers} has no tokenizer_2/vocab.json: pass --tokenizers with a checkpoint folder that has "
+                 "the CLIP tokenizers (e.g. ../shared/fidelity/model)")
     torch.manual_seed(0)
     torch.set_num_threads(1)
     w = Writer(os.path.abspath(a.out))
-    pipe = load_pipe(a.model, a.ip_adapter, a.image_encoder)
+    pipe = load_pipe(a.model, a.ip_adapter, a.image_encoder, tokenizers)
     with torch.no_grad():
         text_encoders(pipe, w)
         image_embeds = image_encoder_and_projection(pipe, w, a.pixel_values)
@@ -177,7 +183,7 @@ def main():
     manifest = {
         "diffusers": "0.30.0", "torch": torch.__version__, "dtype": "float32",
         "paths_note": "as given on the command line (run from the repository root, ../shared is the shared folder)",
-        "model": a.model, "ip_adapter": a.ip_adapter, "image_encoder": a.image_encoder,
+        "model": a.model, "tokenizers": tokenizers, "ip_adapter": a.ip_adapter, "image_encoder": a.image_encoder,
         "reference_pixel_values": a.pixel_values,
         "unet": {"prompt": UNET_PROMPT, "negative_prompt": UNET_NEGATIVE, "ip_adapter_scales": [IP_SCALE, 0.0],
                  "encoder_hidden_states": "unet-encoder-hidden-states.npy", "text_embeds": "unet-text-embeds.npy",
@@ -186,6 +192,10 @@ def main():
                 "cases": vae_cases},
         "files": w.files,
     }
+    if a.checkpoint_command:
+        w.json("checkpoint.json", {"command": a.checkpoint_command, "model": a.model,
+                                   "note": "run the command from the repository root to make the same checkpoint again"},
+               "how the checkpoint these numbers belong to was made")
     w.json("manifest.json", manifest, "this file")
     for name, info in sorted(w.files.items()):
         print(f"{name:48s} {info.get('shape', '')}")
