@@ -50,13 +50,43 @@ class Writer:
         self.files[name] = {"dtype": "json", "meaning": meaning}
 
 
-def load_pipe(model, ip_adapter_file, image_encoder_dir):
+def is_openai_vocabulary(tokenizers):
+    """The harness's CLIPTokenizer reads only OpenAI's CLIP vocabulary (49408 entries)."""
+    with open(os.path.join(tokenizers, "tokenizer", "vocab.json"), encoding="utf-8") as f:
+        return len(json.load(f)) == 49408
+
+
+class IdRows:
+    """Token id rows shaped as the SDXL tokenizers make them (start, ids, end, padding to 77), drawn at random from a
+    checkpoint's own vocabulary: for checkpoints whose tokenizer the harness cannot read (e.g. a synthetic vocabulary)."""
+
+    def __init__(self, model):
+        self.special = {}
+        for name in ("tokenizer", "tokenizer_2"):
+            with open(os.path.join(model, name, "vocab.json"), encoding="utf-8") as f:
+                vocab = json.load(f)
+            with open(os.path.join(model, name, "special_tokens_map.json"), encoding="utf-8") as f:
+                pad = json.load(f)["pad_token"]
+            pad = pad if isinstance(pad, str) else pad["content"]
+            self.special[name] = (vocab["<|startoftext|>"], vocab["<|endoftext|>"], vocab[pad])
+        self.rng = np.random.RandomState(3)
+
+    def rows(self, lengths):
+        out = {}
+        bos, eos = self.special["tokenizer"][:2]
+        bodies = [self.rng.randint(0, min(bos, eos), size=n).tolist() for n in lengths]
+        for name, (bos, eos, pad) in self.special.items():
+            out[name] = torch.tensor([[bos] + b + [eos] + [pad] * (75 - len(b)) for b in bodies], dtype=torch.long)
+        return out
+
+
+def load_pipe(model, ip_adapter_file, image_encoder_dir, tokenizers):
     pipe = StableDiffusionXLPipeline(
         vae=AutoencoderKL.from_pretrained(os.path.join(model, "vae")),
         text_encoder=CLIPTextModel.from_pretrained(os.path.join(model, "text_encoder")),
         text_encoder_2=CLIPTextModelWithProjection.from_pretrained(os.path.join(model, "text_encoder_2")),
-        tokenizer=CLIPTokenizer.from_pretrained(os.path.join(model, "tokenizer")),
-        tokenizer_2=CLIPTokenizer.from_pretrained(os.path.join(model, "tokenizer_2")),
+        tokenizer=CLIPTokenizer.from_pretrained(os.path.join(tokenizers, "tokenizer")) if tokenizers else None,
+        tokenizer_2=CLIPTokenizer.from_pretrained(os.path.join(tokenizers, "tokenizer_2")) if tokenizers else None,
         unet=UNet2DConditionModel.from_pretrained(os.path.join(model, "unet")),
         scheduler=EulerDiscreteScheduler.from_pretrained(os.path.join(model, "scheduler")),
         image_encoder=CLIPVisionModelWithProjection.from_pretrained(image_encoder_dir),
@@ -67,11 +97,18 @@ def load_pipe(model, ip_adapter_file, image_encoder_dir):
     return pipe
 
 
-def text_encoders(pipe, w):
-    ids1 = pipe.tokenizer(TEXT_PROMPTS).input_ids
-    ids2 = pipe.tokenizer_2(TEXT_PROMPTS).input_ids
-    w.json("text-ids.json", {"prompts": TEXT_PROMPTS, "tokenizer": ids1.tolist(), "tokenizer_2": ids2.tolist()},
-           "prompts and their token ids (int, [P][77]) from tokenizer and tokenizer_2, padded/truncated to 77")
+def text_encoders(pipe, w, id_rows):
+    if id_rows is None:
+        ids1 = pipe.tokenizer(TEXT_PROMPTS).input_ids
+        ids2 = pipe.tokenizer_2(TEXT_PROMPTS).input_ids
+        w.json("text-ids.json", {"prompts": TEXT_PROMPTS, "tokenizer": ids1.tolist(), "tokenizer_2": ids2.tolist()},
+               "prompts and their token ids (int, [P][77]) from tokenizer and tokenizer_2, padded/truncated to 77")
+    else:
+        rows = id_rows.rows([7, 0, 75])
+        ids1, ids2 = rows["tokenizer"], rows["tokenizer_2"]
+        w.json("text-ids.json", {"prompts": None, "tokenizer": ids1.tolist(), "tokenizer_2": ids2.tolist()},
+               "random token ids (int, [P][77]) of the checkpoint's own vocabulary, laid out as each tokenizer pads: "
+               "7 ids, none, 75 ids")
     out1 = pipe.text_encoder(ids1, output_hidden_states=True)
     out2 = pipe.text_encoder_2(ids2, output_hidden_states=True)
     w.npy("text-encoder-penultimate", out1.hidden_states[-2],
@@ -107,11 +144,22 @@ def image_encoder_and_projection(pipe, w, reference_pixels_path):
     return embeds[1:2]  # the reference image's embeds, or the random ones without --pixel-values
 
 
-def unet(pipe, w, image_embeds):
-    pe, npe, ppe, nppe = pipe.encode_prompt(prompt=UNET_PROMPT, negative_prompt=UNET_NEGATIVE,
-                                           do_classifier_free_guidance=True)
-    prompt_embeds = w.npy("unet-encoder-hidden-states", torch.cat([npe, pe]),
-                          f"[negative, positive] prompt embeds of encode_prompt({UNET_PROMPT!r}, negative {UNET_NEGATIVE!r})")
+def unet(pipe, w, image_embeds, id_rows):
+    if id_rows is None:
+        pe, npe, ppe, nppe = pipe.encode_prompt(prompt=UNET_PROMPT, negative_prompt=UNET_NEGATIVE,
+                                               do_classifier_free_guidance=True)
+        what = f"encode_prompt({UNET_PROMPT!r}, negative {UNET_NEGATIVE!r})"
+    else:
+        # What encode_prompt does with token ids: both penultimate states side by side, pooled from encoder 2.
+        rows = id_rows.rows([4, 12])
+        w.json("unet-text-ids.json", {"tokenizer": rows["tokenizer"].tolist(), "tokenizer_2": rows["tokenizer_2"].tolist()},
+               "random token ids [negative, positive] the UNet's prompt embeds were made from")
+        out1 = pipe.text_encoder(rows["tokenizer"], output_hidden_states=True)
+        out2 = pipe.text_encoder_2(rows["tokenizer_2"], output_hidden_states=True)
+        embeds = torch.cat([out1.hidden_states[-2], out2.hidden_states[-2]], dim=-1)
+        npe, pe, nppe, ppe = embeds[:1], embeds[1:], out2.text_embeds[:1], out2.text_embeds[1:]
+        what = "the text encoders on unet-text-ids.json (penultimate states concatenated)"
+    prompt_embeds = w.npy("unet-encoder-hidden-states", torch.cat([npe, pe]), f"[negative, positive] prompt embeds of {what}")
     pooled = w.npy("unet-text-embeds", torch.cat([nppe, ppe]), "[negative, positive] pooled prompt embeds (added text_embeds)")
     ip_embeds = torch.cat([torch.zeros_like(image_embeds), image_embeds])[:, None]  # [2, 1 image, embed dim]
     w.npy("unet-image-embeds", ip_embeds[:, 0],
@@ -163,29 +211,45 @@ def main():
     ap.add_argument("--ip-adapter", required=True, help="ip-adapter_sdxl_vit-h.safetensors")
     ap.add_argument("--image-encoder", required=True, help="CLIPVisionModelWithProjection folder")
     ap.add_argument("--pixel-values", help="a preprocessed [1, 3, S, S] pixel tensor (.npy), read, not copied")
+    ap.add_argument("--tokenizers", help="checkpoint folder whose tokenizer/ and tokenizer_2/ to use (default: --model)")
+    ap.add_argument("--checkpoint-command", help="the command that made --model, recorded in OUT/checkpoint.json")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    tokenizers = a.tokenizers or a.model
+    if not os.path.isfile(os.path.join(tokenizers, "tokenizer_2", "vocab.json")):
+        ap.error(f"{tokenizers} has no tokenizer_2/vocab.json: pass --tokenizers with a checkpoint folder that has "
+                 "the CLIP tokenizers (e.g. ../shared/fidelity/model)")
+    id_rows = None
+    if not is_openai_vocabulary(tokenizers):
+        id_rows, tokenizers = IdRows(tokenizers), None
     torch.manual_seed(0)
     torch.set_num_threads(1)
     w = Writer(os.path.abspath(a.out))
-    pipe = load_pipe(a.model, a.ip_adapter, a.image_encoder)
+    pipe = load_pipe(a.model, a.ip_adapter, a.image_encoder, tokenizers)
     with torch.no_grad():
-        text_encoders(pipe, w)
+        text_encoders(pipe, w, id_rows)
         image_embeds = image_encoder_and_projection(pipe, w, a.pixel_values)
-        unet_cases = unet(pipe, w, image_embeds)
+        unet_cases = unet(pipe, w, image_embeds, id_rows)
         vae_cases = vae(pipe, w)
     manifest = {
         "diffusers": "0.30.0", "torch": torch.__version__, "dtype": "float32",
         "paths_note": "as given on the command line (run from the repository root, ../shared is the shared folder)",
-        "model": a.model, "ip_adapter": a.ip_adapter, "image_encoder": a.image_encoder,
+        "model": a.model, "tokenizers": a.tokenizers or a.model,
+        "token_ids": "from the tokenizers" if id_rows is None else "random ids of the checkpoint's own vocabulary",
+        "ip_adapter": a.ip_adapter, "image_encoder": a.image_encoder,
         "reference_pixel_values": a.pixel_values,
-        "unet": {"prompt": UNET_PROMPT, "negative_prompt": UNET_NEGATIVE, "ip_adapter_scales": [IP_SCALE, 0.0],
+        "unet": {"prompt": UNET_PROMPT if id_rows is None else None,
+                 "negative_prompt": UNET_NEGATIVE if id_rows is None else None, "ip_adapter_scales": [IP_SCALE, 0.0],
                  "encoder_hidden_states": "unet-encoder-hidden-states.npy", "text_embeds": "unet-text-embeds.npy",
                  "image_embeds": "unet-image-embeds.npy", "ip_tokens": "unet-ip-tokens.npy", "cases": unet_cases},
         "vae": {"scaling_factor": pipe.vae.config.scaling_factor, "latents_already_divided_by_scaling_factor": True,
                 "cases": vae_cases},
         "files": w.files,
     }
+    if a.checkpoint_command:
+        w.json("checkpoint.json", {"command": a.checkpoint_command, "model": a.model,
+                                   "note": "run the command from the repository root to make the same checkpoint again"},
+               "how the checkpoint these numbers belong to was made")
     w.json("manifest.json", manifest, "this file")
     for name, info in sorted(w.files.items()):
         print(f"{name:48s} {info.get('shape', '')}")
