@@ -19,7 +19,8 @@ namespace Mnemosyne.Engine.Text;
 /// sequences. The fidelity fixtures were made with an ftfy stand-in that only does NFC; their
 /// prompts avoid every character these fixes touch, so both agree on them.
 /// HTML entities are decoded by <see cref="WebUtility.HtmlDecode(string)"/>, which, unlike
-/// Python's html.unescape, needs the closing ';' and knows the HTML 4 names only.
+/// Python's html.unescape, needs the closing ';' and knows the HTML 4 names only (ftfy, which
+/// transformers' CLIPTokenizer relies on, also needs the ';', but skips text holding a '&lt;').
 /// </remarks>
 internal sealed class ClipTextNormalizer : Normalizer
 {
@@ -36,8 +37,9 @@ internal sealed class ClipTextNormalizer : Normalizer
 
     public override string Normalize(ReadOnlySpan<char> original) => Clean(original.ToString());
 
-    internal static string Clean(string text)
+    private static string Clean(string text)
     {
+        // Entities first, as ftfy decodes them before its other fixes: &rsquo; is uncurled too.
         text = WebUtility.HtmlDecode(WebUtility.HtmlDecode(text));
         text = ApplyFtfyCharacterFixes(text).Normalize(NormalizationForm.FormC);
         return LowerCaseLikePython(CollapseWhitespace(text));
@@ -109,7 +111,7 @@ internal sealed class ClipTextNormalizer : Normalizer
     /// Python's str.lower(): .NET's invariant mapping agrees on every code point except İ, which
     /// Python lowers to i + combining dot, and Σ, which Python lowers to ς at the end of a word.
     /// </summary>
-    internal static string LowerCaseLikePython(string text)
+    private static string LowerCaseLikePython(string text)
     {
         var lower = text.ToLowerInvariant();
         if (text.AsSpan().IndexOfAny(LatinCapitalIWithDotAbove, GreekCapitalSigma) < 0) return lower;
