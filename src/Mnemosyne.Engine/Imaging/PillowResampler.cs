@@ -1,0 +1,132 @@
+namespace Mnemosyne.Engine.Imaging;
+
+/// <summary>
+/// Pillow's 8-bit BICUBIC resize (<c>Image.resize(size, BICUBIC)</c>), reproduced to the bit:
+/// a cubic convolution (a = −0.5, support 2) widened by the shrink factor, applied as two
+/// separable passes (horizontal, then vertical) with 22-bit fixed-point weights, a rounding bias
+/// and clipping to 0..255 after each pass; a pass is skipped when its axis keeps its size.
+/// CLIP preprocessing runs through this, so its output matches transformers' exactly.
+/// </summary>
+public static class PillowResampler
+{
+    private const int PrecisionBits = 32 - 8 - 2;
+    private const double CubicA = -0.5;
+    private const double CubicSupport = 2.0;
+
+    public static RgbImage ResizeBicubic(RgbImage image, int width, int height)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+
+        var vertical = Coefficients(image.Height, height);
+        var rows = image.Rgb;
+        if (width != image.Width)
+        {
+            // Only the source rows the vertical pass reads are resampled horizontally.
+            int firstRow = vertical.First[0], lastRow = vertical.First[height - 1] + vertical.Count[height - 1];
+            rows = ResampleHorizontal(image.Rgb, image.Width, firstRow, lastRow, Coefficients(image.Width, width));
+            for (int o = 0; o < height; o++) vertical.First[o] -= firstRow;
+        }
+        if (height != image.Height) rows = ResampleVertical(rows, width, vertical);
+        return new RgbImage(width, height, rows == image.Rgb ? (byte[])rows.Clone() : rows);
+    }
+
+    /// <summary>Per output index: the first input index, how many follow, and their fixed-point weights.</summary>
+    private sealed record Kernel(int[] First, int[] Count, int[] Weights, int Stride);
+
+    private static Kernel Coefficients(int inSize, int outSize)
+    {
+        double scale = (double)inSize / outSize;
+        double filterScale = Math.Max(scale, 1.0);
+        double support = CubicSupport * filterScale;
+        int stride = (int)Math.Ceiling(support) * 2 + 1;
+
+        var first = new int[outSize];
+        var count = new int[outSize];
+        var weights = new int[outSize * stride];
+        var window = new double[stride];
+        double inverseFilterScale = 1.0 / filterScale;
+        for (int o = 0; o < outSize; o++)
+        {
+            double center = (o + 0.5) * scale;
+            // Truncation toward zero, as the C cast does, before clamping to the image.
+            int min = Math.Max((int)(center - support + 0.5), 0);
+            int max = Math.Min((int)(center + support + 0.5), inSize);
+            int n = max - min;
+            double sum = 0;
+            for (int i = 0; i < n; i++)
+            {
+                window[i] = Cubic((i + min - center + 0.5) * inverseFilterScale);
+                sum += window[i];
+            }
+            for (int i = 0; i < n; i++)
+            {
+                double w = sum != 0.0 ? window[i] / sum : window[i];
+                weights[o * stride + i] = (int)(w < 0 ? -0.5 + w * (1 << PrecisionBits) : 0.5 + w * (1 << PrecisionBits));
+            }
+            first[o] = min;
+            count[o] = n;
+        }
+        return new Kernel(first, count, weights, stride);
+    }
+
+    /// <summary>Keys' cubic with a = −0.5, in the operation order Pillow evaluates it.</summary>
+    private static double Cubic(double x)
+    {
+        if (x < 0.0) x = -x;
+        if (x < 1.0) return ((CubicA + 2.0) * x - (CubicA + 3.0)) * x * x + 1;
+        if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * CubicA;
+        return 0.0;
+    }
+
+    private static byte Clip(int accumulator)
+    {
+        int value = accumulator >> PrecisionBits;
+        return value < 0 ? (byte)0 : value > 255 ? (byte)255 : (byte)value;
+    }
+
+    private static byte[] ResampleHorizontal(byte[] source, int sourceWidth, int firstRow, int lastRow, Kernel kernel)
+    {
+        int width = kernel.First.Length;
+        var output = new byte[3 * width * (lastRow - firstRow)];
+        for (int y = firstRow; y < lastRow; y++)
+        {
+            int sourceRow = 3 * sourceWidth * y, outputRow = 3 * width * (y - firstRow);
+            for (int x = 0; x < width; x++)
+            {
+                int r = 1 << (PrecisionBits - 1), g = r, b = r;
+                int weights = x * kernel.Stride, pixel = sourceRow + 3 * kernel.First[x];
+                for (int i = 0; i < kernel.Count[x]; i++, pixel += 3)
+                {
+                    int w = kernel.Weights[weights + i];
+                    r += source[pixel] * w;
+                    g += source[pixel + 1] * w;
+                    b += source[pixel + 2] * w;
+                }
+                output[outputRow + 3 * x] = Clip(r);
+                output[outputRow + 3 * x + 1] = Clip(g);
+                output[outputRow + 3 * x + 2] = Clip(b);
+            }
+        }
+        return output;
+    }
+
+    private static byte[] ResampleVertical(byte[] source, int width, Kernel kernel)
+    {
+        int height = kernel.First.Length, rowBytes = 3 * width;
+        var output = new byte[rowBytes * height];
+        for (int y = 0; y < height; y++)
+        {
+            int weights = y * kernel.Stride, top = kernel.First[y] * rowBytes;
+            for (int c = 0; c < rowBytes; c++)
+            {
+                int sum = 1 << (PrecisionBits - 1);
+                for (int i = 0, pixel = top + c; i < kernel.Count[y]; i++, pixel += rowBytes)
+                    sum += source[pixel] * kernel.Weights[weights + i];
+                output[y * rowBytes + c] = Clip(sum);
+            }
+        }
+        return output;
+    }
+}
