@@ -176,7 +176,7 @@ public sealed class VaeDecoder : IDisposable
         var k = g.Linear(tokens, weights, $"{prefix}.{names.Key}", channels, channels);
         var v = g.Linear(tokens, weights, $"{prefix}.{names.Value}", channels, channels);
         // With no mask or bias, ONNX Runtime's CPU MultiHeadAttention runs its tiled (flash) kernel and never
-        // holds the whole (H·W)² score matrix: 1 GB at 1024².
+        // holds the whole (H·W)² score matrix (1 GB at 1024²): keep it that way.
         var attended = g.Attention(q, k, v, heads: 1);
         var projected = g.Linear(attended, weights, $"{prefix}.{names.Output}", channels, channels);
         var back = g.Node("Reshape", [g.Transpose(projected, 0, 2, 1), g.Shape(x)]);
