@@ -63,6 +63,8 @@ public sealed record VaeConfig
     public int SampleSize { get; init; } = 1024;
     public float[]? LatentsMean { get; init; }
     public float[]? LatentsStd { get; init; }
+    public bool UsePostQuantConv { get; init; } = true;
+    public bool MidBlockAddAttention { get; init; } = true;
 }
 
 /// <summary>text_encoder*/config.json (transformers CLIPTextModel / CLIPTextModelWithProjection).</summary>
