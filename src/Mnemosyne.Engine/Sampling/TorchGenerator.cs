@@ -111,8 +111,8 @@ public sealed class TorchGenerator
         for (int j = 0; j < HalfBlock; j++)
         {
             // 1 − u maps [0, 1) to (0, 1] so the logarithm stays finite.
-            float radius = MathF.Sqrt(-2f * TorchAvx2Math.Log(1f - block[j]));
-            TorchAvx2Math.SinCos(TwoPi * block[j + HalfBlock], out float sin, out float cos);
+            float radius = MathF.Sqrt(-2f * TorchAvx2Math.AvxMathfunLog(1f - block[j]));
+            TorchAvx2Math.AvxMathfunSinCos(TwoPi * block[j + HalfBlock], out float sin, out float cos);
             // torch adds the mean (0) last, which turns a −0 into +0.
             block[j] = radius * cos + 0f;
             block[j + HalfBlock] = radius * sin + 0f;
