@@ -193,6 +193,7 @@ public sealed class Unet : IDisposable
         Require(config.BlockOutChannels[0] % 2 == 0 && config.AdditionTimeEmbedDim % 2 == 0, "odd timestep embedding widths");
         Require(PooledTextWidth(config) > 0,
             $"projection_class_embeddings_input_dim {config.ProjectionClassEmbeddingsInputDim} leaves no room for the pooled text beside {TimeIdCount} time ids of {config.AdditionTimeEmbedDim}");
+        Require(config.NormNumGroups > 0, $"norm_num_groups {config.NormNumGroups}");
         for (int i = 0; i < levels; i++)
         {
             int channels = config.BlockOutChannels[i];
