@@ -199,6 +199,14 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
     }
 
     [Fact]
+    public void RefusesAConfigWhoseListsDoNotMatchTheBlocks()
+    {
+        var config = new UnetConfig { TransformerLayersPerBlock = new[] { 1, 2 } };
+        var e = Assert.Throws<CheckpointException>(() => Unet.BuildGraph(config, new WeightRecorder("unet.safetensors"), null, null));
+        Assert.Contains("transformer_layers_per_block has 2 entries for 3 blocks", e.Message);
+    }
+
+    [Fact]
     public void RefusesACheckpointWithAMissingTensor()
     {
         const string missing = "up_blocks.0.attentions.1.transformer_blocks.0.attn2.to_v.weight";
