@@ -19,18 +19,18 @@ public static class ClipImagePreprocessor
     {
         ArgumentNullException.ThrowIfNull(image);
         var (width, height) = ShortSideTo(image.Width, image.Height, Size);
-        var resized = PillowResampler.ResizeBicubic(image, width, height);
-        int top = (height - Size) / 2, left = (width - Size) / 2;
+        // Only the centre crop of the resized image is computed; it is the same bytes as resizing, then cropping.
+        var cropped = PillowResampler.ResizeBicubic(image, width, height, (width - Size) / 2, (height - Size) / 2, Size, Size);
 
         var values = new float[3 * Size * Size];
         for (int y = 0; y < Size; y++)
         {
             for (int x = 0; x < Size; x++)
             {
-                int pixel = 3 * ((top + y) * width + left + x);
+                int pixel = 3 * (y * Size + x);
                 for (int c = 0; c < 3; c++)
                 {
-                    var rescaled = (float)(resized.Rgb[pixel + c] * (1.0 / 255.0));
+                    var rescaled = (float)(cropped.Rgb[pixel + c] * (1.0 / 255.0));
                     values[(c * Size + y) * Size + x] = (rescaled - Mean[c]) / Std[c];
                 }
             }

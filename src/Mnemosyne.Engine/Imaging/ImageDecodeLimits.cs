@@ -14,13 +14,14 @@ public sealed record ImageDecodeLimits
     /// <summary>Largest width × height (64 MP by default).</summary>
     public long MaxPixels { get; init; } = 64L * 1024 * 1024;
 
-    /// <summary>Largest file, in bytes.</summary>
+    /// <summary>Largest file, in bytes (at most <see cref="Array.MaxLength"/>: the file is read whole).</summary>
     public long MaxFileBytes { get; init; } = 256L * 1024 * 1024;
 
     internal void Validate()
     {
-        if (MaxSide <= 0 || MaxPixels <= 0 || MaxFileBytes <= 0)
-            throw new ArgumentException($"Image decode limits must be positive (MaxSide {MaxSide}, MaxPixels {MaxPixels}, MaxFileBytes {MaxFileBytes}).");
+        if (MaxSide <= 0 || MaxPixels <= 0 || MaxFileBytes <= 0 || MaxFileBytes > Array.MaxLength)
+            throw new ArgumentException(
+                $"Image decode limits must be positive, and MaxFileBytes at most {Array.MaxLength} (MaxSide {MaxSide}, MaxPixels {MaxPixels}, MaxFileBytes {MaxFileBytes}).");
     }
 
     /// <summary>

@@ -13,43 +13,61 @@ public static class PillowResampler
     private const double CubicA = -0.5;
     private const double CubicSupport = 2.0;
 
-    public static RgbImage ResizeBicubic(RgbImage image, int width, int height)
+    public static RgbImage ResizeBicubic(RgbImage image, int width, int height) =>
+        ResizeBicubic(image, width, height, 0, 0, width, height);
+
+    /// <summary>
+    /// The window at (<paramref name="left"/>, <paramref name="top"/>) of the image resized to
+    /// <paramref name="width"/>×<paramref name="height"/>, computed alone: Pillow's weights for an
+    /// output pixel do not depend on the other outputs, so resizing then cropping gives the same
+    /// bytes, while the memory and time follow the window (a 16384×1 image resized for CLIP would
+    /// otherwise be 3.7 million pixels wide).
+    /// </summary>
+    public static RgbImage ResizeBicubic(RgbImage image, int width, int height, int left, int top, int windowWidth, int windowHeight)
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(windowWidth);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(windowHeight);
+        if (left < 0 || top < 0 || (long)left + windowWidth > width || (long)top + windowHeight > height)
+            throw new ArgumentOutOfRangeException(nameof(left),
+                $"The window {windowWidth}×{windowHeight} at ({left}, {top}) is not inside the {width}×{height} image.");
 
-        var vertical = Coefficients(image.Height, height);
-        var rows = image.Rgb;
-        if (width != image.Width)
+        var vertical = height != image.Height ? Coefficients(image.Height, height, top, windowHeight) : null;
+        // Only the source rows the vertical pass reads are resampled horizontally.
+        int firstRow = vertical?.First[0] ?? top;
+        int lastRow = vertical is null ? top + windowHeight : vertical.First[^1] + vertical.Count[^1];
+        var rows = width != image.Width
+            ? ResampleHorizontal(image.Rgb, image.Width, firstRow, lastRow, Coefficients(image.Width, width, left, windowWidth))
+            : CopyWindow(image.Rgb, image.Width, left, windowWidth, firstRow, lastRow);
+        if (vertical is not null)
         {
-            // Only the source rows the vertical pass reads are resampled horizontally.
-            int firstRow = vertical.First[0], lastRow = vertical.First[height - 1] + vertical.Count[height - 1];
-            rows = ResampleHorizontal(image.Rgb, image.Width, firstRow, lastRow, Coefficients(image.Width, width));
-            for (int o = 0; o < height; o++) vertical.First[o] -= firstRow;
+            for (int o = 0; o < windowHeight; o++) vertical.First[o] -= firstRow;
+            rows = ResampleVertical(rows, windowWidth, vertical);
         }
-        if (height != image.Height) rows = ResampleVertical(rows, width, vertical);
-        return new RgbImage(width, height, rows == image.Rgb ? (byte[])rows.Clone() : rows);
+        return new RgbImage(windowWidth, windowHeight, rows);
     }
 
     /// <summary>Per output index: the first input index, how many follow, and their fixed-point weights.</summary>
     private sealed record Kernel(int[] First, int[] Count, int[] Weights, int Stride);
 
-    private static Kernel Coefficients(int inSize, int outSize)
+    /// <summary>Weights for outputs <paramref name="firstOut"/> .. <paramref name="firstOut"/> + <paramref name="count"/> − 1 of a resize from <paramref name="inSize"/> to <paramref name="outSize"/>.</summary>
+    private static Kernel Coefficients(int inSize, int outSize, int firstOut, int count)
     {
         double scale = (double)inSize / outSize;
         double filterScale = Math.Max(scale, 1.0);
         double support = CubicSupport * filterScale;
         int stride = (int)Math.Ceiling(support) * 2 + 1;
 
-        var first = new int[outSize];
-        var count = new int[outSize];
-        var weights = new int[outSize * stride];
+        var first = new int[count];
+        var taps = new int[count];
+        var weights = new int[count * stride];
         var window = new double[stride];
         double inverseFilterScale = 1.0 / filterScale;
-        for (int o = 0; o < outSize; o++)
+        for (int o = 0; o < count; o++)
         {
-            double center = (o + 0.5) * scale;
+            double center = (firstOut + o + 0.5) * scale;
             // Truncation toward zero, as the C cast does, before clamping to the image.
             int min = Math.Max((int)(center - support + 0.5), 0);
             int max = Math.Min((int)(center + support + 0.5), inSize);
@@ -66,9 +84,9 @@ public static class PillowResampler
                 weights[o * stride + i] = (int)(w < 0 ? -0.5 + w * (1 << PrecisionBits) : 0.5 + w * (1 << PrecisionBits));
             }
             first[o] = min;
-            count[o] = n;
+            taps[o] = n;
         }
-        return new Kernel(first, count, weights, stride);
+        return new Kernel(first, taps, weights, stride);
     }
 
     /// <summary>Keys' cubic with a = −0.5, in the operation order Pillow evaluates it.</summary>
@@ -109,6 +127,14 @@ public static class PillowResampler
                 output[outputRow + 3 * x + 2] = Clip(b);
             }
         }
+        return output;
+    }
+
+    private static byte[] CopyWindow(byte[] source, int sourceWidth, int left, int width, int firstRow, int lastRow)
+    {
+        var output = new byte[3 * width * (lastRow - firstRow)];
+        for (int y = firstRow; y < lastRow; y++)
+            source.AsSpan(3 * (y * sourceWidth + left), 3 * width).CopyTo(output.AsSpan(3 * width * (y - firstRow)));
         return output;
     }
 

@@ -55,6 +55,18 @@ public class ClipImagePreprocessorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void HandlesAnExtremeAspectRatioWithoutTheFullResize()
+    {
+        // 16384×1 resizes to 3,670,016×224 (2.5 GB of RGB); only the 224×224 centre is computed.
+        var line = new RgbImage(16384, 1, Enumerable.Repeat((byte)51, 3 * 16384).ToArray());
+
+        var values = ClipImagePreprocessor.Preprocess(line);
+
+        float red = ((float)(51 * (1.0 / 255.0)) - 0.48145466f) / 0.26862954f;
+        Assert.All(values.Data.Take(224 * 224), v => Assert.Equal(red, v));
+    }
+
+    [Fact]
     public void CropsTheCentreWithTheTopLeftRoundedDown()
     {
         // 224 high and 227 wide: no resize, the crop starts at column (227 − 224) // 2 = 1.

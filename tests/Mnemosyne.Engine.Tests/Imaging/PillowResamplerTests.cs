@@ -35,6 +35,34 @@ public class PillowResamplerTests
         Assert.Equal(expectedSha256, Convert.ToHexStringLower(SHA256.HashData(resized.Rgb)));
     }
 
+    [Theory]
+    [InlineData(300, 200, 336, 224, 56, 0)]
+    [InlineData(300, 7, 9600, 224, 4688, 0)]
+    [InlineData(37, 23, 37, 50, 5, 13)]
+    [InlineData(37, 23, 80, 23, 11, 3)]
+    [InlineData(640, 480, 299, 224, 40, 17)]
+    [InlineData(12, 12, 12, 12, 2, 3)]
+    public void AWindowIsTheSameBytesAsTheResizeCropped(int width, int height, int outWidth, int outHeight, int left, int top)
+    {
+        var image = Pattern(width, height);
+        int windowWidth = Math.Min(224, outWidth - left), windowHeight = Math.Min(224, outHeight - top) - 1;
+
+        var full = PillowResampler.ResizeBicubic(image, outWidth, outHeight);
+        var window = PillowResampler.ResizeBicubic(image, outWidth, outHeight, left, top, windowWidth, windowHeight);
+
+        Assert.Equal((windowWidth, windowHeight), (window.Width, window.Height));
+        for (int y = 0; y < windowHeight; y++)
+            Assert.Equal(full.Rgb.AsSpan(3 * ((top + y) * outWidth + left), 3 * windowWidth).ToArray(),
+                window.Rgb.AsSpan(3 * y * windowWidth, 3 * windowWidth).ToArray());
+    }
+
+    [Fact]
+    public void RefusesAWindowOutsideTheImage()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => PillowResampler.ResizeBicubic(Pattern(4, 4), 10, 10, 5, 0, 6, 2));
+        Assert.Contains("not inside the 10×10", e.Message);
+    }
+
     [Fact]
     public void SameSizeGivesAnEqualCopy()
     {
