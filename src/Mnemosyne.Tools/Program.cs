@@ -17,6 +17,11 @@ public static class Program
                 case "tiny-model":
                     WriteCheckpoint(options);
                     return 0;
+                case "sample-character":
+                    var path = options.Require("output");
+                    Engine.Imaging.PngFile.Save(path, SampleCharacter.Draw(512), overwrite: true);
+                    Console.WriteLine($"Drew the sample character to {Path.GetFullPath(path)}.");
+                    return 0;
                 default:
                     return Usage();
             }
@@ -46,6 +51,7 @@ public static class Program
     private static int Usage()
     {
         Console.Error.WriteLine("usage: Mnemosyne.Tools tiny-model --output DIR [--size Tiny|Full] [--seed N]");
+        Console.Error.WriteLine("       Mnemosyne.Tools sample-character --output FILE.png");
         return 2;
     }
 
