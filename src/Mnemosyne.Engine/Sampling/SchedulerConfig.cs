@@ -62,7 +62,7 @@ public sealed record SchedulerConfig
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+            document = JsonDocument.Parse(QuotePythonNonFiniteNumbers(json), new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
         }
         catch (JsonException e)
         {
@@ -109,6 +109,40 @@ public sealed record SchedulerConfig
         }
     }
 
+    /// <summary>
+    /// diffusers writes configs with Python's json module, which spells non-finite floats as bare
+    /// NaN, Infinity and -Infinity (DPM-Solver's lambda_min_clipped is -Infinity by default); standard
+    /// JSON has no such tokens, so they are quoted here and read back as numbers.
+    /// </summary>
+    internal static string QuotePythonNonFiniteNumbers(string json)
+    {
+        var result = new System.Text.StringBuilder(json.Length + 16);
+        bool inString = false;
+        for (int i = 0; i < json.Length; i++)
+        {
+            char c = json[i];
+            if (inString)
+            {
+                result.Append(c);
+                if (c == '\\' && i + 1 < json.Length) result.Append(json[++i]);
+                else if (c == '"') inString = false;
+            }
+            else if (NonFiniteTokens.FirstOrDefault(t => string.CompareOrdinal(json, i, t, 0, t.Length) == 0) is { } token)
+            {
+                result.Append('"').Append(token).Append('"');
+                i += token.Length - 1;
+            }
+            else
+            {
+                inString = c == '"';
+                result.Append(c);
+            }
+        }
+        return result.ToString();
+    }
+
+    private static readonly string[] NonFiniteTokens = ["-Infinity", "Infinity", "NaN"];
+
     /// <summary>The spacing the file asks for, or <paramref name="classDefault"/> where it has none.</summary>
     internal TimestepSpacing SpacingOr(TimestepSpacing classDefault) => TimestepSpacing switch
     {
@@ -148,7 +182,14 @@ public sealed record SchedulerConfig
             : null;
 
         public double? Double(string key) => Get(key) is { } v
-            ? v.ValueKind == JsonValueKind.Number ? v.GetDouble() : throw WrongType(key, v, "a number")
+            ? v.ValueKind switch
+            {
+                JsonValueKind.Number => v.GetDouble(),
+                JsonValueKind.String when v.GetString() is "Infinity" => double.PositiveInfinity,
+                JsonValueKind.String when v.GetString() is "-Infinity" => double.NegativeInfinity,
+                JsonValueKind.String when v.GetString() is "NaN" => double.NaN,
+                _ => throw WrongType(key, v, "a number"),
+            }
             : null;
 
         public int? Int(string key) => Get(key) is { } v

@@ -14,8 +14,9 @@ internal sealed class TrainingSchedule
     private const string DefaultBetaSchedule = "linear";
     private const float ZeroSnrTerminalAlphaCumprod = 1f / (1 << 24);
 
-    private TrainingSchedule(float[] alphasCumprod)
+    private TrainingSchedule(float[] betas, float[] alphasCumprod)
     {
+        Betas = betas;
         AlphasCumprod = alphasCumprod;
         Sigmas = new float[alphasCumprod.Length];
         LogSigmas = new float[alphasCumprod.Length];
@@ -27,6 +28,9 @@ internal sealed class TrainingSchedule
     }
 
     public int TrainTimesteps => AlphasCumprod.Length;
+
+    /// <summary>β_t, t = 0 … T−1 (after any zero-terminal-SNR rescale).</summary>
+    public float[] Betas { get; }
 
     /// <summary>ᾱ_t, t = 0 … T−1.</summary>
     public float[] AlphasCumprod { get; }
@@ -41,16 +45,16 @@ internal sealed class TrainingSchedule
     /// zero-terminal-SNR rescale (so σ stays finite); DDIM keeps the 0.</param>
     public static TrainingSchedule From(SchedulerConfig config, bool pinTerminalAlphaCumprod)
     {
-        var betas = Betas(config);
+        var betas = BetasFrom(config);
         if (config.RescaleBetasZeroSnr == true) betas = RescaleToZeroTerminalSnr(betas);
         var alphas = new float[betas.Length];
         for (int i = 0; i < betas.Length; i++) alphas[i] = 1f - betas[i];
         var alphasCumprod = ReferenceArithmetic.TorchCumprod(alphas);
         if (config.RescaleBetasZeroSnr == true && pinTerminalAlphaCumprod) alphasCumprod[^1] = ZeroSnrTerminalAlphaCumprod;
-        return new TrainingSchedule(alphasCumprod);
+        return new TrainingSchedule(betas, alphasCumprod);
     }
 
-    private static float[] Betas(SchedulerConfig config)
+    private static float[] BetasFrom(SchedulerConfig config)
     {
         if (config.TrainedBetas is { } trained)
         {
