@@ -10,22 +10,36 @@ namespace Mnemosyne.Engine.Tests.Pipeline;
 /// <summary>The acceptance test of the whole pipeline: diffusers' own scenes on the tiny fidelity checkpoint.</summary>
 public sealed class FidelityPipelineTests(FidelityEngineFixture engine, ITestOutputHelper output) : IClassFixture<FidelityEngineFixture>
 {
-    public static TheoryData<string> Cases()
+    /// <summary>The shared cases, and the repository's own made the same way (tests/reference/pipeline-a).</summary>
+    private static readonly string[] CaseFolders =
+    [
+        TestPaths.Fidelity,
+        Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "pipeline-a"),
+    ];
+
+    public static TheoryData<int, string> Cases()
     {
-        var data = new TheoryData<string>();
-        if (!TestPaths.HasFidelity) { data.Add("absent"); return data; }
-        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.Fidelity, "manifest.json")));
-        foreach (var c in manifest.RootElement.GetProperty("cases").EnumerateArray()) data.Add(c.GetProperty("name").GetString()!);
+        var data = new TheoryData<int, string>();
+        for (int source = 0; source < CaseFolders.Length; source++)
+        {
+            if (!TestPaths.HasFidelity) { data.Add(source, "absent"); continue; }
+            foreach (var c in Manifest(source)) data.Add(source, c.GetProperty("name").GetString()!);
+        }
         return data;
+    }
+
+    private static JsonElement[] Manifest(int source)
+    {
+        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(CaseFolders[source], "manifest.json")));
+        return manifest.RootElement.GetProperty("cases").EnumerateArray().Select(c => c.Clone()).ToArray();
     }
 
     [FidelityTheory]
     [MemberData(nameof(Cases))]
-    public void MatchesDiffusers(string name)
+    public void MatchesDiffusers(int source, string name)
     {
-        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.Fidelity, "manifest.json")));
-        var c = manifest.RootElement.GetProperty("cases").EnumerateArray().Single(e => e.GetProperty("name").GetString() == name);
-        var folder = Path.Combine(TestPaths.Fidelity, "cases", name);
+        var c = Manifest(source).Single(e => e.GetProperty("name").GetString() == name);
+        var folder = source == 0 ? Path.Combine(CaseFolders[source], "cases", name) : Path.Combine(CaseFolders[source], name);
         var seed = c.GetProperty("seed");
         var noise = c.TryGetProperty("initial_noise", out var noiseFile) ? NpyFile.Read(Path.Combine(folder, noiseFile.GetString()!)) : null;
         var request = new SceneRequest
@@ -55,6 +69,14 @@ public sealed class FidelityPipelineTests(FidelityEngineFixture engine, ITestOut
         output.WriteLine($"{name}: final latents max-abs {latentError:E2}; {fraction:P3} of 8-bit values within 1 level");
         Assert.True(latentError <= 1e-3, $"final latents differ by {latentError}");
         Assert.True(fraction >= 0.999, $"only {fraction:P3} of pixels within 1 level");
+    }
+
+    [FidelityFact]
+    public void WarnsWhenThePromptIsTruncated()
+    {
+        var prompt = string.Join(' ', Enumerable.Repeat("a lighthouse keeper with a lantern on a stormy cliff", 12));
+        var scene = engine.Engine.Generate(new SceneRequest { Prompt = prompt, Seed = 1, Steps = 1, Width = 64, Height = 64 });
+        Assert.Contains(scene.Warnings, w => w.Contains("tokens were dropped"));
     }
 
     [FidelityFact]
