@@ -17,7 +17,8 @@ param(
     # TinyModel: where to write the checkpoint; Size: Tiny or Full (SDXL base 1.0 sizes).
     [string] $Output,
     [ValidateSet('Tiny', 'Full')]
-    [string] $Size = 'Tiny'
+    [string] $Size = 'Tiny',
+    [uint64] $Seed = 1
 )
 
 $ErrorActionPreference = 'Stop'
@@ -89,8 +90,18 @@ exit ([int](`$r.FailedCount -gt 0 -or `$r.Result -ne 'Passed'))
     }
 }
 
+function Invoke-Tool([string[]] $Arguments) {
+    Invoke-Native 'Mnemosyne.Tools' {
+        dotnet run --project (Join-Path $root 'src/Mnemosyne.Tools') -c $Configuration -- @Arguments
+    }
+}
+
 switch ($Task) {
     'Build' { Invoke-Build }
     'Test' { Invoke-Test }
+    'TinyModel' {
+        if (-not $Output) { throw 'TinyModel needs -Output <folder>.' }
+        Invoke-Tool @('tiny-model', '--output', $Output, '--size', $Size, '--seed', $Seed)
+    }
     default { throw "Task $Task is not implemented yet." }
 }

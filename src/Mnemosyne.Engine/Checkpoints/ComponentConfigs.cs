@@ -63,6 +63,8 @@ public sealed record VaeConfig
     public int SampleSize { get; init; } = 1024;
     public float[]? LatentsMean { get; init; }
     public float[]? LatentsStd { get; init; }
+    public bool UsePostQuantConv { get; init; } = true;
+    public bool MidBlockAddAttention { get; init; } = true;
 }
 
 /// <summary>text_encoder*/config.json (transformers CLIPTextModel / CLIPTextModelWithProjection).</summary>
@@ -83,7 +85,7 @@ public sealed record ClipTextConfig
     public int PadTokenId { get; init; } = 1;
     public string? ModelType { get; init; } = "clip_text_model";
 
-    public bool HasProjection => Architectures?.Contains("CLIPTextModelWithProjection") == true;
+    [JsonIgnore] public bool HasProjection => Architectures?.Contains("CLIPTextModelWithProjection") == true;
 }
 
 /// <summary>The image encoder's config.json (transformers CLIPVisionModelWithProjection).</summary>

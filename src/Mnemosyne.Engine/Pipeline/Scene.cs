@@ -1,17 +1,15 @@
 using System.Globalization;
 using System.Text;
+using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
 
 namespace Mnemosyne.Engine.Pipeline;
 
-/// <summary>An 8-bit RGB picture, row-major, 3 bytes a pixel.</summary>
-public sealed record RgbPixels(int Width, int Height, byte[] Rgb);
-
 /// <summary>A finished scene: the picture and every setting that made it.</summary>
 public sealed record Scene
 {
-    public required RgbPixels Image { get; init; }
+    public required RgbImage Image { get; init; }
     public required string Prompt { get; init; }
     public string? NegativePrompt { get; init; }
     public required long Seed { get; init; }
@@ -27,6 +25,8 @@ public sealed record Scene
     public TimeSpan Elapsed { get; init; }
     /// <summary>The latents before the VAE (still scaled), for research and tests.</summary>
     public required FloatTensor FinalLatents { get; init; }
+    /// <summary>What the user should know, e.g. how many prompt tokens were cut off.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
 
     /// <summary>The settings as one text, in the layout other Stable Diffusion tools write to PNGs.</summary>
     public string ParametersText()

@@ -1,0 +1,226 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Mnemosyne.Engine.Networks;
+
+namespace Mnemosyne.Engine.Checkpoints;
+
+/// <summary>The configs of every network of an SDXL + IP-Adapter checkpoint, at one size.</summary>
+public sealed record CheckpointShape(
+    string Name, UnetConfig Unet, VaeConfig Vae, ClipTextConfig TextEncoder, ClipTextConfig TextEncoder2, ClipVisionConfig ImageEncoder)
+{
+    /// <summary>A three-level miniature of SDXL (seconds to write and run), with its own small vocabulary.</summary>
+    public static CheckpointShape Tiny { get; } = new(
+        "tiny",
+        new UnetConfig
+        {
+            BlockOutChannels = new[] { 32, 64, 64 },
+            TransformerLayersPerBlock = new[] { 1, 1, 2 },
+            AttentionHeadDim = new[] { 1, 2, 4 },
+            CrossAttentionDim = 64,
+            AdditionTimeEmbedDim = 8,
+            ProjectionClassEmbeddingsInputDim = 32 + 6 * 8,
+            NormNumGroups = 8,
+            SampleSize = 16,
+        },
+        new VaeConfig { BlockOutChannels = new[] { 8, 16, 32, 32 }, NormNumGroups = 4, SampleSize = 128 },
+        new ClipTextConfig
+        {
+            Architectures = ["CLIPTextModel"], VocabSize = SyntheticVocabulary.Size, HiddenSize = 32, IntermediateSize = 64,
+            NumHiddenLayers = 3, NumAttentionHeads = 4, HiddenAct = "quick_gelu", ProjectionDim = 32,
+            BosTokenId = SyntheticVocabulary.Bos, EosTokenId = SyntheticVocabulary.Eos,
+        },
+        new ClipTextConfig
+        {
+            Architectures = ["CLIPTextModelWithProjection"], VocabSize = SyntheticVocabulary.Size, HiddenSize = 32, IntermediateSize = 64,
+            NumHiddenLayers = 3, NumAttentionHeads = 4, HiddenAct = "gelu", ProjectionDim = 32,
+            BosTokenId = SyntheticVocabulary.Bos, EosTokenId = SyntheticVocabulary.Eos,
+        },
+        new ClipVisionConfig
+        {
+            Architectures = ["CLIPVisionModelWithProjection"], HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 2,
+            NumAttentionHeads = 4, ProjectionDim = 16,
+        });
+
+    /// <summary>The sizes of Stable Diffusion XL base 1.0 with the IP-Adapter ViT-H image encoder.</summary>
+    public static CheckpointShape Full { get; } = new(
+        "sdxl-base-1.0-random",
+        new UnetConfig(),
+        new VaeConfig(),
+        new ClipTextConfig { Architectures = ["CLIPTextModel"] },
+        new ClipTextConfig
+        {
+            Architectures = ["CLIPTextModelWithProjection"], HiddenSize = 1280, IntermediateSize = 5120, NumHiddenLayers = 32,
+            NumAttentionHeads = 20, HiddenAct = "gelu", ProjectionDim = 1280,
+        },
+        new ClipVisionConfig { Architectures = ["CLIPVisionModelWithProjection"] });
+}
+
+/// <summary>
+/// Writes a random-weight checkpoint in exactly the diffusers layout (model_index.json, unet/, vae/,
+/// text_encoder*/, tokenizer*/, scheduler/) plus the IP-Adapter in h94/IP-Adapter's layout. The tensors
+/// are whatever the engine's networks ask for, so the generator never drifts from the engine.
+/// Weights are a deterministic function of the seed and the tensor's name.
+/// </summary>
+public static class RandomCheckpoint
+{
+    public const string IpAdapterFolder = "ip-adapter";
+
+    public static void Write(string root, CheckpointShape shape, ulong seed, IProgress<string>? log = null)
+    {
+        Directory.CreateDirectory(root);
+        WriteJson(Path.Combine(root, "model_index.json"), new JsonObject
+        {
+            ["_class_name"] = "StableDiffusionXLPipeline",
+            ["_diffusers_version"] = "0.30.0",
+            ["force_zeros_for_empty_prompt"] = true,
+            ["scheduler"] = Pair("diffusers", "EulerDiscreteScheduler"),
+            ["text_encoder"] = Pair("transformers", "CLIPTextModel"),
+            ["text_encoder_2"] = Pair("transformers", "CLIPTextModelWithProjection"),
+            ["tokenizer"] = Pair("transformers", "CLIPTokenizer"),
+            ["tokenizer_2"] = Pair("transformers", "CLIPTokenizer"),
+            ["unet"] = Pair("diffusers", "UNet2DConditionModel"),
+            ["vae"] = Pair("diffusers", "AutoencoderKL"),
+            ["mnemosyne_random_checkpoint"] = new JsonObject { ["shape"] = shape.Name, ["seed"] = seed },
+        });
+        WriteJson(Path.Combine(Dir(root, "scheduler"), "scheduler_config.json"), SdxlSchedulerConfig());
+        SyntheticVocabulary.Write(Dir(root, "tokenizer"), padToken: "<|endoftext|>");
+        SyntheticVocabulary.Write(Dir(root, "tokenizer_2"), padToken: "!");
+
+        var unetFile = Path.Combine(Dir(root, "unet"), "diffusion_pytorch_model.safetensors");
+        var adapterFile = Path.Combine(Dir(root, IpAdapterFolder, "sdxl_models"), "ip-adapter_sdxl_vit-h.safetensors");
+        var unet = new WeightRecorder(unetFile);
+        var adapter = new WeightRecorder(adapterFile);
+        Unet.BuildGraph(shape.Unet, unet, adapter, null);
+        ImageProjection.BuildGraph(ImageProjectionConfig.For(shape.ImageEncoder, shape.Unet), adapter, null);
+
+        Component(log, seed, unetFile, "unet", shape.Unet, unet);
+        Component(log, seed, Path.Combine(Dir(root, "vae"), "diffusion_pytorch_model.safetensors"), "vae", shape.Vae,
+            Record(w => VaeDecoder.BuildGraph(shape.Vae, w, null), Path.Combine(root, "vae", "diffusion_pytorch_model.safetensors")));
+        Component(log, seed, Path.Combine(Dir(root, "text_encoder"), "model.safetensors"), "text_encoder", shape.TextEncoder,
+            Record(w => ClipTextEncoder.BuildGraph(shape.TextEncoder, w, null), Path.Combine(root, "text_encoder", "model.safetensors")));
+        Component(log, seed, Path.Combine(Dir(root, "text_encoder_2"), "model.safetensors"), "text_encoder_2", shape.TextEncoder2,
+            Record(w => ClipTextEncoder.BuildGraph(shape.TextEncoder2, w, null), Path.Combine(root, "text_encoder_2", "model.safetensors")));
+
+        var encoderFolder = Dir(root, IpAdapterFolder, "models", "image_encoder");
+        Component(log, seed, Path.Combine(encoderFolder, "model.safetensors"), "image_encoder", shape.ImageEncoder,
+            Record(w => ClipVisionEncoder.BuildGraph(shape.ImageEncoder, w, null), Path.Combine(encoderFolder, "model.safetensors")));
+        WriteJson(Path.Combine(encoderFolder, "preprocessor_config.json"), new JsonObject
+        {
+            ["crop_size"] = 224, ["do_center_crop"] = true, ["do_normalize"] = true, ["do_resize"] = true,
+            ["image_mean"] = new JsonArray(0.48145466, 0.4578275, 0.40821073),
+            ["image_std"] = new JsonArray(0.26862954, 0.26130258, 0.27577711),
+            ["resample"] = 3, ["size"] = 224,
+        });
+        log?.Report("ip-adapter");
+        Weights(seed, adapterFile, adapter);
+    }
+
+    private static WeightRecorder Record(Action<WeightRecorder> build, string path)
+    {
+        var recorder = new WeightRecorder(path);
+        build(recorder);
+        return recorder;
+    }
+
+    private static void Component<TConfig>(IProgress<string>? log, ulong seed, string weightsPath, string name, TConfig config, WeightRecorder tensors)
+    {
+        log?.Report(name);
+        ConfigJson.Write(Path.Combine(Path.GetDirectoryName(weightsPath)!, "config.json"), config);
+        Weights(seed, weightsPath, tensors);
+    }
+
+    private static void Weights(ulong seed, string path, WeightRecorder tensors)
+        => SafetensorsWriter.Write(path, tensors.Tensors
+            .Select(t => new SafetensorsWriter.Entry(t.Name, t.Shape, () => RandomValues(seed, t.Name, t.Shape)))
+            .ToList());
+
+    /// <summary>
+    /// Values with the scale of a trained network, so activations stay finite at any depth: norm
+    /// gains near 1, biases and embeddings small, matrices with variance 1/fan-in.
+    /// </summary>
+    private static float[] RandomValues(ulong seed, string name, long[] shape)
+    {
+        var count = shape.Aggregate(1L, (a, b) => a * b);
+        var values = new float[count];
+        var random = new SplitMix(seed ^ Fnv1a(name));
+        bool isNormGain = shape.Length == 1 && name.EndsWith(".weight", StringComparison.Ordinal);
+        double scale = shape.Length switch
+        {
+            <= 1 => 0.02,
+            _ when name.Contains("embedding", StringComparison.Ordinal) => 0.02,
+            _ => 1.0 / Math.Sqrt(shape.Skip(1).Aggregate(1L, (a, b) => a * b)),
+        };
+        for (long i = 0; i < count; i++)
+            values[i] = (float)((isNormGain ? 1.0 : 0.0) + scale * random.NextGaussian());
+        return values;
+    }
+
+    private static ulong Fnv1a(string text)
+    {
+        ulong hash = 14695981039346656037UL;
+        foreach (var c in text) hash = (hash ^ c) * 1099511628211UL;
+        return hash;
+    }
+
+    /// <summary>SplitMix64 with Box–Muller: small, fast and the same on every machine and .NET version.</summary>
+    private sealed class SplitMix(ulong state)
+    {
+        private ulong state = state;
+        private double spare = double.NaN;
+
+        private ulong Next()
+        {
+            ulong z = state += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+
+        public double NextGaussian()
+        {
+            if (!double.IsNaN(spare))
+            {
+                var result = spare;
+                spare = double.NaN;
+                return result;
+            }
+            double u1 = ((Next() >> 11) + 1) * (1.0 / (1UL << 53));
+            double u2 = (Next() >> 11) * (1.0 / (1UL << 53));
+            double radius = Math.Sqrt(-2.0 * Math.Log(u1));
+            spare = radius * Math.Sin(2 * Math.PI * u2);
+            return radius * Math.Cos(2 * Math.PI * u2);
+        }
+    }
+
+    private static JsonObject SdxlSchedulerConfig() => new()
+    {
+        ["_class_name"] = "EulerDiscreteScheduler",
+        ["_diffusers_version"] = "0.19.0.dev0",
+        ["beta_end"] = 0.012,
+        ["beta_schedule"] = "scaled_linear",
+        ["beta_start"] = 0.00085,
+        ["clip_sample"] = false,
+        ["interpolation_type"] = "linear",
+        ["num_train_timesteps"] = 1000,
+        ["prediction_type"] = "epsilon",
+        ["sample_max_value"] = 1.0,
+        ["set_alpha_to_one"] = false,
+        ["skip_prk_steps"] = true,
+        ["steps_offset"] = 1,
+        ["timestep_spacing"] = "leading",
+        ["trained_betas"] = null,
+        ["use_karras_sigmas"] = false,
+    };
+
+    private static JsonArray Pair(string library, string type) => new(library, type);
+
+    private static string Dir(string root, params string[] parts)
+    {
+        var path = Path.Combine([root, .. parts]);
+        Directory.CreateDirectory(path);
+        return path;
+    }
+
+    private static void WriteJson(string path, JsonNode node)
+        => File.WriteAllText(path, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+}

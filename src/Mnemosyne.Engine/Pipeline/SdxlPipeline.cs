@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Networks;
+using Mnemosyne.Engine.Sampling;
+using Mnemosyne.Engine.Tensors;
+
+namespace Mnemosyne.Engine.Pipeline;
+
+/// <summary>A prompt as SDXL's UNet sees it: both encoders' penultimate states side by side, and the pooled text.</summary>
+internal sealed record PromptEmbedding(FloatTensor Embeds, FloatTensor Pooled);
+
+/// <summary>
+/// Stable Diffusion XL with IP-Adapter, as diffusers' StableDiffusionXLPipeline runs it: encode the
+/// prompts, draw the seed's noise, denoise with classifier-free guidance while the reference's image
+/// tokens steer every cross-attention, then decode the latents to pixels.
+/// </summary>
+internal static class SdxlPipeline
+{
+    public sealed record Conditioning(PromptEmbedding Positive, PromptEmbedding? Negative, FloatTensor? IpTokens, FloatTensor? UnconditionalIpTokens);
+
+    public static (FloatTensor Latents, RgbImage Image) Run(
+        SceneRequest request, Conditioning conditioning, Unet unet, VaeDecoder vae, SchedulerConfig schedulerConfig,
+        IProgress<SceneProgress>? progress, CancellationToken cancellation)
+    {
+        // Classifier-free guidance runs the UNet on [unconditional, conditional] as one batch of two.
+        bool guided = request.GuidanceScale > 1;
+        var unetConditioning = UnetInputs(request, conditioning, guided, unet.HasIpAdapter);
+
+        var scheduler = Schedulers.Create(request.Scheduler, schedulerConfig, request.Steps);
+        var generator = new TorchGenerator((ulong)request.Seed);
+        int latentHeight = request.Height / 8, latentWidth = request.Width / 8;
+        var noise = request.InitialNoise?.Data ?? generator.Randn(1, 4, latentHeight, latentWidth);
+        var latents = new float[noise.Length];
+        for (int i = 0; i < latents.Length; i++) latents[i] = noise[i] * scheduler.InitNoiseSigma;
+        int[] latentShape = [1, 4, latentHeight, latentWidth];
+
+        var clock = Stopwatch.StartNew();
+        var timesteps = scheduler.Timesteps;
+        for (int step = 0; step < timesteps.Count; step++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var input = new float[latents.Length * (guided ? 2 : 1)];
+            latents.CopyTo(input, 0);
+            if (guided) latents.CopyTo(input, latents.Length);
+            scheduler.ScaleModelInput(input, step);
+
+            var prediction = unet.Run(new FloatTensor(input, [guided ? 2 : 1, .. latentShape[1..]]), timesteps[step], unetConditioning, cancellation).Data;
+            var noisePrediction = guided ? Guide(prediction, request.GuidanceScale) : prediction;
+            scheduler.Step(noisePrediction, step, latents, generator);
+
+            var elapsed = clock.Elapsed;
+            progress?.Report(new SceneProgress(request.Prompt, step + 1, timesteps.Count, elapsed,
+                elapsed / (step + 1) * (timesteps.Count - step - 1)));
+        }
+
+        cancellation.ThrowIfCancellationRequested();
+        var finalLatents = new FloatTensor(latents, latentShape);
+        var decoded = vae.Run(finalLatents, cancellation);
+        return (finalLatents, DecoderOutputConverter.ToRgbImage(decoded));
+    }
+
+    /// <summary>ε = ε_u + g·(ε_c − ε_u), on a batch of [unconditional, conditional].</summary>
+    private static float[] Guide(float[] prediction, float scale)
+    {
+        int half = prediction.Length / 2;
+        var guidedPrediction = new float[half];
+        for (int i = 0; i < half; i++)
+            guidedPrediction[i] = prediction[i] + scale * (prediction[half + i] - prediction[i]);
+        return guidedPrediction;
+    }
+
+    private static UnetConditioning UnetInputs(SceneRequest request, Conditioning c, bool guided, bool hasIpAdapter)
+    {
+        // Micro-conditioning: original size, crop top-left, target size, each (height, width).
+        float[] timeIds = [request.Height, request.Width, 0, 0, request.Height, request.Width];
+        var oneTimeIds = new FloatTensor(timeIds, [1, Unet.TimeIdCount]);
+        var negative = c.Negative ?? new PromptEmbedding(
+            FloatTensorOps.Zeros(c.Positive.Embeds.Shape), FloatTensorOps.Zeros(c.Positive.Pooled.Shape));
+
+        FloatTensor? ipTokens = null;
+        float ipScale = 0;
+        if (hasIpAdapter)
+        {
+            // Without a reference the adapter's branch is multiplied by 0; any tokens of the right shape do.
+            var conditional = c.IpTokens ?? c.UnconditionalIpTokens!;
+            ipTokens = guided ? FloatTensorOps.ConcatBatch(c.UnconditionalIpTokens!, conditional) : conditional;
+            ipScale = c.IpTokens is null ? 0 : request.ReferenceWeight;
+        }
+
+        return guided
+            ? new UnetConditioning(
+                FloatTensorOps.ConcatBatch(negative.Embeds, c.Positive.Embeds),
+                FloatTensorOps.ConcatBatch(negative.Pooled, c.Positive.Pooled),
+                FloatTensorOps.ConcatBatch(oneTimeIds, oneTimeIds)) { IpTokens = ipTokens, IpScale = ipScale }
+            : new UnetConditioning(c.Positive.Embeds, c.Positive.Pooled, oneTimeIds) { IpTokens = ipTokens, IpScale = ipScale };
+    }
+}

@@ -1,0 +1,85 @@
+namespace Mnemosyne.Engine.Sampling;
+
+/// <summary>
+/// diffusers' DDIMScheduler (v0.30.0) with eta 0: x0 from the model output, clipped to
+/// ±clip_sample_range when clip_sample, then x' = √ᾱ_prev·x0 + √(1 − ᾱ_prev)·ε, where prev is the
+/// timestep num_train_timesteps // steps earlier (ᾱ_prev is 1, or ᾱ_0 without set_alpha_to_one, past the start).
+/// Its class defaults differ from Euler's: leading spacing, and clip_sample and set_alpha_to_one true
+/// where the config lacks them.
+/// </summary>
+public sealed class DdimScheduler : SchedulerBase
+{
+    private const double DefaultClipSampleRange = 1.0;
+
+    private readonly float[] _timesteps;
+    private readonly float[] _alphasCumprod;
+    private readonly float _finalAlphaCumprod;
+    private readonly int _stepRatio;
+    private readonly float? _clipRange;
+    private readonly PredictionKind _prediction;
+
+    /// <param name="spacing">Overrides the config's timestep_spacing.</param>
+    public DdimScheduler(SchedulerConfig config, int steps, TimestepSpacing? spacing = null)
+        : base(SchedulerKind.Ddim, config, steps)
+    {
+        _prediction = Prediction(PredictionKind.Epsilon, PredictionKind.VPrediction, PredictionKind.Sample);
+        Refuse(config.Thresholding, "thresholding");
+        var schedule = TrainingSchedule.From(config, pinTerminalAlphaCumprod: false);
+        _alphasCumprod = schedule.AlphasCumprod;
+        _finalAlphaCumprod = config.SetAlphaToOne ?? true ? 1f : _alphasCumprod[0];
+        _clipRange = config.ClipSample ?? true ? (float)(config.ClipSampleRange ?? DefaultClipSampleRange) : null;
+        Spacing = spacing ?? config.SpacingOr(TimestepSpacing.Leading);
+        _stepRatio = schedule.TrainTimesteps / steps;
+        _timesteps = InferenceTimesteps.ForDdim(Spacing, schedule.TrainTimesteps, steps, config.StepsOffset ?? 0)
+            .Select(t => (float)t).ToArray();
+    }
+
+    public TimestepSpacing Spacing { get; }
+
+    public override IReadOnlyList<float> Timesteps => _timesteps;
+
+    public override float InitNoiseSigma => 1f;
+
+    /// <summary>Whether x0 is clipped, and to what range (null: not clipped).</summary>
+    public float? ClipSampleRange => _clipRange;
+
+    /// <summary>ᾱ used past the first training step: 1 with set_alpha_to_one, else ᾱ_0.</summary>
+    public float FinalAlphaCumprod => _finalAlphaCumprod;
+
+    private protected override void StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
+    {
+        int timestep = (int)_timesteps[stepIndex];
+        int previous = timestep - _stepRatio;
+        float alphaProduct = AlphaCumprodAt(timestep);
+        float alphaProductPrevious = previous >= 0 ? AlphaCumprodAt(previous) : _finalAlphaCumprod;
+        float betaProduct = 1f - alphaProduct;
+        float rootAlpha = MathF.Sqrt(alphaProduct), rootBeta = MathF.Sqrt(betaProduct);
+        float originalScale = MathF.Sqrt(alphaProductPrevious);
+        float directionScale = MathF.Sqrt(1f - alphaProductPrevious);
+
+        for (int i = 0; i < sample.Length; i++)
+        {
+            float original, epsilon;
+            switch (_prediction)
+            {
+                case PredictionKind.Epsilon:
+                    original = (sample[i] - rootBeta * modelOutput[i]) / rootAlpha;
+                    epsilon = modelOutput[i];
+                    break;
+                case PredictionKind.VPrediction:
+                    original = rootAlpha * sample[i] - rootBeta * modelOutput[i];
+                    epsilon = rootAlpha * modelOutput[i] + rootBeta * sample[i];
+                    break;
+                default:
+                    original = modelOutput[i];
+                    epsilon = (sample[i] - rootAlpha * original) / rootBeta;
+                    break;
+            }
+            if (_clipRange is float range) original = Math.Clamp(original, -range, range);
+            sample[i] = originalScale * original + directionScale * epsilon;
+        }
+    }
+
+    /// <summary>ᾱ at a timestep, a negative one counting from the end as Python indexing does (trailing spacing can yield −1).</summary>
+    private float AlphaCumprodAt(int timestep) => _alphasCumprod[timestep >= 0 ? timestep : _alphasCumprod.Length + timestep];
+}

@@ -1,0 +1,88 @@
+namespace Mnemosyne.Engine.Sampling;
+
+/// <summary>What the model predicts (diffusers' prediction_type).</summary>
+internal enum PredictionKind
+{
+    Epsilon,
+    VPrediction,
+    Sample,
+}
+
+/// <summary>Step bookkeeping and argument checks shared by the schedulers.</summary>
+public abstract class SchedulerBase : IScheduler
+{
+    private int _nextStep;
+
+    private protected SchedulerBase(SchedulerKind kind, SchedulerConfig config, int steps)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        int trainTimesteps = config.TrainedBetas?.Count ?? config.NumTrainTimesteps ?? 1000;
+        if (steps < 1 || steps > trainTimesteps)
+            throw new ArgumentOutOfRangeException(nameof(steps), steps, $"Steps must be between 1 and the model's {trainTimesteps} training timesteps.");
+        Kind = kind;
+        Config = config;
+    }
+
+    public SchedulerKind Kind { get; }
+
+    public abstract IReadOnlyList<float> Timesteps { get; }
+
+    public abstract float InitNoiseSigma { get; }
+
+    private protected SchedulerConfig Config { get; }
+
+    public void ScaleModelInput(Span<float> sample, int stepIndex)
+    {
+        CheckStepIndex(stepIndex);
+        ScaleModelInputCore(sample, stepIndex);
+    }
+
+    public void Step(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
+    {
+        CheckStepIndex(stepIndex);
+        if (stepIndex != _nextStep)
+            throw new InvalidOperationException($"{Kind}: step {stepIndex} was asked for, but the next step is {_nextStep}; take the steps in order, each once.");
+        if (modelOutput.Length != sample.Length)
+            throw new ArgumentException($"The model output has {modelOutput.Length} values but the sample has {sample.Length}.", nameof(modelOutput));
+        StepCore(modelOutput, stepIndex, sample, generator);
+        _nextStep++;
+    }
+
+    private protected virtual void ScaleModelInputCore(Span<float> sample, int stepIndex)
+    {
+    }
+
+    private protected abstract void StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator);
+
+    private protected PredictionKind Prediction(params PredictionKind[] supported)
+    {
+        var kind = Config.PredictionType switch
+        {
+            null or "epsilon" => PredictionKind.Epsilon,
+            "v_prediction" => PredictionKind.VPrediction,
+            "sample" => PredictionKind.Sample,
+            var other => throw Config.Unsupported("prediction_type", other, "epsilon, v_prediction or sample"),
+        };
+        if (!supported.Contains(kind))
+            throw Config.Unsupported("prediction_type", Config.PredictionType, $"{string.Join(" or ", supported.Select(Name))} with {Kind}");
+        return kind;
+
+        static string Name(PredictionKind k) => k switch
+        {
+            PredictionKind.Epsilon => "epsilon",
+            PredictionKind.VPrediction => "v_prediction",
+            _ => "sample",
+        };
+    }
+
+    private protected void Refuse(bool? flag, string key)
+    {
+        if (flag == true) throw Config.Unsupported(key, true, $"{key} false with {Kind}");
+    }
+
+    private void CheckStepIndex(int stepIndex)
+    {
+        if ((uint)stepIndex >= (uint)Timesteps.Count)
+            throw new ArgumentOutOfRangeException(nameof(stepIndex), stepIndex, $"{Kind} has {Timesteps.Count} steps (0 to {Timesteps.Count - 1}).");
+    }
+}

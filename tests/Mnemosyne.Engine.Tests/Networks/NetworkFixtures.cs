@@ -1,0 +1,128 @@
+using System.Text.Json;
+using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Tensors;
+
+namespace Mnemosyne.Engine.Tests.Networks;
+
+/// <summary>Reference data and checkpoint surgery shared by the network equivalence tests.</summary>
+internal static class NetworkFixtures
+{
+    /// <summary>fp32 equivalence bound against diffusers on the tiny reference models.</summary>
+    public const float Tolerance = 1e-4f;
+
+    /// <summary>Per-network cases made with diffusers for the fidelity checkpoint (config A).</summary>
+    public static string NetworksA => Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "networks-a");
+
+    public static string FidelityTextEncoder => Path.Combine(TestPaths.FidelityModel, "text_encoder");
+
+    public static string FidelityTextEncoder2 => Path.Combine(TestPaths.FidelityModel, "text_encoder_2");
+
+    public static string FidelityIpAdapter => Path.Combine(TestPaths.FidelityModel, "ip-adapter");
+
+    public static FloatTensor ReadNpy(string path) => NpyFile.Read(path);
+
+    /// <summary>The largest absolute difference, after checking that the shapes agree.</summary>
+    public static float MaxAbsError(FloatTensor expected, FloatTensor actual)
+    {
+        Assert.Equal(expected.Shape, actual.Shape);
+        float max = 0;
+        for (int i = 0; i < expected.Data.Length; i++)
+        {
+            var error = Math.Abs(expected.Data[i] - actual.Data[i]);
+            if (!(error <= max)) max = error; // NaN propagates as a failure
+        }
+        return max;
+    }
+
+    /// <summary>Rows [start, start + count) of a tensor, along its first axis.</summary>
+    public static FloatTensor Rows(FloatTensor tensor, int start, int count)
+    {
+        int rowLength = tensor.Data.Length / tensor.Shape[0];
+        return new FloatTensor(tensor.Data.AsSpan(start * rowLength, count * rowLength).ToArray(), [count, .. tensor.Shape[1..]]);
+    }
+
+    /// <summary>The last-axis slice [start, start + width) of every row.</summary>
+    public static FloatTensor LastAxis(FloatTensor tensor, int start, int width)
+    {
+        int full = tensor.Shape[^1];
+        int rows = tensor.Data.Length / full;
+        var data = new float[rows * width];
+        for (int r = 0; r < rows; r++) tensor.Data.AsSpan(r * full + start, width).CopyTo(data.AsSpan(r * width));
+        return new FloatTensor(data, [.. tensor.Shape[..^1], width]);
+    }
+
+    /// <summary>
+    /// The ids both tokenizers give a prompt, as recorded with transformers (the fidelity tokenizer
+    /// cases and the networks-a prompts); null where the prompt is in neither.
+    /// </summary>
+    public static (long[] Tokenizer, long[] Tokenizer2)? RecordedIds(string prompt)
+    {
+        foreach (var (file, promptsAreObjects) in new[]
+                 {
+                     (Path.Combine(TestPaths.Fidelity, "tokenizer-cases.json"), true),
+                     (Path.Combine(NetworksA, "text-ids.json"), false),
+                 })
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(file));
+            var prompts = doc.RootElement.GetProperty("prompts");
+            for (int i = 0; i < prompts.GetArrayLength(); i++)
+            {
+                if (promptsAreObjects)
+                {
+                    var entry = prompts[i];
+                    if (entry.GetProperty("prompt").GetString() == prompt)
+                        return (Ids(entry.GetProperty("tokenizer")), Ids(entry.GetProperty("tokenizer_2")));
+                }
+                else if (prompts[i].GetString() == prompt)
+                    return (Ids(doc.RootElement.GetProperty("tokenizer")[i]), Ids(doc.RootElement.GetProperty("tokenizer_2")[i]));
+            }
+        }
+        return null;
+    }
+
+    private static long[] Ids(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt64()).ToArray();
+
+    /// <summary>The ids of every networks-a prompt, in order, for one tokenizer ("tokenizer" or "tokenizer_2").</summary>
+    public static long[][] NetworksAIds(string tokenizer)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(NetworksA, "text-ids.json")));
+        return doc.RootElement.GetProperty(tokenizer).EnumerateArray().Select(Ids).ToArray();
+    }
+
+    /// <summary>
+    /// Copies a component folder (config.json and the safetensors file, F32) into <paramref name="destination"/>,
+    /// letting <paramref name="edit"/> drop a tensor (return null) or change its shape (same element count).
+    /// </summary>
+    public static string CopyComponent(string sourceFolder, string weightsName, string destination, Func<string, long[], long[]?> edit)
+    {
+        Directory.CreateDirectory(destination);
+        var configPath = Path.Combine(sourceFolder, "config.json");
+        if (File.Exists(configPath)) File.Copy(configPath, Path.Combine(destination, "config.json"), overwrite: true);
+        var copy = Path.Combine(destination, weightsName);
+        using (var source = SafetensorsFile.Open(Path.Combine(sourceFolder, weightsName)))
+        {
+            var entries = new List<SafetensorsWriter.Entry>();
+            foreach (var info in source.Tensors.Values.OrderBy(t => t.Offset))
+            {
+                var shape = edit(info.Name, info.Shape);
+                if (shape is null) continue;
+                var name = info.Name;
+                entries.Add(new SafetensorsWriter.Entry(name, shape, () => source.ReadFloat32(name)));
+            }
+            SafetensorsWriter.Write(copy, entries);
+        }
+        return copy;
+    }
+
+    /// <summary>Every tensor of a checkpoint file with its shape.</summary>
+    public static SortedDictionary<string, string> KeySet(string weightsPath, params string[] ignored)
+    {
+        using var file = SafetensorsFile.Open(weightsPath);
+        return new SortedDictionary<string, string>(
+            file.Tensors.Values.Where(t => !ignored.Contains(t.Name)).ToDictionary(t => t.Name, t => t.ShapeText), StringComparer.Ordinal);
+    }
+
+    /// <summary>What a network asked a <see cref="WeightRecorder"/> for, with shapes.</summary>
+    public static SortedDictionary<string, string> KeySet(WeightRecorder recorder)
+        => new(recorder.Tensors.ToDictionary(t => t.Name, t => "[" + string.Join(", ", t.Shape) + "]"), StringComparer.Ordinal);
+}

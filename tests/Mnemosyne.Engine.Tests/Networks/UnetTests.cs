@@ -1,0 +1,356 @@
+using System.Text.Json;
+using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Networks;
+using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Tensors;
+using Xunit.Abstractions;
+
+namespace Mnemosyne.Engine.Tests.Networks;
+
+/// <summary>
+/// The UNet against diffusers v0.30.0 (tests/reference/networks-a, made on ../shared/fidelity/model), and
+/// its weight contract: which tensors, with which shapes, a checkpoint must hold.
+/// </summary>
+public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny, FidelityUnet fidelity)
+    : IClassFixture<TinyUnetCheckpoint>, IClassFixture<FidelityUnet>
+{
+    private const float Tolerance = 1e-4f;
+
+    internal static string UnetFolder => Path.Combine(TestPaths.FidelityModel, "unet");
+
+    internal static string AdapterRoot => Path.Combine(TestPaths.FidelityModel, "ip-adapter");
+
+    private static string Fixtures => Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "networks-a");
+
+    private static FloatTensor Fixture(string name) => NpyFile.Read(Path.Combine(Fixtures, name));
+
+    private static UnetConfig ReadFidelityConfig() => ConfigJson.Read<UnetConfig>(Path.Combine(UnetFolder, "config.json"));
+
+    private static (WeightRecorder Unet, WeightRecorder Adapter) Record(UnetConfig config)
+    {
+        var unet = new WeightRecorder("unet.safetensors");
+        var adapter = new WeightRecorder("ip-adapter.safetensors");
+        Unet.BuildGraph(config, unet, adapter, null);
+        return (unet, adapter);
+    }
+
+    private static float MaxAbsDifference(FloatTensor a, FloatTensor b)
+    {
+        Assert.Equal(a.Shape, b.Shape);
+        float max = 0;
+        for (int i = 0; i < a.Data.Length; i++) max = Math.Max(max, Math.Abs(a.Data[i] - b.Data[i]));
+        return max;
+    }
+
+    [FidelityFact]
+    public void AsksForExactlyTheTensorsOfTheUnetFile()
+    {
+        var (recorded, _) = Record(ReadFidelityConfig());
+        using var file = SafetensorsFile.Open(Path.Combine(UnetFolder, "diffusion_pytorch_model.safetensors"));
+        var expected = file.Tensors.Values.ToDictionary(t => t.Name, t => t.ShapeText);
+        var asked = recorded.Tensors.ToDictionary(t => t.Name, t => "[" + string.Join(", ", t.Shape) + "]");
+        Assert.Equal(expected.OrderBy(p => p.Key), asked.OrderBy(p => p.Key));
+    }
+
+    [FidelityFact]
+    public void AsksForExactlyTheAttentionTensorsOfTheAdapterFile()
+    {
+        var (_, recorded) = Record(ReadFidelityConfig());
+        using var file = SafetensorsFile.Open(Path.Combine(AdapterRoot, IpAdapterFiles.AdapterRelativePath));
+        var expected = file.Tensors.Values.Where(t => t.Name.StartsWith("ip_adapter.", StringComparison.Ordinal)).ToDictionary(t => t.Name, t => t.ShapeText);
+        var asked = recorded.Tensors.ToDictionary(t => t.Name, t => "[" + string.Join(", ", t.Shape) + "]");
+        Assert.Equal(24, asked.Count);
+        Assert.Equal(expected.OrderBy(p => p.Key), asked.OrderBy(p => p.Key));
+    }
+
+    /// <summary>SDXL base 1.0's UNet and the ViT-H adapter, counted from the published layout.</summary>
+    [Fact]
+    public void SdxlBaseConfigNeedsTheFullSizedCheckpoint()
+    {
+        var (unet, adapter) = Record(new UnetConfig());
+        Assert.Equal(1680, unet.Tensors.Count());
+        Assert.Equal(2_567_463_684L, unet.Tensors.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b)));
+        var shapes = unet.Tensors.ToDictionary(t => t.Name, t => t.Shape);
+        Assert.Equal([1280L, 2816], shapes["add_embedding.linear_1.weight"]);
+        Assert.Equal([1280L, 2560, 1, 1], shapes["up_blocks.0.resnets.0.conv_shortcut.weight"]);
+        Assert.Equal([640L, 960, 3, 3], shapes["up_blocks.1.resnets.2.conv1.weight"]);
+        Assert.Equal([1280L, 2048], shapes["mid_block.attentions.0.transformer_blocks.9.attn2.to_k.weight"]);
+        Assert.False(shapes.ContainsKey("down_blocks.0.attentions.0.norm.weight"));
+
+        var adapterShapes = adapter.Tensors.ToDictionary(t => t.Name, t => t.Shape);
+        Assert.Equal(140, adapterShapes.Count);
+        Assert.Equal(Enumerable.Range(0, 70).Select(i => 2 * i + 1), adapterShapes.Keys.Select(k => int.Parse(k.Split('.')[1])).Distinct().Order());
+        // down_blocks.1 (640), down_blocks.2 (1280), up_blocks.0 (1280), up_blocks.1 (640), then the mid block (1280).
+        Assert.Equal([640L, 2048], adapterShapes["ip_adapter.7.to_k_ip.weight"]);
+        Assert.Equal([1280L, 2048], adapterShapes["ip_adapter.9.to_v_ip.weight"]);
+        Assert.Equal([1280L, 2048], adapterShapes["ip_adapter.107.to_k_ip.weight"]);
+        Assert.Equal([640L, 2048], adapterShapes["ip_adapter.109.to_k_ip.weight"]);
+        Assert.Equal([640L, 2048], adapterShapes["ip_adapter.119.to_v_ip.weight"]);
+        Assert.Equal([1280L, 2048], adapterShapes["ip_adapter.121.to_k_ip.weight"]);
+    }
+
+    public static TheoryData<string, string> FixtureCases() => new()
+    {
+        { "unet-8x12", "0.6" }, { "unet-8x12", "0" },
+        { "unet-9x7", "0.6" }, { "unet-9x7", "0" },
+        { "unet-10x6", "0.6" }, { "unet-10x6", "0" },
+    };
+
+    [FidelityTheory]
+    [MemberData(nameof(FixtureCases))]
+    public void MatchesDiffusers(string caseName, string scale)
+    {
+        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixtures, "manifest.json")));
+        var entry = manifest.RootElement.GetProperty("unet").GetProperty("cases").EnumerateArray()
+            .Single(c => c.GetProperty("name").GetString() == caseName);
+        var conditioning = new UnetConditioning(Fixture("unet-encoder-hidden-states.npy"), Fixture("unet-text-embeds.npy"), Fixture(entry.GetProperty("time_ids").GetString()!))
+        {
+            IpTokens = Fixture("unet-ip-tokens.npy"),
+            IpScale = float.Parse(scale, System.Globalization.CultureInfo.InvariantCulture),
+        };
+        var result = fidelity.WithAdapter.Run(Fixture(entry.GetProperty("sample").GetString()!), entry.GetProperty("timestep").GetSingle(), conditioning);
+
+        var expected = Fixture(entry.GetProperty("out").GetProperty(scale).GetString()!);
+        var error = MaxAbsDifference(expected, result);
+        output.WriteLine($"{caseName} at scale {scale}: max-abs error {error:g3} (outputs up to {expected.Data.Max(Math.Abs):g3})");
+        Assert.True(error <= Tolerance, $"{caseName} at IP-Adapter scale {scale}: max-abs error {error:g3} > {Tolerance:g3}");
+    }
+
+    [Fact]
+    public void ScaleZeroEqualsTheUnetWithoutAdapterAtOddSizes()
+    {
+        foreach (var (height, width) in new[] { (5, 3), (1, 1), (7, 10) })
+        {
+            var sample = TinyUnetCheckpoint.Random([2, 4, height, width], seed: height * 100 + width);
+            var plain = tiny.Plain.Run(sample, 500f, tiny.Conditioning(2));
+            var scaledToZero = tiny.WithAdapter.Run(sample, 500f, tiny.Conditioning(2) with { IpTokens = tiny.IpTokens(2), IpScale = 0f });
+            var noReference = tiny.WithAdapter.Run(sample, 500f, tiny.Conditioning(2));
+            Assert.Equal([2, 4, height, width], plain.Shape);
+            Assert.All(plain.Data, v => Assert.True(float.IsFinite(v)));
+            Assert.Equal(plain.Data, scaledToZero.Data);
+            Assert.Equal(plain.Data, noReference.Data);
+        }
+    }
+
+    [Fact]
+    public void TheAdapterWeightChangesTheOutputInProportion()
+    {
+        var sample = TinyUnetCheckpoint.Random([1, 4, 6, 4], seed: 3);
+        FloatTensor At(float scale) => tiny.WithAdapter.Run(sample, 250.5f, tiny.Conditioning(1) with { IpTokens = tiny.IpTokens(1), IpScale = scale });
+        var plain = At(0f);
+        // The image term enters every cross-attention, so the output moves, and a small weight moves it little.
+        Assert.True(MaxAbsDifference(plain, At(1f)) > 1e-3f);
+        Assert.True(MaxAbsDifference(plain, At(1e-3f)) < MaxAbsDifference(plain, At(1f)) / 100);
+    }
+
+    [Fact]
+    public void OneTimestepPerItemEqualsTheSharedTimestep()
+    {
+        var sample = TinyUnetCheckpoint.Random([2, 4, 4, 4], seed: 4);
+        var conditioning = tiny.Conditioning(2);
+        var shared = tiny.Plain.Run(sample, 341.75f, conditioning);
+        Assert.Equal(shared.Data, tiny.Plain.Run(sample, [341.75f, 341.75f], conditioning).Data);
+
+        // Item 1 at another timestep changes item 1 only.
+        var mixed = tiny.Plain.Run(sample, [341.75f, 20f], conditioning);
+        int half = shared.Data.Length / 2;
+        Assert.Equal(shared.Data[..half], mixed.Data[..half]);
+        Assert.NotEqual(shared.Data[half..], mixed.Data[half..]);
+    }
+
+    [Fact]
+    public void RefusesInputsOfTheWrongShape()
+    {
+        var sample = TinyUnetCheckpoint.Random([2, 4, 4, 4], seed: 5);
+        var good = tiny.Conditioning(2);
+        Assert.Contains("[batch, 4, height, width]", Assert.Throws<ArgumentException>(() => tiny.Plain.Run(TinyUnetCheckpoint.Random([2, 3, 4, 4], 1), 1f, good)).Message);
+        Assert.Contains("one per batch item", Assert.Throws<ArgumentException>(() => tiny.Plain.Run(sample, [1f, 2f, 3f], good)).Message);
+        Assert.Contains("TextEmbeds", Assert.Throws<ArgumentException>(() => tiny.Plain.Run(sample, 1f, good with { TextEmbeds = TinyUnetCheckpoint.Random([2, 7], 1) })).Message);
+        Assert.Contains("TimeIds", Assert.Throws<ArgumentException>(() => tiny.Plain.Run(sample, 1f, good with { TimeIds = TinyUnetCheckpoint.Random([1, 6], 1) })).Message);
+        Assert.Contains("EncoderHiddenStates", Assert.Throws<ArgumentException>(() => tiny.Plain.Run(sample, 1f, tiny.Conditioning(1))).Message);
+        Assert.Contains("without an IP-Adapter", Assert.Throws<ArgumentException>(() => tiny.Plain.Run(sample, 1f, good with { IpTokens = tiny.IpTokens(2), IpScale = 0.5f })).Message);
+        Assert.Contains("no IpTokens", Assert.Throws<ArgumentException>(() => tiny.WithAdapter.Run(sample, 1f, good with { IpScale = 0.5f })).Message);
+        Assert.Contains("IpTokens must be", Assert.Throws<ArgumentException>(() => tiny.WithAdapter.Run(sample, 1f, good with { IpTokens = tiny.IpTokens(1), IpScale = 0.5f })).Message);
+    }
+
+    [Fact]
+    public void CancellationStopsARun()
+    {
+        var sample = TinyUnetCheckpoint.Random([2, 4, 4, 4], seed: 6);
+        Assert.Throws<OperationCanceledException>(() => tiny.Plain.Run(sample, 1f, tiny.Conditioning(2), new CancellationToken(true)));
+    }
+
+    [Fact]
+    public void RefusesAnSd15StyleConfig()
+    {
+        var sd15 = new UnetConfig
+        {
+            DownBlockTypes = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+            UpBlockTypes = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+            BlockOutChannels = new[] { 320, 640, 1280, 1280 },
+            AttentionHeadDim = 8,
+            CrossAttentionDim = 768,
+            UseLinearProjection = false,
+            AdditionEmbedType = null,
+        };
+        var e = Assert.Throws<CheckpointException>(() => Unet.BuildGraph(sd15, new WeightRecorder("sd15.safetensors"), null, null));
+        Assert.Contains("addition_embed_type", e.Message);
+        Assert.Contains("sd15.safetensors", e.Message);
+    }
+
+    [Fact]
+    public void RefusesAConfigWhoseListsDoNotMatchTheBlocks()
+    {
+        var config = new UnetConfig { TransformerLayersPerBlock = new[] { 1, 2 } };
+        var e = Assert.Throws<CheckpointException>(() => Unet.BuildGraph(config, new WeightRecorder("unet.safetensors"), null, null));
+        Assert.Contains("transformer_layers_per_block has 2 entries for 3 blocks", e.Message);
+    }
+
+    [Fact]
+    public void RefusesACheckpointWithAMissingTensor()
+    {
+        const string missing = "up_blocks.0.attentions.1.transformer_blocks.0.attn2.to_v.weight";
+        var folder = tiny.WriteUnetFolder(tensors => tensors.Where(t => t.Name != missing));
+        var e = Assert.Throws<CheckpointException>(() => Unet.Load(folder, null, SessionSettings.Default));
+        Assert.Equal(missing, e.TensorName);
+        Assert.Contains("missing", e.Message);
+    }
+
+    [Fact]
+    public void RefusesACheckpointWithATensorOfTheWrongShape()
+    {
+        const string wrong = "mid_block.resnets.1.conv1.weight";
+        var folder = tiny.WriteUnetFolder(tensors => tensors.Select(t => t.Name == wrong ? t with { Shape = [t.Shape[1], t.Shape[0], 1, 9] } : t));
+        var e = Assert.Throws<CheckpointException>(() => Unet.Load(folder, null, SessionSettings.Default));
+        Assert.Equal(wrong, e.TensorName);
+        Assert.Contains("[16, 16, 3, 3]", e.Message);
+    }
+
+    [Fact]
+    public void RefusesAnAdapterMadeForAnotherUnet()
+    {
+        var extra = tiny.WriteAdapter(tensors => tensors.Append(new TinyUnetCheckpoint.Tensor("ip_adapter.41.to_k_ip.weight", [16, 16])));
+        var e = Assert.Throws<CheckpointException>(() => Unet.Load(tiny.UnetFolder, extra, SessionSettings.Default));
+        Assert.Equal("ip_adapter.41.to_k_ip.weight", e.TensorName);
+
+        var missing = tiny.WriteAdapter(tensors => tensors.Where(t => t.Name != "ip_adapter.3.to_v_ip.weight"));
+        Assert.Equal("ip_adapter.3.to_v_ip.weight", Assert.Throws<CheckpointException>(() => Unet.Load(tiny.UnetFolder, missing, SessionSettings.Default)).TensorName);
+    }
+}
+
+/// <summary>
+/// A random-weight UNet of the SDXL layout at toy size (2 levels, 1 resnet per block, 2 heads), written as a
+/// diffusers unet/ folder with an IP-Adapter file beside it, for tests that need no reference data.
+/// </summary>
+public sealed class TinyUnetCheckpoint : IDisposable
+{
+    public sealed record Tensor(string Name, long[] Shape);
+
+    private readonly string root = Directory.CreateTempSubdirectory("mnemosyne-unet-").FullName;
+    private int folders;
+
+    public TinyUnetCheckpoint()
+    {
+        var (unet, adapter) = (new WeightRecorder("unet"), new WeightRecorder("adapter"));
+        Unet.BuildGraph(Config, unet, adapter, null);
+        UnetTensors = unet.Tensors.Select(t => new Tensor(t.Name, t.Shape)).ToArray();
+        AdapterTensors = adapter.Tensors.Select(t => new Tensor(t.Name, t.Shape)).ToArray();
+        UnetFolder = WriteUnetFolder(t => t);
+        var adapterFiles = WriteAdapter(t => t);
+        Plain = Unet.Load(UnetFolder, null, SessionSettings.Default);
+        WithAdapter = Unet.Load(UnetFolder, adapterFiles, SessionSettings.Default);
+    }
+
+    public static UnetConfig Config { get; } = new()
+    {
+        BlockOutChannels = new[] { 8, 16 },
+        DownBlockTypes = ["DownBlock2D", "CrossAttnDownBlock2D"],
+        UpBlockTypes = ["CrossAttnUpBlock2D", "UpBlock2D"],
+        LayersPerBlock = 1,
+        TransformerLayersPerBlock = new[] { 1, 2 },
+        AttentionHeadDim = new[] { 2, 2 },
+        CrossAttentionDim = 12,
+        AdditionTimeEmbedDim = 4,
+        ProjectionClassEmbeddingsInputDim = 10 + 6 * 4,
+        NormNumGroups = 4,
+    };
+
+    public IReadOnlyList<Tensor> UnetTensors { get; }
+
+    public IReadOnlyList<Tensor> AdapterTensors { get; }
+
+    public string UnetFolder { get; }
+
+    public Unet Plain { get; }
+
+    public Unet WithAdapter { get; }
+
+    public UnetConditioning Conditioning(int batch) => new(
+        Random([batch, 9, Config.CrossAttentionDim], 11), Random([batch, 10], 12),
+        new FloatTensor(Enumerable.Repeat(new float[] { 40, 24, 0, 0, 40, 24 }, batch).SelectMany(x => x).ToArray(), [batch, 6]));
+
+    public FloatTensor IpTokens(int batch) => Random([batch, 4, Config.CrossAttentionDim], 13);
+
+    public static FloatTensor Random(int[] shape, int seed)
+    {
+        var random = new Random(seed);
+        var data = new float[shape.Aggregate(1, (a, b) => a * b)];
+        for (int i = 0; i < data.Length; i++) data[i] = (float)(random.NextDouble() * 2 - 1);
+        return new FloatTensor(data, shape);
+    }
+
+    /// <summary>A unet/ folder with the tiny config and the given tensors (random values, scaled to keep activations tame).</summary>
+    public string WriteUnetFolder(Func<IEnumerable<Tensor>, IEnumerable<Tensor>> select)
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(root, $"unet-{folders++}")).FullName;
+        ConfigJson.Write(Path.Combine(folder, "config.json"), Config);
+        Write(Path.Combine(folder, "diffusion_pytorch_model.safetensors"), select(UnetTensors));
+        return folder;
+    }
+
+    /// <summary>An h94/IP-Adapter-style folder whose adapter file holds the given tensors (the image encoder is a placeholder).</summary>
+    public IpAdapterFiles WriteAdapter(Func<IEnumerable<Tensor>, IEnumerable<Tensor>> select)
+    {
+        var repository = Path.Combine(root, $"ip-adapter-{folders++}");
+        var adapterPath = Path.Combine(repository, IpAdapterFiles.AdapterRelativePath);
+        var encoder = Path.Combine(repository, IpAdapterFiles.ImageEncoderRelativePath);
+        Directory.CreateDirectory(Path.GetDirectoryName(adapterPath)!);
+        Directory.CreateDirectory(encoder);
+        File.WriteAllText(Path.Combine(encoder, "config.json"), "{}");
+        File.WriteAllBytes(Path.Combine(encoder, "model.safetensors"), []);
+        Write(adapterPath, select(AdapterTensors));
+        return IpAdapterFiles.FromRepository(repository);
+    }
+
+    private static void Write(string path, IEnumerable<Tensor> tensors)
+        => SafetensorsWriter.Write(path, tensors.Select((t, i) => new SafetensorsWriter.Entry(t.Name, t.Shape, () =>
+        {
+            var values = Random(t.Shape.Select(d => (int)d).ToArray(), i).Data;
+            // Norm scales near 1, everything else small, as in a trained network.
+            bool normScale = t.Name.EndsWith("norm.weight") || t.Name.Contains(".norm1.weight") || t.Name.Contains(".norm2.weight")
+                || t.Name.Contains(".norm3.weight") || t.Name.EndsWith("conv_norm_out.weight");
+            for (int k = 0; k < values.Length; k++) values[k] = normScale ? 1 + 0.1f * values[k] : 0.3f * values[k];
+            return values;
+        })).ToList());
+
+    public void Dispose()
+    {
+        Plain.Dispose();
+        WithAdapter.Dispose();
+        Directory.Delete(root, recursive: true);
+    }
+}
+
+/// <summary>The fidelity checkpoint's UNet with its IP-Adapter, loaded once, on first use (tests that use it skip without ../shared).</summary>
+public sealed class FidelityUnet : IDisposable
+{
+    private readonly Lazy<Unet> withAdapter = new(() =>
+        Unet.Load(UnetTests.UnetFolder, IpAdapterFiles.FromRepository(UnetTests.AdapterRoot), SessionSettings.Default));
+
+    public Unet WithAdapter => withAdapter.Value;
+
+    public void Dispose()
+    {
+        if (withAdapter.IsValueCreated) withAdapter.Value.Dispose();
+    }
+}

@@ -1,0 +1,57 @@
+using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Pipeline;
+
+namespace Mnemosyne.Engine.Tests.Pipeline;
+
+/// <summary>The generated tiny checkpoint is a complete SDXL + IP-Adapter model the engine can run.</summary>
+public sealed class RandomCheckpointTests : IDisposable
+{
+    private readonly string root = Directory.CreateTempSubdirectory("mnemosyne-random-").FullName;
+
+    public void Dispose() => Directory.Delete(root, recursive: true);
+
+    private EngineOptions Write(ulong seed)
+    {
+        var folder = Path.Combine(root, $"seed{seed}");
+        RandomCheckpoint.Write(folder, CheckpointShape.Tiny, seed);
+        return new EngineOptions
+        {
+            CheckpointPath = folder,
+            IpAdapterPath = Path.Combine(folder, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.AdapterRelativePath),
+        };
+    }
+
+    [Fact]
+    public void IsTheSameForTheSameSeedAndDiffersForAnother()
+    {
+        var a = Write(3);
+        var b = Write(3);
+        var c = Write(4);
+        string Unet(EngineOptions o) => Path.Combine(o.CheckpointPath, "unet", "diffusion_pytorch_model.safetensors");
+        Assert.Equal(File.ReadAllBytes(Unet(a)), File.ReadAllBytes(Unet(b)));
+        Assert.NotEqual(File.ReadAllBytes(Unet(a)), File.ReadAllBytes(Unet(c)));
+    }
+
+    [Fact]
+    public void MakesReproducibleNonSquareScenesThatTheReferenceSteers()
+    {
+        using var engine = SceneEngine.Open(Write(11));
+        var image = new RgbImage(40, 30, Enumerable.Range(0, 40 * 30 * 3).Select(i => (byte)(i * 7)).ToArray());
+        var picture = Path.Combine(root, "character.png");
+        PngFile.Save(picture, image);
+        var reference = engine.EncodeReference([picture], "toy");
+        var request = new SceneRequest { Prompt = "a knight in the rain", Seed = 5, Steps = 3, Width = 96, Height = 64, Reference = reference };
+
+        var first = engine.Generate(request);
+        var again = engine.Generate(request);
+        var unsteered = engine.Generate(request with { ReferenceWeight = 0 });
+
+        Assert.Equal((96, 64), (first.Image.Width, first.Image.Height));
+        Assert.Equal([1, 4, 8, 12], first.FinalLatents.Shape);
+        Assert.All(first.FinalLatents.Data, v => Assert.True(float.IsFinite(v)));
+        Assert.Equal(first.Image.Rgb, again.Image.Rgb);
+        Assert.NotEqual(first.FinalLatents.Data, unsteered.FinalLatents.Data);
+        Assert.Equal("toy", first.ReferenceName);
+    }
+}
