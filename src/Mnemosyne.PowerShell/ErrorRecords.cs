@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Imaging;
 
 namespace Mnemosyne.PowerShell;
@@ -14,6 +15,9 @@ internal static class ErrorRecords
         {
             ImageDecodeException { Failure: ImageDecodeFailure.TooLarge } e => new(e, errorId, ErrorCategory.LimitsExceeded, e.FilePath),
             ImageDecodeException e => new(e, errorId, ErrorCategory.InvalidData, e.FilePath),
+            CheckpointException e when !File.Exists(e.FilePath) && !Directory.Exists(e.FilePath)
+                => new(e, errorId, ErrorCategory.ObjectNotFound, e.FilePath),
+            CheckpointException e => new(e, errorId, ErrorCategory.InvalidData, e.FilePath),
             FileNotFoundException e => new(e, errorId, ErrorCategory.ObjectNotFound, e.FileName ?? target),
             DirectoryNotFoundException e => new(e, errorId, ErrorCategory.ObjectNotFound, target),
             UnauthorizedAccessException e => new(e, errorId, ErrorCategory.PermissionDenied, target),

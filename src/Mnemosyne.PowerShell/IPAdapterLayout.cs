@@ -1,20 +1,25 @@
+using Mnemosyne.Engine.Checkpoints;
+
 namespace Mnemosyne.PowerShell;
 
 /// <summary>
-/// Where the h94/IP-Adapter repository keeps the SDXL ViT-H adapter and its image encoder, so that
-/// a user can give the repository folder (or nothing, when it sits in the checkpoint's ip-adapter folder).
+/// Finds the SDXL ViT-H IP-Adapter and its image encoder in the h94/IP-Adapter layout
+/// (<see cref="IpAdapterFiles"/>), so that a user can give the repository folder, or nothing when
+/// it sits in the checkpoint's ip-adapter folder, and hear about a missing piece before the long load.
 /// </summary>
 internal static class IPAdapterLayout
 {
-    public const string AdapterFileName = "ip-adapter_sdxl_vit-h.safetensors";
     public const string ConventionalFolder = "ip-adapter";
+
+    public static string AdapterFileName => Path.GetFileName(IpAdapterFiles.AdapterRelativePath);
 
     /// <summary>The adapter file a path names: the file itself, or a folder holding it directly or under sdxl_models/.</summary>
     public static string? FindAdapter(string path)
     {
         if (File.Exists(path)) return path;
         if (!Directory.Exists(path)) return null;
-        return new[] { Path.Combine(path, "sdxl_models", AdapterFileName), Path.Combine(path, AdapterFileName) }
+        return new[] { Path.Combine(path, IpAdapterFiles.AdapterRelativePath), Path.Combine(path, AdapterFileName) }
+            .Select(Path.GetFullPath)
             .FirstOrDefault(File.Exists);
     }
 
@@ -24,10 +29,9 @@ internal static class IPAdapterLayout
     /// </summary>
     public static string? FindImageEncoder(string adapterFile)
     {
-        var adapterFolder = Path.GetDirectoryName(Path.GetFullPath(adapterFile));
-        if (adapterFolder is null) return null;
-        var repository = Path.GetDirectoryName(adapterFolder);
-        var candidate = repository is null ? null : Path.Combine(repository, "models", "image_encoder");
-        return candidate is not null && Directory.Exists(candidate) ? candidate : null;
+        var repository = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(adapterFile)));
+        if (repository is null) return null;
+        var candidate = Path.GetFullPath(Path.Combine(repository, IpAdapterFiles.ImageEncoderRelativePath));
+        return Directory.Exists(candidate) ? candidate : null;
     }
 }

@@ -66,6 +66,22 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         }
     }
 
+    /// <summary>
+    /// Writes a new progress record each time: PowerShell keeps the records it is given (a runspace's
+    /// Progress stream holds them), so changing and rewriting one record would rewrite the earlier ones too.
+    /// </summary>
+    internal void ReportProgress(int activityId, string activity, string status, int percentComplete = -1,
+        int secondsRemaining = -1, string? currentOperation = null, bool completed = false)
+    {
+        WriteProgress(new ProgressRecord(activityId, activity, status)
+        {
+            PercentComplete = percentComplete,
+            SecondsRemaining = secondsRemaining,
+            CurrentOperation = currentOperation,
+            RecordType = completed ? ProgressRecordType.Completed : ProgressRecordType.Processing,
+        });
+    }
+
     internal T RunOnWorker<T>(Func<CancellationToken, T> work)
         => RunOnWorker<T, int>((_, token) => work(token), _ => { });
 
@@ -104,8 +120,8 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         }
         try
         {
-            var activity = new ProgressRecord(ProgressActivityIds.Open, "Opening Mnemosyne engine", options.CheckpointPath);
-            WriteProgress(activity);
+            const string activity = "Opening Mnemosyne engine";
+            ReportProgress(ProgressActivityIds.Open, activity, options.CheckpointPath);
             SceneEngine engine;
             try
             {
@@ -114,8 +130,7 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
                     message =>
                     {
                         WriteVerbose(message);
-                        activity.StatusDescription = message;
-                        WriteProgress(activity);
+                        ReportProgress(ProgressActivityIds.Open, activity, message, currentOperation: options.CheckpointPath);
                     });
             }
             catch (Exception e) when (e is not PipelineStoppedException)
@@ -125,8 +140,7 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
             }
             finally
             {
-                activity.RecordType = ProgressRecordType.Completed;
-                WriteProgress(activity);
+                ReportProgress(ProgressActivityIds.Open, activity, "Done", completed: true);
             }
             return ModuleState.Install(engine);
         }

@@ -37,7 +37,7 @@ function New-FakeScene {
     $random = [Random]::new([int]($Seed % [int]::MaxValue))
     $random.NextBytes($rgb)
     $scene = [Mnemosyne.Engine.Pipeline.Scene]@{
-        Image           = [Mnemosyne.Engine.Pipeline.RgbPixels]::new($Width, $Height, $rgb)
+        Image           = [Mnemosyne.Engine.Imaging.RgbImage]::new($Width, $Height, $rgb)
         Prompt          = $Prompt
         Seed            = $Seed
         Steps           = 4

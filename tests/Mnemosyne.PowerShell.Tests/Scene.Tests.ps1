@@ -162,7 +162,7 @@ Describe 'Making scenes with the tiny checkpoint' {
         $scene = New-MnemosyneScene 'a cat' -Reference $kira -Seed 1 -Width 64 -Height 64 -Steps 2
         $scene.GuidanceScale | Should -Be 5
         $scene.Scheduler | Should -Be 'Euler'
-        $scene.ReferenceWeight | Should -Be 0.6
+        $scene.ReferenceWeight | Should -Be ([float]0.6)
         $scene.NegativePrompt | Should -BeNullOrEmpty
     }
 
@@ -321,7 +321,8 @@ third,3,64,64,2
             $run = Invoke-SeparatePwsh "Open-MnemosyneEngine '$modelPath'; New-MnemosyneScene 'a red fox in the snow' -Reference (Import-MnemosyneReference '$referenceImage') -Seed 1234 -Steps 3 -Width 64 -Height 64 | Save-MnemosyneImage -Path '$path'"
             $run.ExitCode | Should -Be 0 -Because ($run.Output -join "`n")
         }
-        $first, $second = $paths | ForEach-Object { [IO.File]::ReadAllBytes($_) }
+        $first = [IO.File]::ReadAllBytes($paths[0])
+        $second = [IO.File]::ReadAllBytes($paths[1])
         $first.Length | Should -BeGreaterThan 0
         [Convert]::ToHexString($second) | Should -Be ([Convert]::ToHexString($first))
     }

@@ -47,9 +47,8 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
                 "Open it again with Open-MnemosyneEngine -IPAdapterPath <ip-adapter_sdxl_vit-h.safetensors> -ImageEncoderPath <image encoder folder>.",
                 "NoIPAdapter", ErrorCategory.InvalidOperation, images.ToArray()));
         }
-        var activity = new ProgressRecord(ProgressActivityIds.Reference, "Encoding character reference",
-            $"{images.Count} image{(images.Count == 1 ? "" : "s")}");
-        WriteProgress(activity);
+        const string activity = "Encoding character reference";
+        ReportProgress(ProgressActivityIds.Reference, activity, $"{images.Count} image{(images.Count == 1 ? "" : "s")}");
         try
         {
             var reference = RunOnWorker(token => lease.Engine.EncodeReference(images, Name, token));
@@ -61,8 +60,7 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
         }
         finally
         {
-            activity.RecordType = ProgressRecordType.Completed;
-            WriteProgress(activity);
+            ReportProgress(ProgressActivityIds.Reference, activity, "Done", completed: true);
         }
     }
 

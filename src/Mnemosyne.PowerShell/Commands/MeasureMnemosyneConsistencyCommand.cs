@@ -46,12 +46,12 @@ public sealed class MeasureMnemosyneConsistencyCommand : MnemosyneCmdlet
                     WriteError(ErrorRecords.From(e, "ImageUnreadable", file));
                     continue;
                 }
-                Measure(new RgbPixels(image.Width, image.Height, image.Rgb), file, null, null);
+                Measure(image, file, null, null);
             }
         }
     }
 
-    private void Measure(RgbPixels image, string? path, string? prompt, long? seed)
+    private void Measure(RgbImage image, string? path, string? prompt, long? seed)
     {
         using var lease = AcquireEngine();
         var engine = lease.Engine;

@@ -85,24 +85,20 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
                 "NoIPAdapter", ErrorCategory.InvalidOperation, request.Reference));
         }
 
-        var activity = new ProgressRecord(ProgressActivityIds.Scene, $"New-MnemosyneScene (seed {request.Seed.ToString(CultureInfo.InvariantCulture)})", "Encoding the prompt")
-        {
-            CurrentOperation = request.Prompt,
-        };
-        WriteProgress(activity);
+        var activity = $"New-MnemosyneScene (seed {request.Seed.ToString(CultureInfo.InvariantCulture)})";
+        ReportProgress(ProgressActivityIds.Scene, activity, "Encoding the prompt", currentOperation: request.Prompt);
         try
         {
             var scene = RunOnWorker<Scene, SceneProgress>(
                 (progress, token) => engine.Generate(request, progress, token),
                 step => WriteStep(activity, step));
-            activity.RecordType = ProgressRecordType.Completed;
-            WriteProgress(activity);
+            ReportProgress(ProgressActivityIds.Scene, activity, "Done", completed: true);
+            foreach (var warning in scene.Warnings) WriteWarning(warning);
             WriteObject(scene);
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
-            activity.RecordType = ProgressRecordType.Completed;
-            WriteProgress(activity);
+            ReportProgress(ProgressActivityIds.Scene, activity, "Failed", completed: true);
             WriteError(ErrorRecords.From(e, "SceneFailed", TargetFor(e, request)));
         }
     }
@@ -162,19 +158,21 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     }
 
     /// <summary>The value an error is about: the setting an argument exception names, else the prompt.</summary>
-    private static object TargetFor(Exception exception, SceneRequest request) => exception switch
+    private static object TargetFor(Exception exception, SceneRequest request)
     {
-        ArgumentException { ParamName: nameof(SceneRequest.InitialNoise) } when request.InitialNoisePath is not null => request.InitialNoisePath,
-        ArgumentException { ParamName: nameof(SceneRequest.Reference) } when request.Reference is not null => request.Reference,
-        _ => request.Prompt,
-    };
-
-    private void WriteStep(ProgressRecord activity, SceneProgress step)
-    {
-        activity.StatusDescription = string.Create(CultureInfo.InvariantCulture,
-            $"Step {step.Step} of {step.TotalSteps}, {step.Elapsed:hh\\:mm\\:ss} elapsed");
-        activity.PercentComplete = step.TotalSteps > 0 ? Math.Clamp(100 * step.Step / step.TotalSteps, 0, 100) : -1;
-        activity.SecondsRemaining = step.Remaining is { } remaining ? (int)Math.Ceiling(remaining.TotalSeconds) : -1;
-        WriteProgress(activity);
+        var setting = (exception as ArgumentException)?.ParamName;
+        if (string.Equals(setting, nameof(SceneRequest.InitialNoise), StringComparison.OrdinalIgnoreCase) && request.InitialNoisePath is not null)
+            return request.InitialNoisePath;
+        if (string.Equals(setting, nameof(SceneRequest.Reference), StringComparison.OrdinalIgnoreCase) && request.Reference is not null)
+            return request.Reference;
+        return request.Prompt;
     }
+
+    private void WriteStep(string activity, SceneProgress step) => ReportProgress(
+        ProgressActivityIds.Scene,
+        activity,
+        string.Create(CultureInfo.InvariantCulture, $"Step {step.Step} of {step.TotalSteps}, {step.Elapsed:hh\\:mm\\:ss} elapsed"),
+        step.TotalSteps > 0 ? Math.Clamp(100 * step.Step / step.TotalSteps, 0, 100) : -1,
+        step.Remaining is { } remaining ? (int)Math.Ceiling(remaining.TotalSeconds) : -1,
+        step.Prompt);
 }

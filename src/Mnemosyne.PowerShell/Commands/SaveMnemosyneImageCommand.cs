@@ -77,8 +77,7 @@ public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
         }
         try
         {
-            var image = new RgbImage(Scene.Image.Width, Scene.Image.Height, Scene.Image.Rgb);
-            PngFile.Save(path, image, [PngTextEntry.Parameters(Scene.ParametersText())], Force);
+            PngFile.Save(path, Scene.Image, [PngTextEntry.Parameters(Scene.ParametersText())], Force);
         }
         catch (Exception e)
         {
