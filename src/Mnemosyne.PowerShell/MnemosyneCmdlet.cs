@@ -103,12 +103,14 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         }
         var options = ResolveEngineOptions(model!, Environment.GetEnvironmentVariable(IPAdapterVariable),
             Environment.GetEnvironmentVariable(ImageEncoderVariable), threads: 0, $"$env:{ModelVariable}");
-        WriteVerbose($"No engine is open; opening {options.CheckpointPath} from $env:{ModelVariable}.");
-        return OpenEngine(options);
+        return OpenEngine(options, reuseOpenEngine: true);
     }
 
-    /// <summary>Opens an engine and makes it the module's open engine, replacing any other.</summary>
-    internal EngineLease OpenEngine(EngineOptions options)
+    /// <summary>
+    /// Opens an engine and makes it the module's open engine, replacing any other; with
+    /// <paramref name="reuseOpenEngine"/>, leases one that another runspace opened meanwhile instead.
+    /// </summary>
+    internal EngineLease OpenEngine(EngineOptions options, bool reuseOpenEngine = false)
     {
         try
         {
@@ -120,6 +122,8 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         }
         try
         {
+            if (reuseOpenEngine && ModuleState.TryAcquire() is { } opened) return opened;
+            if (reuseOpenEngine) WriteVerbose($"No engine is open; opening {options.CheckpointPath} from $env:{ModelVariable}.");
             const string activity = "Opening Mnemosyne engine";
             ReportProgress(ProgressActivityIds.Open, activity, options.CheckpointPath);
             SceneEngine engine;

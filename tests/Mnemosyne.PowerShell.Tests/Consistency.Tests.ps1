@@ -83,11 +83,12 @@ Describe 'Measuring with the tiny checkpoint' {
         ($results.Path | ForEach-Object { Split-Path -Leaf $_ }) | Should -Be 'piped-one.png', 'piped-two.png'
     }
 
-    It 'reports a reference from another encoder as InvalidArgument, and measures the rest' {
-        $foreign = New-FakeReference -Name 'foreign' -Embedding 1, 2, 3
+    It 'refuses a reference made by another image encoder, naming both' {
+        $foreign = New-FakeReference -Name 'foreign' -Embedding ([float[]]::new($kira.Embedding.Length))
         $scene = New-MnemosyneScene 'a cat' -Seed 1 @tiny
-        $scene | Measure-MnemosyneConsistency -Reference $foreign -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
-        ($scene | Measure-MnemosyneConsistency -Reference $kira).Reference | Should -Be 'kira'
+        { $scene | Measure-MnemosyneConsistency -Reference $foreign -ErrorAction Stop } |
+            Should -Throw -ErrorId 'ReferenceFromOtherEncoder,*' -ExpectedMessage "*clip-vit-h-test*$($kira.Encoder)*"
+        $Error[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        ($scene | Measure-MnemosyneConsistency -Reference $kira).Reference | Should -Be 'kira' -Because 'the session stays usable'
     }
 }

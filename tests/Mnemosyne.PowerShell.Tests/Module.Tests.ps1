@@ -120,9 +120,9 @@ Describe 'Formatting' {
         $text | Should -Not -Match 'FinalLatents|Rgb'
     }
 
-    It 'shows a reference with its name, image count and encoder' {
+    It 'shows a reference with its name, image count, date and pictures' {
         $text = New-FakeReference -Name 'kira' | Format-Table | Out-String -Width 200
-        $text | Should -Match 'kira\s+1\s+clip-vit-h-test'
+        $text | Should -Match 'kira\s+1\s+\d{4}-\d\d-\d\d'
         $text | Should -Match 'kira\.png'
     }
 }

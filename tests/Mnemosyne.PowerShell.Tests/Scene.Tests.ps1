@@ -295,8 +295,39 @@ third,3,64,64,2
         $steps = $run.Progress | Where-Object StatusDescription -Match '^Step \d+ of 3'
         ($steps.StatusDescription | ForEach-Object { ($_ -split ',')[0] } | Select-Object -Unique) | Should -Be 'Step 1 of 3', 'Step 2 of 3', 'Step 3 of 3'
         $steps[-1].PercentComplete | Should -Be 100
+        $steps[0].SecondsRemaining | Should -BeGreaterOrEqual 0 -Because 'each step gives the time left'
+        $steps.CurrentOperation | Select-Object -Unique | Should -Be 'a cat'
         $run.Progress[-1].RecordType | Should -Be 'Completed'
         $run.Progress[0].Activity | Should -Match 'seed 1'
+    }
+
+    It 'warns when the prompt is longer than CLIP reads, and still makes the scene' {
+        $long = (1..100 | ForEach-Object { "word$_" }) -join ' '
+        $scene = New-MnemosyneScene $long -Seed 1 @tiny -WarningVariable warnings -WarningAction SilentlyContinue
+        $scene.Prompt | Should -Be $long
+        "$warnings" | Should -Match 'dropped'
+    }
+
+    It 'refuses a reference made by another image encoder, per scene' {
+        $foreign = New-FakeReference -Name 'foreign' -Embedding ([float[]]::new($kira.Embedding.Length))
+        $scenes = 'one', 'two' | New-MnemosyneScene -Reference $foreign -Seed 1 @tiny -ErrorVariable failures -ErrorAction SilentlyContinue
+        $scenes | Should -BeNullOrEmpty
+        $failures.Count | Should -Be 2
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failures[0].TargetObject.Name | Should -Be 'foreign'
+    }
+
+    It 'makes the same pictures in parallel runspaces as one after another' {
+        $sequential = 1, 2 | ForEach-Object { New-MnemosyneScene 'a cat' -Seed $_ @tiny }
+        $module = $manifest
+        $parallel = 1, 2 | ForEach-Object -ThrottleLimit 2 -Parallel {
+            Import-Module $using:module
+            New-MnemosyneScene 'a cat' -Seed $_ -Steps 2 -Width 64 -Height 64
+        } | Sort-Object Seed
+        $parallel.Count | Should -Be 2
+        for ($i = 0; $i -lt 2; $i++) {
+            [Convert]::ToHexString($parallel[$i].Image.Rgb) | Should -Be ([Convert]::ToHexString($sequential[$i].Image.Rgb))
+        }
     }
 
     It 'stops cleanly on Ctrl+C: no file, no temporary file, and the engine still works' {

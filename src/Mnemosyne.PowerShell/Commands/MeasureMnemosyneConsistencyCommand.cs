@@ -55,12 +55,20 @@ public sealed class MeasureMnemosyneConsistencyCommand : MnemosyneCmdlet
     {
         using var lease = AcquireEngine();
         var engine = lease.Engine;
-        if (engine.Options.ImageEncoderPath is null)
+        if (!engine.SupportsReferences)
         {
             ThrowTerminatingError(ErrorRecords.Create(
                 $"The open engine ({engine.ModelName}) has no image encoder, which measuring needs. " +
                 "Open it again with Open-MnemosyneEngine -IPAdapterPath <ip-adapter_sdxl_vit-h.safetensors> -ImageEncoderPath <image encoder folder>.",
                 "NoImageEncoder", ErrorCategory.InvalidOperation, engine.ModelName));
+        }
+        if (Reference.Encoder != engine.ImageEncoderIdentity)
+        {
+            // Embeddings of different encoders can have the same length and still mean nothing to each other.
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"The reference '{Reference.Name}' was encoded with '{Reference.Encoder}', but the open engine's image encoder is " +
+                $"'{engine.ImageEncoderIdentity}'. Import the reference pictures again with this engine (Import-MnemosyneReference).",
+                "ReferenceFromOtherEncoder", ErrorCategory.InvalidArgument, Reference));
         }
         try
         {
