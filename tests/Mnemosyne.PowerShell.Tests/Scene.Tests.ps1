@@ -301,6 +301,11 @@ third,3,64,64,2
         $run.Progress[0].Activity | Should -Match 'seed 1'
     }
 
+    It 'lets an error of the next command in the pipeline stop the pipeline, not turn into a scene error' {
+        { New-MnemosyneScene 'a cat' -Seed 1 @tiny | ForEach-Object { throw 'downstream failed' } } | Should -Throw 'downstream failed'
+        { New-MnemosyneScene 'a cat' -Seed 1 @tiny | Save-MnemosyneImage -Path $folder -ErrorAction Stop } | Should -Throw -ErrorId 'PathIsFolder,*'
+    }
+
     It 'warns when the prompt is longer than CLIP reads, and still makes the scene' {
         $long = (1..100 | ForEach-Object { "word$_" }) -join ' '
         $scene = New-MnemosyneScene $long -Seed 1 @tiny -WarningVariable warnings -WarningAction SilentlyContinue

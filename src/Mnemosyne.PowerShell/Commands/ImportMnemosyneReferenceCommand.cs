@@ -49,32 +49,34 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
         }
         const string activity = "Encoding character reference";
         ReportProgress(ProgressActivityIds.Reference, activity, $"{images.Count} image{(images.Count == 1 ? "" : "s")}");
+        CharacterReference reference;
         try
         {
-            var reference = RunOnWorker(token => lease.Engine.EncodeReference(images, Name, token));
-            WriteObject(reference);
+            reference = RunOnWorker(token => lease.Engine.EncodeReference(images, Name, token));
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
+            ReportProgress(ProgressActivityIds.Reference, activity, "Failed", completed: true);
             WriteError(ErrorRecords.From(e, "ReferenceImageUnusable", images.Count == 1 ? images[0] : images.ToArray()));
+            return;
         }
-        finally
-        {
-            ReportProgress(ProgressActivityIds.Reference, activity, "Done", completed: true);
-        }
+        ReportProgress(ProgressActivityIds.Reference, activity, "Done", completed: true);
+        WriteObject(reference);
     }
 
     private void LoadSaved(string file)
     {
+        CharacterReference reference;
         try
         {
-            var reference = CharacterReference.Load(file);
-            WriteObject(Name is null ? reference : reference with { Name = Name });
+            reference = CharacterReference.Load(file);
         }
         catch (Exception e)
         {
             WriteError(ErrorRecords.From(e, "SavedReferenceUnreadable", file));
+            return;
         }
+        WriteObject(Name is null ? reference : reference with { Name = Name });
     }
 
     /// <summary>A saved reference is JSON; anything else is taken for an image and left to the image decoder to judge.</summary>

@@ -70,15 +70,17 @@ public sealed class MeasureMnemosyneConsistencyCommand : MnemosyneCmdlet
                 $"'{engine.ImageEncoderIdentity}'. Import the reference pictures again with this engine (Import-MnemosyneReference).",
                 "ReferenceFromOtherEncoder", ErrorCategory.InvalidArgument, Reference));
         }
+        double similarity;
         try
         {
             var embedding = RunOnWorker(token => engine.EmbedImage(image, token));
-            var similarity = Consistency.CosineSimilarity(Reference.Embedding, embedding);
-            WriteObject(new ConsistencyResult(Reference.Name, similarity, path, prompt, seed));
+            similarity = Consistency.CosineSimilarity(Reference.Embedding, embedding);
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
             WriteError(ErrorRecords.From(e, "MeasureFailed", (object?)path ?? prompt));
+            return;
         }
+        WriteObject(new ConsistencyResult(Reference.Name, similarity, path, prompt, seed));
     }
 }

@@ -87,20 +87,23 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
 
         var activity = $"New-MnemosyneScene (seed {request.Seed.ToString(CultureInfo.InvariantCulture)})";
         ReportProgress(ProgressActivityIds.Scene, activity, "Encoding the prompt", currentOperation: request.Prompt);
+        Scene scene;
         try
         {
-            var scene = RunOnWorker<Scene, SceneProgress>(
+            scene = RunOnWorker<Scene, SceneProgress>(
                 (progress, token) => engine.Generate(request, progress, token),
                 step => WriteStep(activity, step));
-            ReportProgress(ProgressActivityIds.Scene, activity, "Done", completed: true);
-            foreach (var warning in scene.Warnings) WriteWarning(warning);
-            WriteObject(scene);
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
             ReportProgress(ProgressActivityIds.Scene, activity, "Failed", completed: true);
             WriteError(ErrorRecords.From(e, "SceneFailed", TargetFor(e, request)));
+            return;
         }
+        ReportProgress(ProgressActivityIds.Scene, activity, "Done", completed: true);
+        foreach (var warning in scene.Warnings) WriteWarning(warning);
+        // Outside the try: what the next command in the pipeline throws is not this scene's failure.
+        WriteObject(scene);
     }
 
     /// <summary>The request for this input, or null (after writing a non-terminating error) when the input is unusable.</summary>
@@ -130,7 +133,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         }
 
         var seed = Seed ?? Random.Shared.NextInt64(DrawnSeedLimit);
-        if (Seed is null && noise is null) WriteVerbose($"Seed {seed} (drawn at random) for '{Prompt}'.");
+        if (Seed is null) WriteVerbose($"Seed {seed} (drawn at random) for '{Prompt}'.");
         var defaults = new SceneRequest { Prompt = Prompt, Seed = seed };
         var request = defaults with
         {
