@@ -189,6 +189,21 @@ public sealed class ModelInstallerTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task Forbidden_SaysTheTokenWasNotAccepted()
+    {
+        hub.Add(Repository, "model.safetensors", weights, lfs: true);
+        hub.FailNext("/tiny-org/", 403, 1);
+        var manifest = Manifest(Repository, "main", new ModelFile("model.safetensors", null, null));
+
+        using var installer = new ModelInstaller(Options(cache.Path, hub, token: "hf_NoAccessHere"));
+        var error = await Assert.ThrowsAsync<HubAccessDeniedException>(() => installer.InstallAsync(manifest));
+
+        Assert.Equal(403, error.StatusCode);
+        Assert.Contains("A token was sent but not accepted", error.Message);
+        Assert.Single(hub.Requests);
+    }
+
+    [Fact]
     public async Task NotFound_IsAClearError()
     {
         var manifest = Manifest(Repository, "main", new ModelFile("no/such/file.safetensors", null, null));
