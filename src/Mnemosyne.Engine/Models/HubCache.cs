@@ -82,12 +82,9 @@ public sealed class HubCache
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or PlatformNotSupportedException)
         {
-            if (File.Exists(snapshotFile) && SameLength(snapshotFile, blob)) return;
             var temporary = snapshotFile + "." + Guid.NewGuid().ToString("N") + ".tmp";
             File.Copy(blob, temporary);
             File.Move(temporary, snapshotFile, overwrite: true);
         }
     }
-
-    private static bool SameLength(string a, string b) => new FileInfo(a).Length == new FileInfo(b).Length;
 }
