@@ -8,8 +8,8 @@
     Description          = 'Keeps a character consistent across scenes: SDXL + IP-Adapter on ONNX Runtime, on the CPU.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    FormatsToProcess     = @()
-    CmdletsToExport      = @()
+    FormatsToProcess     = @('Mnemosyne.Models.format.ps1xml')
+    CmdletsToExport      = @('Get-MnemosyneModel', 'Install-MnemosyneModel')
     FunctionsToExport    = @()
     AliasesToExport      = @()
     VariablesToExport    = @()
