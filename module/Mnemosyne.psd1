@@ -8,11 +8,12 @@
     Description          = 'Keeps a character consistent across scenes: SDXL + IP-Adapter on ONNX Runtime, on the CPU.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    FormatsToProcess     = @('Mnemosyne.format.ps1xml')
+    FormatsToProcess     = @('Mnemosyne.format.ps1xml', 'Mnemosyne.Models.format.ps1xml')
     CmdletsToExport      = @(
         'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
         'Import-MnemosyneReference', 'Export-MnemosyneReference',
-        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency'
+        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'Get-MnemosyneModel', 'Install-MnemosyneModel'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -3,7 +3,8 @@ BeforeAll {
     $script:cmdlets = @(
         'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
         'Import-MnemosyneReference', 'Export-MnemosyneReference',
-        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency'
+        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'Get-MnemosyneModel', 'Install-MnemosyneModel'
     )
 }
 
@@ -64,7 +65,8 @@ Describe 'Help' {
     It '<_> has a synopsis, a description and at least one example' -ForEach @(
         'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
         'Import-MnemosyneReference', 'Export-MnemosyneReference',
-        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency'
+        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'Get-MnemosyneModel', 'Install-MnemosyneModel'
     ) {
         $help = Get-Help $_ -Full
         $help.Synopsis | Should -Not -BeNullOrEmpty
@@ -76,7 +78,8 @@ Describe 'Help' {
 
     It '<_> describes every parameter' -ForEach @(
         'Open-MnemosyneEngine', 'Import-MnemosyneReference', 'Export-MnemosyneReference',
-        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency'
+        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'Get-MnemosyneModel', 'Install-MnemosyneModel'
     ) {
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
         $declared = (Get-Command $_).Parameters.Keys | Where-Object { $_ -notin $common }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Tensors;
 
 namespace Mnemosyne.Engine.Tests.Networks;
@@ -12,6 +13,9 @@ internal static class NetworkFixtures
 
     /// <summary>Per-network cases made with diffusers for the fidelity checkpoint (config A).</summary>
     public static string NetworksA => Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "networks-a");
+
+    /// <summary>The same cases for the engine's tiny random checkpoint (config B), which the tests regenerate.</summary>
+    public static string NetworksB => Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "networks-b");
 
     public static string FidelityTextEncoder => Path.Combine(TestPaths.FidelityModel, "text_encoder");
 
@@ -83,10 +87,30 @@ internal static class NetworkFixtures
     private static long[] Ids(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt64()).ToArray();
 
     /// <summary>The ids of every networks-a prompt, in order, for one tokenizer ("tokenizer" or "tokenizer_2").</summary>
-    public static long[][] NetworksAIds(string tokenizer)
+    public static long[][] NetworksAIds(string tokenizer) => IdRows(Path.Combine(NetworksA, "text-ids.json"), tokenizer);
+
+    /// <summary>The id rows a fixture file (text-ids.json, unet-text-ids.json) holds for one tokenizer, in order.</summary>
+    public static long[][] IdRows(string idsFile, string tokenizer)
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(NetworksA, "text-ids.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(idsFile));
         return doc.RootElement.GetProperty(tokenizer).EnumerateArray().Select(Ids).ToArray();
+    }
+
+    /// <summary>One UNet case of a networks-* folder's manifest: its inputs and diffusers' output at one IP-Adapter scale ("0.6" or "0").</summary>
+    public static (FloatTensor Sample, float Timestep, UnetConditioning Conditioning, FloatTensor Expected) ReadUnetCase(
+        string fixtures, string caseName, string scale)
+    {
+        FloatTensor Fixture(string name) => ReadNpy(Path.Combine(fixtures, name));
+        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(fixtures, "manifest.json")));
+        var entry = manifest.RootElement.GetProperty("unet").GetProperty("cases").EnumerateArray()
+            .Single(c => c.GetProperty("name").GetString() == caseName);
+        var conditioning = new UnetConditioning(Fixture("unet-encoder-hidden-states.npy"), Fixture("unet-text-embeds.npy"), Fixture(entry.GetProperty("time_ids").GetString()!))
+        {
+            IpTokens = Fixture("unet-ip-tokens.npy"),
+            IpScale = float.Parse(scale, System.Globalization.CultureInfo.InvariantCulture),
+        };
+        return (Fixture(entry.GetProperty("sample").GetString()!), entry.GetProperty("timestep").GetSingle(), conditioning,
+            Fixture(entry.GetProperty("out").GetProperty(scale).GetString()!));
     }
 
     /// <summary>

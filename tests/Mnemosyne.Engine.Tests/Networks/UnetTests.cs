@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Onnx;
@@ -20,9 +19,7 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
 
     internal static string AdapterRoot => Path.Combine(TestPaths.FidelityModel, "ip-adapter");
 
-    private static string Fixtures => Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "networks-a");
-
-    private static FloatTensor Fixture(string name) => NpyFile.Read(Path.Combine(Fixtures, name));
+    private static string Fixtures => NetworkFixtures.NetworksA;
 
     private static UnetConfig ReadFidelityConfig() => ConfigJson.Read<UnetConfig>(Path.Combine(UnetFolder, "config.json"));
 
@@ -100,17 +97,9 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
     [MemberData(nameof(FixtureCases))]
     public void MatchesDiffusers(string caseName, string scale)
     {
-        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixtures, "manifest.json")));
-        var entry = manifest.RootElement.GetProperty("unet").GetProperty("cases").EnumerateArray()
-            .Single(c => c.GetProperty("name").GetString() == caseName);
-        var conditioning = new UnetConditioning(Fixture("unet-encoder-hidden-states.npy"), Fixture("unet-text-embeds.npy"), Fixture(entry.GetProperty("time_ids").GetString()!))
-        {
-            IpTokens = Fixture("unet-ip-tokens.npy"),
-            IpScale = float.Parse(scale, System.Globalization.CultureInfo.InvariantCulture),
-        };
-        var result = fidelity.WithAdapter.Run(Fixture(entry.GetProperty("sample").GetString()!), entry.GetProperty("timestep").GetSingle(), conditioning);
+        var (sample, timestep, conditioning, expected) = NetworkFixtures.ReadUnetCase(Fixtures, caseName, scale);
+        var result = fidelity.WithAdapter.Run(sample, timestep, conditioning);
 
-        var expected = Fixture(entry.GetProperty("out").GetProperty(scale).GetString()!);
         var error = MaxAbsDifference(expected, result);
         output.WriteLine($"{caseName} at scale {scale}: max-abs error {error:g3} (outputs up to {expected.Data.Max(Math.Abs):g3})");
         Assert.True(error <= Tolerance, $"{caseName} at IP-Adapter scale {scale}: max-abs error {error:g3} > {Tolerance:g3}");

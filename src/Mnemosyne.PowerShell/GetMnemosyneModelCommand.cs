@@ -1,0 +1,64 @@
+using System.Management.Automation;
+using Mnemosyne.Engine.Models;
+
+namespace Mnemosyne.PowerShell;
+
+/// <summary>
+/// Lists the models Mnemosyne knows, with where each was found in the Hugging Face hub cache and
+/// whether every file is there.
+/// </summary>
+[Cmdlet(VerbsCommon.Get, "MnemosyneModel")]
+[OutputType(typeof(ModelStatus))]
+public sealed class GetMnemosyneModelCommand : PSCmdlet
+{
+    private ModelCatalog? catalog;
+
+    /// <summary>Model names; wildcards allowed. All models when omitted.</summary>
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Name { get; set; }
+
+    /// <summary>The hub cache to look in; by default the one huggingface_hub uses (HF_HUB_CACHE, HF_HOME, ~/.cache/huggingface/hub).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? CachePath { get; set; }
+
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            catalog = ModelCatalog.Default(ModelCommandSupport.ResolveCachePath(this, CachePath));
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(ModelCommandSupport.ToErrorRecord(e, CachePath));
+        }
+    }
+
+    protected override void ProcessRecord()
+    {
+        if (Name is null)
+        {
+            foreach (var status in catalog!.List()) WriteObject(status);
+            return;
+        }
+        foreach (var name in Name)
+        {
+            if (WildcardPattern.ContainsWildcardCharacters(name))
+            {
+                var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
+                foreach (var manifest in catalog!.Manifests.Where(m => pattern.IsMatch(m.Name))) WriteObject(catalog.Inspect(manifest));
+                continue;
+            }
+            try
+            {
+                WriteObject(catalog!.Inspect(name));
+            }
+            catch (ArgumentException e)
+            {
+                WriteError(ModelCommandSupport.ToErrorRecord(e, name));
+            }
+        }
+    }
+}

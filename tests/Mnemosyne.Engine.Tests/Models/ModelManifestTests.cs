@@ -1,0 +1,128 @@
+using Mnemosyne.Engine.Models;
+using Mnemosyne.Engine.Sampling;
+
+namespace Mnemosyne.Engine.Tests.Models;
+
+/// <summary>The manifests in models/ and the checks every manifest passes.</summary>
+public sealed class ModelManifestTests
+{
+    private static string ManifestFolder => Path.Combine(TestPaths.RepositoryRoot, "models");
+
+    [Fact]
+    public void TheShippedManifests_LoadAndShipBesideTheEngine()
+    {
+        var manifests = ModelManifest.LoadFolder(ManifestFolder);
+
+        Assert.Equal(
+            ["ip-adapter-image-encoder-vit-h", "ip-adapter-sdxl-vit-h", "sdxl-base-1.0", "sdxl-lightning-4step-unet"],
+            manifests.Select(m => m.Name));
+        Assert.Equal(manifests.Select(m => m.ToJson()), ModelManifest.LoadFolder(ModelCatalog.DefaultManifestFolder).Select(m => m.ToJson()));
+        Assert.All(manifests, m => Assert.True(m.IsPinned, $"{m.Name} should name a commit"));
+    }
+
+    [Fact]
+    public void SdxlBase_ListsTheFp16PipelineWithSizesAndHashes()
+    {
+        var sdxl = ModelManifest.Load(Path.Combine(ManifestFolder, "sdxl-base-1.0.json"));
+
+        Assert.Equal("stabilityai/stable-diffusion-xl-base-1.0", sdxl.Repository);
+        Assert.Equal(ModelRole.Pipeline, sdxl.Role);
+        Assert.Equal(18, sdxl.Files.Count);
+        Assert.All(sdxl.Files, f => Assert.NotNull(f.Sha256));
+        Assert.Equal(6_941_187_536, sdxl.SizeBytes);
+        Assert.Contains(sdxl.Files, f => f.Path == "unet/diffusion_pytorch_model.fp16.safetensors" && f.Size == 5_135_149_760);
+        foreach (var folder in new[] { "tokenizer", "tokenizer_2" })
+            Assert.All(new[] { "merges.txt", "vocab.json", "special_tokens_map.json", "tokenizer_config.json" },
+                name => Assert.Contains(sdxl.Files, f => f.Path == $"{folder}/{name}"));
+        Assert.Contains(sdxl.Files, f => f.Path == "scheduler/scheduler_config.json");
+    }
+
+    [FidelityFact]
+    public void SdxlBase_MergesHash_MatchesTheTokenizerFileInTheReferenceModel()
+    {
+        // The tiny reference model carries SDXL's own merges.txt: the manifest's hash must be that file's.
+        var merges = File.ReadAllBytes(Path.Combine(TestPaths.FidelityModel, "tokenizer", "merges.txt"));
+        var sdxl = ModelManifest.Load(Path.Combine(ManifestFolder, "sdxl-base-1.0.json"));
+        var listed = sdxl.Files.Single(f => f.Path == "tokenizer/merges.txt");
+        Assert.Equal(listed.Size, merges.Length);
+        Assert.Equal(listed.Sha256, new HostedFile(merges, lfs: true).Sha256);
+    }
+
+    [Fact]
+    public void TheIpAdapterAndItsEncoder_ComeFromOneCommit()
+    {
+        var adapter = ModelManifest.Load(Path.Combine(ManifestFolder, "ip-adapter-sdxl-vit-h.json"));
+        var encoder = ModelManifest.Load(Path.Combine(ManifestFolder, "ip-adapter-image-encoder-vit-h.json"));
+
+        Assert.Equal("h94/IP-Adapter", adapter.Repository);
+        Assert.Equal(adapter.Revision, encoder.Revision);
+        Assert.Equal("sdxl_models/ip-adapter_sdxl_vit-h.safetensors", adapter.Entry);
+        Assert.Equal(698_391_064, adapter.SizeBytes);
+        Assert.Equal("models/image_encoder", encoder.Entry);
+        Assert.Equal(["models/image_encoder/config.json", "models/image_encoder/model.safetensors"], encoder.Files.Select(f => f.Path));
+        Assert.Null(encoder.SizeBytes);
+    }
+
+    [Fact]
+    public void Lightning_CarriesTheSchedulerItNeeds()
+    {
+        var lightning = ModelManifest.Load(Path.Combine(ManifestFolder, "sdxl-lightning-4step-unet.json"));
+
+        Assert.Equal(ModelRole.Unet, lightning.Role);
+        Assert.Equal("sdxl-base-1.0", lightning.BaseModel);
+        Assert.Equal(new SchedulerSettings { Kind = SchedulerKind.Euler, TimestepSpacing = "trailing", Steps = 4, GuidanceScale = 0 }, lightning.Scheduler);
+        Assert.Equal("sdxl_lightning_4step_unet.safetensors", Assert.Single(lightning.Files).Path);
+    }
+
+    [Theory]
+    [InlineData("\"path\": \"../escape.bin\"", "not a relative repository path")]
+    [InlineData("\"path\": \"/etc/passwd\"", "not a relative repository path")]
+    [InlineData("\"path\": \"a.bin\", \"sha256\": \"ABC\"", "not 64 lower-case hex digits")]
+    [InlineData("\"path\": \"a.bin\", \"size\": -1", "negative size")]
+    [InlineData("\"path\": \"a.bin\", \"colour\": \"red\"", "not a valid model manifest")]
+    public void ABadFileEntry_IsAClearError(string fileEntry, string expected)
+    {
+        using var folder = new TemporaryFolder();
+        var path = Path.Combine(folder.Path, "bad.json");
+        File.WriteAllText(path, $$"""
+            { "name": "bad", "description": "x", "role": "unet", "repository": "org/name", "revision": "main",
+              "files": [ { {{fileEntry}} } ] }
+            """);
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelManifest.Load(path));
+
+        Assert.Contains(path, error.Message);
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Theory]
+    [InlineData("\"repository\": \"org--x/name\"", "not a Hugging Face repository id")]
+    [InlineData("\"repository\": \"no-slash\"", "not a Hugging Face repository id")]
+    [InlineData("\"revision\": \"../main\"", "must be a 40-hex commit hash")]
+    public void ABadRepositoryOrRevision_IsAClearError(string field, string expected)
+    {
+        using var folder = new TemporaryFolder();
+        var path = Path.Combine(folder.Path, "bad.json");
+        var json = """{ "name": "bad", "description": "x", "role": "unet", "repository": "org/name", "revision": "main", "files": [ { "path": "a.bin" } ] }""";
+        var key = field.Split(':')[0];
+        var original = key == "\"repository\"" ? "\"repository\": \"org/name\"" : "\"revision\": \"main\"";
+        File.WriteAllText(path, json.Replace(original, field));
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelManifest.Load(path));
+
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void TwoManifestsWithOneName_AreRefused()
+    {
+        using var folder = new TemporaryFolder();
+        var json = """{ "name": "twin", "description": "x", "role": "unet", "repository": "org/name", "revision": "main", "files": [ { "path": "a.bin" } ] }""";
+        File.WriteAllText(Path.Combine(folder.Path, "a.json"), json);
+        File.WriteAllText(Path.Combine(folder.Path, "b.json"), json.Replace("\"twin\"", "\"TWIN\""));
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelManifest.LoadFolder(folder.Path));
+
+        Assert.Contains("both named 'twin'", error.Message);
+    }
+}
