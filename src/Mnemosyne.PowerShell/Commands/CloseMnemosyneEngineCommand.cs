@@ -4,7 +4,6 @@ namespace Mnemosyne.PowerShell.Commands;
 
 /// <summary>Closes the open engine and frees its memory; a scene still being made elsewhere finishes first.</summary>
 [Cmdlet(VerbsCommon.Close, "MnemosyneEngine")]
-[OutputType(typeof(void))]
 public sealed class CloseMnemosyneEngineCommand : MnemosyneCmdlet
 {
     protected override void ProcessRecord()
