@@ -58,7 +58,7 @@ public sealed record CheckpointShape(
 /// <summary>
 /// Writes a random-weight checkpoint in exactly the diffusers layout (model_index.json, unet/, vae/,
 /// text_encoder*/, tokenizer*/, scheduler/) plus the IP-Adapter in h94/IP-Adapter's layout; the same
-/// weights as one single file (<see cref="WriteSingleFile"/>).
+/// weights as one single file (<see cref="WriteSingleFile"/>); or a UNet alone (<see cref="WriteUnet"/>).
 /// The tensors are whatever the engine's networks ask for, so the generator never drifts from the
 /// engine. Weights are a deterministic function of the seed and the tensor's (diffusers) name.
 /// </summary>
@@ -156,6 +156,16 @@ public static class RandomCheckpoint
         SafetensorsWriter.Write(path, entries, dtype);
     }
 
+    /// <summary>
+    /// A UNet weights file alone, in diffusers names, with values drawn from <paramref name="seed"/>: what a
+    /// replacement UNet such as SDXL-Lightning's sdxl_lightning_4step_unet.safetensors looks like.
+    /// </summary>
+    public static void WriteUnet(string path, UnetConfig config, ulong seed, TensorDType dtype = TensorDType.F32)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        Weights(seed, path, Record(w => Unet.BuildGraph(config, w, null, null), path), dtype);
+    }
+
     private static float[] Transpose(float[] values, long[] shape)
     {
         long rows = shape[0], columns = shape[1];
@@ -180,10 +190,10 @@ public static class RandomCheckpoint
         Weights(seed, weightsPath, tensors);
     }
 
-    private static void Weights(ulong seed, string path, WeightRecorder tensors)
+    private static void Weights(ulong seed, string path, WeightRecorder tensors, TensorDType dtype = TensorDType.F32)
         => SafetensorsWriter.Write(path, tensors.Tensors
             .Select(t => new SafetensorsWriter.Entry(t.Name, t.Shape, () => RandomValues(seed, t.Name, t.Shape)))
-            .ToList());
+            .ToList(), dtype);
 
     /// <summary>
     /// Values with the scale of a trained network, so activations stay finite at any depth: norm

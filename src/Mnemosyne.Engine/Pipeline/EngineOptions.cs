@@ -18,6 +18,13 @@ public sealed record EngineOptions
     /// </summary>
     public string? BaseModelPath { get; init; }
 
+    /// <summary>
+    /// A UNet weights file in diffusers names that replaces the checkpoint's UNet weights (the config
+    /// stays), e.g. ByteDance/SDXL-Lightning's sdxl_lightning_4step_unet.safetensors; such few-step
+    /// UNets want <see cref="SceneRequest.ForFewStepUnet"/>.
+    /// </summary>
+    public string? UnetWeightsPath { get; init; }
+
     /// <summary>ip-adapter_sdxl_vit-h.safetensors; null opens the engine without references.</summary>
     public string? IpAdapterPath { get; init; }
 

@@ -182,6 +182,7 @@ public sealed class SceneEngine : IDisposable
                 Seed = request.Seed,
                 Steps = request.Steps,
                 Scheduler = request.Scheduler,
+                Spacing = request.Spacing,
                 GuidanceScale = request.GuidanceScale,
                 Width = request.Width,
                 Height = request.Height,

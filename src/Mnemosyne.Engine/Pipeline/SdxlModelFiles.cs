@@ -32,7 +32,7 @@ internal sealed record SdxlModelFiles : IDisposable
             if (File.Exists(path)) model = FromSingleFile(path, options.BaseModelPath, files);
             else if (Directory.Exists(path) || !path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) model = FromFolder(path, options.Variant, files);
             else throw new FileNotFoundException($"Checkpoint file not found: {path}", path);
-            return model;
+            return options.UnetWeightsPath is { } unet ? WithUnet(model, unet, files) : model;
         }
         catch
         {
@@ -114,6 +114,20 @@ internal sealed record SdxlModelFiles : IDisposable
             TextEncoder2 = checkpoint.TextEncoder2,
             OpenFiles = files,
         };
+    }
+
+    /// <summary>A UNet state dict in diffusers names takes the place of the model's UNet weights.</summary>
+    private static SdxlModelFiles WithUnet(SdxlModelFiles model, string path, List<IDisposable> files)
+    {
+        var file = Track(files, SafetensorsFile.Open(path));
+        bool Any(Func<string, bool> test) => file.Tensors.Keys.Any(test);
+        if (Any(k => k.StartsWith(SingleFileLayout.UnetPrefix, StringComparison.Ordinal)))
+            throw new CheckpointException(
+                $"{file.Path} is a whole single-file checkpoint, not a UNet in diffusers names: open it as the checkpoint instead of as replacement UNet weights.", file.Path);
+        if (Any(k => k.Contains("lora", StringComparison.OrdinalIgnoreCase)))
+            throw new CheckpointException(
+                $"{file.Path} holds LoRA weights, which the engine does not apply: give the full UNet file instead (for SDXL-Lightning, sdxl_lightning_4step_unet.safetensors).", file.Path);
+        return model with { Unet = file, Name = model.Name + "+" + Path.GetFileNameWithoutExtension(file.Path) };
     }
 
     private static T Track<T>(List<IDisposable> files, T file) where T : IDisposable
