@@ -57,9 +57,10 @@ public sealed record CheckpointShape(
 
 /// <summary>
 /// Writes a random-weight checkpoint in exactly the diffusers layout (model_index.json, unet/, vae/,
-/// text_encoder*/, tokenizer*/, scheduler/) plus the IP-Adapter in h94/IP-Adapter's layout. The tensors
-/// are whatever the engine's networks ask for, so the generator never drifts from the engine.
-/// Weights are a deterministic function of the seed and the tensor's name.
+/// text_encoder*/, tokenizer*/, scheduler/) plus the IP-Adapter in h94/IP-Adapter's layout; the same
+/// weights as one single file (<see cref="WriteSingleFile"/>); or a UNet alone (<see cref="WriteUnet"/>).
+/// The tensors are whatever the engine's networks ask for, so the generator never drifts from the
+/// engine. Weights are a deterministic function of the seed and the tensor's (diffusers) name.
 /// </summary>
 public static class RandomCheckpoint
 {
@@ -115,6 +116,66 @@ public static class RandomCheckpoint
         Weights(seed, adapterFile, adapter);
     }
 
+    /// <summary>
+    /// Writes the UNet, VAE and text encoders of the checkpoint <see cref="Write"/> makes for the same
+    /// shape and seed, with the same values, as one file in the original Stability AI layout
+    /// (model.diffusion_model.*, conditioner.embedders.0/1.*, first_stage_model.*): what ComfyUI and
+    /// A1111 load. The OpenCLIP encoder's q/k/v are fused and its projection transposed, as in the real files.
+    /// F16 rounds every value, as the fp16 files most fine-tunes are shared as do.
+    /// </summary>
+    public static void WriteSingleFile(string path, CheckpointShape shape, ulong seed, TensorDType dtype = TensorDType.F32)
+    {
+        var components = new (WeightRecorder Tensors, Func<string, SingleFileKey?> Map)[]
+        {
+            (Record(w => Unet.BuildGraph(shape.Unet, w, null, null), path), name => SingleFileLayout.Unet(name, shape.Unet)),
+            (Record(w => VaeDecoder.BuildGraph(shape.Vae, w, null), path), name => SingleFileLayout.Vae(name, shape.Vae)),
+            (Record(w => ClipTextEncoder.BuildGraph(shape.TextEncoder, w, null), path), SingleFileLayout.TextEncoder),
+            (Record(w => ClipTextEncoder.BuildGraph(shape.TextEncoder2, w, null), path), SingleFileLayout.TextEncoder2),
+        };
+
+        var entries = new List<SafetensorsWriter.Entry>();
+        foreach (var (tensors, map) in components)
+        {
+            var stored = tensors.Tensors.Select(t => (t.Name, t.Shape, Key: map(t.Name)
+                ?? throw new InvalidOperationException($"No single-file key for '{t.Name}'.")));
+            foreach (var group in stored.GroupBy(t => t.Key.Key))
+            {
+                var parts = group.OrderBy(t => t.Key.Part).ToArray();
+                var first = parts[0];
+                if (first.Key.Layout == StoredAs.FusedQkvRows && parts.Length != SingleFileKey.FusedParts)
+                    throw new InvalidOperationException($"'{group.Key}' fuses q, k and v but the network asked for {parts.Length} of them.");
+                entries.Add(new SafetensorsWriter.Entry(group.Key, first.Key.StoredShape(first.Shape), () => first.Key.Layout switch
+                {
+                    StoredAs.FusedQkvRows => parts.SelectMany(p => RandomValues(seed, p.Name, p.Shape)).ToArray(),
+                    StoredAs.Transposed => Transpose(RandomValues(seed, first.Name, first.Shape), first.Shape),
+                    _ => RandomValues(seed, first.Name, first.Shape),
+                }));
+            }
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        SafetensorsWriter.Write(path, entries, dtype);
+    }
+
+    /// <summary>
+    /// A UNet weights file alone, in diffusers names, with values drawn from <paramref name="seed"/>: what a
+    /// replacement UNet such as SDXL-Lightning's sdxl_lightning_4step_unet.safetensors looks like.
+    /// </summary>
+    public static void WriteUnet(string path, UnetConfig config, ulong seed, TensorDType dtype = TensorDType.F32)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        Weights(seed, path, Record(w => Unet.BuildGraph(config, w, null, null), path), dtype);
+    }
+
+    private static float[] Transpose(float[] values, long[] shape)
+    {
+        long rows = shape[0], columns = shape[1];
+        var transposed = new float[values.Length];
+        for (long r = 0; r < rows; r++)
+            for (long c = 0; c < columns; c++)
+                transposed[c * rows + r] = values[r * columns + c];
+        return transposed;
+    }
+
     private static WeightRecorder Record(Action<WeightRecorder> build, string path)
     {
         var recorder = new WeightRecorder(path);
@@ -129,10 +190,10 @@ public static class RandomCheckpoint
         Weights(seed, weightsPath, tensors);
     }
 
-    private static void Weights(ulong seed, string path, WeightRecorder tensors)
+    private static void Weights(ulong seed, string path, WeightRecorder tensors, TensorDType dtype = TensorDType.F32)
         => SafetensorsWriter.Write(path, tensors.Tensors
             .Select(t => new SafetensorsWriter.Entry(t.Name, t.Shape, () => RandomValues(seed, t.Name, t.Shape)))
-            .ToList());
+            .ToList(), dtype);
 
     /// <summary>
     /// Values with the scale of a trained network, so activations stay finite at any depth: norm

@@ -32,7 +32,7 @@ public sealed class CheckpointException(string message, string path, string? ten
 /// first read. The header is validated completely on open: every offset is bounds-checked against the
 /// file, sizes must match dtype × shape, and tensors may not overlap.
 /// </summary>
-public sealed class SafetensorsFile : IWeightSource, IDisposable
+public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
 {
     private const long MaxHeaderLength = 100L * 1024 * 1024;
     private readonly Dictionary<string, TensorInfo> tensors;
@@ -189,6 +189,8 @@ public sealed class SafetensorsFile : IWeightSource, IDisposable
                 Path, name);
         return info;
     }
+
+    public StoredWeight Locate(string name, long[] shape) => new(this, Expect(name, shape));
 
     /// <summary>Reads a floating-point tensor as float32 (F16 and BF16 are widened exactly).</summary>
     public float[] ReadFloat32(string name)

@@ -49,6 +49,12 @@ public sealed class ClipTextEncoder : IDisposable
     {
         var config = ConfigJson.Read<ClipTextConfig>(files.ConfigPath);
         using var weights = SafetensorsFile.Open(files.WeightsPath);
+        return Load(config, weights, settings);
+    }
+
+    /// <summary>An encoder over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.</summary>
+    public static ClipTextEncoder Load(ClipTextConfig config, IWeightSource weights, SessionSettings settings)
+    {
         var graph = BuildGraph(config, weights, Path.GetDirectoryName(weights.Path));
         return new ClipTextEncoder(OnnxModel.Create(graph, settings), config);
     }

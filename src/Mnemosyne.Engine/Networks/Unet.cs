@@ -69,6 +69,15 @@ public sealed class Unet : IDisposable
         ArgumentNullException.ThrowIfNull(settings);
         var config = ConfigJson.Read<UnetConfig>(unet.ConfigPath);
         using var weights = SafetensorsFile.Open(unet.WeightsPath);
+        return Load(config, weights, ipAdapter, settings);
+    }
+
+    /// <summary>A UNet over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.</summary>
+    public static Unet Load(UnetConfig config, IWeightSource weights, IpAdapterFiles? ipAdapter, SessionSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(settings);
         using var adapter = ipAdapter is null ? null : SafetensorsFile.Open(ipAdapter.AdapterPath);
         var graph = BuildGraph(config, weights, adapter, Path.GetDirectoryName(weights.Path));
         return new Unet(OnnxModel.Create(graph, settings), config, adapter is not null);

@@ -42,6 +42,14 @@ public sealed class VaeDecoder : IDisposable
         var config = ConfigJson.Read<VaeConfig>(vae.ConfigPath);
         Validate(config, vae.ConfigPath);
         using var weights = SafetensorsFile.Open(vae.WeightsPath);
+        return Load(config, weights, settings);
+    }
+
+    /// <summary>A decoder over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.</summary>
+    public static VaeDecoder Load(VaeConfig config, IWeightSource weights, SessionSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(settings);
         var graph = BuildGraph(config, weights, Path.GetDirectoryName(weights.Path));
         // The weights are external data in their own folder, so ONNX Runtime reads them itself and
         // the file may be closed once the session exists.

@@ -10,7 +10,8 @@ namespace Mnemosyne.Engine.Onnx;
 /// Builds one ONNX graph in memory. Checkpoint weights are not copied into the protobuf: a weight in
 /// <see cref="WeightFolder"/> becomes an external-data initializer that points straight into its
 /// safetensors file (ONNX Runtime maps it itself), and a weight from any other file becomes a graph
-/// input that <see cref="OnnxModel"/> binds to the checkpoint's data on every run.
+/// input that <see cref="OnnxModel"/> binds to the checkpoint's data on every run. A weight stored
+/// transposed (<see cref="StoredWeight"/>) is read as stored and transposed by a node of the graph.
 /// </summary>
 public sealed class OnnxGraph
 {
@@ -21,11 +22,13 @@ public sealed class OnnxGraph
     private readonly HashSet<string> names = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> weightValues = new(StringComparer.Ordinal);
     private readonly List<BoundWeight> boundWeights = [];
+    private readonly string? ownWeightsFolder;
     private int counter;
 
+    /// <param name="weightFolder">The folder of the network's own weight files, whose weights become external data.</param>
     public OnnxGraph(string name, string? weightFolder)
     {
-        WeightFolder = weightFolder is null ? null : Path.GetFullPath(weightFolder);
+        ownWeightsFolder = weightFolder is null ? null : Path.GetFullPath(weightFolder);
         model = new ModelProto
         {
             IrVersion = 10,
@@ -36,8 +39,13 @@ public sealed class OnnxGraph
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "com.microsoft", Version = MicrosoftOpset });
     }
 
-    /// <summary>The folder whose safetensors files ONNX Runtime reads as external data.</summary>
-    public string? WeightFolder { get; }
+    /// <summary>
+    /// The folder whose safetensors files ONNX Runtime reads as external data: that of the network's weight
+    /// files or, where they are links (a Hugging Face cache snapshot links each file into blobs/), of their
+    /// targets, since ONNX Runtime refuses external data that resolves outside its folder. Null until a
+    /// weight is stored as external data.
+    /// </summary>
+    public string? WeightFolder { get; private set; }
 
     /// <summary>Weights from files outside <see cref="WeightFolder"/>, fed as inputs at run time.</summary>
     public IReadOnlyList<BoundWeight> BoundWeights => boundWeights;
@@ -83,22 +91,43 @@ public sealed class OnnxGraph
     /// </summary>
     public string Weight(IWeightSource source, string tensorName, params long[] shape)
     {
-        var info = source.Expect(tensorName, shape);
+        var stored = source is IStoredWeightSource files ? files.Locate(tensorName, shape) : null;
+        var info = stored?.Tensor ?? source.Expect(tensorName, shape);
         var key = source.Path + "|" + tensorName;
         if (weightValues.TryGetValue(key, out var existing)) return existing;
 
         var valueName = Fresh("w." + tensorName);
-        if (source is not SafetensorsFile file)
+        if (stored is null)
         {
             // Recording what a network needs: the graph is never run.
             Input(valueName, TensorProto.Types.DataType.Float, info.Shape.Cast<object>().ToArray());
         }
-        else if (WeightFolder is not null && Path.GetDirectoryName(file.Path) == WeightFolder && info.DType is TensorDType.F32 or TensorDType.F16 or TensorDType.BF16)
+        else if (stored.Transposed)
+        {
+            if (info.Shape.Length != 2)
+                throw new InvalidOperationException($"Only matrices can be stored transposed; '{info.Name}' has shape {info.ShapeText}.");
+            // ONNX Runtime folds the transpose of an initializer into one copy when the session is made.
+            var asStored = Fresh("w." + tensorName + ".stored");
+            StoredValue(stored.File, info, asStored);
+            Node("Transpose", [asStored], new Dictionary<string, object> { ["perm"] = new long[] { 1, 0 } }, outputs: [valueName]);
+        }
+        else StoredValue(stored.File, info, valueName);
+        weightValues[key] = valueName;
+        return valueName;
+    }
+
+    /// <summary>
+    /// Defines <paramref name="valueName"/> as <paramref name="info"/>'s values in float32: external data pointing
+    /// into the file when it is one of the network's own weight files, else an input bound on every run.
+    /// </summary>
+    private void StoredValue(SafetensorsFile file, TensorInfo info, string valueName)
+    {
+        if (info.DType is TensorDType.F32 or TensorDType.F16 or TensorDType.BF16 && ExternalDataLocation(file) is { } location)
         {
             var stored = info.DType == TensorDType.F32 ? valueName : valueName + ".stored";
             var tensor = new TensorProto { Name = stored, DataType = (int)ToOnnx(info.DType), DataLocation = TensorProto.Types.DataLocation.External };
             tensor.Dims.AddRange(info.Shape);
-            tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = Path.GetFileName(file.Path) });
+            tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = location });
             tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = info.Offset.ToString(CultureInfo.InvariantCulture) });
             tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = info.ByteLength.ToString(CultureInfo.InvariantCulture) });
             model.Graph.Initializer.Add(tensor);
@@ -114,8 +143,17 @@ public sealed class OnnxGraph
             Input(valueName, TensorProto.Types.DataType.Float, info.Shape.Cast<object>().ToArray());
             boundWeights.Add(new BoundWeight(valueName, file, info));
         }
-        weightValues[key] = valueName;
-        return valueName;
+    }
+
+    /// <summary>The file's name as external data, relative to <see cref="WeightFolder"/>; null for a file that is not the network's own.</summary>
+    private string? ExternalDataLocation(SafetensorsFile file)
+    {
+        if (ownWeightsFolder is null || Path.GetDirectoryName(file.Path) != ownWeightsFolder) return null;
+        var target = new FileInfo(file.Path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? file.Path;
+        var folder = Path.GetDirectoryName(target)!;
+        WeightFolder ??= folder;
+        // Links that lead into different folders cannot share one; such weights are bound instead.
+        return folder == WeightFolder ? Path.GetFileName(target) : null;
     }
 
     /// <summary>A small constant computed by the engine (not a checkpoint weight), stored in the protobuf.</summary>

@@ -1,10 +1,29 @@
 namespace Mnemosyne.Engine.Pipeline;
 
-/// <summary>What to open: an SDXL diffusers folder, and the IP-Adapter that gives it a memory.</summary>
+/// <summary>What to open: an SDXL checkpoint, and the IP-Adapter that gives it a memory.</summary>
 public sealed record EngineOptions
 {
-    /// <summary>A Stable Diffusion XL checkpoint in the diffusers folder layout.</summary>
+    /// <summary>
+    /// A Stable Diffusion XL checkpoint: a folder in the diffusers layout, or one .safetensors file in the
+    /// original Stability AI layout (ComfyUI / A1111 checkpoints; then <see cref="BaseModelPath"/> is needed).
+    /// </summary>
     public required string CheckpointPath { get; init; }
+
+    /// <summary>
+    /// For a single-file checkpoint, which carries no tokenizer, scheduler or configs: a folder in the
+    /// diffusers SDXL layout (stabilityai/stable-diffusion-xl-base-1.0, e.g. its snapshot in the Hugging
+    /// Face cache) whose tokenizer/, tokenizer_2/ and scheduler/ are used, and whose unet/, vae/,
+    /// text_encoder/ and text_encoder_2/ config.json files replace SDXL base's where present. Its weights
+    /// are not read. Ignored for a diffusers folder.
+    /// </summary>
+    public string? BaseModelPath { get; init; }
+
+    /// <summary>
+    /// A UNet weights file in diffusers names that replaces the checkpoint's UNet weights (the config
+    /// stays), e.g. ByteDance/SDXL-Lightning's sdxl_lightning_4step_unet.safetensors; such few-step
+    /// UNets want <see cref="SceneRequest.ForFewStepUnet"/>.
+    /// </summary>
+    public string? UnetWeightsPath { get; init; }
 
     /// <summary>ip-adapter_sdxl_vit-h.safetensors; null opens the engine without references.</summary>
     public string? IpAdapterPath { get; init; }
@@ -15,6 +34,6 @@ public sealed record EngineOptions
     /// <summary>Threads for ONNX Runtime; 0 uses every core.</summary>
     public int Threads { get; init; }
 
-    /// <summary>"fp16" reads the *.fp16.safetensors files where present.</summary>
+    /// <summary>"fp16" reads a diffusers folder's *.fp16.safetensors files where present.</summary>
     public string? Variant { get; init; }
 }

@@ -15,6 +15,8 @@ public sealed record Scene
     public required long Seed { get; init; }
     public required int Steps { get; init; }
     public required SchedulerKind Scheduler { get; init; }
+    /// <summary>The timestep spacing the request asked for; null = the scheduler config's.</summary>
+    public TimestepSpacing? Spacing { get; init; }
     public required float GuidanceScale { get; init; }
     public required int Width { get; init; }
     public required int Height { get; init; }
@@ -35,8 +37,9 @@ public sealed record Scene
         var text = new StringBuilder(Prompt);
         if (NegativePrompt is not null) text.Append("\nNegative prompt: ").Append(NegativePrompt);
         text.Append("\nSteps: ").Append(Steps.ToString(inv))
-            .Append(", Sampler: ").Append(Scheduler)
-            .Append(", CFG scale: ").Append(GuidanceScale.ToString("0.###", inv))
+            .Append(", Sampler: ").Append(Scheduler);
+        if (Spacing is { } spacing) text.Append(", Timestep spacing: ").Append(spacing.ToString().ToLowerInvariant());
+        text.Append(", CFG scale: ").Append(GuidanceScale.ToString("0.###", inv))
             .Append(", Seed: ").Append(Seed.ToString(inv))
             .Append(", Size: ").Append(Width.ToString(inv)).Append('x').Append(Height.ToString(inv))
             .Append(", Model: ").Append(Model);
@@ -50,4 +53,8 @@ public sealed record Scene
 }
 
 /// <summary>Where a scene is: step i of n, time spent, and the estimate of what is left.</summary>
-public sealed record SceneProgress(string Prompt, int Step, int TotalSteps, TimeSpan Elapsed, TimeSpan? Remaining);
+public sealed record SceneProgress(string Prompt, int Step, int TotalSteps, TimeSpan Elapsed, TimeSpan? Remaining)
+{
+    /// <summary>The UNet timestep of the step just taken (e.g. 999 first with trailing spacing).</summary>
+    public float Timestep { get; init; }
+}

@@ -18,7 +18,7 @@ public sealed class SceneEngine : IDisposable
     private const int PromptCacheSize = 64;
 
     private readonly object gate = new();
-    private readonly DiffusersCheckpoint checkpoint;
+    private readonly bool forceZerosForEmptyPrompt;
     private readonly SchedulerConfig schedulerConfig;
     private readonly ClipTokenizer tokenizer, tokenizer2;
     private readonly ClipTextEncoder textEncoder, textEncoder2;
@@ -32,12 +32,13 @@ public sealed class SceneEngine : IDisposable
     private FloatTensor? unconditionalTokens;
     private bool disposed;
 
-    private SceneEngine(EngineOptions options, DiffusersCheckpoint checkpoint, SchedulerConfig schedulerConfig,
+    private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
         ClipTokenizer tokenizer, ClipTokenizer tokenizer2, ClipTextEncoder textEncoder, ClipTextEncoder textEncoder2,
         Unet unet, VaeDecoder vae, ClipVisionEncoder? imageEncoder, ImageProjection? projection, string? encoderIdentity)
     {
         Options = options;
-        this.checkpoint = checkpoint;
+        ModelName = model.Name;
+        forceZerosForEmptyPrompt = model.ForceZerosForEmptyPrompt;
         this.schedulerConfig = schedulerConfig;
         this.tokenizer = tokenizer;
         this.tokenizer2 = tokenizer2;
@@ -52,23 +53,30 @@ public sealed class SceneEngine : IDisposable
 
     public EngineOptions Options { get; }
 
-    /// <summary>A short name for the checkpoint (its folder name), stored with every scene.</summary>
-    public string ModelName => Path.GetFileName(Path.TrimEndingDirectorySeparator(checkpoint.Root));
+    /// <summary>
+    /// A short name for the checkpoint (its folder or file name, then "+" and the replacement UNet file's
+    /// name when there is one), stored with every scene.
+    /// </summary>
+    public string ModelName { get; }
 
     public bool SupportsReferences => imageEncoder is not null;
 
     /// <summary>Which image encoder references are made with; null without an IP-Adapter.</summary>
     public string? ImageEncoderIdentity { get; }
 
-    /// <summary>Opens every network of the checkpoint; <paramref name="log"/> hears which one is loading.</summary>
+    /// <summary>
+    /// Opens every network of the checkpoint (a diffusers folder or a single file, see
+    /// <see cref="EngineOptions"/>); <paramref name="log"/> hears which one is loading.
+    /// </summary>
     public static SceneEngine Open(EngineOptions options, IProgress<string>? log = null, CancellationToken cancellation = default)
     {
-        var checkpoint = DiffusersCheckpoint.Open(options.CheckpointPath, options.Variant);
+        ArgumentNullException.ThrowIfNull(options);
         var adapterFiles = options.IpAdapterPath is null ? null : IpAdapterFiles.Open(options.IpAdapterPath, options.ImageEncoderPath ?? DefaultImageEncoderFolder(options.IpAdapterPath));
+        using var model = SdxlModelFiles.Open(options);
         var settings = new SessionSettings { Threads = options.Threads };
-        var schedulerConfig = SchedulerConfig.Load(checkpoint.SchedulerConfigPath);
-        var tokenizer = ClipTokenizer.Load(checkpoint.Tokenizer);
-        var tokenizer2 = ClipTokenizer.Load(checkpoint.Tokenizer2);
+        var schedulerConfig = SchedulerConfig.Load(model.SchedulerConfigPath);
+        var tokenizer = ClipTokenizer.Load(model.Tokenizer);
+        var tokenizer2 = ClipTokenizer.Load(model.Tokenizer2);
 
         var opened = new List<IDisposable>();
         T Track<T>(string what, Func<T> load) where T : IDisposable
@@ -81,10 +89,11 @@ public sealed class SceneEngine : IDisposable
         }
         try
         {
-            var textEncoder = Track("text_encoder", () => ClipTextEncoder.Load(checkpoint.TextEncoder, settings));
-            var textEncoder2 = Track("text_encoder_2", () => ClipTextEncoder.Load(checkpoint.TextEncoder2, settings));
-            var unet = Track("unet", () => Unet.Load(checkpoint.Unet, adapterFiles, settings));
-            var vae = Track("vae", () => VaeDecoder.Load(checkpoint.Vae, settings));
+            var configs = model.Configs;
+            var textEncoder = Track("text_encoder", () => ClipTextEncoder.Load(configs.TextEncoder, model.TextEncoder, settings));
+            var textEncoder2 = Track("text_encoder_2", () => ClipTextEncoder.Load(configs.TextEncoder2, model.TextEncoder2, settings));
+            var unet = Track("unet", () => Unet.Load(configs.Unet, model.Unet, adapterFiles, settings));
+            var vae = Track("vae", () => VaeDecoder.Load(configs.Vae, model.Vae, settings));
             ClipVisionEncoder? imageEncoder = null;
             ImageProjection? projection = null;
             string? identity = null;
@@ -95,7 +104,7 @@ public sealed class SceneEngine : IDisposable
                 projection = Track("image projection", () => ImageProjection.Load(adapterFiles.AdapterPath, ImageProjectionConfig.For(encoderConfig, unet.Config), settings));
                 identity = $"clip-vision-{encoderConfig.HiddenSize}x{encoderConfig.NumHiddenLayers}-proj{encoderConfig.ProjectionDim}-{new FileInfo(adapterFiles.ImageEncoderWeightsPath).Length}";
             }
-            return new SceneEngine(options, checkpoint, schedulerConfig, tokenizer, tokenizer2, textEncoder, textEncoder2,
+            return new SceneEngine(options, model, schedulerConfig, tokenizer, tokenizer2, textEncoder, textEncoder2,
                 unet, vae, imageEncoder, projection, identity);
         }
         catch
@@ -153,7 +162,7 @@ public sealed class SceneEngine : IDisposable
             var warnings = new List<string>();
             var positive = EncodePrompt(request.Prompt, "prompt", warnings, cancellation);
             PromptEmbedding? negative = null;
-            if (request.GuidanceScale > 1 && (request.NegativePrompt is not null || !checkpoint.Index.ForceZerosForEmptyPrompt))
+            if (request.GuidanceScale > 1 && (request.NegativePrompt is not null || !forceZerosForEmptyPrompt))
                 negative = EncodePrompt(request.NegativePrompt ?? "", "negative prompt", warnings, cancellation);
 
             FloatTensor? ipTokens = null, unconditional = null;
@@ -173,6 +182,7 @@ public sealed class SceneEngine : IDisposable
                 Seed = request.Seed,
                 Steps = request.Steps,
                 Scheduler = request.Scheduler,
+                Spacing = request.Spacing,
                 GuidanceScale = request.GuidanceScale,
                 Width = request.Width,
                 Height = request.Height,

@@ -19,11 +19,25 @@ public sealed record SceneRequest
     public int Steps { get; init; } = 20;
     public float GuidanceScale { get; init; } = 5.0f;
     public SchedulerKind Scheduler { get; init; } = SchedulerKind.Euler;
+    /// <summary>Overrides the scheduler config's timestep_spacing; null keeps it (leading for SDXL base).</summary>
+    public TimestepSpacing? Spacing { get; init; }
     public int Width { get; init; } = 1024;
     public int Height { get; init; } = 1024;
     /// <summary>Explicit initial noise [1, 4, H/8, W/8] (unscaled, as torch.randn gives it) instead of the seed's.</summary>
     public FloatTensor? InitialNoise { get; init; }
     public string? InitialNoisePath { get; init; }
+
+    /// <summary>Steps an SDXL-Lightning-class 4-step UNet is distilled for.</summary>
+    public const int FewStepUnetSteps = 4;
+
+    /// <summary>
+    /// This request with the settings a few-step UNet (SDXL-Lightning, loaded with
+    /// <see cref="EngineOptions.UnetWeightsPath"/>) was distilled for: Euler with trailing timesteps
+    /// (999, 749, 499, 249 at 4 steps) and no classifier-free guidance. The reference still applies.
+    /// </summary>
+    /// <param name="steps">The UNet's step count: 4 for sdxl_lightning_4step_unet (2 and 8 for its siblings).</param>
+    public SceneRequest ForFewStepUnet(int steps = FewStepUnetSteps)
+        => this with { Steps = steps, Scheduler = SchedulerKind.Euler, Spacing = TimestepSpacing.Trailing, GuidanceScale = 0 };
 
     /// <summary>Checks the request; the message says what is wrong and what is allowed.</summary>
     public void Validate()
@@ -33,6 +47,8 @@ public sealed record SceneRequest
         CheckSide(Height, nameof(Height));
         if (Steps is < 1 or > MaxSteps)
             throw new ArgumentOutOfRangeException(nameof(Steps), Steps, $"Steps must be between 1 and {MaxSteps}.");
+        if (Spacing is { } spacing && !Enum.IsDefined(spacing))
+            throw new ArgumentOutOfRangeException(nameof(Spacing), spacing, $"Spacing must be one of {string.Join(", ", Enum.GetNames<TimestepSpacing>())}, or null for the scheduler config's.");
         if (!float.IsFinite(GuidanceScale) || GuidanceScale < 0 || GuidanceScale > 100)
             throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "GuidanceScale must be a number from 0 to 100 (values up to 1 turn guidance off).");
         if (!float.IsFinite(ReferenceWeight) || ReferenceWeight < 0 || ReferenceWeight > 2)

@@ -26,7 +26,7 @@ internal static class SdxlPipeline
         bool guided = request.GuidanceScale > 1;
         var unetConditioning = UnetInputs(request, conditioning, guided, unet.HasIpAdapter);
 
-        var scheduler = Schedulers.Create(request.Scheduler, schedulerConfig, request.Steps);
+        var scheduler = Schedulers.Create(request.Scheduler, schedulerConfig, request.Steps, request.Spacing);
         var generator = new TorchGenerator((ulong)request.Seed);
         int latentHeight = request.Height / 8, latentWidth = request.Width / 8;
         var noise = request.InitialNoise?.Data ?? generator.Randn(1, 4, latentHeight, latentWidth);
@@ -50,7 +50,7 @@ internal static class SdxlPipeline
 
             var elapsed = clock.Elapsed;
             progress?.Report(new SceneProgress(request.Prompt, step + 1, timesteps.Count, elapsed,
-                elapsed / (step + 1) * (timesteps.Count - step - 1)));
+                elapsed / (step + 1) * (timesteps.Count - step - 1)) { Timestep = timesteps[step] });
         }
 
         cancellation.ThrowIfCancellationRequested();
