@@ -98,9 +98,10 @@ public sealed class OnnxModel : IDisposable
             {
                 results = session.Run(runOptions, names, values, outputs.ToArray());
             }
-            catch (OnnxRuntimeException) when (cancellation.IsCancellationRequested)
+            catch (OnnxRuntimeException e) when (cancellation.IsCancellationRequested)
             {
-                throw new OperationCanceledException(cancellation);
+                // ONNX Runtime's own error stays inside: it shows the run was stopped part-way, not before it began.
+                throw new OperationCanceledException("The ONNX Runtime run was stopped part-way because the operation was cancelled.", e, cancellation);
             }
             using (results)
             {
