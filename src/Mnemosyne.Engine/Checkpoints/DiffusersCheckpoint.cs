@@ -45,7 +45,8 @@ public sealed record DiffusersCheckpoint
         var index = ConfigJson.Read<ModelIndex>(indexPath);
         if (!Directory.Exists(Path.Combine(root, "text_encoder_2")))
             throw new CheckpointException(
-                $"{root} is not a Stable Diffusion XL checkpoint: it has no text_encoder_2/ (class {index.ClassName ?? "unknown"}; SD 1.x/2.x folders are not supported).",
+                $"{root} is not a Stable Diffusion XL checkpoint: it has no text_encoder_2/ (class {index.ClassName ?? "unknown"}; SD 1.x/2.x folders are not supported). " +
+                "Give the folder of an SDXL checkpoint (such as stabilityai/stable-diffusion-xl-base-1.0).",
                 indexPath);
 
         var checkpoint = new DiffusersCheckpoint
@@ -80,10 +81,12 @@ public sealed record DiffusersCheckpoint
         var text2 = ReadTextEncoder2Config();
         if (unet.AdditionEmbedType != "text_time")
             throw new CheckpointException(
-                $"{Unet.ConfigPath}: addition_embed_type is '{unet.AdditionEmbedType ?? "null"}', not 'text_time': this is not an SDXL UNet.", Unet.ConfigPath);
+                $"{Unet.ConfigPath}: addition_embed_type is '{unet.AdditionEmbedType ?? "null"}', not 'text_time': this is not an SDXL UNet. " +
+                "Give the folder of an SDXL checkpoint (such as stabilityai/stable-diffusion-xl-base-1.0).", Unet.ConfigPath);
         if (unet.CrossAttentionDim != text1.HiddenSize + text2.HiddenSize)
             throw new CheckpointException(
-                $"{Unet.ConfigPath}: cross_attention_dim {unet.CrossAttentionDim} is not the two text encoders' widths {text1.HiddenSize} + {text2.HiddenSize}: the folder mixes models.",
+                $"{Unet.ConfigPath}: cross_attention_dim {unet.CrossAttentionDim} is not the two text encoders' widths {text1.HiddenSize} + {text2.HiddenSize}: the folder mixes models. " +
+                "Download or copy the whole checkpoint again.",
                 Unet.ConfigPath);
     }
 
@@ -91,14 +94,14 @@ public sealed record DiffusersCheckpoint
     {
         var folder = Path.Combine(root, name);
         if (!Directory.Exists(folder))
-            throw new CheckpointException($"{root}: the {name}/ folder is missing.", folder);
+            throw new CheckpointException($"{root}: the {name}/ folder is missing; download or copy the whole checkpoint again.", folder);
         var config = RequireFile(Path.Combine(folder, configName));
         var plain = Path.Combine(folder, weightsStem + ".safetensors");
         var variantFile = variant is null ? null : Path.Combine(folder, $"{weightsStem}.{variant}.safetensors");
         var weights = variantFile is not null && File.Exists(variantFile) ? variantFile : plain;
         if (!File.Exists(weights))
             throw new CheckpointException(
-                $"{folder}: no weights file {Path.GetFileName(weights)} (only .safetensors checkpoints are read; .bin pickles are not).", weights);
+                $"{folder}: no weights file {Path.GetFileName(weights)} (only .safetensors checkpoints are read; .bin pickles are not). Download the model's .safetensors files.", weights);
         return new ComponentFiles(folder, config, weights);
     }
 
@@ -112,7 +115,7 @@ public sealed record DiffusersCheckpoint
 
     private static string RequireFile(string path) => File.Exists(path)
         ? path
-        : throw new CheckpointException($"Checkpoint file missing: {path}", path);
+        : throw new CheckpointException($"Checkpoint file missing: {path}. Download or copy the whole checkpoint folder again.", path);
 }
 
 /// <summary>

@@ -74,9 +74,9 @@ public sealed class SceneEngine : IDisposable
         var adapterFiles = options.IpAdapterPath is null ? null : IpAdapterFiles.Open(options.IpAdapterPath, options.ImageEncoderPath ?? DefaultImageEncoderFolder(options.IpAdapterPath));
         using var model = SdxlModelFiles.Open(options);
         var settings = new SessionSettings { Threads = options.Threads };
-        var schedulerConfig = SchedulerConfig.Load(model.SchedulerConfigPath);
-        var tokenizer = ClipTokenizer.Load(model.Tokenizer);
-        var tokenizer2 = ClipTokenizer.Load(model.Tokenizer2);
+        var schedulerConfig = ReadCheckpointFile(model.SchedulerConfigPath, SchedulerConfig.Load);
+        var tokenizer = ReadCheckpointFile(model.Tokenizer, ClipTokenizer.Load);
+        var tokenizer2 = ReadCheckpointFile(model.Tokenizer2, ClipTokenizer.Load);
 
         var opened = new List<IDisposable>();
         T Track<T>(string what, Func<T> load) where T : IDisposable
@@ -111,6 +111,20 @@ public sealed class SceneEngine : IDisposable
         {
             foreach (var item in opened) item.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>A malformed tokenizer or scheduler file is a defect of the checkpoint, reported with the path to fix.</summary>
+    private static T ReadCheckpointFile<T>(string path, Func<string, T> read)
+    {
+        try
+        {
+            return read(path);
+        }
+        catch (InvalidDataException e)
+        {
+            var advice = e.Message.Contains("restore", StringComparison.OrdinalIgnoreCase) ? "" : " Restore it from the model's download.";
+            throw new CheckpointException(e.Message + advice, path, null, e);
         }
     }
 
