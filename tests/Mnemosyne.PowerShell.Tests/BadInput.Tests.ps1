@@ -173,9 +173,12 @@ BeforeDiscovery {
 
     # New-MnemosyneScene settings: Settings replace the good ones; Target is the value the error must name.
     $badSettings = @(
+        @{ Name = 'an empty prompt'; Settings = @{ Prompt = '' }; Target = ''; ErrorId = 'EmptyPrompt'; Advice = "prompt is empty; describe the scene" }
+        @{ Name = 'a prompt of white space'; Settings = @{ Prompt = " `t " }; Target = " `t "; ErrorId = 'EmptyPrompt'; Advice = 'only white space; describe the scene.*Where-Object' }
         @{ Name = 'a NUL in the prompt'; Settings = @{ Prompt = "a cat`0in a hat" }; Target = "a cat`0in a hat"; ErrorId = 'InvalidSceneSetting'; Advice = 'U\+0000 at position 6; remove it' }
         @{ Name = 'an escape sequence in the prompt'; Settings = @{ Prompt = "`e[31ma red cat" }; Target = "`e[31ma red cat"; ErrorId = 'InvalidSceneSetting'; Advice = 'U\+001B at position 1; remove it' }
         @{ Name = 'an unpaired surrogate in the prompt'; Settings = @{ Prompt = "a cat $([char]0xD83D)" }; Target = "a cat $([char]0xD83D)"; ErrorId = 'InvalidSceneSetting'; Advice = 'unpaired UTF-16 surrogate at position 7.*right encoding' }
+        @{ Name = 'a control character in the negative prompt'; Settings = @{ NegativePrompt = "blurry`a" }; Target = "blurry`a"; ErrorId = 'InvalidSceneSetting'; Advice = 'negative prompt has the control character U\+0007' }
         @{ Name = 'Width not a multiple of 8'; Settings = @{ Width = 100 }; Target = 100; ErrorId = 'InvalidSceneSetting'; Advice = 'Width must be a multiple of 8 from 64 to 4096' }
         @{ Name = 'Height below 64'; Settings = @{ Height = 32 }; Target = 32; ErrorId = 'InvalidSceneSetting'; Advice = 'Height must be a multiple of 8 from 64' }
         @{ Name = 'Width above 4096'; Settings = @{ Width = 8192 }; Target = 8192; ErrorId = 'InvalidSceneSetting'; Advice = 'from 64 to 4096' }
@@ -429,6 +432,16 @@ Describe 'Bad output paths' {
 }
 
 Describe 'A stream with one bad input: the others are made (-ErrorAction Continue)' {
+    It 'prompts: a scene for each good one, an error for each bad one, in order' {
+        $all = @('on a beach', "in a`0forest", '', 'at a cafe' | New-MnemosyneScene -Seed 5 @tiny -ErrorAction Continue 2>&1)
+        $all.Count | Should -Be 4
+        $all[0].Prompt | Should -Be 'on a beach'
+        $all[1].TargetObject | Should -BeExactly "in a`0forest"
+        $all[2].TargetObject | Should -BeExactly ''
+        $all[3].Prompt | Should -Be 'at a cafe'
+        $all[1], $all[2] | ForEach-Object { $_.CategoryInfo.Category | Should -Be 'InvalidArgument' }
+    }
+
     It 'CSV rows: a bad seed and a bad size are reported, the other rows made' {
         $rows = @'
 Prompt,Seed,Width,Height,Steps
