@@ -201,6 +201,7 @@ BeforeDiscovery {
         @{ Name = 'a missing noise file'; Settings = @{ InitialNoisePath = '{drive}/missing.npy' }; Target = '{drive}/missing.npy'; Category = 'ObjectNotFound'; ErrorId = 'InitialNoiseUnreadable'; Advice = 'missing.npy' }
         @{ Name = 'a noise file that is not .npy'; Settings = @{ InitialNoisePath = '{drive}/text.npy' }; Target = '{drive}/text.npy'; Category = 'InvalidData'; ErrorId = 'InitialNoiseUnreadable'; Advice = 'text.npy' }
         @{ Name = 'noise of the wrong shape'; Settings = @{ InitialNoisePath = '{drive}/small.npy' }; Target = '{drive}/small.npy'; ErrorId = 'InvalidSceneSetting'; Advice = 'needs \[1, 4, 8, 8\]' }
+        @{ Name = 'a folder as the noise file'; Settings = @{ InitialNoisePath = '{drive}' }; Target = '{drive}'; ErrorId = 'InitialNoiseUnreadable'; Advice = 'is a folder; give the .npy file' }
     )
 
     # Odd settings that must work; Check gets the scene and the warnings.

@@ -130,6 +130,12 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         if (InitialNoisePath is not null)
         {
             noisePath = FileSystemPath(InitialNoisePath);
+            if (Directory.Exists(noisePath))
+            {
+                WriteError(ErrorRecords.Create($"{noisePath} is a folder; give the .npy file of initial noise (float32 [1, 4, Height/8, Width/8]).",
+                    "InitialNoiseUnreadable", ErrorCategory.InvalidArgument, noisePath));
+                return null;
+            }
             try
             {
                 noise = NpyFile.Read(noisePath);
