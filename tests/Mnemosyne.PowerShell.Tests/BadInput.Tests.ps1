@@ -338,6 +338,26 @@ Describe 'Damaged saved references' {
         Assert-SessionUsable
     }
 
+    Context 'a well-formed file whose embedding lost values' {
+        BeforeAll {
+            $path = Join-Path $TestDrive 'short.json'
+            Set-Content $path ($savedText -replace '(?s)("embedding": \[\s*)[^,\s]+,\s*[^,\s]+,', '$1') -NoNewline
+            $script:short = Import-MnemosyneReference $path -ErrorAction Stop
+        }
+
+        It 'New-MnemosyneScene: InvalidArgument, with the reference as target' {
+            $short.Embedding.Length | Should -Be ($reference.Embedding.Length - 2)
+            $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Reference $short -Seed 1 @tiny }
+            Assert-Failure $failure -Category InvalidArgument -Target $short -Advice "holds $($short.Embedding.Length) values.*damaged\. Import the reference images again" -ErrorId 'SceneFailed'
+            Assert-SessionUsable
+        }
+
+        It 'Measure-MnemosyneConsistency: InvalidArgument, with the reference as target' {
+            $failure = Get-OnlyFailure { Measure-MnemosyneConsistency -Reference $short -Path $picture }
+            Assert-Failure $failure -Category InvalidArgument -Target $short -Advice 'damaged\. Import the reference pictures again' -ErrorId 'ReferenceDamaged'
+            Assert-SessionUsable
+        }
+    }
 }
 
 Describe 'Damaged checkpoints for Open-MnemosyneEngine' {

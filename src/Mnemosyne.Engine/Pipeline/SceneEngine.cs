@@ -64,6 +64,9 @@ public sealed class SceneEngine : IDisposable
     /// <summary>Which image encoder references are made with; null without an IP-Adapter.</summary>
     public string? ImageEncoderIdentity { get; }
 
+    /// <summary>How many values the embedding of a reference made with this engine holds; null without an IP-Adapter.</summary>
+    public int? ReferenceEmbeddingLength => projection?.Config.ImageEmbedDim;
+
     /// <summary>
     /// Opens every network of the checkpoint (a diffusers folder or a single file, see
     /// <see cref="EngineOptions"/>); <paramref name="log"/> hears which one is loading.
@@ -218,6 +221,11 @@ public sealed class SceneEngine : IDisposable
         if (reference.Encoder != ImageEncoderIdentity)
             throw new ArgumentException(
                 $"Reference '{reference.Name}' was encoded with '{reference.Encoder}', but this engine's image encoder is '{ImageEncoderIdentity}'. Import the reference images again with this engine.",
+                nameof(reference));
+        if (reference.Embedding.Length != ReferenceEmbeddingLength)
+            throw new ArgumentException(
+                $"Reference '{reference.Name}' holds {reference.Embedding.Length} values, but this engine's image encoder makes {ReferenceEmbeddingLength}: " +
+                "the saved reference is damaged. Import the reference images again with this engine.",
                 nameof(reference));
     }
 
