@@ -125,6 +125,8 @@ BeforeDiscovery {
             Edit = { param($text) $text -replace '(?s)"embedding": \[.*?\]', '"embedding": []' } }
         @{ Name = 'no name'; Category = 'InvalidData'; Advice = 'Export it again'
             Edit = { param($text) $text -replace '"name": "[^"]*",', '' } }
+        @{ Name = 'an empty .json file'; Category = 'InvalidData'; Advice = 'Export it again'
+            Edit = { param($text) '' } }
     )
 
     # Each breaks a copy of the tiny checkpoint; Target is the file (or folder) the error must name.
@@ -335,6 +337,14 @@ Describe 'Damaged saved references' {
         Set-Content $path (Invoke-Case $Edit $savedText) -NoNewline
         $failure = Get-OnlyFailure { Import-MnemosyneReference $path }
         Assert-Failure $failure -Category $Category -Target $path -Advice $Advice -ErrorId 'SavedReferenceUnreadable'
+        Assert-SessionUsable
+    }
+
+    It 'a file of 8 MB: InvalidData, asking whether it is the right file' {
+        $path = Join-Path $TestDrive 'big.json'
+        $stream = [IO.File]::Create($path)
+        try { $stream.SetLength(8MB) } finally { $stream.Dispose() }
+        Assert-Failure (Get-OnlyFailure { Import-MnemosyneReference $path }) -Category InvalidData -Target $path -Advice 'too large for a saved reference.*is it the right file'
         Assert-SessionUsable
     }
 

@@ -79,9 +79,13 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
         WriteObject(Name is null ? reference : reference with { Name = Name });
     }
 
-    /// <summary>A saved reference is JSON; anything else is taken for an image and left to the image decoder to judge.</summary>
-    private bool IsSavedReference(string file)
+    /// <summary>
+    /// A saved reference is JSON (a .json file, or content that starts like one, whatever the name); anything
+    /// else is taken for an image and left to the image decoder to judge.
+    /// </summary>
+    private static bool IsSavedReference(string file)
     {
+        if (System.IO.Path.GetExtension(file).Equals(".json", StringComparison.OrdinalIgnoreCase)) return true;
         try
         {
             using var stream = File.OpenRead(file);
