@@ -489,6 +489,28 @@ fourth,4,60,64,2
         $failures.TargetObject | Should -Be 4294967296, 60
     }
 
+    It 'reference pictures: a missing and a damaged one are reported, the reference made from the others' {
+        $good = 'left', 'right' | ForEach-Object {
+            $path = Join-Path $TestDrive "$_.png"
+            [IO.File]::WriteAllBytes($path, (Get-PositionalPng $(if ($_ -eq 'left') { 40 } else { 30 }) 30))
+            $path
+        }
+        $missing = Join-Path $TestDrive 'gone.png'
+        $damaged = Join-Path $TestDrive 'half.png'
+        $png = Get-PositionalPng 32 32
+        [IO.File]::WriteAllBytes($damaged, $png[0..($png.Length / 2)])
+
+        $all = @($good[0], $missing, $damaged, $good[1] | Import-MnemosyneReference -Name 'kira' -ErrorAction Continue 2>&1)
+
+        $failures = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $failures.TargetObject | Should -Be $missing, $damaged
+        $failures.CategoryInfo.Category | Should -Be 'ObjectNotFound', 'InvalidData'
+        $references = @($all | Where-Object { $_ -is [Mnemosyne.Engine.Pipeline.CharacterReference] })
+        $references.Count | Should -Be 1
+        $references[0].Sources.Path | Should -Be $good
+        $references[0].Embedding | Should -Be ($good | Import-MnemosyneReference).Embedding
+    }
+
     It 'prompts to files: a bad row and a taken file name are reported, the other files written' {
         $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'stream-out')
         Set-Content (Join-Path $folder '3-taken.png') 'keep'

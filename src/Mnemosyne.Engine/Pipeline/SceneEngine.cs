@@ -139,19 +139,29 @@ public sealed class SceneEngine : IDisposable
     public CharacterReference EncodeReference(IReadOnlyList<string> imagePaths, string? name = null, CancellationToken cancellation = default)
     {
         if (imagePaths.Count == 0) throw new ArgumentException("At least one reference image is needed.", nameof(imagePaths));
+        RequireImageEncoder();
+        return EncodeReference(imagePaths.Select(p => new ReferencePicture(Path.GetFullPath(p), SafeImageDecoder.Default.Decode(p))).ToList(), name, cancellation);
+    }
+
+    /// <summary>
+    /// Encodes pictures of one character that the caller has decoded (so that it can report and leave out
+    /// a damaged one before encoding the others); their embeddings are averaged.
+    /// </summary>
+    public CharacterReference EncodeReference(IReadOnlyList<ReferencePicture> pictures, string? name = null, CancellationToken cancellation = default)
+    {
+        if (pictures.Count == 0) throw new ArgumentException("At least one reference image is needed.", nameof(pictures));
         var encoder = RequireImageEncoder();
-        var images = imagePaths.Select(p => (Path: Path.GetFullPath(p), Image: SafeImageDecoder.Default.Decode(p))).ToList();
         var embeddings = new List<FloatTensor>();
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
-            foreach (var (_, image) in images)
-                embeddings.Add(encoder.Run(ClipImagePreprocessor.Preprocess(image), cancellation));
+            foreach (var picture in pictures)
+                embeddings.Add(encoder.Run(ClipImagePreprocessor.Preprocess(picture.Image), cancellation));
         }
         return new CharacterReference
         {
-            Name = name ?? Path.GetFileNameWithoutExtension(images[0].Path),
-            Sources = images.Select(i => new ReferenceSource(i.Path, CharacterReference.Sha256Of(i.Path))).ToList(),
+            Name = name ?? Path.GetFileNameWithoutExtension(pictures[0].Path),
+            Sources = pictures.Select(p => new ReferenceSource(p.Path, CharacterReference.Sha256Of(p.Path))).ToList(),
             Embedding = FloatTensorOps.Mean(embeddings).Data,
             Encoder = ImageEncoderIdentity!,
         };
