@@ -232,6 +232,9 @@ BeforeDiscovery {
         @{ Name = 'Save-MnemosyneImage to a path that is a folder'; ErrorId = 'PathIsFolder'; Target = '{drive}/a-folder'; Category = 'InvalidArgument'; Advice = 'is a folder\. Give a file name \(or use -Directory'
             Prepare = { param($target) $null = New-Item -ItemType Directory $target }
             Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
+        @{ Name = 'Save-MnemosyneImage under a file, as if it were a folder'; ErrorId = 'FolderIsFile'; Target = '{drive}/a-file/cat.png'; Category = 'InvalidArgument'; Advice = 'is a file, so it cannot hold cat\.png\. Choose a path in a folder'
+            Prepare = { param($target) Set-Content (Split-Path $target) 'not a folder' }
+            Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
         @{ Name = 'Save-MnemosyneImage with a name too long for the file system'; ErrorId = 'WriteFailed'; Target = "{drive}/$('n' * 300).png"; Category = 'WriteError'; Advice = 'the name is too long.*Nothing was written.*shorter name'
             Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
         @{ Name = 'Save-MnemosyneImage to a path of another provider'; ErrorId = 'NotAFileSystemPath'; Target = 'Env:/cat.png'; Category = 'InvalidArgument'; Advice = 'not a file-system path.*Give a path to a file'
