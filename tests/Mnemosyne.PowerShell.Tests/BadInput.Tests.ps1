@@ -298,6 +298,18 @@ Describe 'Bad pictures for Import-MnemosyneReference' {
         Assert-SessionUsable
     }
 
+    It 'a missing file: ObjectNotFound, naming it' {
+        $missing = Join-Path $TestDrive 'missing.png'
+        Assert-Failure (Get-OnlyFailure { Import-MnemosyneReference $missing }) -Category ObjectNotFound -Target $missing -Advice 'File not found: .*Check the path'
+        Assert-SessionUsable
+    }
+
+    It 'a wildcard that matches nothing: ObjectNotFound, naming the pattern' {
+        $pattern = Join-Path $TestDrive 'no-match-*.gif'
+        Assert-Failure (Get-OnlyFailure { Import-MnemosyneReference $pattern }) -Category ObjectNotFound -Target $pattern -Advice 'No file matches .*Check the folder and the pattern'
+        Assert-SessionUsable
+    }
+
     It 'a folder: InvalidArgument, suggesting its files' {
         $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'pictures') -Force
         Assert-Failure (Get-OnlyFailure { Import-MnemosyneReference $folder.FullName }) -Category InvalidArgument -Target $folder.FullName -Advice 'is a folder; give the files in it'
