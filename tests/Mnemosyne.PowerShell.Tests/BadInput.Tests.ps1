@@ -167,10 +167,14 @@ BeforeDiscovery {
             Break = { param($root) Set-Content "$root/unet/config.json" '{ "block_out_channels": [32, ' } }
         @{ Name = 'a damaged scheduler config'; Target = 'scheduler/scheduler_config.json'; Category = 'InvalidData'; Advice = 'not valid JSON.*Restore it'
             Break = { param($root) Set-Content "$root/scheduler/scheduler_config.json" '{ "beta_start": ' } }
+        @{ Name = 'no model_index.json'; Target = 'model_index.json'; Category = 'ObjectNotFound'; Advice = 'Give the folder of an SDXL checkpoint in the diffusers layout'
+            Break = { param($root) Remove-Item "$root/model_index.json" } }
         @{ Name = 'UNet weights only as a pickle (.bin)'; Target = 'unet/diffusion_pytorch_model.safetensors'; Category = 'ObjectNotFound'; Advice = 'Download the model''s .safetensors files'
             Break = { param($root) Move-Item "$root/unet/diffusion_pytorch_model.safetensors" "$root/unet/diffusion_pytorch_model.bin" } }
         @{ Name = 'an IP-Adapter without its image projection'; Target = 'ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors'; Category = 'InvalidData'; Advice = "'image_proj.proj.weight' is missing.*Download or copy the model again"
             Break = { param($root) Edit-Safetensors "$root/ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors" { param($header, $names) $header.Remove('image_proj.proj.weight') } } }
+        @{ Name = 'an image encoder without its config.json'; Target = 'ip-adapter/models/image_encoder/config.json'; Category = 'ObjectNotFound'; Advice = 'config.json is missing.*Download or copy it again'
+            Break = { param($root) Remove-Item "$root/ip-adapter/models/image_encoder/config.json" } }
     )
 
     # New-MnemosyneScene settings: Settings replace the good ones; Target is the value the error must name.

@@ -41,7 +41,9 @@ public sealed record DiffusersCheckpoint
             throw new DirectoryNotFoundException($"Checkpoint folder not found: {root}");
         var indexPath = Path.Combine(root, "model_index.json");
         if (!File.Exists(indexPath))
-            throw new FileNotFoundException($"{root} is not a diffusers checkpoint folder: model_index.json is missing.", indexPath);
+            throw new FileNotFoundException(
+                $"{root} is not a diffusers checkpoint folder: model_index.json is missing. Give the folder of an SDXL checkpoint in the diffusers layout (the one with model_index.json).",
+                indexPath);
         var index = ConfigJson.Read<ModelIndex>(indexPath);
         if (!Directory.Exists(Path.Combine(root, "text_encoder_2")))
             throw new CheckpointException(
@@ -143,10 +145,13 @@ public sealed record IpAdapterFiles(string AdapterPath, string ImageEncoderFolde
         if (!File.Exists(adapterPath))
             throw new FileNotFoundException($"IP-Adapter weights not found: {adapterPath}", adapterPath);
         var files = new IpAdapterFiles(adapterPath, imageEncoderFolder);
-        if (!File.Exists(files.ImageEncoderConfigPath) || !File.Exists(files.ImageEncoderWeightsPath))
-            throw new FileNotFoundException(
-                $"Image encoder not found in {imageEncoderFolder}: it needs config.json and model.safetensors (the ViT-H encoder, models/image_encoder in h94/IP-Adapter).",
-                files.ImageEncoderWeightsPath);
+        foreach (var required in new[] { files.ImageEncoderConfigPath, files.ImageEncoderWeightsPath })
+        {
+            if (!File.Exists(required))
+                throw new FileNotFoundException(
+                    $"Image encoder incomplete in {imageEncoderFolder}: {Path.GetFileName(required)} is missing; it needs config.json and model.safetensors (the ViT-H encoder, models/image_encoder in h94/IP-Adapter). Download or copy it again.",
+                    required);
+        }
         return files;
     }
 
