@@ -259,17 +259,21 @@ third,3,64,64,2
         $failures[0].TargetObject.Name | Should -Be 'foreign'
     }
 
-    It 'makes the same pictures in parallel runspaces as one after another' {
-        $sequential = 1, 2 | ForEach-Object { New-MnemosyneScene 'a cat' -Seed $_ @tiny }
+    It 'makes the same pictures in two runspaces at once as one after another, with one engine' {
+        $opened = (Get-MnemosyneEngine).OpenedAt
+        $jobs = 1..6 | ForEach-Object { @{ Seed = $_; Prompt = ('a cat', 'a dog')[$_ % 2]; Weight = 0.2 * ($_ % 3) } }
+        $sequential = $jobs | ForEach-Object { New-MnemosyneScene $_.Prompt -Reference $kira -ReferenceWeight $_.Weight -Seed $_.Seed @tiny }
         $module = $manifest
-        $parallel = 1, 2 | ForEach-Object -ThrottleLimit 2 -Parallel {
+        $parallel = $jobs | ForEach-Object -ThrottleLimit 2 -Parallel {
             Import-Module $using:module
-            New-MnemosyneScene 'a cat' -Seed $_ -Steps 2 -Width 64 -Height 64
+            New-MnemosyneScene $_.Prompt -Reference $using:kira -ReferenceWeight $_.Weight -Seed $_.Seed -Steps 2 -Width 64 -Height 64
         } | Sort-Object Seed
-        $parallel.Count | Should -Be 2
-        for ($i = 0; $i -lt 2; $i++) {
+        $parallel.Count | Should -Be 6
+        for ($i = 0; $i -lt 6; $i++) {
+            $parallel[$i].Prompt | Should -Be $sequential[$i].Prompt
             [Convert]::ToHexString($parallel[$i].Image.Rgb) | Should -Be ([Convert]::ToHexString($sequential[$i].Image.Rgb))
         }
+        (Get-MnemosyneEngine).OpenedAt | Should -Be $opened -Because 'the runspaces share the open engine'
     }
 
     It 'saves the same PNG bytes from the same seed in two separate pwsh processes' {
