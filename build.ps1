@@ -8,7 +8,7 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'TinyModel', 'Bench', 'Demo')]
+    [ValidateSet('Build', 'Test', 'TinyModel', 'Bench', 'Demo', 'Soak')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
@@ -102,6 +102,11 @@ switch ($Task) {
     'TinyModel' {
         if (-not $Output) { throw 'TinyModel needs -Output <folder>.' }
         Invoke-Tool @('tiny-model', '--output', $Output, '--size', $Size, '--seed', $Seed)
+    }
+    'Soak' {
+        # Not part of Test: 500 scenes in one session, failing on memory or handle growth (tests/Soak.ps1).
+        Invoke-Build
+        Invoke-Native 'Soak test' { dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'tests/Soak.ps1') -ModulePath $moduleOut }
     }
     default { throw "Task $Task is not implemented yet." }
 }
