@@ -31,6 +31,12 @@ public sealed record EngineOptions
     /// <summary>The CLIP ViT-H image encoder folder (config.json + model.safetensors).</summary>
     public string? ImageEncoderPath { get; init; }
 
+    /// <summary>
+    /// The name stored with every scene (e.g. "sdxl-base-1.0" for a model opened from the Hugging Face cache,
+    /// whose snapshot folder is named by a commit hash); null takes the checkpoint's folder or file name.
+    /// </summary>
+    public string? ModelName { get; init; }
+
     /// <summary>Threads for ONNX Runtime; 0 uses every core.</summary>
     public int Threads { get; init; }
 

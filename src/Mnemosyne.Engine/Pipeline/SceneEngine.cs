@@ -54,7 +54,7 @@ public sealed class SceneEngine : IDisposable
     public EngineOptions Options { get; }
 
     /// <summary>
-    /// A short name for the checkpoint (its folder or file name, then "+" and the replacement UNet file's
+    /// A short name for the checkpoint (<see cref="EngineOptions.ModelName"/>, else its folder or file name; then "+" and the replacement UNet file's
     /// name when there is one), stored with every scene.
     /// </summary>
     public string ModelName { get; }

@@ -32,6 +32,7 @@ internal sealed record SdxlModelFiles : IDisposable
             if (File.Exists(path)) model = FromSingleFile(path, options.BaseModelPath, files);
             else if (Directory.Exists(path) || !path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) model = FromFolder(path, options.Variant, files);
             else throw new FileNotFoundException($"Checkpoint file not found: {path}", path);
+            if (options.ModelName is { } name) model = model with { Name = name };
             return options.UnetWeightsPath is { } unet ? WithUnet(model, unet, files) : model;
         }
         catch
