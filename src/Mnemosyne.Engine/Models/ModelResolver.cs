@@ -20,6 +20,9 @@ public sealed class ModelResolver(ModelCatalog catalog)
 
     public const string ImageEncoderModel = "ip-adapter-image-encoder-vit-h";
 
+    /// <summary>The few-step UNet Mnemosyne knows (4 trailing Euler steps, no guidance).</summary>
+    public const string FewStepUnetModel = "sdxl-lightning-4step-unet";
+
     /// <summary>What a single-file checkpoint lacks and takes from the base model's snapshot.</summary>
     private static readonly string[] SingleFileBaseFolders = ["tokenizer/", "tokenizer_2/", "scheduler/"];
 

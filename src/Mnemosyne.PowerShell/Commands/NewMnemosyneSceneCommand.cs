@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Management.Automation;
+using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
@@ -57,6 +58,12 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [ArgumentCompleter(typeof(SchedulerCompleter))]
     public SchedulerKind? Scheduler { get; set; }
 
+    /// <summary>Overrides the scheduler config's timestep spacing; a scene's Spacing, so that a few-step scene piped back in is made again.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    [ArgumentCompleter(typeof(SpacingCompleter))]
+    public TimestepSpacing? Spacing { get; set; }
+
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [EmptyAsNull]
     public int? Width { get; set; }
@@ -70,6 +77,8 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [EmptyAsNull]
     public string? InitialNoisePath { get; set; }
 
+    private bool warnedOfBaseUnet;
+
     protected override void ProcessRecord()
     {
         var request = BuildRequest();
@@ -77,11 +86,18 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
 
         using var lease = AcquireEngine();
         var engine = lease.Engine;
+        if (Quality == SceneQuality.Fast && engine.Options.UnetWeightsPath is null && !warnedOfBaseUnet)
+        {
+            warnedOfBaseUnet = true;
+            WriteWarning(
+                $"-Quality Fast is meant for a few-step UNet, but the open engine ({engine.ModelName}) has its checkpoint's own UNet, which gives " +
+                "blurred, unfinished pictures at 4 steps without guidance. Open one with Open-MnemosyneEngine -Model " +
+                $"{ModelResolver.BaseModel} -UnetModel {ModelResolver.FewStepUnetModel} (Install-MnemosyneModel {ModelResolver.FewStepUnetModel} fetches it), or use -Quality Draft.");
+        }
         if (request.Reference is not null && !engine.SupportsReferences)
         {
             ThrowTerminatingError(ErrorRecords.Create(
-                $"The open engine ({engine.ModelName}) has no IP-Adapter, so it cannot use the reference '{request.Reference.Name}'. " +
-                "Open it again with Open-MnemosyneEngine -IPAdapterPath <ip-adapter_sdxl_vit-h.safetensors> -ImageEncoderPath <image encoder folder>.",
+                $"The open engine ({engine.ModelName}) has no IP-Adapter, so it cannot use the reference '{request.Reference.Name}'. " + NoIPAdapterAdvice,
                 "NoIPAdapter", ErrorCategory.InvalidOperation, request.Reference));
         }
 
@@ -109,6 +125,14 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     /// <summary>The request for this input, or null (after writing a non-terminating error) when the input is unusable.</summary>
     private SceneRequest? BuildRequest()
     {
+        if (Quality == SceneQuality.Fast && FastConflicts() is { Count: > 0 } conflicts)
+        {
+            WriteError(ErrorRecords.Create(
+                $"-Quality Fast sets what a few-step UNet needs ({SceneRequest.FewStepUnetSteps} Euler steps, trailing spacing, no guidance), so it takes no " +
+                $"{string.Join(", ", conflicts)}. Leave {(conflicts.Count == 1 ? "it" : "them")} out, or leave out -Quality.",
+                "FastQualityConflict", ErrorCategory.InvalidArgument, Prompt));
+            return null;
+        }
         if (Steps is not null && Quality is not null)
         {
             WriteError(ErrorRecords.Create($"Give -Steps ({Steps}) or -Quality ({Quality}), not both.",
@@ -143,11 +167,13 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             Steps = Steps ?? (int?)Quality ?? defaults.Steps,
             GuidanceScale = GuidanceScale ?? defaults.GuidanceScale,
             Scheduler = Scheduler ?? defaults.Scheduler,
+            Spacing = Spacing,
             Width = Width ?? defaults.Width,
             Height = Height ?? defaults.Height,
             InitialNoise = noise,
             InitialNoisePath = noisePath,
         };
+        if (Quality == SceneQuality.Fast) request = request.ForFewStepUnet();
         try
         {
             request.Validate();
@@ -158,6 +184,17 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             WriteError(ErrorRecords.From(e, "InvalidSceneSetting", TargetFor(e, request)));
             return null;
         }
+    }
+
+    /// <summary>The settings given that -Quality Fast decides itself, as they were given.</summary>
+    private List<string> FastConflicts()
+    {
+        var given = new List<string>();
+        if (Steps is { } steps) given.Add(FormattableString.Invariant($"-Steps {steps}"));
+        if (GuidanceScale is { } guidance) given.Add(FormattableString.Invariant($"-GuidanceScale {guidance}"));
+        if (Scheduler is { } scheduler) given.Add($"-Scheduler {scheduler}");
+        if (Spacing is { } spacing) given.Add($"-Spacing {spacing}");
+        return given;
     }
 
     /// <summary>The value an error is about: the setting an argument exception names, else the prompt.</summary>
