@@ -107,8 +107,7 @@ if (`$env:MNEMOSYNE_MODEL) {
     `$settings = @{ Quality = 'Draft' }
 } elseif (@(`$models | Where-Object IsComplete).Count -eq 3) {
     Write-Host 'Using the real SDXL base 1.0 + IP-Adapter weights from the Hugging Face cache (a draft scene takes tens of minutes on a CPU).'
-    `$byName = @{}; `$models | ForEach-Object { `$byName[`$_.Name] = `$_.EntryPath }
-    Open-MnemosyneEngine -Path `$byName['sdxl-base-1.0'] -IPAdapterPath `$byName['ip-adapter-sdxl-vit-h'] -ImageEncoderPath `$byName['ip-adapter-image-encoder-vit-h']
+    Open-MnemosyneEngine -Model sdxl-base-1.0
     `$settings = @{ Quality = 'Draft' }
 } else {
     Write-Host 'The real weights are not installed, so this demo runs on a generated tiny random checkpoint: its picture is noise.'
