@@ -77,6 +77,17 @@ Describe 'Open-MnemosyneEngine -Model' {
         Get-Hex $again | Should -Be (Get-Hex $first)
     }
 
+    It 'reads the fp16 variant files the real snapshot has, as the manifest says' {
+        $fp16 = New-FakeHubCache -Root (Join-Path $TestDrive 'fp16') -From $files -Include 'sdxl-base-1.0' -Fp16Names
+        Use-HubCache $fp16
+        try {
+            Test-Path (Join-Path $fp16.Snapshots['sdxl-base-1.0'] 'unet/diffusion_pytorch_model.fp16.safetensors') | Should -BeTrue
+            Open-MnemosyneEngine -Model sdxl-base-1.0
+            (New-MnemosyneScene 'a cat' -Steps 1 @scene).Model | Should -Be 'sdxl-base-1.0'
+        }
+        finally { Use-HubCache $full }
+    }
+
     It 'takes the replacement UNet by name with -Path too' {
         (Open-MnemosyneEngine $files.Folder -UnetModel sdxl-lightning-4step-unet -PassThru).UnetPath |
             Should -Be (Join-Path $full.Snapshots['sdxl-lightning-4step-unet'] 'sdxl_lightning_4step_unet.safetensors')

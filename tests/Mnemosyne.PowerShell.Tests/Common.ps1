@@ -127,12 +127,14 @@ function New-TinyModelFiles {
 # known models named in -Include, at the shipped manifests' repositories and revisions; and a manifest folder for
 # $env:MNEMOSYNE_MODELS_PATH: the shipped manifests with file lists and sizes that fit the tiny files (the shipped
 # ones list SDXL's own, so the tiny files would count as incomplete). Every model gets its manifest; those left
-# out of -Include are simply not in the cache.
+# out of -Include are simply not in the cache. -Fp16Names stores sdxl-base-1.0's weights under the names of
+# diffusers' fp16 variant (*.fp16.safetensors), as the real snapshot has them.
 function New-FakeHubCache {
     param(
         [Parameter(Mandatory)] [string] $Root,
         [Parameter(Mandatory)] $From,
-        [string[]] $Include = @('sdxl-base-1.0', 'ip-adapter-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h', 'sdxl-lightning-4step-unet')
+        [string[]] $Include = @('sdxl-base-1.0', 'ip-adapter-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h', 'sdxl-lightning-4step-unet'),
+        [switch] $Fp16Names
     )
     $cache = Join-Path $Root 'hub'
     $manifests = Join-Path $Root 'manifests'
@@ -142,7 +144,8 @@ function New-FakeHubCache {
         Get-ChildItem $Folder -File -Recurse | ForEach-Object { @{ Source = $_.FullName; Path = [IO.Path]::GetRelativePath($Folder, $_.FullName).Replace('\', '/') } }
     }
     $contents = @{
-        'sdxl-base-1.0'                  = @(Get-RelativeFiles $From.Folder | Where-Object { -not $_.Path.StartsWith('ip-adapter/') })
+        'sdxl-base-1.0'                  = @(Get-RelativeFiles $From.Folder | Where-Object { -not $_.Path.StartsWith('ip-adapter/') } |
+                ForEach-Object { if ($Fp16Names) { $_.Path = $_.Path -replace '\.safetensors$', '.fp16.safetensors' }; $_ })
         'ip-adapter-sdxl-vit-h'          = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('sdxl_models/') })
         'ip-adapter-image-encoder-vit-h' = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('models/image_encoder/') })
         'sdxl-lightning-4step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_4step_unet.safetensors' })
