@@ -40,6 +40,13 @@ public sealed record EngineOptions
     /// <summary>Threads for ONNX Runtime; 0 uses every core.</summary>
     public int Threads { get; init; }
 
+    /// <summary>
+    /// Keep the text and image encoders loaded between scenes (faster for many different prompts);
+    /// by default they are loaded when a new prompt or reference needs them and released after, so
+    /// their 5 GB (SDXL + ViT-H) are not held while the UNet runs.
+    /// </summary>
+    public bool KeepEncodersLoaded { get; init; }
+
     /// <summary>"fp16" reads a diffusers folder's *.fp16.safetensors files where present.</summary>
     public string? Variant { get; init; }
 }
