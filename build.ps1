@@ -90,6 +90,43 @@ exit ([int](`$r.FailedCount -gt 0 -or `$r.Result -ne 'Passed'))
     }
 }
 
+# The main job: build the module, then put the sample character into a scene. With the real SDXL +
+# IP-Adapter weights installed (Install-MnemosyneModel) it uses them; otherwise a generated tiny
+# random checkpoint, whose picture is noise.
+function Invoke-Demo {
+    Invoke-Build
+    $tiny = Join-Path $root 'out/tiny-model'
+    $picture = Join-Path $root 'out/demo/samurai.png'
+    $script = @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$moduleOut/Mnemosyne.psd1'
+`$models = Get-MnemosyneModel -Name sdxl-base-1.0, ip-adapter-sdxl-vit-h, ip-adapter-image-encoder-vit-h
+if (`$env:MNEMOSYNE_MODEL) {
+    Write-Host "Using `$env:MNEMOSYNE_MODEL"
+    Open-MnemosyneEngine -Path `$env:MNEMOSYNE_MODEL
+    `$settings = @{ Quality = 'Draft' }
+} elseif (@(`$models | Where-Object IsComplete).Count -eq 3) {
+    Write-Host 'Using the real SDXL base 1.0 + IP-Adapter weights from the Hugging Face cache (a draft scene takes tens of minutes on a CPU).'
+    Open-MnemosyneEngine -Model sdxl-base-1.0
+    `$settings = @{ Quality = 'Draft' }
+} else {
+    Write-Host 'The real weights are not installed, so this demo runs on a generated tiny random checkpoint: its picture is noise.'
+    Write-Host 'To install the real ones (10.2 GB): Install-MnemosyneModel sdxl-base-1.0, ip-adapter-sdxl-vit-h, ip-adapter-image-encoder-vit-h'
+    Open-MnemosyneEngine -Path '$tiny'
+    `$settings = @{ Steps = 4; Width = 512; Height = 512 }
+}
+Import-MnemosyneReference '$root/module/Samples/kira.png' |
+    New-MnemosyneScene 'a cyberpunk street samurai' -Seed 42 @settings |
+    Save-MnemosyneImage -Path '$picture' -Force -PassThru |
+    ForEach-Object { "Saved `$(`$_.FullName)" }
+"@
+    New-Item -ItemType Directory -Force (Split-Path $picture) | Out-Null
+    if (-not (Test-Path (Join-Path $tiny 'model_index.json'))) {
+        Invoke-Tool @('tiny-model', '--output', $tiny, '--size', 'Tiny', '--seed', '1')
+    }
+    Invoke-Native 'Demo' { dotnet pwsh -NoProfile -NonInteractive -Command $script }
+}
+
 function Invoke-Tool([string[]] $Arguments) {
     Invoke-Native 'Mnemosyne.Tools' {
         dotnet run --project (Join-Path $root 'src/Mnemosyne.Tools') -c $Configuration -- @Arguments
@@ -103,6 +140,7 @@ switch ($Task) {
         if (-not $Output) { throw 'TinyModel needs -Output <folder>.' }
         Invoke-Tool @('tiny-model', '--output', $Output, '--size', $Size, '--seed', $Seed)
     }
+    'Demo' { Invoke-Demo }
     'Soak' {
         # Not part of Test: 500 scenes in one session, failing on memory or handle growth (tests/Soak.ps1).
         Invoke-Build

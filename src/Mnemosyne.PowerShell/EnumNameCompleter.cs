@@ -24,3 +24,5 @@ public abstract class EnumNameCompleter<TEnum> : IArgumentCompleter where TEnum 
 public sealed class SchedulerCompleter : EnumNameCompleter<SchedulerKind>;
 
 public sealed class QualityCompleter : EnumNameCompleter<SceneQuality>;
+
+public sealed class SpacingCompleter : EnumNameCompleter<TimestepSpacing>;

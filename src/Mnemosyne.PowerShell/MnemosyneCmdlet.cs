@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using System.Threading.Channels;
+using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
 
 namespace Mnemosyne.PowerShell;
@@ -85,32 +86,48 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
     internal T RunOnWorker<T>(Func<CancellationToken, T> work)
         => RunOnWorker<T, int>((_, token) => work(token), _ => { });
 
+    /// <summary>What to do when the open engine has no IP-Adapter, for the commands that need one.</summary>
+    internal const string NoIPAdapterAdvice =
+        "Open it again with Open-MnemosyneEngine -IPAdapterPath <ip-adapter_sdxl_vit-h.safetensors> -ImageEncoderPath <image encoder folder>, " +
+        $"or run Install-MnemosyneModel {ModelResolver.IpAdapterModel}, {ModelResolver.ImageEncoderModel} and open it again: they are then taken from the Hugging Face cache.";
+
     /// <summary>
-    /// A lease on the open engine. When none is open, opens the one that $env:MNEMOSYNE_MODEL names;
-    /// when that is not set either, stops the command with a message that says what to do.
+    /// A lease on the open engine. When none is open, opens the one that $env:MNEMOSYNE_MODEL names, else
+    /// sdxl-base-1.0 from the Hugging Face cache (with the cached IP-Adapter when it is there); when neither
+    /// is there, stops the command with a message that says what to do.
     /// </summary>
     internal EngineLease AcquireEngine()
     {
         if (ModuleState.TryAcquire() is { } open) return open;
         var model = Environment.GetEnvironmentVariable(ModelVariable);
-        if (string.IsNullOrWhiteSpace(model))
+        if (!string.IsNullOrWhiteSpace(model))
+        {
+            var options = ResolveEngineOptions(model, Environment.GetEnvironmentVariable(IPAdapterVariable),
+                Environment.GetEnvironmentVariable(ImageEncoderVariable), threads: 0, $"$env:{ModelVariable}");
+            return OpenEngine(options, $"$env:{ModelVariable}");
+        }
+        var resolver = OpenModelResolver(cachePath: null);
+        var resolution = resolver.TryDefault();
+        if (resolution is null)
         {
             ThrowTerminatingError(ErrorRecords.Create(
-                $"No Mnemosyne engine is open. Open one with Open-MnemosyneEngine -Path <SDXL diffusers folder> " +
-                $"(add -IPAdapterPath to use character references), or set $env:{ModelVariable} to that folder " +
-                $"(and $env:{IPAdapterVariable} / $env:{ImageEncoderVariable}) to have it opened when first needed.",
+                $"No Mnemosyne engine is open, and {ModelResolver.BaseModel} is not complete in the Hugging Face cache {resolver.Catalog.Cache.Root}. " +
+                $"Either run Install-MnemosyneModel {ModelResolver.BaseModel}, {ModelResolver.IpAdapterModel}, {ModelResolver.ImageEncoderModel} " +
+                "once, and it is opened from the cache when first needed; or open a checkpoint you have with " +
+                "Open-MnemosyneEngine -Path <SDXL diffusers folder or single .safetensors file> (or -Model <name>), " +
+                $"or set $env:{ModelVariable} to that path (and $env:{IPAdapterVariable} / $env:{ImageEncoderVariable}) to have it opened when first needed.",
                 "NoEngineOpen", ErrorCategory.ResourceUnavailable, null));
         }
-        var options = ResolveEngineOptions(model!, Environment.GetEnvironmentVariable(IPAdapterVariable),
-            Environment.GetEnvironmentVariable(ImageEncoderVariable), threads: 0, $"$env:{ModelVariable}");
-        return OpenEngine(options, reuseOpenEngine: true);
+        foreach (var note in resolution!.Notes) WriteVerbose(note);
+        return OpenEngine(resolution.Options, $"the Hugging Face cache ({ModelResolver.BaseModel})");
     }
 
     /// <summary>
-    /// Opens an engine and makes it the module's open engine, replacing any other; with
-    /// <paramref name="reuseOpenEngine"/>, leases one that another runspace opened meanwhile instead.
+    /// Opens an engine and makes it the module's open engine, replacing any other. With
+    /// <paramref name="openedWhenNeeded"/> (where its options came from, when a command needs an engine and
+    /// none is open) it leases one that another runspace opened meanwhile instead.
     /// </summary>
-    internal EngineLease OpenEngine(EngineOptions options, bool reuseOpenEngine = false)
+    internal EngineLease OpenEngine(EngineOptions options, string? openedWhenNeeded = null)
     {
         try
         {
@@ -122,8 +139,8 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         }
         try
         {
-            if (reuseOpenEngine && ModuleState.TryAcquire() is { } opened) return opened;
-            if (reuseOpenEngine) WriteVerbose($"No engine is open; opening {options.CheckpointPath} from $env:{ModelVariable}.");
+            if (openedWhenNeeded is not null && ModuleState.TryAcquire() is { } opened) return opened;
+            if (openedWhenNeeded is not null) WriteVerbose($"No engine is open; opening {options.CheckpointPath} from {openedWhenNeeded}.");
             const string activity = "Opening Mnemosyne engine";
             ReportProgress(ProgressActivityIds.Open, activity, options.CheckpointPath);
             SceneEngine engine;
@@ -155,20 +172,51 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
     }
 
     /// <summary>
-    /// Checks the paths and fills in the IP-Adapter and image encoder from the h94/IP-Adapter
-    /// layout (sdxl_models/ip-adapter_sdxl_vit-h.safetensors beside models/image_encoder) when
-    /// they are not given; <paramref name="source"/> names where the paths came from, for messages.
+    /// The options for a checkpoint path: a diffusers folder, or a single-file .safetensors checkpoint whose
+    /// tokenizers and scheduler come from <paramref name="baseModel"/> or else the cached sdxl-base-1.0. The
+    /// IP-Adapter is the one given, else the folder's ip-adapter/, else the cached one (see
+    /// <see cref="WithIPAdapter"/>). <paramref name="source"/> names where the path came from, for messages;
+    /// <paramref name="cachePath"/> is the hub cache to look in (null: the environment's).
     /// </summary>
-    internal EngineOptions ResolveEngineOptions(string checkpoint, string? ipAdapter, string? imageEncoder, int threads, string source)
+    internal EngineOptions ResolveEngineOptions(string checkpoint, string? ipAdapter, string? imageEncoder, int threads, string source,
+        string? baseModel = null, string? cachePath = null)
     {
         var checkpointPath = FileSystemPath(checkpoint);
-        if (!Directory.Exists(checkpointPath))
+        var isSingleFile = File.Exists(checkpointPath);
+        if (isSingleFile && !checkpointPath.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
         {
             ThrowTerminatingError(ErrorRecords.Create(
-                $"{checkpointPath} (from {source}) is not a folder. Give the folder of an SDXL checkpoint in the diffusers layout (the one with model_index.json).",
+                $"{checkpointPath} (from {source}) is not a .safetensors file. Give the folder of an SDXL checkpoint in the diffusers layout (the one with model_index.json), " +
+                "or a single-file .safetensors checkpoint (.ckpt and other pickles can run code when loaded: convert them to safetensors first).",
+                "CheckpointNotSupported", ErrorCategory.InvalidArgument, checkpointPath));
+        }
+        if (!isSingleFile && !Directory.Exists(checkpointPath))
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"{checkpointPath} (from {source}) does not exist. Give the folder of an SDXL checkpoint in the diffusers layout (the one with model_index.json), " +
+                "or a single-file .safetensors checkpoint.",
                 "CheckpointNotFound", ErrorCategory.ObjectNotFound, checkpointPath));
         }
+        if (!isSingleFile && baseModel is not null)
+            WriteWarning($"-BaseModelPath is ignored: {checkpointPath} is a diffusers folder, which has its own tokenizers, scheduler and configs.");
 
+        var options = new EngineOptions
+        {
+            CheckpointPath = checkpointPath,
+            BaseModelPath = isSingleFile ? ResolveBaseModelPath(baseModel, checkpointPath, cachePath) : null,
+            Threads = threads,
+        };
+        return WithIPAdapter(options, ipAdapter, imageEncoder, isSingleFile ? null : Path.Combine(checkpointPath, IPAdapterLayout.ConventionalFolder), cachePath);
+    }
+
+    /// <summary>
+    /// Fills in the IP-Adapter and image encoder: the paths given (an encoder left out is looked for beside
+    /// the adapter, in the h94/IP-Adapter layout: sdxl_models/ip-adapter_sdxl_vit-h.safetensors beside
+    /// models/image_encoder); else the adapter in <paramref name="conventionalFolder"/>; else the cached
+    /// ip-adapter-sdxl-vit-h and its encoder when both are complete. Without any, scenes have no references.
+    /// </summary>
+    internal EngineOptions WithIPAdapter(EngineOptions options, string? ipAdapter, string? imageEncoder, string? conventionalFolder, string? cachePath)
+    {
         string? adapterFile = null;
         if (!string.IsNullOrWhiteSpace(ipAdapter))
         {
@@ -181,9 +229,9 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
                     "IPAdapterNotFound", ErrorCategory.ObjectNotFound, given));
             }
         }
-        else
+        else if (conventionalFolder is not null)
         {
-            adapterFile = IPAdapterLayout.FindAdapter(Path.Combine(checkpointPath, IPAdapterLayout.ConventionalFolder));
+            adapterFile = IPAdapterLayout.FindAdapter(conventionalFolder);
         }
 
         string? encoderFolder = null;
@@ -208,13 +256,82 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
             }
         }
 
-        return new EngineOptions
+        if (adapterFile is null && encoderFolder is null)
         {
-            CheckpointPath = checkpointPath,
-            IpAdapterPath = adapterFile,
-            ImageEncoderPath = encoderFolder,
-            Threads = threads,
-        };
+            var resolution = OpenModelResolver(cachePath).WithCachedIpAdapter(options);
+            foreach (var note in resolution.Notes) WriteVerbose(note);
+            return resolution.Options;
+        }
+        return options with { IpAdapterPath = adapterFile, ImageEncoderPath = encoderFolder };
+    }
+
+    /// <summary>The folder a single-file checkpoint takes its tokenizers, scheduler and configs from: the one given, else the cached sdxl-base-1.0.</summary>
+    private string ResolveBaseModelPath(string? baseModel, string checkpointFile, string? cachePath)
+    {
+        if (baseModel is not null)
+        {
+            var given = FileSystemPath(baseModel);
+            if (!Directory.Exists(given))
+            {
+                ThrowTerminatingError(ErrorRecords.Create(
+                    $"{given} is not a folder. Give -BaseModelPath a folder in the diffusers SDXL layout (stabilityai/stable-diffusion-xl-base-1.0) with tokenizer/, tokenizer_2/ and scheduler/.",
+                    "BaseModelNotFound", ErrorCategory.ObjectNotFound, given));
+            }
+            return given;
+        }
+        try
+        {
+            var found = OpenModelResolver(cachePath).FindSingleFileBase();
+            WriteVerbose($"Tokenizers, scheduler and configs for {checkpointFile} from {found}.");
+            return found;
+        }
+        catch (ModelNotInstalledException e)
+        {
+            var record = new ErrorRecord(
+                new FileNotFoundException(
+                    $"{checkpointFile} is a single-file checkpoint, which carries no tokenizers or scheduler. Give them with Open-MnemosyneEngine -BaseModelPath " +
+                    $"<a diffusers SDXL folder with tokenizer/, tokenizer_2/ and scheduler/>, or run {e.InstallCommand} to have them taken from the Hugging Face cache. ({e.Message})",
+                    e.FileName, e),
+                "BaseModelNotFound", ErrorCategory.ObjectNotFound, checkpointFile);
+            record.ErrorDetails = new ErrorDetails(record.Exception.Message) { RecommendedAction = e.InstallCommand };
+            ThrowTerminatingError(record);
+            throw;
+        }
+    }
+
+    /// <summary>The known models over the hub cache <paramref name="cachePath"/> names (null: the environment's); a broken manifest folder stops the command.</summary>
+    internal ModelResolver OpenModelResolver(string? cachePath)
+    {
+        try
+        {
+            return new ModelResolver(ModelCatalog.Default(ModelCommandSupport.ResolveCachePath(this, cachePath)));
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(ModelCommandSupport.ToErrorRecord(e, cachePath ?? ModelCatalog.DefaultManifestFolder));
+            throw;
+        }
+    }
+
+    /// <summary>Runs a resolver call; its errors stop the command as ErrorRecords about <paramref name="target"/>.</summary>
+    internal T Resolve<T>(Func<T> resolve, object target)
+    {
+        try
+        {
+            return resolve();
+        }
+        catch (ModelNotInstalledException e)
+        {
+            var record = new ErrorRecord(e, "ModelNotInstalled", ErrorCategory.ObjectNotFound, target);
+            record.ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = e.InstallCommand };
+            ThrowTerminatingError(record);
+            throw;
+        }
+        catch (ArgumentException e)
+        {
+            ThrowTerminatingError(ErrorRecords.From(e, "InvalidModelName", target));
+            throw;
+        }
     }
 
     /// <summary>A PowerShell path (relative to the current location, ~, a PSDrive) as a file-system path; need not exist.</summary>

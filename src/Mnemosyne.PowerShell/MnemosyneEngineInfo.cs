@@ -9,6 +9,8 @@ public sealed class MnemosyneEngineInfo
     {
         Model = engine.ModelName;
         Path = engine.Options.CheckpointPath;
+        BaseModelPath = engine.Options.BaseModelPath;
+        UnetPath = engine.Options.UnetWeightsPath;
         IPAdapterPath = engine.Options.IpAdapterPath;
         ImageEncoderPath = engine.Options.ImageEncoderPath;
         Threads = engine.Options.Threads;
@@ -17,7 +19,12 @@ public sealed class MnemosyneEngineInfo
     }
 
     public string Model { get; }
+    /// <summary>A diffusers folder, or a single-file checkpoint.</summary>
     public string Path { get; }
+    /// <summary>For a single-file checkpoint: where its tokenizers, scheduler and configs come from.</summary>
+    public string? BaseModelPath { get; }
+    /// <summary>The UNet weights that replace the checkpoint's (a few-step UNet such as SDXL-Lightning's); null for its own.</summary>
+    public string? UnetPath { get; }
     public string? IPAdapterPath { get; }
     public string? ImageEncoderPath { get; }
     /// <summary>ONNX Runtime threads; 0 means every core.</summary>

@@ -106,3 +106,85 @@ function Wait-Until {
     }
     $true
 }
+
+# The tiny SDXL + IP-Adapter checkpoint the engine's generator writes (every run the same for a seed), the same
+# weights as one single file, and a stand-in for SDXL-Lightning's 4-step UNet: what New-FakeHubCache lays out.
+function New-TinyModelFiles {
+    param([Parameter(Mandatory)] [string] $Root, [uint64] $Seed = 7)
+    $shape = [Mnemosyne.Engine.Checkpoints.CheckpointShape]::Tiny
+    $files = [pscustomobject]@{
+        Folder     = Join-Path $Root 'tiny-sdxl'
+        SingleFile = Join-Path $Root 'tiny-sdxl.safetensors'
+        Lightning  = Join-Path $Root 'lightning/sdxl_lightning_4step_unet.safetensors'
+    }
+    [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::Write($files.Folder, $shape, $Seed, $null)
+    [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::WriteSingleFile($files.SingleFile, $shape, $Seed, [Mnemosyne.Engine.Checkpoints.TensorDType]::F32)
+    [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::WriteUnet($files.Lightning, $shape.Unet, $Seed + 1, [Mnemosyne.Engine.Checkpoints.TensorDType]::F16)
+    $files
+}
+
+# A Hugging Face hub cache (models--org--name/snapshots/<revision>/…, plain files) holding the tiny files as the
+# known models named in -Include, at the shipped manifests' repositories and revisions; and a manifest folder for
+# $env:MNEMOSYNE_MODELS_PATH: the shipped manifests with file lists and sizes that fit the tiny files (the shipped
+# ones list SDXL's own, so the tiny files would count as incomplete). Every model gets its manifest; those left
+# out of -Include are simply not in the cache. -Fp16Names stores sdxl-base-1.0's weights under the names of
+# diffusers' fp16 variant (*.fp16.safetensors), as the real snapshot has them.
+function New-FakeHubCache {
+    param(
+        [Parameter(Mandatory)] [string] $Root,
+        [Parameter(Mandatory)] $From,
+        [string[]] $Include = @('sdxl-base-1.0', 'ip-adapter-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h', 'sdxl-lightning-4step-unet'),
+        [switch] $Fp16Names
+    )
+    $cache = Join-Path $Root 'hub'
+    $manifests = Join-Path $Root 'manifests'
+    $null = New-Item -ItemType Directory -Force $cache, $manifests
+    $adapterRoot = Join-Path $From.Folder 'ip-adapter'
+    function Get-RelativeFiles([string] $Folder) {
+        Get-ChildItem $Folder -File -Recurse | ForEach-Object { @{ Source = $_.FullName; Path = [IO.Path]::GetRelativePath($Folder, $_.FullName).Replace('\', '/') } }
+    }
+    $contents = @{
+        'sdxl-base-1.0'                  = @(Get-RelativeFiles $From.Folder | Where-Object { -not $_.Path.StartsWith('ip-adapter/') } |
+                ForEach-Object { if ($Fp16Names) { $_.Path = $_.Path -replace '\.safetensors$', '.fp16.safetensors' }; $_ })
+        'ip-adapter-sdxl-vit-h'          = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('sdxl_models/') })
+        'ip-adapter-image-encoder-vit-h' = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('models/image_encoder/') })
+        'sdxl-lightning-4step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_4step_unet.safetensors' })
+    }
+    $snapshots = @{}
+    foreach ($name in $contents.Keys) {
+        $manifest = Get-Content (Join-Path $modulePath "models/$name.json") -Raw | ConvertFrom-Json
+        $snapshot = Join-Path $cache ('models--' + $manifest.repository.Replace('/', '--')) 'snapshots' $manifest.revision
+        $snapshots[$name] = $snapshot
+        $manifest.files = @($contents[$name] | ForEach-Object { [ordered]@{ path = $_.Path; size = (Get-Item $_.Source).Length; sha256 = $null } })
+        $manifest | ConvertTo-Json -Depth 5 | Set-Content (Join-Path $manifests "$name.json")
+        if ($name -notin $Include) { continue }
+        foreach ($file in $contents[$name]) {
+            $target = Join-Path $snapshot $file.Path
+            $null = New-Item -ItemType Directory -Force (Split-Path $target)
+            Copy-Item $file.Source $target
+        }
+    }
+    [pscustomobject]@{ Cache = $cache; Manifests = $manifests; Snapshots = $snapshots }
+}
+
+# Points the module at a fake cache (or, with no argument, at an empty one) and restores what was there before.
+$script:hubVariables = 'HF_HUB_CACHE', 'HF_HOME', 'MNEMOSYNE_MODELS_PATH', 'MNEMOSYNE_MODEL', 'MNEMOSYNE_IP_ADAPTER', 'MNEMOSYNE_IMAGE_ENCODER'
+function Save-HubEnvironment {
+    $script:savedHubEnvironment = @{}
+    foreach ($name in $hubVariables) { $savedHubEnvironment[$name] = [Environment]::GetEnvironmentVariable($name) }
+}
+function Restore-HubEnvironment {
+    foreach ($name in $hubVariables) { [Environment]::SetEnvironmentVariable($name, $savedHubEnvironment[$name]) }
+}
+function Use-HubCache {
+    param($FakeCache)
+    foreach ($name in $hubVariables) { [Environment]::SetEnvironmentVariable($name, $null) }
+    if ($FakeCache) {
+        $env:HF_HUB_CACHE = $FakeCache.Cache
+        $env:MNEMOSYNE_MODELS_PATH = $FakeCache.Manifests
+    }
+    else {
+        # No test may see the machine's own cache: an engine opened without an IP-Adapter would take the cached one.
+        $env:HF_HUB_CACHE = (New-Item -ItemType Directory -Force (Join-Path ([IO.Path]::GetTempPath()) "mnemosyne-pester-empty-hub-$PID")).FullName
+    }
+}

@@ -2,8 +2,8 @@ BeforeAll {
     . $PSScriptRoot/Common.ps1
     Import-Mnemosyne
     $script:variables = 'MNEMOSYNE_MODEL', 'MNEMOSYNE_IP_ADAPTER', 'MNEMOSYNE_IMAGE_ENCODER'
-    $script:savedEnvironment = @{}
-    foreach ($name in $variables) { $savedEnvironment[$name] = [Environment]::GetEnvironmentVariable($name) }
+    Save-HubEnvironment
+    Use-HubCache
 
     function Clear-MnemosyneEnvironment {
         foreach ($name in $variables) { [Environment]::SetEnvironmentVariable($name, $null) }
@@ -11,7 +11,7 @@ BeforeAll {
 }
 
 AfterAll {
-    foreach ($name in $variables) { [Environment]::SetEnvironmentVariable($name, $savedEnvironment[$name]) }
+    Restore-HubEnvironment
 }
 
 Describe 'Without an open engine' {
@@ -29,9 +29,11 @@ Describe 'Without an open engine' {
         $failures | Should -BeNullOrEmpty
     }
 
-    It 'New-MnemosyneScene stops with ResourceUnavailable, saying to run Open-MnemosyneEngine' {
+    It 'New-MnemosyneScene stops with ResourceUnavailable, saying to install the models or open a checkpoint' {
         { New-MnemosyneScene 'a cat' -Seed 1 @tiny -ErrorAction Stop } | Should -Throw -ErrorId 'NoEngineOpen,*'
         $Error[0].CategoryInfo.Category | Should -Be 'ResourceUnavailable'
+        $Error[0].Exception.Message | Should -Match 'Install-MnemosyneModel sdxl-base-1\.0, ip-adapter-sdxl-vit-h, ip-adapter-image-encoder-vit-h'
+        $Error[0].Exception.Message | Should -Match ([regex]::Escape($env:HF_HUB_CACHE))
         $Error[0].Exception.Message | Should -Match 'Open-MnemosyneEngine -Path'
         $Error[0].Exception.Message | Should -Match 'MNEMOSYNE_MODEL'
     }
@@ -58,12 +60,15 @@ Describe 'Open-MnemosyneEngine with bad paths' {
         $Error[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
         $Error[0].TargetObject | Should -Be $missing
         $Error[0].Exception.Message | Should -Match 'diffusers'
+        $Error[0].Exception.Message | Should -Match 'single-file \.safetensors'
     }
 
-    It 'reports a file given as the checkpoint folder' {
-        $file = Join-Path $TestDrive 'model.safetensors'
+    It 'refuses a file that is not .safetensors, saying why' {
+        $file = Join-Path $TestDrive 'model.ckpt'
         Set-Content $file 'x'
-        { Open-MnemosyneEngine $file -ErrorAction Stop } | Should -Throw -ErrorId 'CheckpointNotFound,*'
+        { Open-MnemosyneEngine $file -ErrorAction Stop } | Should -Throw -ErrorId 'CheckpointNotSupported,*' -ExpectedMessage '*can run code*'
+        $Error[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $Error[0].TargetObject | Should -Be $file
     }
 
     It 'reports a missing IP-Adapter' {

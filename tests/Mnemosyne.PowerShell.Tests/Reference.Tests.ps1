@@ -143,6 +143,8 @@ Describe 'Import-MnemosyneReference from images' {
 
 Describe 'Import-MnemosyneReference with an engine that has no IP-Adapter' {
     BeforeAll {
+        Save-HubEnvironment
+        Use-HubCache
         # The tiny checkpoint without its ip-adapter folder: links to everything else.
         $script:bare = Join-Path $TestDrive 'no-adapter'
         $null = New-Item -ItemType Directory $bare
@@ -157,12 +159,16 @@ Describe 'Import-MnemosyneReference with an engine that has no IP-Adapter' {
         }
     }
     BeforeEach { if (-not $canLink) { Set-ItResult -Skipped -Because "$noModel (or symbolic links are not allowed here)" } }
-    AfterAll { if ($hasModel) { Close-MnemosyneEngine } }
+    AfterAll {
+        if ($hasModel) { Close-MnemosyneEngine }
+        Restore-HubEnvironment
+    }
 
     It 'stops with InvalidOperation, saying how to open the engine with one' {
         $info = Open-MnemosyneEngine $bare -PassThru
         $info.SupportsReferences | Should -BeFalse
         { Import-MnemosyneReference $referenceImage -ErrorAction Stop } | Should -Throw -ErrorId 'NoIPAdapter,*' -ExpectedMessage '*-IPAdapterPath*'
+        $Error[0].Exception.Message | Should -Match 'Install-MnemosyneModel ip-adapter-sdxl-vit-h, ip-adapter-image-encoder-vit-h'
         $Error[0].CategoryInfo.Category | Should -Be 'InvalidOperation'
     }
 }

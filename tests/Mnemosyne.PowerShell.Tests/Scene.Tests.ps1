@@ -26,7 +26,7 @@ Describe 'New-MnemosyneScene parameters' {
     }
 
     It 'binds -<_> from a property of piped objects' -ForEach @(
-        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'Scheduler', 'Width', 'Height', 'InitialNoisePath'
+        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath'
     ) {
         $command.Parameters[$_].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
     }
@@ -39,9 +39,14 @@ Describe 'New-MnemosyneScene parameters' {
         (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object | Should -Be 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras'
     }
 
-    It 'completes -Quality with Draft, Standard and Best' {
+    It 'completes -Quality with Fast, Draft, Standard and Best' {
         $line = 'New-MnemosyneScene a -Quality '
-        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object | Should -Be 'Best', 'Draft', 'Standard'
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object | Should -Be 'Best', 'Draft', 'Fast', 'Standard'
+    }
+
+    It 'completes -Spacing with the timestep spacings' {
+        $line = 'New-MnemosyneScene a -Spacing '
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object | Should -Be 'Leading', 'Linspace', 'Trailing'
     }
 }
 

@@ -100,7 +100,11 @@ public sealed record DiffusersCheckpoint
         var config = RequireFile(Path.Combine(folder, configName));
         var plain = Path.Combine(folder, weightsStem + ".safetensors");
         var variantFile = variant is null ? null : Path.Combine(folder, $"{weightsStem}.{variant}.safetensors");
-        var weights = variantFile is not null && File.Exists(variantFile) ? variantFile : plain;
+        // Without a variant asked for, a folder that holds only the fp16 files (as many downloads do) uses them.
+        var fp16 = Path.Combine(folder, $"{weightsStem}.fp16.safetensors");
+        var weights = variantFile is not null && File.Exists(variantFile) ? variantFile
+            : !File.Exists(plain) && variant is null && File.Exists(fp16) ? fp16
+            : plain;
         if (!File.Exists(weights))
             throw new CheckpointException(
                 $"{folder}: no weights file {Path.GetFileName(weights)} (only .safetensors checkpoints are read; .bin pickles are not). Download the model's .safetensors files.", weights);

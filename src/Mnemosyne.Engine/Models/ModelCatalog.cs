@@ -61,9 +61,14 @@ public sealed class ModelCatalog
 
     public HubCache Cache { get; }
 
-    /// <summary>The manifests that ship beside the engine (models/ next to Mnemosyne.Engine.dll).</summary>
+    /// <summary>Names a folder of manifests to use instead of the shipped ones (other revisions, or models of one's own).</summary>
+    public const string ManifestFolderVariable = "MNEMOSYNE_MODELS_PATH";
+
+    /// <summary>The folder <see cref="ManifestFolderVariable"/> names, else the manifests that ship beside the engine (models/ next to Mnemosyne.Engine.dll).</summary>
     public static string DefaultManifestFolder =>
-        System.IO.Path.Combine(System.IO.Path.GetDirectoryName(typeof(ModelCatalog).Assembly.Location)!, "models");
+        Environment.GetEnvironmentVariable(ManifestFolderVariable) is { Length: > 0 } configured
+            ? System.IO.Path.GetFullPath(configured)
+            : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(typeof(ModelCatalog).Assembly.Location)!, "models");
 
     /// <summary>The shipped manifests over the cache huggingface_hub would use in this process.</summary>
     public static ModelCatalog Default(string? cacheRoot = null) =>

@@ -31,8 +31,21 @@ public sealed record EngineOptions
     /// <summary>The CLIP ViT-H image encoder folder (config.json + model.safetensors).</summary>
     public string? ImageEncoderPath { get; init; }
 
+    /// <summary>
+    /// The name stored with every scene (e.g. "sdxl-base-1.0" for a model opened from the Hugging Face cache,
+    /// whose snapshot folder is named by a commit hash); null takes the checkpoint's folder or file name.
+    /// </summary>
+    public string? ModelName { get; init; }
+
     /// <summary>Threads for ONNX Runtime; 0 uses every core.</summary>
     public int Threads { get; init; }
+
+    /// <summary>
+    /// Keep the text and image encoders loaded between scenes (faster for many different prompts);
+    /// by default they are loaded when a new prompt or reference needs them and released after, so
+    /// their 5 GB (SDXL + ViT-H) are not held while the UNet runs.
+    /// </summary>
+    public bool KeepEncodersLoaded { get; init; }
 
     /// <summary>"fp16" reads a diffusers folder's *.fp16.safetensors files where present.</summary>
     public string? Variant { get; init; }

@@ -21,10 +21,11 @@ public sealed class SceneEngine : IDisposable
     private readonly bool forceZerosForEmptyPrompt;
     private readonly SchedulerConfig schedulerConfig;
     private readonly ClipTokenizer tokenizer, tokenizer2;
-    private readonly ClipTextEncoder textEncoder, textEncoder2;
+    private readonly SdxlModelFiles model;
+    private readonly OnDemandNetwork<ClipTextEncoder> textEncoder, textEncoder2;
     private readonly Unet unet;
     private readonly VaeDecoder vae;
-    private readonly ClipVisionEncoder? imageEncoder;
+    private readonly OnDemandNetwork<ClipVisionEncoder>? imageEncoder;
     private readonly ImageProjection? projection;
     private readonly Dictionary<string, (PromptEmbedding Embedding, int Dropped)> prompts = new(StringComparer.Ordinal);
     private readonly LinkedList<string> promptOrder = new();
@@ -33,10 +34,11 @@ public sealed class SceneEngine : IDisposable
     private bool disposed;
 
     private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
-        ClipTokenizer tokenizer, ClipTokenizer tokenizer2, ClipTextEncoder textEncoder, ClipTextEncoder textEncoder2,
-        Unet unet, VaeDecoder vae, ClipVisionEncoder? imageEncoder, ImageProjection? projection, string? encoderIdentity)
+        ClipTokenizer tokenizer, ClipTokenizer tokenizer2, OnDemandNetwork<ClipTextEncoder> textEncoder, OnDemandNetwork<ClipTextEncoder> textEncoder2,
+        Unet unet, VaeDecoder vae, OnDemandNetwork<ClipVisionEncoder>? imageEncoder, ImageProjection? projection, string? encoderIdentity)
     {
         Options = options;
+        this.model = model;
         ModelName = model.Name;
         forceZerosForEmptyPrompt = model.ForceZerosForEmptyPrompt;
         this.schedulerConfig = schedulerConfig;
@@ -54,7 +56,7 @@ public sealed class SceneEngine : IDisposable
     public EngineOptions Options { get; }
 
     /// <summary>
-    /// A short name for the checkpoint (its folder or file name, then "+" and the replacement UNet file's
+    /// A short name for the checkpoint (<see cref="EngineOptions.ModelName"/>, else its folder or file name; then "+" and the replacement UNet file's
     /// name when there is one), stored with every scene.
     /// </summary>
     public string ModelName { get; }
@@ -68,20 +70,21 @@ public sealed class SceneEngine : IDisposable
     public int? ReferenceEmbeddingLength => projection?.Config.ImageEmbedDim;
 
     /// <summary>
-    /// Opens every network of the checkpoint (a diffusers folder or a single file, see
-    /// <see cref="EngineOptions"/>); <paramref name="log"/> hears which one is loading.
+    /// Opens the checkpoint (a diffusers folder or a single file, see <see cref="EngineOptions"/>): the
+    /// UNet and the VAE are loaded now; the encoders are checked now (every tensor and shape) and
+    /// loaded when a new prompt or reference needs them. <paramref name="log"/> hears what is loading.
     /// </summary>
     public static SceneEngine Open(EngineOptions options, IProgress<string>? log = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         var adapterFiles = options.IpAdapterPath is null ? null : IpAdapterFiles.Open(options.IpAdapterPath, options.ImageEncoderPath ?? DefaultImageEncoderFolder(options.IpAdapterPath));
-        using var model = SdxlModelFiles.Open(options);
+        var model = SdxlModelFiles.Open(options);
         var settings = new SessionSettings { Threads = options.Threads };
         var schedulerConfig = ReadCheckpointFile(model.SchedulerConfigPath, SchedulerConfig.Load);
         var tokenizer = ReadCheckpointFile(model.Tokenizer, ClipTokenizer.Load);
         var tokenizer2 = ReadCheckpointFile(model.Tokenizer2, ClipTokenizer.Load);
 
-        var opened = new List<IDisposable>();
+        var opened = new List<IDisposable> { model };
         T Track<T>(string what, Func<T> load) where T : IDisposable
         {
             cancellation.ThrowIfCancellationRequested();
@@ -93,17 +96,22 @@ public sealed class SceneEngine : IDisposable
         try
         {
             var configs = model.Configs;
-            var textEncoder = Track("text_encoder", () => ClipTextEncoder.Load(configs.TextEncoder, model.TextEncoder, settings));
-            var textEncoder2 = Track("text_encoder_2", () => ClipTextEncoder.Load(configs.TextEncoder2, model.TextEncoder2, settings));
+            // Building a graph reads only the weights' headers: a wrong encoder is refused here, not at the first scene.
+            ClipTextEncoder.BuildGraph(configs.TextEncoder, model.TextEncoder, null);
+            ClipTextEncoder.BuildGraph(configs.TextEncoder2, model.TextEncoder2, null);
+            var textEncoder = OnDemand(opened, log, "text_encoder", () => ClipTextEncoder.Load(configs.TextEncoder, model.TextEncoder, settings), options.KeepEncodersLoaded);
+            var textEncoder2 = OnDemand(opened, log, "text_encoder_2", () => ClipTextEncoder.Load(configs.TextEncoder2, model.TextEncoder2, settings), options.KeepEncodersLoaded);
             var unet = Track("unet", () => Unet.Load(configs.Unet, model.Unet, adapterFiles, settings));
             var vae = Track("vae", () => VaeDecoder.Load(configs.Vae, model.Vae, settings));
-            ClipVisionEncoder? imageEncoder = null;
+            OnDemandNetwork<ClipVisionEncoder>? imageEncoder = null;
             ImageProjection? projection = null;
             string? identity = null;
             if (adapterFiles is not null)
             {
                 var encoderConfig = adapterFiles.ReadImageEncoderConfig();
-                imageEncoder = Track("image encoder", () => ClipVisionEncoder.Load(adapterFiles, settings));
+                using (var encoderWeights = SafetensorsFile.Open(adapterFiles.ImageEncoderWeightsPath))
+                    ClipVisionEncoder.BuildGraph(encoderConfig, encoderWeights, null);
+                imageEncoder = OnDemand(opened, log, "image encoder", () => ClipVisionEncoder.Load(adapterFiles, settings), options.KeepEncodersLoaded);
                 projection = Track("image projection", () => ImageProjection.Load(adapterFiles.AdapterPath, ImageProjectionConfig.For(encoderConfig, unet.Config), settings));
                 identity = $"clip-vision-{encoderConfig.HiddenSize}x{encoderConfig.NumHiddenLayers}-proj{encoderConfig.ProjectionDim}-{new FileInfo(adapterFiles.ImageEncoderWeightsPath).Length}";
             }
@@ -131,6 +139,18 @@ public sealed class SceneEngine : IDisposable
         }
     }
 
+    private static OnDemandNetwork<T> OnDemand<T>(List<IDisposable> opened, IProgress<string>? log, string what, Func<T> load, bool keepLoaded)
+        where T : class, IDisposable
+    {
+        var network = new OnDemandNetwork<T>(() =>
+        {
+            log?.Report($"Loading {what}");
+            return load();
+        }, keepLoaded);
+        opened.Add(network);
+        return network;
+    }
+
     /// <summary>h94/IP-Adapter keeps the ViT-H encoder in models/image_encoder beside sdxl_models/.</summary>
     private static string DefaultImageEncoderFolder(string adapterPath)
         => Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(adapterPath)))!, IpAdapterFiles.ImageEncoderRelativePath);
@@ -155,8 +175,12 @@ public sealed class SceneEngine : IDisposable
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
-            foreach (var picture in pictures)
-                embeddings.Add(encoder.Run(ClipImagePreprocessor.Preprocess(picture.Image), cancellation));
+            encoder.Use(network =>
+            {
+                foreach (var picture in pictures)
+                    embeddings.Add(network.Run(ClipImagePreprocessor.Preprocess(picture.Image), cancellation));
+                return embeddings;
+            });
         }
         return new CharacterReference
         {
@@ -174,7 +198,7 @@ public sealed class SceneEngine : IDisposable
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
-            return encoder.Run(ClipImagePreprocessor.Preprocess(image), cancellation).Data;
+            return encoder.Use(network => network.Run(ClipImagePreprocessor.Preprocess(image), cancellation).Data);
         }
     }
 
@@ -187,10 +211,11 @@ public sealed class SceneEngine : IDisposable
         {
             ObjectDisposedException.ThrowIf(disposed, this);
             var warnings = new List<string>();
-            var positive = EncodePrompt(request.Prompt, "prompt", warnings, cancellation);
-            PromptEmbedding? negative = null;
-            if (request.GuidanceScale > 1 && (request.NegativePrompt is not null || !forceZerosForEmptyPrompt))
-                negative = EncodePrompt(request.NegativePrompt ?? "", "negative prompt", warnings, cancellation);
+            bool encodeNegative = request.GuidanceScale > 1 && (request.NegativePrompt is not null || !forceZerosForEmptyPrompt);
+            var negativeText = request.NegativePrompt ?? "";
+            EncodePrompts(encodeNegative ? [request.Prompt, negativeText] : [request.Prompt], cancellation);
+            var positive = CachedPrompt(request.Prompt, "prompt", warnings);
+            var negative = encodeNegative ? CachedPrompt(negativeText, "negative prompt", warnings) : null;
 
             FloatTensor? ipTokens = null, unconditional = null;
             if (projection is not null)
@@ -239,7 +264,7 @@ public sealed class SceneEngine : IDisposable
                 nameof(reference));
     }
 
-    private ClipVisionEncoder RequireImageEncoder() => imageEncoder
+    private OnDemandNetwork<ClipVisionEncoder> RequireImageEncoder() => imageEncoder
         ?? throw new InvalidOperationException("This engine was opened without an IP-Adapter and image encoder, so it cannot read reference images. Open it with -IPAdapterPath.");
 
     private FloatTensor ReferenceTokens(CharacterReference reference, CancellationToken cancellation)
@@ -252,25 +277,33 @@ public sealed class SceneEngine : IDisposable
         return tokens;
     }
 
-    /// <summary>Both encoders' penultimate states concatenated, and encoder 2's pooled text, cached per text.</summary>
-    private PromptEmbedding EncodePrompt(string text, string what, List<string> warnings, CancellationToken cancellation)
+    /// <summary>
+    /// Encodes the texts not cached yet: both encoders' penultimate states concatenated, and encoder 2's
+    /// pooled text. The encoders are loaded once for all of them.
+    /// </summary>
+    private void EncodePrompts(IReadOnlyList<string> texts, CancellationToken cancellation)
     {
-        if (!prompts.TryGetValue(text, out var cached))
+        var missing = texts.Distinct(StringComparer.Ordinal).Where(t => !prompts.ContainsKey(t)).ToList();
+        if (missing.Count == 0) return;
+        var ids = missing.Select(t => (First: tokenizer.Encode(t), Second: tokenizer2.Encode(t))).ToList();
+        var hidden1 = textEncoder.Use(network => ids.Select(i => network.Run([i.First.IdsAsInt64()], cancellation).PenultimateHiddenStates).ToList());
+        var output2 = textEncoder2.Use(network => ids.Select(i => network.Run([i.Second.IdsAsInt64()], cancellation)).ToList());
+        for (int i = 0; i < missing.Count; i++)
         {
-            var ids1 = tokenizer.Encode(text);
-            var ids2 = tokenizer2.Encode(text);
-            var hidden1 = textEncoder.Run([ids1.IdsAsInt64()], cancellation).PenultimateHiddenStates;
-            var output2 = textEncoder2.Run([ids2.IdsAsInt64()], cancellation);
-            var embeds = ConcatFeatures(hidden1, output2.PenultimateHiddenStates);
-            cached = (new PromptEmbedding(embeds, output2.TextEmbeds!), Math.Max(ids1.DroppedTokenCount, ids2.DroppedTokenCount));
-            prompts[text] = cached;
-            promptOrder.AddLast(text);
+            var embedding = new PromptEmbedding(ConcatFeatures(hidden1[i], output2[i].PenultimateHiddenStates), output2[i].TextEmbeds!);
+            prompts[missing[i]] = (embedding, Math.Max(ids[i].First.DroppedTokenCount, ids[i].Second.DroppedTokenCount));
+            promptOrder.AddLast(missing[i]);
             if (promptOrder.Count > PromptCacheSize)
             {
                 prompts.Remove(promptOrder.First!.Value);
                 promptOrder.RemoveFirst();
             }
         }
+    }
+
+    private PromptEmbedding CachedPrompt(string text, string what, List<string> warnings)
+    {
+        var cached = prompts[text];
         if (cached.Dropped > 0)
             warnings.Add($"The {what} is longer than CLIP's 77 tokens: its last {cached.Dropped} tokens were dropped.");
         return cached.Embedding;
@@ -301,6 +334,7 @@ public sealed class SceneEngine : IDisposable
             vae.Dispose();
             imageEncoder?.Dispose();
             projection?.Dispose();
+            model.Dispose();
         }
     }
 }

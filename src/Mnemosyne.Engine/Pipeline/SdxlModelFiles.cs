@@ -4,8 +4,8 @@ namespace Mnemosyne.Engine.Pipeline;
 
 /// <summary>
 /// An SDXL model as the engine loads it, whichever layout it came in: each generating network's config
-/// and weights, the tokenizers and the scheduler config. Keeps the weight files open until disposed,
-/// which may be as soon as the networks are built (ONNX Runtime has read or mapped them by then).
+/// and weights, the tokenizers and the scheduler config. Keeps the weight files open until disposed:
+/// the engine loads its encoders from them whenever a new prompt or reference needs them.
 /// </summary>
 internal sealed record SdxlModelFiles : IDisposable
 {
@@ -32,6 +32,7 @@ internal sealed record SdxlModelFiles : IDisposable
             if (File.Exists(path)) model = FromSingleFile(path, options.BaseModelPath, files);
             else if (Directory.Exists(path) || !path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) model = FromFolder(path, options.Variant, files);
             else throw new FileNotFoundException($"Checkpoint file not found: {path}", path);
+            if (options.ModelName is { } name) model = model with { Name = name };
             return options.UnetWeightsPath is { } unet ? WithUnet(model, unet, files) : model;
         }
         catch

@@ -44,8 +44,7 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
         if (!lease.Engine.SupportsReferences)
         {
             ThrowTerminatingError(ErrorRecords.Create(
-                $"The open engine ({lease.Engine.ModelName}) has no IP-Adapter, so it cannot encode reference images. " +
-                "Open it again with Open-MnemosyneEngine -IPAdapterPath <ip-adapter_sdxl_vit-h.safetensors> -ImageEncoderPath <image encoder folder>.",
+                $"The open engine ({lease.Engine.ModelName}) has no IP-Adapter, so it cannot encode reference images. " + NoIPAdapterAdvice,
                 "NoIPAdapter", ErrorCategory.InvalidOperation, pictures.Select(p => p.Path).ToArray()));
         }
         const string activity = "Encoding character reference";

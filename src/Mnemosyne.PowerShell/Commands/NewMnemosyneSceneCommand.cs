@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Management.Automation;
+using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
@@ -58,6 +59,12 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [ArgumentCompleter(typeof(SchedulerCompleter))]
     public SchedulerKind? Scheduler { get; set; }
 
+    /// <summary>Overrides the scheduler config's timestep spacing; a scene's Spacing, so that a few-step scene piped back in is made again.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    [ArgumentCompleter(typeof(SpacingCompleter))]
+    public TimestepSpacing? Spacing { get; set; }
+
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [EmptyAsNull]
     public int? Width { get; set; }
@@ -71,6 +78,8 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [EmptyAsNull]
     public string? InitialNoisePath { get; set; }
 
+    private bool warnedOfBaseUnet;
+
     protected override void ProcessRecord()
     {
         var request = BuildRequest();
@@ -78,11 +87,18 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
 
         using var lease = AcquireEngine();
         var engine = lease.Engine;
+        if (Quality == SceneQuality.Fast && engine.Options.UnetWeightsPath is null && !warnedOfBaseUnet)
+        {
+            warnedOfBaseUnet = true;
+            WriteWarning(
+                $"-Quality Fast is meant for a few-step UNet, but the open engine ({engine.ModelName}) has its checkpoint's own UNet, which gives " +
+                "blurred, unfinished pictures at 4 steps without guidance. Open one with Open-MnemosyneEngine -Model " +
+                $"{ModelResolver.BaseModel} -UnetModel {ModelResolver.FewStepUnetModel} (Install-MnemosyneModel {ModelResolver.FewStepUnetModel} fetches it), or use -Quality Draft.");
+        }
         if (request.Reference is not null && !engine.SupportsReferences)
         {
             ThrowTerminatingError(ErrorRecords.Create(
-                $"The open engine ({engine.ModelName}) has no IP-Adapter, so it cannot use the reference '{request.Reference.Name}'. " +
-                "Open it again with Open-MnemosyneEngine -IPAdapterPath <ip-adapter_sdxl_vit-h.safetensors> -ImageEncoderPath <image encoder folder>.",
+                $"The open engine ({engine.ModelName}) has no IP-Adapter, so it cannot use the reference '{request.Reference.Name}'. " + NoIPAdapterAdvice,
                 "NoIPAdapter", ErrorCategory.InvalidOperation, request.Reference));
         }
 
@@ -116,6 +132,14 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
                 $"The prompt is {(Prompt.Length == 0 ? "empty" : "only white space")}; describe the scene (for example New-MnemosyneScene 'a knight in the rain'). " +
                 "To skip the blank lines of a prompt file, filter them out: Get-Content prompts.txt | Where-Object { $_.Trim() } | New-MnemosyneScene.",
                 "EmptyPrompt", ErrorCategory.InvalidArgument, Prompt));
+            return null;
+        }
+        if (Quality == SceneQuality.Fast && FastConflicts() is { Count: > 0 } conflicts)
+        {
+            WriteError(ErrorRecords.Create(
+                $"-Quality Fast sets what a few-step UNet needs ({SceneRequest.FewStepUnetSteps} Euler steps, trailing spacing, no guidance), so it takes no " +
+                $"{string.Join(", ", conflicts)}. Leave {(conflicts.Count == 1 ? "it" : "them")} out, or leave out -Quality.",
+                "FastQualityConflict", ErrorCategory.InvalidArgument, Prompt));
             return null;
         }
         if (Steps is not null && Quality is not null)
@@ -158,11 +182,13 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             Steps = Steps ?? (int?)Quality ?? defaults.Steps,
             GuidanceScale = GuidanceScale ?? defaults.GuidanceScale,
             Scheduler = Scheduler ?? defaults.Scheduler,
+            Spacing = Spacing,
             Width = Width ?? defaults.Width,
             Height = Height ?? defaults.Height,
             InitialNoise = noise,
             InitialNoisePath = noisePath,
         };
+        if (Quality == SceneQuality.Fast) request = request.ForFewStepUnet();
         try
         {
             request.Validate();
@@ -173,6 +199,17 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             WriteError(ErrorRecords.From(e, "InvalidSceneSetting", TargetFor(e, request)));
             return null;
         }
+    }
+
+    /// <summary>The settings given that -Quality Fast decides itself, as they were given.</summary>
+    private List<string> FastConflicts()
+    {
+        var given = new List<string>();
+        if (Steps is { } steps) given.Add(FormattableString.Invariant($"-Steps {steps}"));
+        if (GuidanceScale is { } guidance) given.Add(FormattableString.Invariant($"-GuidanceScale {guidance}"));
+        if (Scheduler is { } scheduler) given.Add($"-Scheduler {scheduler}");
+        if (Spacing is { } spacing) given.Add($"-Spacing {spacing}");
+        return given;
     }
 
     /// <summary>The value an error is about: the setting an argument exception names, else the prompt.</summary>

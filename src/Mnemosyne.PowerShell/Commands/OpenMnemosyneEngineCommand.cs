@@ -1,16 +1,34 @@
 using System.Management.Automation;
+using Mnemosyne.Engine.Pipeline;
 
 namespace Mnemosyne.PowerShell.Commands;
 
-/// <summary>Opens an SDXL checkpoint (and its IP-Adapter) as the module's engine.</summary>
-[Cmdlet(VerbsCommon.Open, "MnemosyneEngine")]
+/// <summary>
+/// Opens an SDXL checkpoint (and its IP-Adapter) as the module's engine: a diffusers folder or a
+/// single-file checkpoint by path, or a known model by name from the Hugging Face cache.
+/// </summary>
+[Cmdlet(VerbsCommon.Open, "MnemosyneEngine", DefaultParameterSetName = PathSet)]
 [OutputType(typeof(MnemosyneEngineInfo))]
 public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    private const string PathSet = "Path";
+    private const string ModelSet = "Model";
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = PathSet)]
     [Alias("CheckpointPath", "FullName")]
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = null!;
+
+    /// <summary>A known pipeline model (Get-MnemosyneModel lists them), opened from the Hugging Face cache.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ModelSet)]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(PipelineModelCompleter))]
+    public string Model { get; set; } = null!;
+
+    /// <summary>For a single-file checkpoint: the diffusers SDXL folder its tokenizers, scheduler and configs come from.</summary>
+    [Parameter(ParameterSetName = PathSet)]
+    [ValidateNotNullOrEmpty]
+    public string? BaseModelPath { get; set; }
 
     [Parameter(Position = 1)]
     [ValidateNotNullOrEmpty]
@@ -19,6 +37,22 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     [Parameter(Position = 2)]
     [ValidateNotNullOrEmpty]
     public string? ImageEncoderPath { get; set; }
+
+    /// <summary>A known replacement UNet (SDXL-Lightning's 4-step UNet), from the Hugging Face cache.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(UnetModelCompleter))]
+    public string? UnetModel { get; set; }
+
+    /// <summary>A replacement UNet weights file in diffusers names.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? UnetPath { get; set; }
+
+    /// <summary>The hub cache to look in; by default the one huggingface_hub uses.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? CachePath { get; set; }
 
     /// <summary>ONNX Runtime threads; 0 uses every core.</summary>
     [Parameter]
@@ -30,12 +64,46 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
 
     protected override void ProcessRecord()
     {
-        var options = ResolveEngineOptions(Path, IPAdapterPath, ImageEncoderPath, Threads, "-Path");
+        if (UnetModel is not null && UnetPath is not null)
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"Give -UnetModel ({UnetModel}) or -UnetPath ({UnetPath}), not both: each names the UNet that replaces the checkpoint's.",
+                "UnetModelAndPath", ErrorCategory.InvalidArgument, UnetPath));
+        }
+
+        var options = ParameterSetName == ModelSet ? ModelOptions() : PathOptions();
+        if (UnetPath is not null) options = options with { UnetWeightsPath = UnetFile(UnetPath) };
+
         using var lease = OpenEngine(options);
         if (!lease.Engine.SupportsReferences)
-        {
-            WriteVerbose($"No IP-Adapter given or found in {System.IO.Path.Combine(options.CheckpointPath, IPAdapterLayout.ConventionalFolder)}: scenes can be made, but without character references.");
-        }
+            WriteVerbose($"The engine ({lease.Engine.ModelName}) has no IP-Adapter: scenes can be made, but without character references.");
         if (PassThru) WriteObject(lease.Info);
+    }
+
+    private EngineOptions ModelOptions()
+    {
+        var resolver = OpenModelResolver(CachePath);
+        var options = Resolve(() => resolver.ForModel(Model, UnetModel), UnetModel is null ? Model : new[] { Model, UnetModel }) with { Threads = Threads };
+        return WithIPAdapter(options, IPAdapterPath, ImageEncoderPath, conventionalFolder: null, CachePath);
+    }
+
+    private EngineOptions PathOptions()
+    {
+        var options = ResolveEngineOptions(Path, IPAdapterPath, ImageEncoderPath, Threads, "-Path", BaseModelPath, CachePath);
+        if (UnetModel is null) return options;
+        var resolver = OpenModelResolver(CachePath);
+        return options with { UnetWeightsPath = Resolve(() => resolver.FindUnet(UnetModel), UnetModel) };
+    }
+
+    private string UnetFile(string path)
+    {
+        var file = FileSystemPath(path);
+        if (!File.Exists(file))
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"No UNet weights file at {file}. Give a .safetensors UNet in diffusers names, such as ByteDance/SDXL-Lightning's sdxl_lightning_4step_unet.safetensors, or use -UnetModel.",
+                "UnetNotFound", ErrorCategory.ObjectNotFound, file));
+        }
+        return file;
     }
 }

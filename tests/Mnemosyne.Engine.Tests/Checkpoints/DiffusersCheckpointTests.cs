@@ -57,3 +57,23 @@ public class DiffusersCheckpointTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+public sealed class DiffusersCheckpointVariantTests : IDisposable
+{
+    private readonly string root = Directory.CreateTempSubdirectory("mnemosyne-variant-").FullName;
+
+    public void Dispose() => Directory.Delete(root, recursive: true);
+
+    [Fact]
+    public void AFolderWithOnlyFp16FilesUsesThem()
+    {
+        RandomCheckpoint.Write(root, CheckpointShape.Tiny, 1);
+        foreach (var (folder, stem) in new[] { ("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model"), ("text_encoder_2", "model") })
+            File.Move(Path.Combine(root, folder, stem + ".safetensors"), Path.Combine(root, folder, stem + ".fp16.safetensors"));
+
+        var checkpoint = DiffusersCheckpoint.Open(root);
+
+        Assert.EndsWith("diffusion_pytorch_model.fp16.safetensors", checkpoint.Unet.WeightsPath);
+        Assert.EndsWith("model.fp16.safetensors", checkpoint.TextEncoder2.WeightsPath);
+    }
+}

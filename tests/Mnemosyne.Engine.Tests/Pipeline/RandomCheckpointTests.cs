@@ -54,4 +54,34 @@ public sealed class RandomCheckpointTests : IDisposable
         Assert.NotEqual(first.FinalLatents.Data, unsteered.FinalLatents.Data);
         Assert.Equal("toy", first.ReferenceName);
     }
+
+    [Fact]
+    public void EncodersLoadedOnDemandGiveTheSameScenesAsKeptOnes()
+    {
+        var options = Write(12);
+        using var onDemand = SceneEngine.Open(options);
+        using var kept = SceneEngine.Open(options with { KeepEncodersLoaded = true });
+        foreach (var prompt in new[] { "a lighthouse", "a lighthouse at night" })
+        {
+            var request = new SceneRequest { Prompt = prompt, NegativePrompt = "fog", Seed = 9, Steps = 2, Width = 64, Height = 64 };
+            Assert.Equal(kept.Generate(request).FinalLatents.Data, onDemand.Generate(request).FinalLatents.Data);
+        }
+    }
+
+    [Fact]
+    public void AnEncoderMissingATensorIsRefusedWhenTheEngineOpens()
+    {
+        var options = Write(13);
+        var file = Path.Combine(options.CheckpointPath, "text_encoder_2", "model.safetensors");
+        using (var original = SafetensorsFile.Open(file))
+        {
+            var kept = original.Tensors.Keys.Where(k => k != "text_projection.weight").ToList();
+            var broken = file + ".broken";
+            SafetensorsWriter.Write(broken, kept.Select(k => new SafetensorsWriter.Entry(k, original.Tensors[k].Shape, () => original.ReadFloat32(k))).ToList());
+            original.Dispose();
+            File.Move(broken, file, overwrite: true);
+        }
+        var e = Assert.Throws<CheckpointException>(() => SceneEngine.Open(options));
+        Assert.Equal("text_projection.weight", e.TensorName);
+    }
 }

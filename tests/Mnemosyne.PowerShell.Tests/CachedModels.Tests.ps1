@@ -1,0 +1,282 @@
+# Known models opened from a Hugging Face cache, single-file checkpoints, the default engine and -Quality Fast,
+# on tiny generated checkpoints laid out as the cache (see New-FakeHubCache in Common.ps1): these never skip.
+BeforeAll {
+    . $PSScriptRoot/Common.ps1
+    Import-Mnemosyne
+    Save-HubEnvironment
+    $script:files = New-TinyModelFiles -Root (Join-Path $TestDrive 'generated')
+    $script:full = New-FakeHubCache -Root (Join-Path $TestDrive 'full') -From $files
+    $script:baseOnly = New-FakeHubCache -Root (Join-Path $TestDrive 'base-only') -From $files -Include 'sdxl-base-1.0'
+    $script:adapterOnly = New-FakeHubCache -Root (Join-Path $TestDrive 'adapter-only') -From $files -Include 'ip-adapter-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h'
+    $script:picture = Join-Path $TestDrive 'character.png'
+    $rgb = [byte[]]::new(24 * 32 * 3)
+    for ($i = 0; $i -lt $rgb.Length; $i++) { $rgb[$i] = [byte](($i * 11) % 256) }
+    [Mnemosyne.Engine.Imaging.PngFile]::Save($picture, [Mnemosyne.Engine.Imaging.RgbImage]::new(24, 32, $rgb))
+    $script:adapterFile = Join-Path $files.Folder 'ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors'
+    $script:scene = @{ Seed = 11; Width = 64; Height = 64 }
+
+    function Get-Hex($Scene) { [Convert]::ToHexString($Scene.Image.Rgb) }
+}
+
+AfterAll {
+    Close-MnemosyneEngine
+    Restore-HubEnvironment
+}
+
+Describe 'Open-MnemosyneEngine -Model' {
+    BeforeAll { Use-HubCache $full }
+    BeforeEach { Close-MnemosyneEngine }
+
+    It 'opens sdxl-base-1.0 from its snapshot, with the IP-Adapter and image encoder from the cache' {
+        $info = Open-MnemosyneEngine -Model sdxl-base-1.0 -PassThru
+        $info.Model | Should -Be 'sdxl-base-1.0'
+        $info.Path | Should -Be $full.Snapshots['sdxl-base-1.0']
+        $info.IPAdapterPath | Should -Be (Join-Path $full.Snapshots['ip-adapter-sdxl-vit-h'] 'sdxl_models/ip-adapter_sdxl_vit-h.safetensors')
+        $info.ImageEncoderPath | Should -Be (Join-Path $full.Snapshots['ip-adapter-image-encoder-vit-h'] 'models/image_encoder')
+        $info.SupportsReferences | Should -BeTrue
+        $info.UnetPath | Should -BeNullOrEmpty
+    }
+
+    It 'makes the scene that the same checkpoint makes opened by path, named after the model' {
+        Open-MnemosyneEngine -Path $files.Folder
+        $reference = Import-MnemosyneReference $picture -Name 'toy'
+        $expected = New-MnemosyneScene 'a knight' -Reference $reference -Steps 2 @scene
+        Open-MnemosyneEngine -Model sdxl-base-1.0
+        $actual = New-MnemosyneScene 'a knight' -Reference $reference -Steps 2 @scene
+        $actual.Model | Should -Be 'sdxl-base-1.0'
+        $actual.ReferenceName | Should -Be 'toy'
+        Get-Hex $actual | Should -Be (Get-Hex $expected)
+    }
+
+    It 'takes a replacement UNet by name, and -Quality Fast then makes 4 unguided trailing steps with the reference, without a warning' {
+        $info = Open-MnemosyneEngine -Model sdxl-base-1.0 -UnetModel sdxl-lightning-4step-unet -PassThru
+        $info.UnetPath | Should -Be (Join-Path $full.Snapshots['sdxl-lightning-4step-unet'] 'sdxl_lightning_4step_unet.safetensors')
+        $info.Model | Should -Be 'sdxl-base-1.0+sdxl_lightning_4step_unet'
+        $reference = Import-MnemosyneReference $picture -Name 'toy'
+        $fast = New-MnemosyneScene 'a knight' -Reference $reference -ReferenceWeight 0.9 -Quality Fast @scene -WarningVariable warnings
+        $warnings | Should -BeNullOrEmpty
+        $fast.Steps | Should -Be 4
+        $fast.Spacing | Should -Be 'Trailing'
+        $fast.GuidanceScale | Should -Be 0
+        $fast.Scheduler | Should -Be 'Euler'
+        $fast.ReferenceName | Should -Be 'toy'
+        $fast.ParametersText() | Should -Match 'Steps: 4, Sampler: Euler, Timestep spacing: trailing, CFG scale: 0,'
+        $unreferenced = New-MnemosyneScene 'a knight' -Reference $reference -ReferenceWeight 0 -Quality Fast @scene
+        Get-Hex $fast | Should -Not -Be (Get-Hex $unreferenced) -Because 'the reference still steers a Fast scene'
+        # What -Quality Fast stands for, spelled out, with the replacement UNet given by path: the same picture.
+        Open-MnemosyneEngine -Path $files.Folder -UnetPath $files.Lightning
+        $spelled = New-MnemosyneScene 'a knight' -Reference $reference -ReferenceWeight 0.9 -Steps 4 -Scheduler Euler -Spacing Trailing -GuidanceScale 0 @scene
+        Get-Hex $spelled | Should -Be (Get-Hex $fast)
+    }
+
+    It 'makes a Fast scene piped back in again, trailing spacing included' {
+        Open-MnemosyneEngine -Model sdxl-base-1.0 -UnetModel sdxl-lightning-4step-unet
+        $first = New-MnemosyneScene 'a lighthouse' -Quality Fast @scene
+        $again = $first | New-MnemosyneScene
+        $again.Spacing | Should -Be 'Trailing'
+        Get-Hex $again | Should -Be (Get-Hex $first)
+    }
+
+    It 'reads the fp16 variant files the real snapshot has, as the manifest says' {
+        $fp16 = New-FakeHubCache -Root (Join-Path $TestDrive 'fp16') -From $files -Include 'sdxl-base-1.0' -Fp16Names
+        Use-HubCache $fp16
+        try {
+            Test-Path (Join-Path $fp16.Snapshots['sdxl-base-1.0'] 'unet/diffusion_pytorch_model.fp16.safetensors') | Should -BeTrue
+            Open-MnemosyneEngine -Model sdxl-base-1.0
+            (New-MnemosyneScene 'a cat' -Steps 1 @scene).Model | Should -Be 'sdxl-base-1.0'
+        }
+        finally { Use-HubCache $full }
+    }
+
+    It 'takes the replacement UNet by name with -Path too' {
+        (Open-MnemosyneEngine $files.Folder -UnetModel sdxl-lightning-4step-unet -PassThru).UnetPath |
+            Should -Be (Join-Path $full.Snapshots['sdxl-lightning-4step-unet'] 'sdxl_lightning_4step_unet.safetensors')
+    }
+
+    It 'keeps an IP-Adapter given by path' {
+        (Open-MnemosyneEngine -Model sdxl-base-1.0 -IPAdapterPath $adapterFile -PassThru).IPAdapterPath | Should -Be $adapterFile
+    }
+
+    It 'looks in the cache -CachePath names' {
+        Use-HubCache
+        $env:MNEMOSYNE_MODELS_PATH = $full.Manifests
+        try { (Open-MnemosyneEngine -Model sdxl-base-1.0 -CachePath $full.Cache -PassThru).Path | Should -Be $full.Snapshots['sdxl-base-1.0'] }
+        finally { Use-HubCache $full }
+    }
+
+    It 'completes -Model with the known pipelines and -UnetModel with the known UNets' {
+        $line = 'Open-MnemosyneEngine -Model '
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'sdxl-base-1.0'
+        $line = 'Open-MnemosyneEngine -Model sdxl-base-1.0 -UnetModel sdxl-l'
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'sdxl-lightning-4step-unet'
+    }
+
+    It 'refuses <Case>: <Id>, <Category>' -ForEach @(
+        @{ Case = 'an unknown model'; Arguments = @{ Model = 'sdxl-turbo' }; Id = 'InvalidModelName'; Category = 'InvalidArgument'; Message = "*knows no model named 'sdxl-turbo'. Known SDXL pipelines: sdxl-base-1.0.*" }
+        @{ Case = 'an IP-Adapter as the model'; Arguments = @{ Model = 'ip-adapter-sdxl-vit-h' }; Id = 'InvalidModelName'; Category = 'InvalidArgument'; Message = "*is an IP-Adapter, not an SDXL pipeline*taken from the cache with the pipeline*" }
+        @{ Case = 'a pipeline as the UNet'; Arguments = @{ Model = 'sdxl-base-1.0'; UnetModel = 'sdxl-base-1.0' }; Id = 'InvalidModelName'; Category = 'InvalidArgument'; Message = '*not a replacement UNet. Known replacement UNets: sdxl-lightning-4step-unet.*' }
+        @{ Case = '-UnetModel with -UnetPath'; Arguments = @{ Model = 'sdxl-base-1.0'; UnetModel = 'sdxl-lightning-4step-unet'; UnetPath = 'unet.safetensors' }; Id = 'UnetModelAndPath'; Category = 'InvalidArgument'; Message = '*not both*' }
+        @{ Case = 'a missing -UnetPath'; Arguments = @{ Model = 'sdxl-base-1.0'; UnetPath = 'no-such-unet.safetensors' }; Id = 'UnetNotFound'; Category = 'ObjectNotFound'; Message = '*no-such-unet.safetensors*' }
+    ) {
+        { Open-MnemosyneEngine @Arguments -ErrorAction Stop } | Should -Throw -ErrorId "$Id,*" -ExpectedMessage $Message
+        $Error[0].CategoryInfo.Category | Should -Be $Category
+        "$($Error[0])" | Should -Not -Match "\(Parameter '"
+        Get-MnemosyneEngine | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Open-MnemosyneEngine -Model with models missing from the cache' {
+    BeforeEach { Close-MnemosyneEngine }
+
+    It 'says which models to install, as ObjectNotFound' {
+        Use-HubCache $adapterOnly
+        { Open-MnemosyneEngine -Model sdxl-base-1.0 -ErrorAction Stop } | Should -Throw -ErrorId 'ModelNotInstalled,*'
+        $Error[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $Error[0].TargetObject | Should -Be 'sdxl-base-1.0'
+        $Error[0].Exception.Message | Should -Match 'Run Install-MnemosyneModel sdxl-base-1\.0, or point HF_HUB_CACHE'
+        $Error[0].Exception.Message | Should -Match ([regex]::Escape($adapterOnly.Cache))
+        $Error[0].ErrorDetails.RecommendedAction | Should -Be 'Install-MnemosyneModel sdxl-base-1.0'
+    }
+
+    It 'names the pipeline and the UNet together when both are missing' {
+        Use-HubCache $adapterOnly
+        { Open-MnemosyneEngine -Model sdxl-base-1.0 -UnetModel sdxl-lightning-4step-unet -ErrorAction Stop } | Should -Throw -ErrorId 'ModelNotInstalled,*'
+        $Error[0].ErrorDetails.RecommendedAction | Should -Be 'Install-MnemosyneModel sdxl-base-1.0, sdxl-lightning-4step-unet'
+        $Error[0].TargetObject | Should -Be 'sdxl-base-1.0', 'sdxl-lightning-4step-unet'
+    }
+
+    It 'treats a file of the wrong size as missing' {
+        $broken = New-FakeHubCache -Root (Join-Path $TestDrive 'broken') -From $files -Include 'sdxl-base-1.0'
+        Add-Content (Join-Path $broken.Snapshots['sdxl-base-1.0'] 'unet/diffusion_pytorch_model.safetensors') 'x'
+        Use-HubCache $broken
+        { Open-MnemosyneEngine -Model sdxl-base-1.0 -ErrorAction Stop } | Should -Throw -ErrorId 'ModelNotInstalled,*' -ExpectedMessage '*first unet/diffusion_pytorch_model.safetensors*'
+    }
+
+    It 'opens without references when the IP-Adapter is not cached, and says how to get it' {
+        Use-HubCache $baseOnly
+        $verbose = Open-MnemosyneEngine -Model sdxl-base-1.0 -Verbose 4>&1
+        (Get-MnemosyneEngine).SupportsReferences | Should -BeFalse
+        ($verbose -join "`n") | Should -Match 'Run Install-MnemosyneModel ip-adapter-sdxl-vit-h, ip-adapter-image-encoder-vit-h to use them'
+        { Import-MnemosyneReference $picture -ErrorAction Stop } | Should -Throw -ErrorId 'NoIPAdapter,*' -ExpectedMessage '*Install-MnemosyneModel ip-adapter-sdxl-vit-h, ip-adapter-image-encoder-vit-h*'
+    }
+
+    It 'reports a manifest folder that is not there' {
+        Use-HubCache $full
+        $env:MNEMOSYNE_MODELS_PATH = Join-Path $TestDrive 'no-manifests'
+        { Open-MnemosyneEngine -Model sdxl-base-1.0 -ErrorAction Stop } | Should -Throw -ExpectedMessage '*no-manifests*'
+        $Error[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+    }
+}
+
+Describe 'Open-MnemosyneEngine -Path with a single-file checkpoint' {
+    BeforeEach { Close-MnemosyneEngine }
+
+    It 'takes tokenizers, scheduler and configs from the cached sdxl-base-1.0, and makes the folder''s scene' {
+        Use-HubCache $full
+        $info = Open-MnemosyneEngine $files.SingleFile -PassThru
+        $info.Path | Should -Be $files.SingleFile
+        $info.BaseModelPath | Should -Be $full.Snapshots['sdxl-base-1.0']
+        $info.Model | Should -Be 'tiny-sdxl'
+        $info.SupportsReferences | Should -BeTrue -Because 'the cached IP-Adapter is used with a single file too'
+        $reference = Import-MnemosyneReference $picture -Name 'toy'
+        $fromFile = New-MnemosyneScene 'a lighthouse' -Reference $reference -Steps 2 @scene
+        Open-MnemosyneEngine $files.Folder
+        $fromFolder = New-MnemosyneScene 'a lighthouse' -Reference $reference -Steps 2 @scene
+        Get-Hex $fromFile | Should -Be (Get-Hex $fromFolder)
+    }
+
+    It 'takes them from -BaseModelPath instead, with no cache at all' {
+        Use-HubCache
+        $info = Open-MnemosyneEngine $files.SingleFile -BaseModelPath $files.Folder -IPAdapterPath $adapterFile -PassThru
+        $info.BaseModelPath | Should -Be $files.Folder
+        (New-MnemosyneScene 'a lighthouse' -Steps 1 @scene).Model | Should -Be 'tiny-sdxl'
+    }
+
+    It 'says to give -BaseModelPath or install sdxl-base-1.0 when neither is there' {
+        Use-HubCache $adapterOnly
+        { Open-MnemosyneEngine $files.SingleFile -ErrorAction Stop } | Should -Throw -ErrorId 'BaseModelNotFound,*'
+        $Error[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $Error[0].TargetObject | Should -Be $files.SingleFile
+        $Error[0].Exception.Message | Should -Match '-BaseModelPath'
+        $Error[0].Exception.Message | Should -Match 'Install-MnemosyneModel sdxl-base-1\.0'
+        $Error[0].ErrorDetails.RecommendedAction | Should -Be 'Install-MnemosyneModel sdxl-base-1.0'
+    }
+
+    It 'reports a -BaseModelPath that is not a folder' {
+        Use-HubCache
+        $missing = Join-Path $TestDrive 'no-base'
+        { Open-MnemosyneEngine $files.SingleFile -BaseModelPath $missing -ErrorAction Stop } | Should -Throw -ErrorId 'BaseModelNotFound,*'
+        $Error[0].TargetObject | Should -Be $missing
+    }
+
+    It 'opens a single file from $env:MNEMOSYNE_MODEL with the cached base' {
+        Use-HubCache $full
+        $env:MNEMOSYNE_MODEL = $files.SingleFile
+        (New-MnemosyneScene 'a cat' -Steps 1 @scene).Model | Should -Be 'tiny-sdxl'
+        (Get-MnemosyneEngine).BaseModelPath | Should -Be $full.Snapshots['sdxl-base-1.0']
+    }
+}
+
+Describe 'The engine opened when none is open' {
+    BeforeEach { Close-MnemosyneEngine }
+
+    It 'is sdxl-base-1.0 from the cache, with the cached IP-Adapter' {
+        Use-HubCache $full
+        $reference = & {
+            Open-MnemosyneEngine $files.Folder
+            Import-MnemosyneReference $picture -Name 'toy'
+            Close-MnemosyneEngine
+        }
+        $made = New-MnemosyneScene 'a cat' -Reference $reference -Steps 1 @scene -Verbose 4>&1
+        $made | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | Out-String | Should -Match 'from the Hugging Face cache \(sdxl-base-1\.0\)'
+        ($made | Where-Object { $_ -is [Mnemosyne.Engine.Pipeline.Scene] }).Model | Should -Be 'sdxl-base-1.0'
+        (Get-MnemosyneEngine).Path | Should -Be $full.Snapshots['sdxl-base-1.0']
+        (Get-MnemosyneEngine).SupportsReferences | Should -BeTrue
+    }
+
+    It 'is $env:MNEMOSYNE_MODEL when it is set, before the cache' {
+        Use-HubCache $full
+        $env:MNEMOSYNE_MODEL = $files.Folder
+        (New-MnemosyneScene 'a cat' -Steps 1 @scene).Model | Should -Be 'tiny-sdxl'
+        (Get-MnemosyneEngine).Path | Should -Be $files.Folder
+    }
+
+    It 'is none while sdxl-base-1.0 is not complete: the error names both ways to get one' {
+        Use-HubCache $adapterOnly
+        { New-MnemosyneScene 'a cat' -Steps 1 @scene -ErrorAction Stop } | Should -Throw -ErrorId 'NoEngineOpen,*'
+        $Error[0].Exception.Message | Should -Match 'Install-MnemosyneModel sdxl-base-1\.0, ip-adapter-sdxl-vit-h, ip-adapter-image-encoder-vit-h'
+        $Error[0].Exception.Message | Should -Match 'MNEMOSYNE_MODEL'
+        Get-MnemosyneEngine | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'New-MnemosyneScene -Quality Fast' {
+    BeforeAll { Use-HubCache $full }
+
+    It 'warns once per command when the open engine has its own UNet, and still makes the 4 trailing steps' {
+        Open-MnemosyneEngine -Model sdxl-base-1.0
+        $scenes = 'a cat', 'a dog' | New-MnemosyneScene -Quality Fast @scene -WarningVariable warnings -WarningAction SilentlyContinue
+        $scenes.Count | Should -Be 2
+        @($warnings).Count | Should -Be 1
+        "$($warnings[0])" | Should -Match 'Open-MnemosyneEngine -Model sdxl-base-1\.0 -UnetModel sdxl-lightning-4step-unet'
+        $scenes.Spacing | Select-Object -Unique | Should -Be 'Trailing'
+        $scenes.Steps | Select-Object -Unique | Should -Be 4
+    }
+
+    It 'refuses settings it decides itself: InvalidArgument listing them, before an engine is needed' {
+        Close-MnemosyneEngine
+        Use-HubCache
+        New-MnemosyneScene 'a cat' -Quality Fast -GuidanceScale 3 -Scheduler Ddim -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures.Count | Should -Be 1
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'FastQualityConflict,*'
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failures[0].Exception.Message | Should -Match 'takes no -GuidanceScale 3, -Scheduler Ddim\. Leave them out'
+        Use-HubCache $full
+    }
+
+    It 'refuses -Steps with it' {
+        New-MnemosyneScene 'a cat' -Quality Fast -Steps 8 -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'FastQualityConflict,*'
+        $failures[0].Exception.Message | Should -Match 'takes no -Steps 8\. Leave it out'
+    }
+}
