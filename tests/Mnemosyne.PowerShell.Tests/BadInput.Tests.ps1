@@ -394,11 +394,17 @@ Describe 'Damaged checkpoints for Open-MnemosyneEngine' {
         $copy = Join-Path $TestDrive "broken-$([guid]::NewGuid().ToString('N'))"
         Copy-Item $checkpoint $copy -Recurse
         Invoke-Case $Break $copy
-        $failure = Get-OnlyFailure { Open-MnemosyneEngine $copy }
-        Assert-Failure $failure -Category $Category -Target (Join-Path $copy $Target) -Advice $Advice -ErrorId 'EngineOpenFailed'
-        (Get-MnemosyneEngine).Path | Should -Be $checkpoint
-        Assert-SessionUsable
-        Remove-Item $copy -Recurse -Force
+        try {
+            $failure = Get-OnlyFailure { Open-MnemosyneEngine $copy }
+            Assert-Failure $failure -Category $Category -Target (Join-Path $copy $Target) -Advice $Advice -ErrorId 'EngineOpenFailed'
+            (Get-MnemosyneEngine).Path | Should -Be $checkpoint
+            Assert-SessionUsable
+        }
+        finally {
+            # A broken copy that opened after all must not be the engine of the cases after this one.
+            if ((Get-MnemosyneEngine).Path -ne $checkpoint) { Open-MnemosyneEngine $checkpoint }
+            Remove-Item $copy -Recurse -Force
+        }
     }
 }
 
