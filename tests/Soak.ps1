@@ -105,12 +105,13 @@ $last = $samples | Where-Object Scene -EQ $Scenes | Select-Object -First 1
 function Get-Growth([string] $Property) { 100.0 * ($last.$Property - $first.$Property) / $first.$Property }
 $heldGrowth = Get-Growth Held
 $handleGrowth = $last.Handles - $first.Handles
-Write-Host ("From scene {0} to {1}: held memory {2:N1} -> {3:N1} MB ({4:+0.00;-0.00}%); resident as is {5:N1} -> {6:N1} MB ({7:+0.00;-0.00}%); handles {8} -> {9} ({10:+0;-0;0}); {11:N0} ms a scene" -f
+$judged = if ($Untrimmed) { 'memory (untrimmed)' } else { 'held memory' }
+Write-Host ("From scene {0} to {1}: $judged {2:N1} -> {3:N1} MB ({4:+0.00;-0.00}%); resident as is {5:N1} -> {6:N1} MB ({7:+0.00;-0.00}%); handles {8} -> {9} ({10:+0;-0;0}); {11:N0} ms a scene" -f
     $WarmUp, $Scenes, ($first.Held / 1MB), ($last.Held / 1MB), $heldGrowth, ($first.Resident / 1MB), ($last.Resident / 1MB), (Get-Growth Resident),
     $first.Handles, $last.Handles, $handleGrowth, (1000 * $last.'Time (s)' / $Scenes))
 
 $failures = @()
-if ($heldGrowth -ge $MaxGrowthPercent) { $failures += "held memory grew {0:N2}% (limit {1}%)" -f $heldGrowth, $MaxGrowthPercent }
+if ($heldGrowth -ge $MaxGrowthPercent) { $failures += "$judged grew {0:N2}% (limit {1}%)" -f $heldGrowth, $MaxGrowthPercent }
 if ($handleGrowth -gt 0) { $failures += "open handles grew by $handleGrowth" }
 if ($failures) {
     Write-Host "Soak FAILED: $($failures -join '; ')."
