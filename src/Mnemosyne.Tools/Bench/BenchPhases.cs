@@ -1,0 +1,367 @@
+using System.Diagnostics;
+using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Networks;
+using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Tensors;
+using Mnemosyne.Engine.Text;
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace Mnemosyne.Tools.Bench;
+
+/// <summary>What one phase process is asked to measure.</summary>
+public sealed record PhaseRequest(string Phase, string Checkpoint, int Threads, int[] Sizes, int Steps, string WorkFolder);
+
+/// <summary>
+/// The benchmark's phases. Each runs in its own process (see <see cref="Benchmark"/>), so its peak
+/// resident memory is its own and nothing stays loaded from one phase to the next. Components are
+/// loaded on their own where the phase is about one network; "open-cold" and "scene" open the whole
+/// engine as a user would.
+/// </summary>
+public static class BenchPhases
+{
+    public const string MatMulPeak = "matmul-peak";
+    public const string OpenCold = "open-cold";
+    public const string Text = "text";
+    public const string Reference = "reference";
+    public const string Vae = "vae";
+    public const string UnetStep = "unet";
+    public const string Scene = "scene";
+
+    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenCold, Text, Reference, Vae, UnetStep, Scene];
+
+    /// <summary>The matrix side of the peak measurement: large enough that MLAS runs at its best.</summary>
+    public const int PeakMatrixSide = 4096;
+
+    private const string Prompt = "a portrait of a red-haired explorer in a rain-soaked neon market, cinematic light";
+
+    public static PhaseResult Run(PhaseRequest request)
+    {
+        var memory = new ProcessMemory();
+        var result = new PhaseResult(request.Phase) { LoadBefore = Machine.LoadAverage() };
+        var context = new PhaseContext(request, memory, result);
+        switch (request.Phase)
+        {
+            case MatMulPeak: RunMatMulPeak(context); break;
+            case OpenCold: RunOpenCold(context); break;
+            case Text: RunText(context); break;
+            case Reference: RunReference(context); break;
+            case Vae: RunVae(context); break;
+            case UnetStep: RunUnet(context); break;
+            case Scene: RunScene(context); break;
+            default: throw new ArgumentException($"Unknown benchmark phase '{request.Phase}': use one of {string.Join(", ", All)}.");
+        }
+        result.Memory.Add(memory.Sample("end"));
+        result.ProcessPeakBytes = memory.ProcessPeak;
+        result.LoadAfter = Machine.LoadAverage();
+        return result;
+    }
+
+    /// <summary>Timed runs of the peak MatMul after one warm-up; the best is the figure, as the machine is shared.</summary>
+    private const int PeakRuns = 6;
+
+    /// <summary>An n×n·n×n MatMul with a constant right side (pre-packed, like a weight): best kernel time after a warm-up.</summary>
+    private static void RunMatMulPeak(PhaseContext c)
+    {
+        const int n = PeakMatrixSide;
+        var g = new OnnxGraph("matmul-peak", null);
+        var a = g.Input("a", DataType.Float, n, n);
+        var b = g.Constant(RandomValues(n * n, 2), n, n);
+        g.Output(g.MatMul(a, b), "y", DataType.Float, n, n);
+        var prefix = c.ProfilePrefix("matmul");
+        var input = new FloatTensor(RandomValues(n * n, 1), [n, n]);
+        var wall = new List<double>();
+        using (var model = OnnxModel.Create(g, c.Settings(prefix)))
+        {
+            for (int run = 0; run < PeakRuns + 1; run++)
+                wall.Add(Time(() => model.Run([ModelInput.Float("a", input)], ["y"])));
+        }
+        var runs = OrtProfile.Read(OrtProfile.Find(prefix)).Skip(1).Select(WorkSummary.Of).ToList();
+        var best = runs.MinBy(r => r.KernelSeconds)!;
+        c.Add(new Measurement($"MatMul {n}³ (kernel, best of {PeakRuns})", runs.Select(r => r.KernelSeconds).ToList(), c.Memory.ProcessPeak) { Work = best });
+        c.Result.Values["matmulWallBestSeconds"] = wall.Skip(1).Min();
+    }
+
+    /// <summary>
+    /// Evicts the checkpoint's files from the page cache, then opens the whole engine. "Cold" means
+    /// not in this machine's page cache; the virtual disk's host may still cache them.
+    /// </summary>
+    private static void RunOpenCold(PhaseContext c)
+    {
+        var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
+        c.Result.Values["checkpointBytes"] = files.Sum(f => new FileInfo(f).Length);
+        c.Result.Values["pageCacheBytesBefore"] = PageCache.ResidentBytes(files);
+        PageCache.Evict(files);
+        c.Result.Values["pageCacheBytesAfterEviction"] = PageCache.ResidentBytes(files);
+        OpenEngine(c, "engine open, cold", files).Dispose();
+    }
+
+    private static SceneEngine OpenEngine(PhaseContext c, string name, IReadOnlyList<string> files)
+    {
+        var marks = new List<(string What, TimeSpan At)>();
+        var clock = Stopwatch.StartNew();
+        var engine = SceneEngine.Open(EngineOptionsFor(c.Request), new ImmediateProgress<string>(m => marks.Add((m, clock.Elapsed))));
+        var total = clock.Elapsed;
+        c.Result.Memory.Add(c.Memory.Sample($"after {name}"));
+        c.Add(new Measurement(name, [total.TotalSeconds], c.Memory.ProcessPeak));
+        // "Loading X" arrives as X starts; X ends where the next starts (or the open returns).
+        for (int i = 0; i < marks.Count; i++)
+        {
+            var end = i + 1 < marks.Count ? marks[i + 1].At : total;
+            c.Result.Values[$"{name}: {marks[i].What}"] = (end - marks[i].At).TotalSeconds;
+        }
+        c.Result.Values[$"{name}: page cache bytes after"] = PageCache.ResidentBytes(files);
+        return engine;
+    }
+
+    private static EngineOptions EngineOptionsFor(PhaseRequest request) => new()
+    {
+        CheckpointPath = request.Checkpoint,
+        IpAdapterPath = Path.Combine(request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.AdapterRelativePath),
+        Threads = request.Threads,
+    };
+
+    /// <summary>Both CLIP text encoders on one prompt, as a scene encodes it (tokenizing included).</summary>
+    private static void RunText(PhaseContext c)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        string prefix1 = c.ProfilePrefix("text_encoder"), prefix2 = c.ProfilePrefix("text_encoder_2");
+        ClipTokenizer tokenizer = null!, tokenizer2 = null!;
+        ClipTextEncoder encoder = null!, encoder2 = null!;
+        var load = Time(() =>
+        {
+            tokenizer = ClipTokenizer.Load(checkpoint.Tokenizer);
+            tokenizer2 = ClipTokenizer.Load(checkpoint.Tokenizer2);
+            encoder = ClipTextEncoder.Load(checkpoint.TextEncoder, c.Settings(prefix1));
+            encoder2 = ClipTextEncoder.Load(checkpoint.TextEncoder2, c.Settings(prefix2));
+        });
+        c.Add(new Measurement("text encoders load", [load], c.Memory.ProcessPeak));
+        c.Result.Memory.Add(c.Memory.Sample("after load"));
+        c.Memory.ResetPeak();
+        var times = new List<double>();
+        for (int run = 0; run < 2; run++)
+            times.Add(Time(() =>
+            {
+                encoder.Run([tokenizer.Encode(Prompt).IdsAsInt64()]);
+                encoder2.Run([tokenizer2.Encode(Prompt).IdsAsInt64()]);
+            }));
+        var peak = c.Memory.Sample("after encoding").Peak;
+        encoder.Dispose();
+        encoder2.Dispose();
+        var work = WorkSummary.Combine(
+            OrtProfile.Read(OrtProfile.Find(prefix1)).Select(WorkSummary.Of).Last(),
+            OrtProfile.Read(OrtProfile.Find(prefix2)).Select(WorkSummary.Of).Last());
+        c.Add(new Measurement("text encoding (both encoders, 1 prompt)", times, peak) { Work = work, Note = "first and second run" });
+    }
+
+    /// <summary>CLIP ViT-H on one 224² image and the adapter's projection to 4 tokens.</summary>
+    private static void RunReference(PhaseContext c)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        var options = EngineOptionsFor(c.Request);
+        var files = IpAdapterFiles.Open(options.IpAdapterPath!, Path.Combine(c.Request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.ImageEncoderRelativePath));
+        string prefix1 = c.ProfilePrefix("image_encoder"), prefix2 = c.ProfilePrefix("image_projection");
+        ClipVisionEncoder encoder = null!;
+        ImageProjection projection = null!;
+        var load = Time(() =>
+        {
+            encoder = ClipVisionEncoder.Load(files, c.Settings(prefix1));
+            projection = ImageProjection.Load(files.AdapterPath,
+                ImageProjectionConfig.For(files.ReadImageEncoderConfig(), checkpoint.ReadUnetConfig()), c.Settings(prefix2));
+        });
+        c.Add(new Measurement("image encoder + projection load", [load], c.Memory.ProcessPeak));
+        c.Result.Memory.Add(c.Memory.Sample("after load"));
+        c.Memory.ResetPeak();
+        var image = SyntheticImage(512, 512);
+        var times = new List<double>();
+        for (int run = 0; run < 2; run++)
+            times.Add(Time(() => projection.Run(encoder.Run(ClipImagePreprocessor.Preprocess(image)))));
+        var peak = c.Memory.Sample("after encoding").Peak;
+        encoder.Dispose();
+        projection.Dispose();
+        var work = WorkSummary.Combine(
+            OrtProfile.Read(OrtProfile.Find(prefix1)).Select(WorkSummary.Of).Last(),
+            OrtProfile.Read(OrtProfile.Find(prefix2)).Select(WorkSummary.Of).Last());
+        c.Add(new Measurement("reference encoding (1 image)", times, peak) { Work = work, Note = "first and second run" });
+    }
+
+    private static void RunVae(PhaseContext c)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        var prefix = c.ProfilePrefix("vae");
+        VaeDecoder vae = null!;
+        var load = Time(() => vae = VaeDecoder.Load(checkpoint.Vae, c.Settings(prefix)));
+        c.Add(new Measurement("VAE decoder load", [load], c.Memory.ProcessPeak));
+        c.Result.Memory.Add(c.Memory.Sample("after load"));
+        var peaks = new List<long>();
+        var times = new List<double>();
+        foreach (var size in c.Request.Sizes)
+        {
+            c.Memory.ResetPeak();
+            var latents = new FloatTensor(RandomValues(4 * (size / 8) * (size / 8), size), [1, 4, size / 8, size / 8]);
+            times.Add(Time(() => vae.Run(latents)));
+            peaks.Add(c.Memory.Sample($"after decode {size}²").Peak);
+        }
+        vae.Dispose();
+        var runs = OrtProfile.Read(OrtProfile.Find(prefix));
+        for (int i = 0; i < c.Request.Sizes.Length; i++)
+            c.Add(new Measurement($"VAE decode {c.Request.Sizes[i]}²", [times[i]], peaks[i]) { Work = WorkSummary.Of(runs[i]) });
+    }
+
+    /// <summary>
+    /// One guided UNet step (batch 2) with the IP-Adapter branch on, per size; the smallest size runs
+    /// twice (first run and steady state), larger ones once, as the peer script does.
+    /// </summary>
+    private static void RunUnet(PhaseContext c)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        var options = EngineOptionsFor(c.Request);
+        var adapter = IpAdapterFiles.Open(options.IpAdapterPath!, Path.Combine(c.Request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.ImageEncoderRelativePath));
+        var prefix = c.ProfilePrefix("unet");
+        Unet unet = null!;
+        var load = Time(() => unet = Unet.Load(checkpoint.Unet, adapter, c.Settings(prefix)));
+        c.Add(new Measurement("UNet load", [load], c.Memory.ProcessPeak));
+        c.Result.Memory.Add(c.Memory.Sample("after UNet load"));
+        c.Result.Values["unetWeightBytes"] = new FileInfo(checkpoint.Unet.WeightsPath).Length;
+
+        var config = unet.Config;
+        var conditioning = new UnetConditioning(
+            new FloatTensor(RandomValues(2 * 77 * config.CrossAttentionDim, 3), [2, 77, config.CrossAttentionDim]),
+            new FloatTensor(RandomValues(2 * unet.PooledTextDim, 4), [2, unet.PooledTextDim]),
+            new FloatTensor([1024, 1024, 0, 0, 1024, 1024, 1024, 1024, 0, 0, 1024, 1024], [2, Unet.TimeIdCount]))
+        {
+            IpTokens = new FloatTensor(RandomValues(2 * ImageProjectionConfig.BaseAdapterTokens * config.CrossAttentionDim, 5),
+                [2, ImageProjectionConfig.BaseAdapterTokens, config.CrossAttentionDim]),
+            IpScale = 0.6f,
+        };
+        var plan = new List<(int Size, List<double> Times, long Peak)>();
+        foreach (var size in c.Request.Sizes)
+        {
+            int side = size / 8;
+            var sample = new FloatTensor(RandomValues(2 * 4 * side * side, size), [2, 4, side, side]);
+            c.Memory.ResetPeak();
+            var times = new List<double>();
+            for (int run = 0; run < (size == c.Request.Sizes.Min() ? 2 : 1); run++)
+            {
+                times.Add(Time(() => unet.Run(sample, 999f, conditioning)));
+                Console.WriteLine($"  UNet step {size}²: {times[^1]:0.00} s");
+            }
+            plan.Add((size, times, c.Memory.Sample($"after UNet {size}²").Peak));
+        }
+        unet.Dispose();
+        var runs = OrtProfile.Read(OrtProfile.Find(prefix));
+        int index = 0;
+        foreach (var (size, times, peak) in plan)
+        {
+            // The last run of a size is its steady state; its profile is the one kept.
+            index += times.Count;
+            c.Add(new Measurement($"UNet step {size}² (batch 2)", times, peak)
+            {
+                Work = WorkSummary.Of(runs[index - 1]),
+                Note = times.Count > 1 ? "first and second run" : "one run",
+            });
+        }
+    }
+
+    /// <summary>The whole engine, as a user runs it: warm open, a reference, then a guided scene with it.</summary>
+    private static void RunScene(PhaseContext c)
+    {
+        var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
+        c.Result.Values["pageCacheBytesBefore"] = PageCache.ResidentBytes(files);
+        using var engine = OpenEngine(c, "engine open, warm", files);
+        var referencePath = Path.Combine(c.Request.WorkFolder, "reference.png");
+        PngFile.Save(referencePath, SyntheticImage(768, 768), overwrite: true);
+
+        c.Memory.ResetPeak();
+        CharacterReference reference = null!;
+        var encode = Time(() => reference = engine.EncodeReference([referencePath], "bench"));
+        c.Add(new Measurement("reference import (decode + encode)", [encode], c.Memory.Sample("after reference").Peak));
+
+        int size = c.Request.Sizes.Max();
+        var steps = new List<double>();
+        var last = TimeSpan.Zero;
+        var progress = new ImmediateProgress<SceneProgress>(p =>
+        {
+            steps.Add((p.Elapsed - last).TotalSeconds);
+            last = p.Elapsed;
+            Console.WriteLine($"  scene step {p.Step}/{p.TotalSteps}: {steps[^1]:0.00} s");
+        });
+        c.Memory.ResetPeak();
+        var seconds = Time(() => engine.Generate(new SceneRequest
+        {
+            Prompt = Prompt,
+            Seed = 1,
+            Steps = c.Request.Steps,
+            Width = size,
+            Height = size,
+            Reference = reference,
+        }, progress));
+        c.Add(new Measurement($"scene {size}², {c.Request.Steps} steps, guided, with reference", [seconds], c.Memory.ProcessPeak)
+        {
+            Note = "steps " + string.Join(", ", steps.Select(s => s.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture))) + " s",
+        });
+        c.Result.Values["sceneStepsSeconds"] = steps.Sum();
+        c.Result.Values["sceneOutsideStepsSeconds"] = seconds - steps.Sum();
+        c.Result.Values["scenePeakBytes"] = c.Memory.Sample("after scene").Peak;
+    }
+
+    private static double Time(Action action)
+    {
+        var clock = Stopwatch.StartNew();
+        action();
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Deterministic standard-normal-ish values: speed does not depend on them, only finiteness does.</summary>
+    private static float[] RandomValues(int count, int seed)
+    {
+        var random = new Random(seed);
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+            values[i] = (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
+        return values;
+    }
+
+    private static RgbImage SyntheticImage(int width, int height)
+    {
+        var rgb = new byte[width * height * 3];
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+            {
+                int i = (y * width + x) * 3;
+                rgb[i] = (byte)(x * 255 / width);
+                rgb[i + 1] = (byte)(y * 255 / height);
+                rgb[i + 2] = (byte)((x ^ y) & 0xFF);
+            }
+        return new RgbImage(width, height, rgb);
+    }
+
+    private sealed class PhaseContext(PhaseRequest request, ProcessMemory memory, PhaseResult result)
+    {
+        public PhaseRequest Request { get; } = request;
+        public ProcessMemory Memory { get; } = memory;
+        public PhaseResult Result { get; } = result;
+
+        public string ProfilePrefix(string component)
+        {
+            var folder = Path.Combine(Request.WorkFolder, "profiles");
+            Directory.CreateDirectory(folder);
+            return Path.Combine(folder, $"{Request.Phase}-{component}");
+        }
+
+        public SessionSettings Settings(string profilePrefix) => new() { Threads = Request.Threads, ProfilePathPrefix = profilePrefix };
+
+        public void Add(Measurement measurement)
+        {
+            Result.Measurements.Add(measurement);
+            Console.WriteLine($"  {measurement.Name}: {string.Join(" / ", measurement.Seconds.Select(s => $"{s:0.00} s"))}");
+        }
+    }
+
+    /// <summary>Reports on the caller's thread: <see cref="Progress{T}"/> would post to the thread pool and lose the timing.</summary>
+    private sealed class ImmediateProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}
