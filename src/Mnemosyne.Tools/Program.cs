@@ -30,7 +30,8 @@ public static class Program
                 case Benchmark.PhaseCommand:
                     Benchmark.RunPhaseHere(new PhaseRequest(options.Require("phase"), options.Require("checkpoint"),
                         Int(options.Get("threads", "0"), "threads"), Sizes(options.Require("sizes")), Int(options.Require("steps"), "steps"),
-                        options.Require("work")), options.Require("result"));
+                        options.Require("work"), options.Require("result"),
+                        long.Parse(options.Get("decode-bytes", "0"), CultureInfo.InvariantCulture)));
                     return 0;
                 default:
                     return Usage();

@@ -58,6 +58,15 @@ public sealed record Machine(string Cpu, int Cores, long MemoryBytes, string Os,
             RuntimeInformation.FrameworkDescription, OrtEnv.Instance().GetVersionString());
     }
 
+    /// <summary>MemAvailable: what the kernel can give without swapping or killing; long.MaxValue where unknown.</summary>
+    public static long AvailableMemoryBytes()
+    {
+        if (!File.Exists("/proc/meminfo")) return long.MaxValue;
+        var line = File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
+        return line is null ? long.MaxValue
+            : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+    }
+
     /// <summary>The 1, 5 and 15 minute load averages: how busy the shared machine was.</summary>
     public static double[] LoadAverage()
         => File.Exists("/proc/loadavg")

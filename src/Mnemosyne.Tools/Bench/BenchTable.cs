@@ -9,7 +9,7 @@ public static class BenchTable
     public static string Format(BenchReport report)
     {
         var text = new StringBuilder();
-        var peakRate = PeakRate(report);
+        var peakRate = Benchmark.PeakRate(report);
         text.AppendLine($"Machine: {report.Machine.Cpu}, {report.Machine.Cores} cores, {Benchmark.Gb(report.Machine.MemoryBytes)} GB; "
             + $"ONNX Runtime {report.Machine.OnnxRuntime}, {report.Machine.Runtime}; {report.Settings.EffectiveThreads} threads; "
             + $"checkpoint {report.Settings.ShapeName}; {report.Started:yyyy-MM-dd HH:mm}");
@@ -19,14 +19,11 @@ public static class BenchTable
         foreach (var phase in report.Phases)
         {
             if (phase.Error is not null)
-            {
-                text.AppendLine($"| phase {phase.Phase} | failed | | | | {phase.Error} |");
-                continue;
-            }
+                text.AppendLine($"| phase {phase.Phase} | failed | | | | {phase.Error}; measured before that: {phase.Measurements.Count} |");
             foreach (var m in phase.Measurements)
             {
                 var work = m.Work is { } w ? Flop(w.Gflop) : "";
-                var rate = m.Work is { Gflop: > 0 } r ? Rate(r.Gflop / m.Best, peakRate, m.Name.StartsWith("MatMul", StringComparison.Ordinal)) : "";
+                var rate = m.Work is { Gflop: > 0 } r ? Rate(r.Gflop / m.Best, peakRate, m.Name.StartsWith(BenchPhases.MatMulPrefix, StringComparison.Ordinal)) : "";
                 text.AppendLine($"| {m.Name} | {Seconds(m.Seconds)} | {work} | {rate} | {Benchmark.Gb(m.PeakBytes)} GB | {Note(phase, m)} |");
             }
         }
@@ -64,7 +61,7 @@ public static class BenchTable
         text.AppendLine("| Phase | Memory sample | RSS | anonymous | file-backed |");
         text.AppendLine("|---|---|---:|---:|---:|");
         foreach (var phase in report.Phases)
-            foreach (var m in phase.Memory.Where(m => m.When.StartsWith("after", StringComparison.Ordinal) && m.When.Contains("load", StringComparison.Ordinal) || m.When.Contains("open", StringComparison.Ordinal)))
+            foreach (var m in phase.Memory.Where(m => new[] { "load", "open", "scene step" }.Any(w => m.When.Contains(w, StringComparison.Ordinal))))
                 text.AppendLine($"| {phase.Phase} | {m.When} | {Benchmark.Gb(m.Resident)} GB | {Benchmark.Gb(m.Anonymous)} GB | {Benchmark.Gb(m.FileBacked)} GB |");
 
         text.AppendLine();
@@ -72,12 +69,6 @@ public static class BenchTable
             + string.Join("; ", report.Phases.Select(p => $"{p.Phase} {Benchmark.Load(p.LoadBefore)} → {Benchmark.Load(p.LoadAfter)}"))
             + (report.Peer is { } q ? $"; peer {Benchmark.Load(q.LoadBefore)} → {Benchmark.Load(q.LoadAfter)}" : ""));
         return text.ToString();
-    }
-
-    private static double PeakRate(BenchReport report)
-    {
-        var peak = report.Phases.SelectMany(p => p.Measurements).FirstOrDefault(m => m.Name.StartsWith("MatMul", StringComparison.Ordinal));
-        return peak?.Work is { } w ? w.Gflop / peak.Best : double.NaN;
     }
 
     private static string Note(PhaseResult phase, Measurement m)

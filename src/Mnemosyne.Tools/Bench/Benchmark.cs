@@ -80,7 +80,7 @@ public static class Benchmark
         foreach (var phase in BenchPhases.All.Where(settings.Phases.Contains))
         {
             Console.WriteLine($"Phase {phase} (load {Load(Machine.LoadAverage())})");
-            report.Phases.Add(RunPhase(settings, phase, work));
+            report.Phases.Add(RunPhase(settings, phase, work, phase == BenchPhases.Scene ? DecodeBytes(report, settings.Sizes.Max()) : 0));
             if (phase == BenchPhases.UnetStep && settings.Peer)
             {
                 RunPeer(settings, work, report);
@@ -100,11 +100,22 @@ public static class Benchmark
     }
 
     /// <summary>The phase process's entry point: measures, then writes its result for the parent.</summary>
-    public static void RunPhaseHere(PhaseRequest request, string resultPath)
+    public static void RunPhaseHere(PhaseRequest request) => WriteResult(BenchPhases.Run(request), request.ResultPath);
+
+    internal static void WriteResult(PhaseResult result, string path)
     {
-        var result = BenchPhases.Run(request);
-        File.WriteAllText(resultPath, JsonSerializer.Serialize(result, Json));
+        var partial = path + ".tmp";
+        File.WriteAllText(partial, JsonSerializer.Serialize(result, Json));
+        File.Move(partial, path, overwrite: true);
     }
+
+    /// <summary>The best rate of the MatMul shapes measured in this run, GFLOP/s; NaN when none was.</summary>
+    public static double PeakRate(BenchReport report)
+        => report.Phases.SelectMany(p => p.Measurements)
+            .Where(m => m.Name.StartsWith(BenchPhases.MatMulPrefix, StringComparison.Ordinal) && m.Work is not null)
+            .Select(m => m.Work!.Gflop / m.Best)
+            .DefaultIfEmpty(double.NaN)
+            .Max();
 
     /// <summary>Writes the random checkpoint once; a half-written one (interrupted) is in a ".partial" folder and is redone.</summary>
     private static double? EnsureCheckpoint(BenchSettings settings)
@@ -120,7 +131,16 @@ public static class Benchmark
         return clock.Elapsed.TotalSeconds;
     }
 
-    private static PhaseResult RunPhase(BenchSettings settings, string phase, string work)
+    /// <summary>What a VAE decode at this size added to the VAE phase's memory (its peak over the loaded decoder).</summary>
+    private static long DecodeBytes(BenchReport report, int size)
+    {
+        var vae = report.Phases.FirstOrDefault(p => p.Phase == BenchPhases.Vae && p.Error is null);
+        var decode = vae?.Measurements.FirstOrDefault(m => m.Name == $"VAE decode {size}²");
+        var loaded = vae?.Memory.FirstOrDefault(m => m.When == "after load");
+        return decode is null || loaded is null ? 0 : Math.Max(0, decode.PeakBytes - loaded.Resident);
+    }
+
+    private static PhaseResult RunPhase(BenchSettings settings, string phase, string work, long decodeBytes)
     {
         var resultPath = Path.Combine(work, phase + ".json");
         var start = SelfStartInfo();
@@ -129,15 +149,19 @@ public static class Benchmark
             PhaseCommand, "--phase", phase, "--checkpoint", Path.GetFullPath(settings.CheckpointFolder),
             "--threads", settings.Threads.ToString(CultureInfo.InvariantCulture),
             "--sizes", string.Join(',', settings.Sizes), "--steps", settings.Steps.ToString(CultureInfo.InvariantCulture),
-            "--work", work, "--result", resultPath,
+            "--work", work, "--result", resultPath, "--decode-bytes", decodeBytes.ToString(CultureInfo.InvariantCulture),
         }) start.ArgumentList.Add(arg);
+        File.Delete(resultPath);
         using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start a benchmark phase process.");
         process.WaitForExit();
         if (process.ExitCode == 0 && File.Exists(resultPath))
             return JsonSerializer.Deserialize<PhaseResult>(File.ReadAllText(resultPath), Json)!;
         var why = process.ExitCode == 137 ? " (killed: out of memory?)" : "";
         Console.WriteLine($"  phase {phase} failed: exit code {process.ExitCode}{why}");
-        return new PhaseResult(phase) { Error = $"exit code {process.ExitCode}{why}" };
+        // What it measured before it ended is kept.
+        var partial = File.Exists(resultPath) ? JsonSerializer.Deserialize<PhaseResult>(File.ReadAllText(resultPath), Json)! : new PhaseResult(phase);
+        partial.Error = $"exit code {process.ExitCode}{why}";
+        return partial;
     }
 
     /// <summary>This program again: its apphost, or `dotnet Mnemosyne.Tools.dll` when run through dotnet.</summary>
@@ -187,8 +211,7 @@ public static class Benchmark
     private static IEnumerable<UnetRate> Rates(BenchSettings settings, BenchReport report)
     {
         var measurements = report.Phases.SelectMany(p => p.Measurements).ToList();
-        var peak = measurements.FirstOrDefault(m => m.Name.StartsWith("MatMul", StringComparison.Ordinal));
-        double peakRate = peak?.Work is { } w ? w.Gflop / peak.Best : double.NaN;
+        double peakRate = PeakRate(report);
         foreach (var size in settings.Sizes)
         {
             var step = measurements.FirstOrDefault(m => m.Name.StartsWith($"UNet step {size}²", StringComparison.Ordinal));
