@@ -119,11 +119,21 @@ public static class BenchPhases
         OpenEngine(c, "engine open, cold", files).Dispose();
     }
 
-    private static SceneEngine OpenEngine(PhaseContext c, string name, IReadOnlyList<string> files)
+    /// <summary>
+    /// Opens the engine, timing each network it loads. <paramref name="loads"/> keeps hearing the engine's
+    /// "Loading …" messages after the open: networks loaded on demand (the encoders) are named there.
+    /// </summary>
+    private static SceneEngine OpenEngine(PhaseContext c, string name, IReadOnlyList<string> files, List<string>? loads = null)
     {
         var marks = new List<(string What, TimeSpan At)>();
         var clock = Stopwatch.StartNew();
-        var engine = SceneEngine.Open(EngineOptionsFor(c.Request), new ImmediateProgress<string>(m => marks.Add((m, clock.Elapsed))));
+        bool opened = false;
+        var engine = SceneEngine.Open(EngineOptionsFor(c.Request), new ImmediateProgress<string>(m =>
+        {
+            if (!opened) marks.Add((m, clock.Elapsed));
+            else loads?.Add(m.Replace("Loading ", "", StringComparison.Ordinal));
+        }));
+        opened = true;
         var total = clock.Elapsed;
         c.Result.Memory.Add(c.Memory.Sample($"after {name}"));
         c.Add(new Measurement(name, [total.TotalSeconds], c.Memory.ProcessPeak));
@@ -134,6 +144,7 @@ public static class BenchPhases
             c.Result.Values[$"{name}: {marks[i].What}"] = (end - marks[i].At).TotalSeconds;
         }
         c.Result.Values[$"{name}: page cache bytes after"] = PageCache.ResidentBytes(files);
+        c.Save();
         return engine;
     }
 
@@ -296,14 +307,15 @@ public static class BenchPhases
     {
         var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
         c.Result.Values["pageCacheBytesBefore"] = PageCache.ResidentBytes(files);
-        using var engine = OpenEngine(c, "engine open, warm", files);
+        var loads = new List<string>();
+        using var engine = OpenEngine(c, "engine open, warm", files, loads);
         var referencePath = Path.Combine(c.Request.WorkFolder, "reference.png");
         PngFile.Save(referencePath, SyntheticImage(768, 768), overwrite: true);
 
         c.Memory.ResetPeak();
         CharacterReference reference = null!;
         var encode = Time(() => reference = engine.EncodeReference([referencePath], "bench"));
-        c.Add(new Measurement("reference import (decode + encode)", [encode], c.Memory.Sample("after reference").Peak));
+        c.Add(new Measurement("reference import (decode + encode)", [encode], c.Memory.Sample("after reference").Peak) { Note = LoadedOnDemand(loads) });
 
         int size = c.Request.Sizes.Max();
         var name = $"scene {size}², {c.Request.Steps} steps, guided, with reference";
@@ -345,14 +357,25 @@ public static class BenchPhases
             c.Add(new Measurement($"{name}: UNet steps only", [clock.Elapsed.TotalSeconds], c.Memory.ProcessPeak)
             {
                 Note = $"stopped before the VAE decode: it adds {Benchmark.Gb(c.Request.DecodeBytes)} GB, "
-                    + $"{Benchmark.Gb(c.Result.Values["sceneDecodeAvailableBytes"])} GB was available; steps {StepList(steps)} s",
+                    + $"{Benchmark.Gb(c.Result.Values["sceneDecodeAvailableBytes"])} GB was available; steps {StepList(steps)} s{Also(LoadedOnDemand(loads))}",
             });
             return;
         }
         var seconds = clock.Elapsed.TotalSeconds;
         c.Result.Values["sceneOutsideStepsSeconds"] = seconds - steps.Sum();
-        c.Add(new Measurement(name, [seconds], c.Memory.ProcessPeak) { Note = $"steps {StepList(steps)} s" });
+        c.Add(new Measurement(name, [seconds], c.Memory.ProcessPeak) { Note = $"steps {StepList(steps)} s{Also(LoadedOnDemand(loads))}" });
     }
+
+    /// <summary>Names the networks loaded (and timed) within a measurement, then forgets them.</summary>
+    private static string? LoadedOnDemand(List<string> loads)
+    {
+        if (loads.Count == 0) return null;
+        var text = "includes loading " + string.Join(", ", loads);
+        loads.Clear();
+        return text;
+    }
+
+    private static string Also(string? note) => note is null ? "" : "; " + note;
 
     private static string StepList(IEnumerable<double> steps)
         => string.Join(", ", steps.Select(s => s.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)));
