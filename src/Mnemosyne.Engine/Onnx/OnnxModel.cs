@@ -11,6 +11,12 @@ public sealed record SessionSettings
 
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 
+    /// <summary>
+    /// When set, ONNX Runtime records every run (each node's time and input shapes) and writes
+    /// <c>&lt;prefix&gt;_&lt;date&gt;_&lt;time&gt;.json</c> when the session is disposed; for benchmarks.
+    /// </summary>
+    public string? ProfilePathPrefix { get; init; }
+
     public static SessionSettings Default { get; } = new();
 }
 
@@ -58,6 +64,12 @@ public sealed class OnnxModel : IDisposable
             IntraOpNumThreads = settings.Threads,
             InterOpNumThreads = 1,
         };
+        if (settings.ProfilePathPrefix is not null)
+        {
+            // The prefix is read when profiling is switched on, so it is set first.
+            options.ProfileOutputPathPrefix = settings.ProfilePathPrefix;
+            options.EnableProfiling = true;
+        }
         if (graph.WeightFolder is not null)
             options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", graph.WeightFolder);
 
