@@ -12,11 +12,13 @@ internal sealed record PromptEmbedding(FloatTensor Embeds, FloatTensor Pooled);
 /// <summary>
 /// Stable Diffusion XL with IP-Adapter, as diffusers' StableDiffusionXLPipeline runs it: encode the
 /// prompts, draw the seed's noise, denoise with classifier-free guidance while the reference's image
-/// tokens steer every cross-attention, then decode the latents to pixels.
+/// tokens (as the adapter's keys and values) steer every cross-attention, then decode the latents to pixels.
 /// </summary>
 internal static class SdxlPipeline
 {
-    public sealed record Conditioning(PromptEmbedding Positive, PromptEmbedding? Negative, FloatTensor? IpTokens, FloatTensor? UnconditionalIpTokens);
+    /// <param name="IpKeyValues">The reference's keys and values; null for no reference.</param>
+    /// <param name="UnconditionalIpKeyValues">Those of the unconditional branch's tokens; needed with a reference and guidance.</param>
+    public sealed record Conditioning(PromptEmbedding Positive, PromptEmbedding? Negative, IpAdapterKeyValues? IpKeyValues, IpAdapterKeyValues? UnconditionalIpKeyValues);
 
     public static (FloatTensor Latents, RgbImage Image) Run(
         SceneRequest request, Conditioning conditioning, Unet unet, VaeDecoder vae, SchedulerConfig schedulerConfig,
@@ -24,7 +26,7 @@ internal static class SdxlPipeline
     {
         // Classifier-free guidance runs the UNet on [unconditional, conditional] as one batch of two.
         bool guided = request.GuidanceScale > 1;
-        var unetConditioning = UnetInputs(request, conditioning, guided, unet.HasIpAdapter);
+        var unetConditioning = UnetInputs(request, conditioning, guided);
 
         var scheduler = Schedulers.Create(request.Scheduler, schedulerConfig, request.Steps, request.Spacing);
         var generator = new TorchGenerator((ulong)request.Seed);
@@ -69,7 +71,7 @@ internal static class SdxlPipeline
         return guidedPrediction;
     }
 
-    private static UnetConditioning UnetInputs(SceneRequest request, Conditioning c, bool guided, bool hasIpAdapter)
+    private static UnetConditioning UnetInputs(SceneRequest request, Conditioning c, bool guided)
     {
         // Micro-conditioning: original size, crop top-left, target size, each (height, width).
         float[] timeIds = [request.Height, request.Width, 0, 0, request.Height, request.Width];
@@ -77,21 +79,20 @@ internal static class SdxlPipeline
         var negative = c.Negative ?? new PromptEmbedding(
             FloatTensorOps.Zeros(c.Positive.Embeds.Shape), FloatTensorOps.Zeros(c.Positive.Pooled.Shape));
 
-        FloatTensor? ipTokens = null;
+        // Without a reference the UNet's adapter branch (if any) gets zeros at weight 0.
+        IpAdapterKeyValues? ipKeyValues = null;
         float ipScale = 0;
-        if (hasIpAdapter)
+        if (c.IpKeyValues is { } conditional)
         {
-            // Without a reference the adapter's branch is multiplied by 0; any tokens of the right shape do.
-            var conditional = c.IpTokens ?? c.UnconditionalIpTokens!;
-            ipTokens = guided ? FloatTensorOps.ConcatBatch(c.UnconditionalIpTokens!, conditional) : conditional;
-            ipScale = c.IpTokens is null ? 0 : request.ReferenceWeight;
+            ipKeyValues = guided ? IpAdapterKeyValues.ConcatBatch(c.UnconditionalIpKeyValues!, conditional) : conditional;
+            ipScale = request.ReferenceWeight;
         }
 
         return guided
             ? new UnetConditioning(
                 FloatTensorOps.ConcatBatch(negative.Embeds, c.Positive.Embeds),
                 FloatTensorOps.ConcatBatch(negative.Pooled, c.Positive.Pooled),
-                FloatTensorOps.ConcatBatch(oneTimeIds, oneTimeIds)) { IpTokens = ipTokens, IpScale = ipScale }
-            : new UnetConditioning(c.Positive.Embeds, c.Positive.Pooled, oneTimeIds) { IpTokens = ipTokens, IpScale = ipScale };
+                FloatTensorOps.ConcatBatch(oneTimeIds, oneTimeIds)) { IpKeyValues = ipKeyValues, IpScale = ipScale }
+            : new UnetConditioning(c.Positive.Embeds, c.Positive.Pooled, oneTimeIds) { IpKeyValues = ipKeyValues, IpScale = ipScale };
     }
 }

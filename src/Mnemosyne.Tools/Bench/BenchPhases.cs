@@ -259,13 +259,22 @@ public static class BenchPhases
         c.Result.Values["unetWeightBytes"] = new FileInfo(checkpoint.Unet.WeightsPath).Length;
 
         var config = unet.Config;
+        // The adapter's keys and values, as the engine makes them once per reference, beside the loaded UNet.
+        c.Memory.ResetPeak();
+        IpAdapterKeyValues keyValues = null!;
+        var keys = Time(() =>
+        {
+            using var adapterKeys = IpAdapterKeys.Load(adapter.AdapterPath, config, new SessionSettings { Threads = c.Request.Threads });
+            keyValues = adapterKeys.Run(new FloatTensor(RandomValues(2 * ImageProjectionConfig.BaseAdapterTokens * config.CrossAttentionDim, 5),
+                [2, ImageProjectionConfig.BaseAdapterTokens, config.CrossAttentionDim]));
+        });
+        c.Add(new Measurement("IP-Adapter keys and values (load + run, batch 2)", [keys], c.Memory.Sample("after IP-Adapter keys").Peak));
         var conditioning = new UnetConditioning(
             new FloatTensor(RandomValues(2 * 77 * config.CrossAttentionDim, 3), [2, 77, config.CrossAttentionDim]),
             new FloatTensor(RandomValues(2 * unet.PooledTextDim, 4), [2, unet.PooledTextDim]),
             new FloatTensor([1024, 1024, 0, 0, 1024, 1024, 1024, 1024, 0, 0, 1024, 1024], [2, Unet.TimeIdCount]))
         {
-            IpTokens = new FloatTensor(RandomValues(2 * ImageProjectionConfig.BaseAdapterTokens * config.CrossAttentionDim, 5),
-                [2, ImageProjectionConfig.BaseAdapterTokens, config.CrossAttentionDim]),
+            IpKeyValues = keyValues,
             IpScale = 0.6f,
         };
         var plan = new List<(int Size, List<double> Times, long Peak)>();
