@@ -14,6 +14,7 @@ public sealed class MnemosyneEngineInfo
         IPAdapterPath = engine.Options.IpAdapterPath;
         ImageEncoderPath = engine.Options.ImageEncoderPath;
         Threads = engine.Options.Threads;
+        LowMemory = engine.Options.LowMemory;
         SupportsReferences = engine.SupportsReferences;
         OpenedAt = openedAt;
     }
@@ -29,6 +30,8 @@ public sealed class MnemosyneEngineInfo
     public string? ImageEncoderPath { get; }
     /// <summary>ONNX Runtime threads; 0 means every core.</summary>
     public int Threads { get; }
+    /// <summary>Whether the UNet is released while the VAE decodes (Open-MnemosyneEngine -LowMemory).</summary>
+    public bool LowMemory { get; }
     public bool SupportsReferences { get; }
     public DateTimeOffset OpenedAt { get; }
 }

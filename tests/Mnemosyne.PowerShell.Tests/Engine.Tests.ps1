@@ -125,6 +125,17 @@ Describe 'Open, Get and Close with the tiny checkpoint' {
         $info.Threads | Should -Be 1
     }
 
+    It 'with -LowMemory makes the same scenes, one after another, as without' {
+        Open-MnemosyneEngine $modelPath
+        $expected = New-MnemosyneScene 'a harbour at dawn' -Seed 4 @tiny
+        $info = Open-MnemosyneEngine $modelPath -LowMemory -PassThru
+        $info.LowMemory | Should -BeTrue
+        foreach ($i in 1..2) {
+            $scene = New-MnemosyneScene 'a harbour at dawn' -Seed 4 @tiny
+            $scene.Image.Rgb | Should -Be $expected.Image.Rgb
+        }
+    }
+
     It 'takes the checkpoint folder from the pipeline' {
         (Get-Item $modelPath | Open-MnemosyneEngine -PassThru).Path | Should -Be $modelPath
     }

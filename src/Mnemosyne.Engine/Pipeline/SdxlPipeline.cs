@@ -20,8 +20,9 @@ internal static class SdxlPipeline
     /// <param name="UnconditionalIpKeyValues">Those of the unconditional branch's tokens; needed with a reference and guidance.</param>
     public sealed record Conditioning(PromptEmbedding Positive, PromptEmbedding? Negative, IpAdapterKeyValues? IpKeyValues, IpAdapterKeyValues? UnconditionalIpKeyValues);
 
-    public static (FloatTensor Latents, RgbImage Image) Run(
-        SceneRequest request, Conditioning conditioning, Unet unet, VaeDecoder vae, SchedulerConfig schedulerConfig,
+    /// <summary>From the seed's noise to the final latents (still scaled), step by step.</summary>
+    public static FloatTensor Denoise(
+        SceneRequest request, Conditioning conditioning, Unet unet, SchedulerConfig schedulerConfig,
         IProgress<SceneProgress>? progress, CancellationToken cancellation)
     {
         // Classifier-free guidance runs the UNet on [unconditional, conditional] as one batch of two.
@@ -55,10 +56,14 @@ internal static class SdxlPipeline
                 elapsed / (step + 1) * (timesteps.Count - step - 1)) { Timestep = timesteps[step] });
         }
 
+        return new FloatTensor(latents, latentShape);
+    }
+
+    /// <summary>The VAE's picture of the latents, clamped and rounded to 8 bits as diffusers does.</summary>
+    public static RgbImage Decode(VaeDecoder vae, FloatTensor latents, CancellationToken cancellation)
+    {
         cancellation.ThrowIfCancellationRequested();
-        var finalLatents = new FloatTensor(latents, latentShape);
-        var decoded = vae.Run(finalLatents, cancellation);
-        return (finalLatents, DecoderOutputConverter.ToRgbImage(decoded));
+        return DecoderOutputConverter.ToRgbImage(vae.Run(latents, cancellation));
     }
 
     /// <summary>ε = ε_u + g·(ε_c − ε_u), on a batch of [unconditional, conditional].</summary>

@@ -59,6 +59,10 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     [ValidateRange(0, 1024)]
     public int Threads { get; set; }
 
+    /// <summary>Release the UNet while the VAE decodes (lower peak memory, a UNet reload per scene).</summary>
+    [Parameter]
+    public SwitchParameter LowMemory { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -73,6 +77,7 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
 
         var options = ParameterSetName == ModelSet ? ModelOptions() : PathOptions();
         if (UnetPath is not null) options = options with { UnetWeightsPath = UnetFile(UnetPath) };
+        options = options with { LowMemory = LowMemory.IsPresent };
 
         using var lease = OpenEngine(options);
         if (!lease.Engine.SupportsReferences)

@@ -15,7 +15,7 @@ namespace Mnemosyne.Tools.Bench;
 /// measurement, so a phase killed for memory still leaves what it measured. <paramref name="DecodeBytes"/>:
 /// what the VAE phase saw a decode at the scene's size add to memory, or 0 when unknown.
 /// </summary>
-public sealed record PhaseRequest(string Phase, string Checkpoint, int Threads, int[] Sizes, int Steps, string WorkFolder, string ResultPath, long DecodeBytes = 0);
+public sealed record PhaseRequest(string Phase, string Checkpoint, int Threads, int[] Sizes, int Steps, string WorkFolder, string ResultPath, long DecodeBytes = 0, bool LowMemory = false);
 
 /// <summary>
 /// The benchmark's phases. Each runs in its own process (see <see cref="Benchmark"/>), so its peak
@@ -153,6 +153,7 @@ public static class BenchPhases
         CheckpointPath = request.Checkpoint,
         IpAdapterPath = Path.Combine(request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.AdapterRelativePath),
         Threads = request.Threads,
+        LowMemory = request.LowMemory,
     };
 
     /// <summary>Both CLIP text encoders on one prompt, as a scene encodes it (tokenizing included).</summary>

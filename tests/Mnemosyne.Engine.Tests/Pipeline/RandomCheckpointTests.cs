@@ -84,4 +84,20 @@ public sealed class RandomCheckpointTests : IDisposable
         var e = Assert.Throws<CheckpointException>(() => SceneEngine.Open(options));
         Assert.Equal("text_projection.weight", e.TensorName);
     }
+
+    [Fact]
+    public void InLowMemoryTheUnetIsReleasedForTheDecodeAndReloadedForTheNextScene()
+    {
+        var options = Write(14);
+        using var normal = SceneEngine.Open(options);
+        using var lowMemory = SceneEngine.Open(options with { LowMemory = true });
+        var request = new SceneRequest { Prompt = "a harbour", Seed = 3, Steps = 2, Width = 64, Height = 96 };
+        var expected = normal.Generate(request);
+        foreach (var _ in new[] { 1, 2 })
+        {
+            var scene = lowMemory.Generate(request);
+            Assert.Equal(expected.FinalLatents.Data, scene.FinalLatents.Data);
+            Assert.Equal(expected.Image.Rgb, scene.Image.Rgb);
+        }
+    }
 }
