@@ -24,6 +24,10 @@ public sealed record IpAdapterKeyValues(IReadOnlyList<IpAdapterLayerKeyValue> La
         return new(first.Layers.Zip(second.Layers, (a, b) => new IpAdapterLayerKeyValue(a.Number,
             FloatTensorOps.ConcatBatch(a.Key, b.Key), FloatTensorOps.ConcatBatch(a.Value, b.Value))).ToList());
     }
+
+    /// <summary>Batch item <paramref name="index"/> of every layer, as keys and values with batch 1.</summary>
+    public IpAdapterKeyValues BatchItem(int index)
+        => new(Layers.Select(l => new IpAdapterLayerKeyValue(l.Number, FloatTensorOps.BatchItem(l.Key, index), FloatTensorOps.BatchItem(l.Value, index))).ToList());
 }
 
 /// <summary>
@@ -32,30 +36,58 @@ public sealed record IpAdapterKeyValues(IReadOnlyList<IpAdapterLayerKeyValue> La
 /// reference, so these run once per reference rather than in every UNet step, and the UNet holds none of
 /// the adapter's weights.
 /// </summary>
+/// <remarks>
+/// The projections run beside the loaded UNet, so they are never in memory all at once (1.4 GB in float32 at
+/// SDXL sizes, more while ONNX Runtime widens an fp16 file): <see cref="Run"/> makes a session for
+/// <see cref="LayersPerSession"/> layers at a time, runs it and releases it, and the sessions multiply the
+/// weights where they lie rather than pre-packing a copy (a few token rows are multiplied once). Loading holds
+/// only the graphs (and the file open, for the sessions to read).
+/// </remarks>
 public sealed class IpAdapterKeys : IDisposable
 {
     public const string IpTokensInput = "ip_tokens";
 
-    private readonly OnnxModel model;
-    private readonly IReadOnlyList<IpAdapterAttention.Layer> layers;
+    /// <summary>At SDXL sizes at most 210 MB of float32 weights per session.</summary>
+    public const int LayersPerSession = 10;
 
-    private IpAdapterKeys(OnnxModel model, UnetConfig config)
+    private readonly SafetensorsFile weights;
+    private readonly IReadOnlyList<(IReadOnlyList<IpAdapterAttention.Layer> Layers, OnnxGraph Graph)> parts;
+    private readonly SessionSettings settings;
+
+    private IpAdapterKeys(UnetConfig config, SafetensorsFile weights, IReadOnlyList<(IReadOnlyList<IpAdapterAttention.Layer>, OnnxGraph)> parts, SessionSettings settings)
     {
-        this.model = model;
         Config = config;
-        layers = IpAdapterAttention.Layers(config);
+        this.weights = weights;
+        this.parts = parts;
+        this.settings = settings;
     }
 
     /// <summary>The UNet the keys and values are for.</summary>
     public UnetConfig Config { get; }
 
-    /// <summary>Reads ip_adapter.* from an IP-Adapter weights file (image_proj.* belong to <see cref="ImageProjection"/>).</summary>
+    /// <summary>
+    /// Checks ip_adapter.* of an IP-Adapter weights file against the UNet (image_proj.* belong to <see cref="ImageProjection"/>)
+    /// and builds the graphs that read them; no weight is read until <see cref="Run"/>.
+    /// </summary>
     public static IpAdapterKeys Load(string adapterPath, UnetConfig config, SessionSettings settings)
     {
+        ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(settings);
-        using var weights = SafetensorsFile.Open(adapterPath);
-        var graph = BuildGraph(config, weights, Path.GetDirectoryName(weights.Path));
-        return new IpAdapterKeys(OnnxModel.Create(graph, settings), config);
+        var weights = SafetensorsFile.Open(adapterPath);
+        try
+        {
+            IpAdapterAttention.CheckNoOtherLayers(weights, config);
+            var folder = Path.GetDirectoryName(weights.Path);
+            var parts = IpAdapterAttention.Layers(config).Chunk(LayersPerSession)
+                .Select(layers => ((IReadOnlyList<IpAdapterAttention.Layer>)layers, BuildGraph(config, layers, weights, folder)))
+                .ToList();
+            return new IpAdapterKeys(config, weights, parts, settings with { PrePackWeights = false });
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -69,11 +101,15 @@ public sealed class IpAdapterKeys : IDisposable
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(adapterWeights);
         if (adapterWeights is SafetensorsFile file) IpAdapterAttention.CheckNoOtherLayers(file, config);
+        return BuildGraph(config, IpAdapterAttention.Layers(config), adapterWeights, weightFolder);
+    }
 
+    private static OnnxGraph BuildGraph(UnetConfig config, IEnumerable<IpAdapterAttention.Layer> layers, IWeightSource adapterWeights, string? weightFolder)
+    {
         long cross = config.CrossAttentionDim;
         var g = new OnnxGraph("ip_adapter_keys", weightFolder);
         var tokens = g.Input(IpTokensInput, DataType.Float, "batch", "image_tokens", cross);
-        foreach (var layer in IpAdapterAttention.Layers(config))
+        foreach (var layer in layers)
         {
             var key = g.Linear(tokens, adapterWeights, IpAdapterAttention.ProjectionName(layer.Number, "to_k_ip"), cross, layer.Channels, bias: false);
             var value = g.Linear(tokens, adapterWeights, IpAdapterAttention.ProjectionName(layer.Number, "to_v_ip"), cross, layer.Channels, bias: false);
@@ -83,7 +119,10 @@ public sealed class IpAdapterKeys : IDisposable
         return g;
     }
 
-    /// <summary>Every cross-attention's key and value for ip tokens [B, tokens, cross_attention_dim].</summary>
+    /// <summary>
+    /// Every cross-attention's key and value for ip tokens [B, tokens, cross_attention_dim]. Each run reads the
+    /// weights again (about a second at SDXL sizes): give all the tokens needed at once, as one batch.
+    /// </summary>
     public IpAdapterKeyValues Run(FloatTensor ipTokens, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(ipTokens);
@@ -91,10 +130,19 @@ public sealed class IpAdapterKeys : IDisposable
             throw new ArgumentException(
                 $"Ip tokens have shape [{string.Join(", ", ipTokens.Shape)}]; the adapter's projections take [B, tokens, {Config.CrossAttentionDim}] (the image projection's ip tokens).",
                 nameof(ipTokens));
-        var names = layers.SelectMany(l => new[] { IpAdapterAttention.KeyName(l.Number), IpAdapterAttention.ValueName(l.Number) }).ToArray();
-        var outputs = model.Run([ModelInput.Float(IpTokensInput, ipTokens)], names, cancellation);
-        return new IpAdapterKeyValues(layers.Select((l, i) => new IpAdapterLayerKeyValue(l.Number, outputs[2 * i], outputs[2 * i + 1])).ToList());
+        var keyValues = new List<IpAdapterLayerKeyValue>();
+        foreach (var (layers, graph) in parts)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var names = layers.SelectMany(l => new[] { IpAdapterAttention.KeyName(l.Number), IpAdapterAttention.ValueName(l.Number) }).ToArray();
+            FloatTensor[] outputs;
+            using (var model = OnnxModel.Create(graph, settings))
+                outputs = model.Run([ModelInput.Float(IpTokensInput, ipTokens)], names, cancellation);
+            NativeHeap.Trim();
+            keyValues.AddRange(layers.Select((l, i) => new IpAdapterLayerKeyValue(l.Number, outputs[2 * i], outputs[2 * i + 1])));
+        }
+        return new IpAdapterKeyValues(keyValues);
     }
 
-    public void Dispose() => model.Dispose();
+    public void Dispose() => weights.Dispose();
 }

@@ -23,6 +23,13 @@ public sealed record SessionSettings
     /// </summary>
     public bool MemoryArena { get; init; } = true;
 
+    /// <summary>
+    /// ONNX Runtime copies every constant MatMul weight into its kernel's layout when the session is made:
+    /// faster products, at the cost of that copy. Off, the weights are read where they lie: worth it for
+    /// networks that multiply a few rows once.
+    /// </summary>
+    public bool PrePackWeights { get; init; } = true;
+
     public static SessionSettings Default { get; } = new();
 }
 
@@ -77,6 +84,7 @@ public sealed class OnnxModel : IDisposable
             options.ProfileOutputPathPrefix = settings.ProfilePathPrefix;
             options.EnableProfiling = true;
         }
+        if (!settings.PrePackWeights) options.AddSessionConfigEntry("session.disable_prepacking", "1");
         if (graph.WeightFolder is not null)
             options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", graph.WeightFolder);
 

@@ -41,9 +41,9 @@ public sealed record EngineOptions
     public int Threads { get; init; }
 
     /// <summary>
-    /// Keep the text and image encoders (and the IP-Adapter's key/value projections) loaded between scenes
-    /// (faster for many different prompts); by default they are loaded when a new prompt or reference needs
-    /// them and released after, so their 5 GB (SDXL + ViT-H; 1.4 GB more for the adapter) are not held while the UNet runs.
+    /// Keep the text and image encoders loaded between scenes (faster for many different prompts);
+    /// by default they are loaded when a new prompt or reference needs them and released after, so
+    /// their 5 GB (SDXL + ViT-H) are not held while the UNet runs.
     /// </summary>
     public bool KeepEncodersLoaded { get; init; }
 

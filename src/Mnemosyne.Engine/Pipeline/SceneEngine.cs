@@ -31,7 +31,7 @@ public sealed class SceneEngine : IDisposable
     private readonly VaeDecoder vae;
     private readonly OnDemandNetwork<ClipVisionEncoder>? imageEncoder;
     private readonly ImageProjection? projection;
-    private readonly OnDemandNetwork<IpAdapterKeys>? adapterKeys;
+    private readonly IpAdapterKeys? adapterKeys;
     private readonly Dictionary<string, (PromptEmbedding Embedding, int Dropped)> prompts = new(StringComparer.Ordinal);
     private readonly LinkedList<string> promptOrder = new();
     private readonly Dictionary<CharacterReference, IpAdapterKeyValues> referenceKeyValues = new(ReferenceEqualityComparer.Instance);
@@ -41,7 +41,7 @@ public sealed class SceneEngine : IDisposable
     private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
         ClipTokenizer tokenizer, ClipTokenizer tokenizer2, OnDemandNetwork<ClipTextEncoder> textEncoder, OnDemandNetwork<ClipTextEncoder> textEncoder2,
         OnDemandNetwork<Unet> unet, VaeDecoder vae, OnDemandNetwork<ClipVisionEncoder>? imageEncoder, ImageProjection? projection,
-        OnDemandNetwork<IpAdapterKeys>? adapterKeys, string? encoderIdentity)
+        IpAdapterKeys? adapterKeys, string? encoderIdentity)
     {
         Options = options;
         this.model = model;
@@ -119,7 +119,7 @@ public sealed class SceneEngine : IDisposable
             var vae = Track("vae", () => VaeDecoder.Load(configs.Vae, model.Vae, settings));
             OnDemandNetwork<ClipVisionEncoder>? imageEncoder = null;
             ImageProjection? projection = null;
-            OnDemandNetwork<IpAdapterKeys>? adapterKeys = null;
+            IpAdapterKeys? adapterKeys = null;
             string? identity = null;
             if (adapterFiles is not null)
             {
@@ -128,8 +128,8 @@ public sealed class SceneEngine : IDisposable
                     ClipVisionEncoder.BuildGraph(encoderConfig, encoderWeights, null);
                 imageEncoder = OnDemand(opened, log, "image encoder", () => ClipVisionEncoder.Load(adapterFiles, settings), options.KeepEncodersLoaded);
                 projection = Track("image projection", () => ImageProjection.Load(adapterFiles.AdapterPath, ImageProjectionConfig.For(encoderConfig, configs.Unet), settings));
-                // Unet.Load has checked the adapter's key/value projections against the UNet.
-                adapterKeys = OnDemand(opened, log, "IP-Adapter keys", () => IpAdapterKeys.Load(adapterFiles.AdapterPath, configs.Unet, settings), options.KeepEncodersLoaded);
+                // Holds no weights: each run loads them, a group of layers at a time.
+                adapterKeys = Track("IP-Adapter keys", () => IpAdapterKeys.Load(adapterFiles.AdapterPath, configs.Unet, settings));
                 identity = $"clip-vision-{encoderConfig.HiddenSize}x{encoderConfig.NumHiddenLayers}-proj{encoderConfig.ProjectionDim}-{new FileInfo(adapterFiles.ImageEncoderWeightsPath).Length}";
             }
             return new SceneEngine(options, model, schedulerConfig, tokenizer, tokenizer2, textEncoder, textEncoder2,
@@ -295,18 +295,21 @@ public sealed class SceneEngine : IDisposable
 
     /// <summary>
     /// The adapter's keys and values for a reference's tokens and, the first time, for the unconditional branch's:
-    /// their projections are loaded for the occasion, as they run once per reference, not in every step.
+    /// made once per reference, not in every step, with the projections' weights read for the occasion.
     /// </summary>
     private IpAdapterKeyValues ReferenceKeyValues(CharacterReference reference, CancellationToken cancellation)
     {
         if (referenceKeyValues.TryGetValue(reference, out var cached)) return cached;
         var tokens = projection!.Run(new FloatTensor(reference.Embedding, [1, reference.Embedding.Length]), cancellation);
-        var unconditionalTokens = unconditionalKeyValues is null ? projection.UnconditionalTokens(cancellation) : null;
-        var keyValues = adapterKeys!.Use(network =>
+        IpAdapterKeyValues keyValues;
+        if (unconditionalKeyValues is null)
         {
-            if (unconditionalTokens is not null) unconditionalKeyValues = network.Run(unconditionalTokens, cancellation);
-            return network.Run(tokens, cancellation);
-        });
+            // One run for both: each run reads the adapter's weights again.
+            var both = adapterKeys!.Run(FloatTensorOps.ConcatBatch(projection.UnconditionalTokens(cancellation), tokens), cancellation);
+            unconditionalKeyValues = both.BatchItem(0);
+            keyValues = both.BatchItem(1);
+        }
+        else keyValues = adapterKeys!.Run(tokens, cancellation);
         if (referenceKeyValues.Count >= ReferenceCacheSize) referenceKeyValues.Clear();
         referenceKeyValues[reference] = keyValues;
         return keyValues;

@@ -12,8 +12,12 @@ namespace Mnemosyne.Engine.Tests.Networks;
 /// weight contract (which ip_adapter.* tensors, with which shapes, an adapter file must hold).
 /// </summary>
 public sealed class IpAdapterKeysTests(ITestOutputHelper output, TinyUnetCheckpoint tiny, FidelityUnet fidelity)
-    : IClassFixture<TinyUnetCheckpoint>, IClassFixture<FidelityUnet>
+    : IClassFixture<TinyUnetCheckpoint>, IClassFixture<FidelityUnet>, IDisposable
 {
+    private readonly string dir = Directory.CreateTempSubdirectory("mnemosyne-ip-keys-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
     /// <summary>float32 products of at most 2048 terms against the same sums in double.</summary>
     private const float ProductTolerance = 1e-5f;
 
@@ -59,6 +63,24 @@ public sealed class IpAdapterKeysTests(ITestOutputHelper output, TinyUnetCheckpo
         Assert.All(keyValues.Layers, l => Assert.Equal([2, 4, 16], l.Key.Shape));
         var error = MaxErrorAgainstTheFile(keyValues, tokens, tiny.Adapter.AdapterPath);
         output.WriteLine($"tiny adapter keys and values: max-abs error {error:E2}");
+        Assert.InRange(error, 0, ProductTolerance);
+    }
+
+    /// <summary>The generator's tiny model has 17 cross-attentions: more than one session's worth of layers.</summary>
+    [Fact]
+    public void LayersRunInSeveralSessionsGiveTheSameProducts()
+    {
+        RandomCheckpoint.Write(dir, CheckpointShape.Tiny, 5);
+        var adapterPath = Path.Combine(dir, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.AdapterRelativePath);
+        using var keys = IpAdapterKeys.Load(adapterPath, CheckpointShape.Tiny.Unet, SessionSettings.Default);
+        var tokens = TinyUnetCheckpoint.Random([2, 4, CheckpointShape.Tiny.Unet.CrossAttentionDim], 8);
+        var keyValues = keys.Run(tokens);
+
+        Assert.Equal(17, keyValues.Layers.Count);
+        Assert.True(keyValues.Layers.Count > IpAdapterKeys.LayersPerSession);
+        Assert.Equal(Enumerable.Range(0, 17).Select(i => 2 * i + 1), keyValues.Layers.Select(l => l.Number).Order());
+        var error = MaxErrorAgainstTheFile(keyValues, tokens, adapterPath);
+        output.WriteLine($"tiny generated adapter keys and values: max-abs error {error:E2}");
         Assert.InRange(error, 0, ProductTolerance);
     }
 
@@ -135,6 +157,9 @@ public sealed class IpAdapterKeysTests(ITestOutputHelper output, TinyUnetCheckpo
             Assert.Equal([.. first.Layers[i].Value.Data, .. second.Layers[i].Value.Data], both.Layers[i].Value.Data);
             Assert.Equal([2, 4, 16], both.Layers[i].Key.Shape);
         }
+        Assert.Equal(second.Layers.Select(l => l.Key.Data), both.BatchItem(1).Layers.Select(l => l.Key.Data));
+        Assert.All(both.BatchItem(0).Layers, l => Assert.Equal([1, 4, 16], l.Value.Shape));
+
         var fewer = new IpAdapterKeyValues(second.Layers.Skip(1).ToList());
         Assert.Throws<ArgumentException>(() => IpAdapterKeyValues.ConcatBatch(first, fewer));
     }
