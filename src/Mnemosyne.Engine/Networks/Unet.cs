@@ -72,14 +72,38 @@ public sealed class Unet : IDisposable
         return Load(config, weights, ipAdapter, settings);
     }
 
-    /// <summary>A UNet over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.</summary>
+    /// <summary>
+    /// A UNet over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.
+    /// With <see cref="SessionSettings.Precision"/> Int8 the first load converts the weights into the cache
+    /// (<see cref="ConvertedWeightCache"/>), and later loads read them from there.
+    /// </summary>
     public static Unet Load(UnetConfig config, IWeightSource weights, IpAdapterFiles? ipAdapter, SessionSettings settings)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(settings);
         using var adapter = ipAdapter is null ? null : SafetensorsFile.Open(ipAdapter.AdapterPath);
+        if (settings.Precision == WeightPrecision.Int8) return LoadQuantised(config, weights, adapter, settings);
         var graph = BuildGraph(config, weights, adapter, Path.GetDirectoryName(weights.Path));
+        return new Unet(OnnxModel.Create(graph, settings), config, adapter is not null);
+    }
+
+    /// <summary>
+    /// Builds the graph once over plans that record (and check) every weight it reads, converts those weights into
+    /// one cache folder (linear layers quantised, the rest float32) unless they are there already, and builds the
+    /// graph again over the converted files, so the session reads all its weights from that folder.
+    /// </summary>
+    private static Unet LoadQuantised(UnetConfig config, IWeightSource weights, SafetensorsFile? adapter, SessionSettings settings)
+    {
+        var unetPlan = new WeightConversionPlan(weights);
+        var adapterPlan = adapter is null ? null : new WeightConversionPlan(adapter);
+        if (adapter is not null) IpAdapterAttention.CheckNoOtherLayers(adapter, config);
+        BuildGraph(config, unetPlan, adapterPlan, null);
+
+        var folder = ConvertedWeightCache.FolderFor(weights.Path, settings.Precision, settings.ConvertedWeightsRoot);
+        using var unetWeights = ConvertedWeightCache.Open(folder, "unet", unetPlan);
+        using var adapterWeights = adapterPlan is null ? null : ConvertedWeightCache.Open(folder, "ip-adapter", adapterPlan);
+        var graph = BuildGraph(config, unetWeights, adapterWeights, folder);
         return new Unet(OnnxModel.Create(graph, settings), config, adapter is not null);
     }
 

@@ -76,7 +76,7 @@ public sealed class SceneEngine : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var adapterFiles = options.IpAdapterPath is null ? null : IpAdapterFiles.Open(options.IpAdapterPath, options.ImageEncoderPath ?? DefaultImageEncoderFolder(options.IpAdapterPath));
         var model = SdxlModelFiles.Open(options);
-        var settings = new SessionSettings { Threads = options.Threads };
+        var settings = new SessionSettings { Threads = options.Threads, Precision = options.Precision, ConvertedWeightsRoot = options.ConvertedWeightsPath };
         var schedulerConfig = SchedulerConfig.Load(model.SchedulerConfigPath);
         var tokenizer = ClipTokenizer.Load(model.Tokenizer);
         var tokenizer2 = ClipTokenizer.Load(model.Tokenizer2);
@@ -98,7 +98,9 @@ public sealed class SceneEngine : IDisposable
             ClipTextEncoder.BuildGraph(configs.TextEncoder2, model.TextEncoder2, null);
             var textEncoder = OnDemand(opened, log, "text_encoder", () => ClipTextEncoder.Load(configs.TextEncoder, model.TextEncoder, settings), options.KeepEncodersLoaded);
             var textEncoder2 = OnDemand(opened, log, "text_encoder_2", () => ClipTextEncoder.Load(configs.TextEncoder2, model.TextEncoder2, settings), options.KeepEncodersLoaded);
-            var unet = Track("unet", () => Unet.Load(configs.Unet, model.Unet, adapterFiles, settings));
+            var unetWhat = options.Precision == WeightPrecision.Float32 ? "unet"
+                : $"unet ({options.Precision}; its first open converts the weights into {ConvertedWeightCache.FolderFor(model.Unet.Path, options.Precision, options.ConvertedWeightsPath)})";
+            var unet = Track(unetWhat, () => Unet.Load(configs.Unet, model.Unet, adapterFiles, settings));
             var vae = Track("vae", () => VaeDecoder.Load(configs.Vae, model.Vae, settings));
             OnDemandNetwork<ClipVisionEncoder>? imageEncoder = null;
             ImageProjection? projection = null;

@@ -1,0 +1,98 @@
+using System.Text.Json;
+using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Sampling;
+using Mnemosyne.Engine.Tensors;
+using Xunit.Abstractions;
+
+namespace Mnemosyne.Engine.Tests.Pipeline;
+
+/// <summary>
+/// diffusers' fidelity scenes made by an engine opened with <see cref="WeightPrecision.Int8"/>: how far the final
+/// latents drift from diffusers' (float32) over a whole sampling loop. Reported for every case, and bounded
+/// loosely: the int8 deviation of a few steps, not that of a broken UNet.
+/// </summary>
+public sealed class Int8SceneTests(Int8EngineFixture engine, ITestOutputHelper output) : IClassFixture<Int8EngineFixture>
+{
+    /// <summary>Bound on max-abs(int8 − diffusers) / max-abs(diffusers) of the final latents.</summary>
+    private const double RelativeBound = 0.1;
+
+    private static readonly string[] CaseFolders =
+    [
+        TestPaths.Fidelity,
+        Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "pipeline-a"),
+    ];
+
+    public static TheoryData<int, string> Cases()
+    {
+        var data = new TheoryData<int, string>();
+        for (int source = 0; source < CaseFolders.Length; source++)
+        {
+            if (!TestPaths.HasFidelity) { data.Add(source, "absent"); continue; }
+            foreach (var c in Manifest(source)) data.Add(source, c.GetProperty("name").GetString()!);
+        }
+        return data;
+    }
+
+    private static JsonElement[] Manifest(int source)
+    {
+        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(CaseFolders[source], "manifest.json")));
+        return manifest.RootElement.GetProperty("cases").EnumerateArray().Select(c => c.Clone()).ToArray();
+    }
+
+    [FidelityTheory]
+    [MemberData(nameof(Cases))]
+    public void FinalLatentsStayNearDiffusers(int source, string name)
+    {
+        var c = Manifest(source).Single(e => e.GetProperty("name").GetString() == name);
+        var folder = source == 0 ? Path.Combine(CaseFolders[source], "cases", name) : Path.Combine(CaseFolders[source], name);
+        var seed = c.GetProperty("seed");
+        var request = new SceneRequest
+        {
+            Prompt = c.GetProperty("prompt").GetString()!,
+            NegativePrompt = c.GetProperty("negative").ValueKind == JsonValueKind.Null ? null : c.GetProperty("negative").GetString(),
+            Width = c.GetProperty("w").GetInt32(),
+            Height = c.GetProperty("h").GetInt32(),
+            Steps = c.GetProperty("steps").GetInt32(),
+            GuidanceScale = c.GetProperty("g").GetSingle(),
+            ReferenceWeight = c.GetProperty("ip").GetSingle(),
+            Seed = seed.ValueKind == JsonValueKind.Null ? 0 : seed.GetInt64(),
+            Scheduler = Enum.Parse<SchedulerKind>(c.GetProperty("sched").GetString()!),
+            InitialNoise = c.TryGetProperty("initial_noise", out var noise) ? NpyFile.Read(Path.Combine(folder, noise.GetString()!)) : null,
+            Reference = engine.Reference,
+        };
+
+        var latents = engine.Engine.Generate(request).FinalLatents;
+
+        var expected = NpyFile.Read(Path.Combine(folder, "final-latents.npy"));
+        Assert.Equal(expected.Shape, latents.Shape);
+        double error = expected.Data.Zip(latents.Data, (a, b) => Math.Abs(a - b)).Max();
+        double peak = expected.Data.Max(Math.Abs);
+        output.WriteLine($"{name}: int8 final latents max-abs {error:E2} from diffusers (latents up to {peak:F2}: {error / peak:P2})");
+        Assert.True(error <= RelativeBound * peak, $"int8 final latents are {error:E2} from diffusers, over {RelativeBound:P0} of {peak:F2}");
+    }
+}
+
+/// <summary>An Int8 engine over the fidelity checkpoint, converting into a temporary cache.</summary>
+public sealed class Int8EngineFixture : IDisposable
+{
+    private readonly string cache = Directory.CreateTempSubdirectory("mnemosyne-int8-engine-").FullName;
+    private SceneEngine? engine;
+    private CharacterReference? reference;
+
+    public SceneEngine Engine => engine ??= SceneEngine.Open(new EngineOptions
+    {
+        CheckpointPath = TestPaths.FidelityModel,
+        IpAdapterPath = Path.Combine(TestPaths.FidelityModel, "ip-adapter", "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"),
+        Precision = WeightPrecision.Int8,
+        ConvertedWeightsPath = cache,
+    });
+
+    public CharacterReference Reference => reference ??= Engine.EncodeReference([Path.Combine(TestPaths.Fidelity, "reference.png")], "fidelity");
+
+    public void Dispose()
+    {
+        engine?.Dispose();
+        Directory.Delete(cache, recursive: true);
+    }
+}
