@@ -1,3 +1,4 @@
+using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
 
 namespace Mnemosyne.PowerShell;
@@ -14,6 +15,7 @@ public sealed class MnemosyneEngineInfo
         IPAdapterPath = engine.Options.IpAdapterPath;
         ImageEncoderPath = engine.Options.ImageEncoderPath;
         Threads = engine.Options.Threads;
+        Precision = engine.Options.Precision;
         SupportsReferences = engine.SupportsReferences;
         OpenedAt = openedAt;
     }
@@ -29,6 +31,8 @@ public sealed class MnemosyneEngineInfo
     public string? ImageEncoderPath { get; }
     /// <summary>ONNX Runtime threads; 0 means every core.</summary>
     public int Threads { get; }
+    /// <summary>Float32, or Int8 for 8-bit weights in the UNet's linear layers.</summary>
+    public WeightPrecision Precision { get; }
     public bool SupportsReferences { get; }
     public DateTimeOffset OpenedAt { get; }
 }

@@ -125,6 +125,32 @@ Describe 'Open, Get and Close with the tiny checkpoint' {
         $info.Threads | Should -Be 1
     }
 
+    It 'opens with -Precision Int8, converting the UNet''s weights into the cache once' -Skip:$IsWindows {
+        $saved = $env:XDG_CACHE_HOME
+        $env:XDG_CACHE_HOME = Join-Path $TestDrive 'xdg-cache'
+        try {
+            $info = Open-MnemosyneEngine $modelPath -Precision Int8 -PassThru
+            $info.Precision | Should -Be 'Int8'
+            $converted = @(Get-ChildItem (Join-Path $env:XDG_CACHE_HOME 'mnemosyne/converted-weights') -Recurse -File)
+            $names = $converted.Name | Sort-Object
+            $names.Count | Should -Be 2
+            $names[0] | Should -BeLike 'ip-adapter-*.safetensors'
+            $names[1] | Should -BeLike 'unet-*.safetensors'
+            (New-MnemosyneScene 'a cat' -Seed 1 @tiny).Image | Should -Not -BeNullOrEmpty
+            Open-MnemosyneEngine $modelPath -Precision Int8
+            @(Get-ChildItem (Join-Path $env:XDG_CACHE_HOME 'mnemosyne/converted-weights') -Recurse -File).LastWriteTimeUtc |
+                Should -Be $converted.LastWriteTimeUtc -Because 'a second open reuses the converted weights'
+        }
+        finally {
+            Close-MnemosyneEngine
+            $env:XDG_CACHE_HOME = $saved
+        }
+    }
+
+    It 'opens in Float32 by default' {
+        (Open-MnemosyneEngine $modelPath -PassThru).Precision | Should -Be 'Float32'
+    }
+
     It 'takes the checkpoint folder from the pipeline' {
         (Get-Item $modelPath | Open-MnemosyneEngine -PassThru).Path | Should -Be $modelPath
     }
