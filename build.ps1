@@ -8,17 +8,27 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'TinyModel', 'Bench', 'Demo')]
+    [ValidateSet('Build', 'Test', 'TinyModel', 'Bench', 'Demo', 'Soak')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release',
 
-    # TinyModel: where to write the checkpoint; Size: Tiny or Full (SDXL base 1.0 sizes).
+    # TinyModel: where to write the checkpoint; Size: Tiny or Full (SDXL base 1.0 sizes; Bench's default).
     [string] $Output,
     [ValidateSet('Tiny', 'Full')]
     [string] $Size = 'Tiny',
-    [uint64] $Seed = 1
+    [uint64] $Seed = 1,
+
+    # Bench: ONNX Runtime threads (0 = one per core), image sides, scene steps, 512² only (-Quick),
+    # which phases, and -Peer to time diffusers on PyTorch in the same run.
+    [int] $Threads = 0,
+    [int[]] $Sizes = @(512, 1024),
+    [int] $Steps = 4,
+    [switch] $Quick,
+    [string[]] $Phases,
+    [switch] $Peer,
+    [string] $PeerVendor
 )
 
 $ErrorActionPreference = 'Stop'
@@ -141,5 +151,23 @@ switch ($Task) {
         Invoke-Tool @('tiny-model', '--output', $Output, '--size', $Size, '--seed', $Seed)
     }
     'Demo' { Invoke-Demo }
+    'Soak' {
+        # Not part of Test: 500 scenes in one session, failing on memory or handle growth (tests/Soak.ps1).
+        Invoke-Build
+        Invoke-Native 'Soak test' { dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'tests/Soak.ps1') -ModulePath $moduleOut }
+    }
+    'Bench' {
+        $harness = Join-Path $root '../shared/tools/reference-harness'
+        if (-not $PeerVendor) {
+            $PeerVendor = @($env:MNEMOSYNE_PEER_VENDOR, (Join-Path $harness 'vendor'), (Join-Path $root '../refenv/vendor')) |
+                Where-Object { $_ -and (Test-Path (Join-Path $_ 'diffusers')) } | Select-Object -First 1
+        }
+        $arguments = @('bench', '--size', $(if ($PSBoundParameters.ContainsKey('Size')) { $Size } else { 'Full' }),
+            '--threads', $Threads, '--sizes', ($Sizes -join ','), '--steps', $Steps, '--quick', $Quick.IsPresent,
+            '--output', (Join-Path $root 'out/bench'), '--peer', $Peer.IsPresent, '--peer-harness', $harness)
+        if ($PeerVendor) { $arguments += @('--peer-vendor', $PeerVendor) }
+        if ($Phases) { $arguments += @('--phases', ($Phases -join ',')) }
+        Invoke-Tool $arguments
+    }
     default { throw "Task $Task is not implemented yet." }
 }

@@ -360,7 +360,7 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
             if (File.Exists(literal)) return [literal];
             var message = Directory.Exists(literal)
                 ? $"{literal} is a folder; give the files in it (for example {Path.Combine(literal, "*.png")})."
-                : $"File not found: {literal}.";
+                : $"File not found: {literal}. Check the path (Get-ChildItem shows what is there).";
             WriteError(ErrorRecords.Create(message, "FileNotFound",
                 Directory.Exists(literal) ? ErrorCategory.InvalidArgument : ErrorCategory.ObjectNotFound, literal));
             return [];
@@ -373,7 +373,7 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         catch (ItemNotFoundException)
         {
         }
-        WriteError(ErrorRecords.Create($"No file matches {path}.", "FileNotFound", ErrorCategory.ObjectNotFound, path));
+        WriteError(ErrorRecords.Create($"No file matches {path}. Check the folder and the pattern (Get-ChildItem {path} lists what matches).", "FileNotFound", ErrorCategory.ObjectNotFound, path));
         return [];
     }
 }

@@ -14,6 +14,11 @@ internal static class OutputFiles
                 "PathIsFolder", ErrorCategory.InvalidArgument, path);
         }
         var folder = Path.GetDirectoryName(path);
+        if (folder is not null && File.Exists(folder))
+        {
+            return ErrorRecords.Create($"{folder} is a file, so it cannot hold {Path.GetFileName(path)}. Choose a path in a folder.",
+                "FolderIsFile", ErrorCategory.InvalidArgument, path);
+        }
         if (folder is not null && !Directory.Exists(folder))
         {
             return new ErrorRecord(new DirectoryNotFoundException($"The folder {folder} does not exist. Create it first (New-Item -ItemType Directory).")

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Tools.Bench;
 
 namespace Mnemosyne.Tools;
 
@@ -9,6 +10,7 @@ public static class Program
     public static int Main(string[] args)
     {
         if (args.Length == 0) return Usage();
+        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         var options = Options.Parse(args.Skip(1));
         try
         {
@@ -21,6 +23,15 @@ public static class Program
                     var path = options.Require("output");
                     Engine.Imaging.PngFile.Save(path, SampleCharacter.Draw(512), overwrite: true);
                     Console.WriteLine($"Drew the sample character to {Path.GetFullPath(path)}.");
+                    return 0;
+                case "bench":
+                    Benchmark.Run(BenchSettingsFrom(options));
+                    return 0;
+                case Benchmark.PhaseCommand:
+                    Benchmark.RunPhaseHere(new PhaseRequest(options.Require("phase"), options.Require("checkpoint"),
+                        Int(options.Get("threads", "0"), "threads"), Sizes(options.Require("sizes")), Int(options.Require("steps"), "steps"),
+                        options.Require("work"), options.Require("result"),
+                        long.Parse(options.Get("decode-bytes", "0"), CultureInfo.InvariantCulture)));
                     return 0;
                 default:
                     return Usage();
@@ -36,22 +47,54 @@ public static class Program
     private static void WriteCheckpoint(Options options)
     {
         var output = options.Require("output");
-        var shape = options.Get("size", "Tiny").ToLowerInvariant() switch
-        {
-            "tiny" => CheckpointShape.Tiny,
-            "full" => CheckpointShape.Full,
-            var other => throw new ArgumentException($"Unknown size '{other}': use Tiny or Full."),
-        };
+        var shape = Shape(options.Get("size", "Tiny"));
         var seed = ulong.Parse(options.Get("seed", "1"), CultureInfo.InvariantCulture);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         RandomCheckpoint.Write(output, shape, seed, new Progress<string>(part => Console.WriteLine($"  writing {part}")));
         Console.WriteLine($"Wrote the {shape.Name} random checkpoint (seed {seed}) to {Path.GetFullPath(output)} in {clock.Elapsed.TotalSeconds:0.0} s.");
     }
 
+    private static BenchSettings BenchSettingsFrom(Options options)
+    {
+        bool quick = Flag(options.Get("quick", "false"), "quick");
+        return new BenchSettings
+        {
+            Shape = Shape(options.Get("size", "Full")),
+            Threads = Int(options.Get("threads", "0"), "threads"),
+            Sizes = quick ? [512] : Sizes(options.Get("sizes", "512,1024")),
+            Steps = Int(options.Get("steps", "4"), "steps"),
+            Phases = options.Get("phases", string.Join(',', BenchPhases.All)).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            OutputFolder = options.Get("output", Path.Combine("out", "bench")),
+            Peer = Flag(options.Get("peer", "false"), "peer"),
+            PeerHarness = options.Get("peer-harness", ""),
+            PeerVendor = options.Get("peer-vendor", ""),
+            PeerPython = options.Get("peer-python", "/usr/bin/python3"),
+        };
+    }
+
+    private static CheckpointShape Shape(string name) => name.ToLowerInvariant() switch
+    {
+        "tiny" => CheckpointShape.Tiny,
+        "full" => CheckpointShape.Full,
+        var other => throw new ArgumentException($"Unknown size '{other}': use Tiny or Full."),
+    };
+
+    private static int Int(string value, string name)
+        => int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n
+            : throw new ArgumentException($"--{name} must be a whole number; got '{value}'.");
+
+    private static int[] Sizes(string value) => value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        .Select(v => Int(v, "sizes")).ToArray();
+
+    private static bool Flag(string value, string name)
+        => bool.TryParse(value, out var flag) ? flag : throw new ArgumentException($"--{name} must be true or false; got '{value}'.");
+
     private static int Usage()
     {
         Console.Error.WriteLine("usage: Mnemosyne.Tools tiny-model --output DIR [--size Tiny|Full] [--seed N]");
         Console.Error.WriteLine("       Mnemosyne.Tools sample-character --output FILE.png");
+        Console.Error.WriteLine("       Mnemosyne.Tools bench [--size Full|Tiny] [--threads N] [--sizes 512,1024] [--steps 4] [--quick true]");
+        Console.Error.WriteLine("                             [--phases a,b] [--output DIR] [--peer true --peer-harness DIR --peer-vendor DIR [--peer-python PATH]]");
         return 2;
     }
 

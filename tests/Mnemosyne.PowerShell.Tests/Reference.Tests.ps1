@@ -47,12 +47,6 @@ Describe 'Export-MnemosyneReference' {
         Get-ChildItem $folder -Force | Should -HaveCount 1
     }
 
-    It 'reports a missing folder as ObjectNotFound' {
-        $path = Join-Path $folder 'no/such/folder/kira.json'
-        New-FakeReference | Export-MnemosyneReference -Path $path -ErrorVariable failures -ErrorAction SilentlyContinue
-        $failures[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
-        $failures[0].TargetObject | Should -Be $path
-    }
 }
 
 Describe 'Import-MnemosyneReference from saved files' {
@@ -91,23 +85,6 @@ Describe 'Import-MnemosyneReference from saved files' {
         $failures[0].Exception.Message | Should -Match 'Export-MnemosyneReference'
     }
 
-    It 'reports a missing file as ObjectNotFound with the path as target' {
-        $missing = Join-Path $TestDrive 'missing.json'
-        Import-MnemosyneReference $missing -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-        $failures[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
-        $failures[0].TargetObject | Should -Be $missing
-    }
-
-    It 'reports a wildcard that matches nothing' {
-        Import-MnemosyneReference (Join-Path $TestDrive 'nothing*.png') -ErrorVariable failures -ErrorAction SilentlyContinue
-        $failures[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
-    }
-
-    It 'refuses a folder, suggesting its files' {
-        Import-MnemosyneReference $folder -ErrorVariable failures -ErrorAction SilentlyContinue
-        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
-        $failures[0].TargetObject | Should -Be $folder
-    }
 }
 
 Describe 'Import-MnemosyneReference from images' {
@@ -162,14 +139,6 @@ Describe 'Import-MnemosyneReference from images' {
         $loaded.Encoder | Should -Be $reference.Encoder
     }
 
-    It 'reports a file that is not an image as InvalidData, naming it' {
-        $text = Join-Path $TestDrive 'notes.png'
-        Set-Content $text 'this is not a picture'
-        Import-MnemosyneReference $text -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-        $failures[0].CategoryInfo.Category | Should -Be 'InvalidData'
-        $failures[0].TargetObject | Should -Be $text
-        (Get-MnemosyneEngine) | Should -Not -BeNullOrEmpty -Because 'the session stays usable'
-    }
 }
 
 Describe 'Import-MnemosyneReference with an engine that has no IP-Adapter' {

@@ -19,14 +19,15 @@ public static class ConfigJson
     public static T Read<T>(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Config file not found: {path}", path);
+        // A checkpoint's defect: reported with the file's path, which callers show as the thing to fix.
         try
         {
             return JsonSerializer.Deserialize<T>(File.ReadAllText(path), Options)
-                ?? throw new InvalidDataException($"{path}: config is empty.");
+                ?? throw new CheckpointException($"{path}: config is empty. Restore it from the model's download.", path);
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not a valid {typeof(T).Name} config ({e.Message}).", e);
+            throw new CheckpointException($"{path}: not a valid {typeof(T).Name} config ({e.Message}). Restore it from the model's download.", path, null, e);
         }
     }
 

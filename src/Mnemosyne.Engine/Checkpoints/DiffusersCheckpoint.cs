@@ -41,11 +41,14 @@ public sealed record DiffusersCheckpoint
             throw new DirectoryNotFoundException($"Checkpoint folder not found: {root}");
         var indexPath = Path.Combine(root, "model_index.json");
         if (!File.Exists(indexPath))
-            throw new FileNotFoundException($"{root} is not a diffusers checkpoint folder: model_index.json is missing.", indexPath);
+            throw new FileNotFoundException(
+                $"{root} is not a diffusers checkpoint folder: model_index.json is missing. Give the folder of an SDXL checkpoint in the diffusers layout (the one with model_index.json).",
+                indexPath);
         var index = ConfigJson.Read<ModelIndex>(indexPath);
         if (!Directory.Exists(Path.Combine(root, "text_encoder_2")))
             throw new CheckpointException(
-                $"{root} is not a Stable Diffusion XL checkpoint: it has no text_encoder_2/ (class {index.ClassName ?? "unknown"}; SD 1.x/2.x folders are not supported).",
+                $"{root} is not a Stable Diffusion XL checkpoint: it has no text_encoder_2/ (class {index.ClassName ?? "unknown"}; SD 1.x/2.x folders are not supported). " +
+                "Give the folder of an SDXL checkpoint (such as stabilityai/stable-diffusion-xl-base-1.0).",
                 indexPath);
 
         var checkpoint = new DiffusersCheckpoint
@@ -80,10 +83,12 @@ public sealed record DiffusersCheckpoint
         var text2 = ReadTextEncoder2Config();
         if (unet.AdditionEmbedType != "text_time")
             throw new CheckpointException(
-                $"{Unet.ConfigPath}: addition_embed_type is '{unet.AdditionEmbedType ?? "null"}', not 'text_time': this is not an SDXL UNet.", Unet.ConfigPath);
+                $"{Unet.ConfigPath}: addition_embed_type is '{unet.AdditionEmbedType ?? "null"}', not 'text_time': this is not an SDXL UNet. " +
+                "Give the folder of an SDXL checkpoint (such as stabilityai/stable-diffusion-xl-base-1.0).", Unet.ConfigPath);
         if (unet.CrossAttentionDim != text1.HiddenSize + text2.HiddenSize)
             throw new CheckpointException(
-                $"{Unet.ConfigPath}: cross_attention_dim {unet.CrossAttentionDim} is not the two text encoders' widths {text1.HiddenSize} + {text2.HiddenSize}: the folder mixes models.",
+                $"{Unet.ConfigPath}: cross_attention_dim {unet.CrossAttentionDim} is not the two text encoders' widths {text1.HiddenSize} + {text2.HiddenSize}: the folder mixes models. " +
+                "Download or copy the whole checkpoint again.",
                 Unet.ConfigPath);
     }
 
@@ -91,7 +96,7 @@ public sealed record DiffusersCheckpoint
     {
         var folder = Path.Combine(root, name);
         if (!Directory.Exists(folder))
-            throw new CheckpointException($"{root}: the {name}/ folder is missing.", folder);
+            throw new CheckpointException($"{root}: the {name}/ folder is missing; download or copy the whole checkpoint again.", folder);
         var config = RequireFile(Path.Combine(folder, configName));
         var plain = Path.Combine(folder, weightsStem + ".safetensors");
         var variantFile = variant is null ? null : Path.Combine(folder, $"{weightsStem}.{variant}.safetensors");
@@ -102,7 +107,7 @@ public sealed record DiffusersCheckpoint
             : plain;
         if (!File.Exists(weights))
             throw new CheckpointException(
-                $"{folder}: no weights file {Path.GetFileName(weights)} (only .safetensors checkpoints are read; .bin pickles are not).", weights);
+                $"{folder}: no weights file {Path.GetFileName(weights)} (only .safetensors checkpoints are read; .bin pickles are not). Download the model's .safetensors files.", weights);
         return new ComponentFiles(folder, config, weights);
     }
 
@@ -116,7 +121,7 @@ public sealed record DiffusersCheckpoint
 
     private static string RequireFile(string path) => File.Exists(path)
         ? path
-        : throw new CheckpointException($"Checkpoint file missing: {path}", path);
+        : throw new CheckpointException($"Checkpoint file missing: {path}. Download or copy the whole checkpoint folder again.", path);
 }
 
 /// <summary>
@@ -144,10 +149,13 @@ public sealed record IpAdapterFiles(string AdapterPath, string ImageEncoderFolde
         if (!File.Exists(adapterPath))
             throw new FileNotFoundException($"IP-Adapter weights not found: {adapterPath}", adapterPath);
         var files = new IpAdapterFiles(adapterPath, imageEncoderFolder);
-        if (!File.Exists(files.ImageEncoderConfigPath) || !File.Exists(files.ImageEncoderWeightsPath))
-            throw new FileNotFoundException(
-                $"Image encoder not found in {imageEncoderFolder}: it needs config.json and model.safetensors (the ViT-H encoder, models/image_encoder in h94/IP-Adapter).",
-                files.ImageEncoderWeightsPath);
+        foreach (var required in new[] { files.ImageEncoderConfigPath, files.ImageEncoderWeightsPath })
+        {
+            if (!File.Exists(required))
+                throw new FileNotFoundException(
+                    $"Image encoder incomplete in {imageEncoderFolder}: {Path.GetFileName(required)} is missing; it needs config.json and model.safetensors (the ViT-H encoder, models/image_encoder in h94/IP-Adapter). Download or copy it again.",
+                    required);
+        }
         return files;
     }
 

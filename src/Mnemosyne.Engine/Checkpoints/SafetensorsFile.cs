@@ -35,6 +35,7 @@ public sealed class CheckpointException(string message, string path, string? ten
 public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
 {
     private const long MaxHeaderLength = 100L * 1024 * 1024;
+    private const string Damaged = "the file is damaged or incomplete: download or copy it again";
     private readonly Dictionary<string, TensorInfo> tensors;
     private readonly object mapGate = new();
     private MemoryMappedFile? map;
@@ -69,10 +70,10 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
         long length = stream.Length;
         Span<byte> prefix = stackalloc byte[8];
         if (length < 8 || stream.ReadAtLeast(prefix, 8, throwOnEndOfStream: false) < 8)
-            throw new CheckpointException($"{path}: file is too short to be a safetensors file ({length} bytes).", path);
+            throw new CheckpointException($"{path}: file is too short to be a safetensors file ({length} bytes); {Damaged}.", path);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
         if (headerLength < 2 || headerLength > (ulong)MaxHeaderLength || headerLength > (ulong)(length - 8))
-            throw new CheckpointException($"{path}: bad safetensors header length {headerLength} for a file of {length} bytes (truncated or not a safetensors file).", path);
+            throw new CheckpointException($"{path}: bad safetensors header length {headerLength} for a file of {length} bytes (truncated or not a safetensors file); {Damaged}.", path);
         var header = new byte[headerLength];
         stream.ReadExactly(header);
         long dataStart = 8 + (long)headerLength;
@@ -84,10 +85,10 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
     {
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }
-        catch (JsonException e) { throw new CheckpointException($"{path}: safetensors header is not valid JSON ({e.Message}).", path, null, e); }
+        catch (JsonException e) { throw new CheckpointException($"{path}: safetensors header is not valid JSON ({e.Message}); {Damaged}.", path, null, e); }
         using var _ = doc;
         if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            throw new CheckpointException($"{path}: safetensors header is not a JSON object.", path);
+            throw new CheckpointException($"{path}: safetensors header is not a JSON object; {Damaged}.", path);
 
         var result = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -108,7 +109,7 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
         foreach (var t in result.Values.Where(t => t.ByteLength > 0).OrderBy(t => t.Offset))
         {
             if (previous is not null && t.Offset < previous.Offset + previous.ByteLength)
-                throw new CheckpointException($"{path}: tensor '{t.Name}' overlaps tensor '{previous.Name}'.", path, t.Name);
+                throw new CheckpointException($"{path}: tensor '{t.Name}' overlaps tensor '{previous.Name}'; {Damaged}.", path, t.Name);
             previous = t;
         }
         return (result, metadata);
@@ -116,34 +117,36 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
 
     private static TensorInfo ParseTensor(string path, string name, JsonElement value, long dataStart, long dataLength)
     {
-        CheckpointException Bad(string what) => new($"{path}: tensor '{name}': {what}", path, name);
-        if (value.ValueKind != JsonValueKind.Object) throw Bad("header entry is not an object.");
+        CheckpointException Bad(string what, string advice = Damaged) => new($"{path}: tensor '{name}': {what}; {advice}.", path, name);
+        if (value.ValueKind != JsonValueKind.Object) throw Bad("header entry is not an object");
         if (!value.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
-            throw Bad("no dtype.");
+            throw Bad("no dtype");
         var dtypeText = dtypeElement.GetString()!;
-        if (!TryParseDType(dtypeText, out var dtype)) throw Bad($"unknown dtype '{dtypeText}'.");
+        if (!TryParseDType(dtypeText, out var dtype))
+            throw Bad($"unknown dtype '{dtypeText}' (the engine reads {string.Join(", ", DTypeNames)})",
+                "convert the checkpoint to fp16 or fp32 safetensors, or use the model's official fp16 files");
         if (!value.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
-            throw Bad("no shape.");
+            throw Bad("no shape");
         var shape = new long[shapeElement.GetArrayLength()];
         long count = 1;
         int i = 0;
         foreach (var d in shapeElement.EnumerateArray())
         {
-            if (!d.TryGetInt64(out var dim) || dim < 0) throw Bad($"bad dimension {d.GetRawText()} in shape.");
+            if (!d.TryGetInt64(out var dim) || dim < 0) throw Bad($"bad dimension {d.GetRawText()} in shape");
             shape[i++] = dim;
             try { count = checked(count * dim); }
-            catch (OverflowException) { throw Bad("shape is too large."); }
+            catch (OverflowException) { throw Bad("shape is too large"); }
         }
         if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2
             || !offsets[0].TryGetInt64(out var begin) || !offsets[1].TryGetInt64(out var end))
-            throw Bad("no valid data_offsets.");
+            throw Bad("no valid data_offsets");
         if (begin < 0 || end < begin || end > dataLength)
-            throw Bad($"data_offsets [{begin}, {end}] lie outside the data section of {dataLength} bytes (file truncated?).");
+            throw Bad($"data_offsets [{begin}, {end}] lie outside the data section of {dataLength} bytes (file truncated?)");
         long expected;
         try { expected = checked(count * ElementSize(dtype)); }
-        catch (OverflowException) { throw Bad("shape is too large."); }
+        catch (OverflowException) { throw Bad("shape is too large"); }
         if (end - begin != expected)
-            throw Bad($"holds {end - begin} bytes but {dtypeText} × [{string.Join(", ", shape)}] needs {expected}.");
+            throw Bad($"holds {end - begin} bytes but {dtypeText} × [{string.Join(", ", shape)}] needs {expected}");
         return new TensorInfo(name, dtype, shape, dataStart + begin, end - begin);
     }
 
@@ -154,6 +157,8 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
         TensorDType.F16 or TensorDType.BF16 or TensorDType.I16 => 2,
         _ => 1,
     };
+
+    private static readonly string[] DTypeNames = ["F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"];
 
     private static bool TryParseDType(string text, out TensorDType dtype)
     {
@@ -178,14 +183,16 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
     /// <summary>The tensor's info; a clear error naming the file and tensor when it is missing.</summary>
     public TensorInfo this[string name] => tensors.TryGetValue(name, out var info)
         ? info
-        : throw new CheckpointException($"{Path}: tensor '{name}' is missing (wrong or incomplete checkpoint?).", Path, name);
+        : throw new CheckpointException(
+            $"{Path}: tensor '{name}' is missing (wrong or incomplete checkpoint?): the file is incomplete, or holds another model than its config.json describes. Download or copy the model again.",
+            Path, name);
 
     public TensorInfo Expect(string name, long[] shape)
     {
         var info = this[name];
         if (!info.Shape.SequenceEqual(shape))
             throw new CheckpointException(
-                $"{Path}: tensor '{name}' has shape {info.ShapeText} but the config needs [{string.Join(", ", shape)}] (checkpoint and config do not match).",
+                $"{Path}: tensor '{name}' has shape {info.ShapeText} but the config needs [{string.Join(", ", shape)}] (checkpoint and config do not match). Use the config.json that came with these weights.",
                 Path, name);
         return info;
     }
@@ -224,7 +231,9 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
                 for (int i = 0; i < doubles.Length; i++) destination[i] = (float)doubles[i];
                 break;
             default:
-                throw new CheckpointException($"{Path}: tensor '{info.Name}' is {info.DType}, not a floating-point tensor.", Path, info.Name);
+                throw new CheckpointException(
+                    $"{Path}: tensor '{info.Name}' is {info.DType}, not a floating-point tensor: the file holds another model than its config.json describes, or is damaged. Download or copy the model again.",
+                    Path, info.Name);
         }
     }
 

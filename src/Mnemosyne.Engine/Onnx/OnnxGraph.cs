@@ -95,6 +95,11 @@ public sealed class OnnxGraph
     {
         var stored = source is IStoredWeightSource files ? files.Locate(tensorName, shape) : null;
         var info = stored?.Tensor ?? source.Expect(tensorName, shape);
+        // Checked while the graph is built, so that an engine refuses such a file when it opens, not when the network first runs.
+        if (stored is not null && info.DType is not (TensorDType.F32 or TensorDType.F16 or TensorDType.BF16 or TensorDType.F64))
+            throw new CheckpointException(
+                $"{source.Path}: tensor '{info.Name}' is {info.DType}, not a floating-point tensor: the file holds another model than its config.json describes, or is damaged. Download or copy the model again.",
+                source.Path, info.Name);
         var key = source.Path + "|" + tensorName;
         if (weightValues.TryGetValue(key, out var existing)) return existing;
 

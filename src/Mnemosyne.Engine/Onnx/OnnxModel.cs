@@ -20,6 +20,12 @@ public sealed record SessionSettings
     /// </summary>
     public string? ConvertedWeightsRoot { get; init; }
 
+    /// <summary>
+    /// When set, ONNX Runtime records every run (each node's time and input shapes) and writes
+    /// <c>&lt;prefix&gt;_&lt;date&gt;_&lt;time&gt;.json</c> when the session is disposed; for benchmarks.
+    /// </summary>
+    public string? ProfilePathPrefix { get; init; }
+
     public static SessionSettings Default { get; } = new();
 }
 
@@ -67,6 +73,12 @@ public sealed class OnnxModel : IDisposable
             IntraOpNumThreads = settings.Threads,
             InterOpNumThreads = 1,
         };
+        if (settings.ProfilePathPrefix is not null)
+        {
+            // The prefix is read when profiling is switched on, so it is set first.
+            options.ProfileOutputPathPrefix = settings.ProfilePathPrefix;
+            options.EnableProfiling = true;
+        }
         if (graph.WeightFolder is not null)
             options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", graph.WeightFolder);
 
@@ -107,9 +119,10 @@ public sealed class OnnxModel : IDisposable
             {
                 results = session.Run(runOptions, names, values, outputs.ToArray());
             }
-            catch (OnnxRuntimeException) when (cancellation.IsCancellationRequested)
+            catch (OnnxRuntimeException e) when (cancellation.IsCancellationRequested)
             {
-                throw new OperationCanceledException(cancellation);
+                // ONNX Runtime's own error stays inside: it shows the run was stopped part-way, not before it began.
+                throw new OperationCanceledException("The ONNX Runtime run was stopped part-way because the operation was cancelled.", e, cancellation);
             }
             using (results)
             {

@@ -7,6 +7,9 @@ namespace Mnemosyne.Engine.Pipeline;
 /// <summary>One source image of a character, with its SHA-256 so provenance survives renames.</summary>
 public sealed record ReferenceSource(string Path, string Sha256);
 
+/// <summary>A picture of a character, decoded (<see cref="Imaging.SafeImageDecoder"/>), with the file it came from.</summary>
+public sealed record ReferencePicture(string Path, Imaging.RgbImage Image);
+
 /// <summary>
 /// A character's "memory": the CLIP image embedding of one or more reference images (averaged), with
 /// where it came from. Encoded once, reused for every scene, and savable to a small JSON file.

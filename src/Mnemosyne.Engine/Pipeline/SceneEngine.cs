@@ -66,6 +66,9 @@ public sealed class SceneEngine : IDisposable
     /// <summary>Which image encoder references are made with; null without an IP-Adapter.</summary>
     public string? ImageEncoderIdentity { get; }
 
+    /// <summary>How many values the embedding of a reference made with this engine holds; null without an IP-Adapter.</summary>
+    public int? ReferenceEmbeddingLength => projection?.Config.ImageEmbedDim;
+
     /// <summary>
     /// Opens the checkpoint (a diffusers folder or a single file, see <see cref="EngineOptions"/>): the
     /// UNet and the VAE are loaded now; the encoders are checked now (every tensor and shape) and
@@ -77,9 +80,9 @@ public sealed class SceneEngine : IDisposable
         var adapterFiles = options.IpAdapterPath is null ? null : IpAdapterFiles.Open(options.IpAdapterPath, options.ImageEncoderPath ?? DefaultImageEncoderFolder(options.IpAdapterPath));
         var model = SdxlModelFiles.Open(options);
         var settings = new SessionSettings { Threads = options.Threads, Precision = options.Precision, ConvertedWeightsRoot = options.ConvertedWeightsPath };
-        var schedulerConfig = SchedulerConfig.Load(model.SchedulerConfigPath);
-        var tokenizer = ClipTokenizer.Load(model.Tokenizer);
-        var tokenizer2 = ClipTokenizer.Load(model.Tokenizer2);
+        var schedulerConfig = ReadCheckpointFile(model.SchedulerConfigPath, SchedulerConfig.Load);
+        var tokenizer = ReadCheckpointFile(model.Tokenizer, ClipTokenizer.Load);
+        var tokenizer2 = ReadCheckpointFile(model.Tokenizer2, ClipTokenizer.Load);
 
         var opened = new List<IDisposable> { model };
         T Track<T>(string what, Func<T> load) where T : IDisposable
@@ -124,6 +127,20 @@ public sealed class SceneEngine : IDisposable
         }
     }
 
+    /// <summary>A malformed tokenizer or scheduler file is a defect of the checkpoint, reported with the path to fix.</summary>
+    private static T ReadCheckpointFile<T>(string path, Func<string, T> read)
+    {
+        try
+        {
+            return read(path);
+        }
+        catch (InvalidDataException e)
+        {
+            var advice = e.Message.Contains("restore", StringComparison.OrdinalIgnoreCase) ? "" : " Restore it from the model's download.";
+            throw new CheckpointException(e.Message + advice, path, null, e);
+        }
+    }
+
     private static OnDemandNetwork<T> OnDemand<T>(List<IDisposable> opened, IProgress<string>? log, string what, Func<T> load, bool keepLoaded)
         where T : class, IDisposable
     {
@@ -144,23 +161,33 @@ public sealed class SceneEngine : IDisposable
     public CharacterReference EncodeReference(IReadOnlyList<string> imagePaths, string? name = null, CancellationToken cancellation = default)
     {
         if (imagePaths.Count == 0) throw new ArgumentException("At least one reference image is needed.", nameof(imagePaths));
+        RequireImageEncoder();
+        return EncodeReference(imagePaths.Select(p => new ReferencePicture(Path.GetFullPath(p), SafeImageDecoder.Default.Decode(p))).ToList(), name, cancellation);
+    }
+
+    /// <summary>
+    /// Encodes pictures of one character that the caller has decoded (so that it can report and leave out
+    /// a damaged one before encoding the others); their embeddings are averaged.
+    /// </summary>
+    public CharacterReference EncodeReference(IReadOnlyList<ReferencePicture> pictures, string? name = null, CancellationToken cancellation = default)
+    {
+        if (pictures.Count == 0) throw new ArgumentException("At least one reference image is needed.", nameof(pictures));
         var encoder = RequireImageEncoder();
-        var images = imagePaths.Select(p => (Path: Path.GetFullPath(p), Image: SafeImageDecoder.Default.Decode(p))).ToList();
         var embeddings = new List<FloatTensor>();
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
             encoder.Use(network =>
             {
-                foreach (var (_, image) in images)
-                    embeddings.Add(network.Run(ClipImagePreprocessor.Preprocess(image), cancellation));
+                foreach (var picture in pictures)
+                    embeddings.Add(network.Run(ClipImagePreprocessor.Preprocess(picture.Image), cancellation));
                 return embeddings;
             });
         }
         return new CharacterReference
         {
-            Name = name ?? Path.GetFileNameWithoutExtension(images[0].Path),
-            Sources = images.Select(i => new ReferenceSource(i.Path, CharacterReference.Sha256Of(i.Path))).ToList(),
+            Name = name ?? Path.GetFileNameWithoutExtension(pictures[0].Path),
+            Sources = pictures.Select(p => new ReferenceSource(p.Path, CharacterReference.Sha256Of(p.Path))).ToList(),
             Embedding = FloatTensorOps.Mean(embeddings).Data,
             Encoder = ImageEncoderIdentity!,
         };
@@ -231,6 +258,11 @@ public sealed class SceneEngine : IDisposable
         if (reference.Encoder != ImageEncoderIdentity)
             throw new ArgumentException(
                 $"Reference '{reference.Name}' was encoded with '{reference.Encoder}', but this engine's image encoder is '{ImageEncoderIdentity}'. Import the reference images again with this engine.",
+                nameof(reference));
+        if (reference.Embedding.Length != ReferenceEmbeddingLength)
+            throw new ArgumentException(
+                $"Reference '{reference.Name}' holds {reference.Embedding.Length} values, but this engine's image encoder makes {ReferenceEmbeddingLength}: " +
+                "the saved reference is damaged. Import the reference images again with this engine.",
                 nameof(reference));
     }
 

@@ -8,6 +8,8 @@ public sealed record SceneRequest
 {
     public const int MaxSide = 4096;
     public const int MaxSteps = 1000;
+    /// <summary>PyTorch's generator seeds its Mersenne Twister with the low 32 bits only, so larger seeds would repeat smaller ones.</summary>
+    public const long MaxSeed = uint.MaxValue;
 
     public required string Prompt { get; init; }
     /// <summary>null = not given (SDXL then uses zeros); "" is encoded like any prompt.</summary>
@@ -43,6 +45,8 @@ public sealed record SceneRequest
     public void Validate()
     {
         if (Prompt is null) throw new ArgumentNullException(nameof(Prompt), "A prompt is required.");
+        CheckText(Prompt, nameof(Prompt), "prompt");
+        if (NegativePrompt is not null) CheckText(NegativePrompt, nameof(NegativePrompt), "negative prompt");
         CheckSide(Width, nameof(Width));
         CheckSide(Height, nameof(Height));
         if (Steps is < 1 or > MaxSteps)
@@ -53,12 +57,36 @@ public sealed record SceneRequest
             throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "GuidanceScale must be a number from 0 to 100 (values up to 1 turn guidance off).");
         if (!float.IsFinite(ReferenceWeight) || ReferenceWeight < 0 || ReferenceWeight > 2)
             throw new ArgumentOutOfRangeException(nameof(ReferenceWeight), ReferenceWeight, "ReferenceWeight must be from 0 to 2 (0 ignores the reference).");
-        if (Seed < 0)
-            throw new ArgumentOutOfRangeException(nameof(Seed), Seed, "Seed must be 0 or more.");
+        if (Seed is < 0 or > MaxSeed)
+            throw new ArgumentOutOfRangeException(nameof(Seed), Seed,
+                $"Seed must be from 0 to {MaxSeed}: PyTorch's generator keeps only the low 32 bits, so a larger seed would repeat a smaller one's picture.");
         if (InitialNoise is { } noise && !noise.Shape.SequenceEqual([1, 4, Height / 8, Width / 8]))
             throw new ArgumentException(
                 $"The initial noise has shape [{string.Join(", ", noise.Shape)}] but a {Width}×{Height} scene needs [1, 4, {Height / 8}, {Width / 8}].",
                 nameof(InitialNoise));
+    }
+
+    /// <summary>
+    /// Text that is not valid Unicode, or holds control characters other than tab and line breaks, comes
+    /// from a binary file or a wrong encoding; a NUL could not even be saved in the PNG's text chunk.
+    /// </summary>
+    private static void CheckText(string text, string name, string what)
+    {
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                i++;
+                continue;
+            }
+            if (char.IsSurrogate(c))
+                throw new ArgumentException(
+                    $"The {what} has an unpaired UTF-16 surrogate at position {i + 1}, so it is not valid Unicode text; type it again, or read its file with the right encoding.", name);
+            if (char.IsControl(c) && c is not ('\t' or '\n' or '\r'))
+                throw new ArgumentException(
+                    $"The {what} has the control character U+{(int)c:X4} at position {i + 1}; remove it (was a binary file, or a file in another encoding, read as text?).", name);
+        }
     }
 
     private static void CheckSide(int value, string name)

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Pipeline;
 
 namespace Mnemosyne.PowerShell.Commands;
@@ -6,13 +7,13 @@ namespace Mnemosyne.PowerShell.Commands;
 /// <summary>
 /// Makes a character reference from images of one character (their embeddings averaged), or reads
 /// one saved by Export-MnemosyneReference. Every image given in one call, piped or not, goes into
-/// the same reference.
+/// the same reference; a picture that cannot be read is reported (a non-terminating error) and left out.
 /// </summary>
 [Cmdlet(VerbsData.Import, "MnemosyneReference")]
 [OutputType(typeof(CharacterReference))]
 public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
 {
-    private readonly List<string> images = [];
+    private readonly List<ReferencePicture> pictures = [];
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("FullName")]
@@ -31,36 +32,49 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
             foreach (var file in ResolveInputFiles(path))
             {
                 if (IsSavedReference(file)) LoadSaved(file);
-                else images.Add(file);
+                else Decode(file);
             }
         }
     }
 
     protected override void EndProcessing()
     {
-        if (images.Count == 0) return;
+        if (pictures.Count == 0) return;
         using var lease = AcquireEngine();
         if (!lease.Engine.SupportsReferences)
         {
             ThrowTerminatingError(ErrorRecords.Create(
                 $"The open engine ({lease.Engine.ModelName}) has no IP-Adapter, so it cannot encode reference images. " + NoIPAdapterAdvice,
-                "NoIPAdapter", ErrorCategory.InvalidOperation, images.ToArray()));
+                "NoIPAdapter", ErrorCategory.InvalidOperation, pictures.Select(p => p.Path).ToArray()));
         }
         const string activity = "Encoding character reference";
-        ReportProgress(ProgressActivityIds.Reference, activity, $"{images.Count} image{(images.Count == 1 ? "" : "s")}");
+        ReportProgress(ProgressActivityIds.Reference, activity, $"{pictures.Count} image{(pictures.Count == 1 ? "" : "s")}");
         CharacterReference reference;
         try
         {
-            reference = RunOnWorker(token => lease.Engine.EncodeReference(images, Name, token));
+            reference = RunOnWorker(token => lease.Engine.EncodeReference(pictures, Name, token));
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
             ReportProgress(ProgressActivityIds.Reference, activity, "Failed", completed: true);
-            WriteError(ErrorRecords.From(e, "ReferenceImageUnusable", images.Count == 1 ? images[0] : images.ToArray()));
+            WriteError(ErrorRecords.From(e, "ReferenceImageUnusable", pictures.Count == 1 ? pictures[0].Path : pictures.Select(p => p.Path).ToArray()));
             return;
         }
         ReportProgress(ProgressActivityIds.Reference, activity, "Done", completed: true);
         WriteObject(reference);
+    }
+
+    /// <summary>Decoded as it arrives, so that a damaged picture is reported on its own, before any engine is needed.</summary>
+    private void Decode(string file)
+    {
+        try
+        {
+            pictures.Add(new ReferencePicture(file, SafeImageDecoder.Default.Decode(file)));
+        }
+        catch (Exception e)
+        {
+            WriteError(ErrorRecords.From(e, "ReferenceImageUnusable", file));
+        }
     }
 
     private void LoadSaved(string file)
@@ -78,9 +92,13 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
         WriteObject(Name is null ? reference : reference with { Name = Name });
     }
 
-    /// <summary>A saved reference is JSON; anything else is taken for an image and left to the image decoder to judge.</summary>
-    private bool IsSavedReference(string file)
+    /// <summary>
+    /// A saved reference is JSON (a .json file, or content that starts like one, whatever the name); anything
+    /// else is taken for an image and left to the image decoder to judge.
+    /// </summary>
+    private static bool IsSavedReference(string file)
     {
+        if (System.IO.Path.GetExtension(file).Equals(".json", StringComparison.OrdinalIgnoreCase)) return true;
         try
         {
             using var stream = File.OpenRead(file);

@@ -70,6 +70,13 @@ public sealed class MeasureMnemosyneConsistencyCommand : MnemosyneCmdlet
                 $"'{engine.ImageEncoderIdentity}'. Import the reference pictures again with this engine (Import-MnemosyneReference).",
                 "ReferenceFromOtherEncoder", ErrorCategory.InvalidArgument, Reference));
         }
+        if (Reference.Embedding.Length != engine.ReferenceEmbeddingLength)
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"The reference '{Reference.Name}' holds {Reference.Embedding.Length} values, but the open engine's image encoder makes " +
+                $"{engine.ReferenceEmbeddingLength}: the saved reference is damaged. Import the reference pictures again (Import-MnemosyneReference).",
+                "ReferenceDamaged", ErrorCategory.InvalidArgument, Reference));
+        }
         double similarity;
         try
         {

@@ -19,8 +19,9 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     /// <summary>Seeds drawn for scenes without one stay below 2^32, so that other tools can take them too.</summary>
     private const long DrawnSeedLimit = 1L << 32;
 
+    /// <summary>An empty or blank prompt is refused in ProcessRecord, as an error that names the value, not at binding.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
+    [AllowEmptyString]
     public string Prompt { get; set; } = null!;
 
     /// <summary>Left out: SDXL's zero negative conditioning. An empty string is encoded like any prompt.</summary>
@@ -125,6 +126,14 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     /// <summary>The request for this input, or null (after writing a non-terminating error) when the input is unusable.</summary>
     private SceneRequest? BuildRequest()
     {
+        if (string.IsNullOrWhiteSpace(Prompt))
+        {
+            WriteError(ErrorRecords.Create(
+                $"The prompt is {(Prompt.Length == 0 ? "empty" : "only white space")}; describe the scene (for example New-MnemosyneScene 'a knight in the rain'). " +
+                "To skip the blank lines of a prompt file, filter them out: Get-Content prompts.txt | Where-Object { $_.Trim() } | New-MnemosyneScene.",
+                "EmptyPrompt", ErrorCategory.InvalidArgument, Prompt));
+            return null;
+        }
         if (Quality == SceneQuality.Fast && FastConflicts() is { Count: > 0 } conflicts)
         {
             WriteError(ErrorRecords.Create(
@@ -145,6 +154,12 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         if (InitialNoisePath is not null)
         {
             noisePath = FileSystemPath(InitialNoisePath);
+            if (Directory.Exists(noisePath))
+            {
+                WriteError(ErrorRecords.Create($"{noisePath} is a folder; give the .npy file of initial noise (float32 [1, 4, Height/8, Width/8]).",
+                    "InitialNoiseUnreadable", ErrorCategory.InvalidArgument, noisePath));
+                return null;
+            }
             try
             {
                 noise = NpyFile.Read(noisePath);
@@ -205,6 +220,8 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             return request.InitialNoisePath;
         if (string.Equals(setting, nameof(SceneRequest.Reference), StringComparison.OrdinalIgnoreCase) && request.Reference is not null)
             return request.Reference;
+        if (string.Equals(setting, nameof(SceneRequest.NegativePrompt), StringComparison.Ordinal) && request.NegativePrompt is not null)
+            return request.NegativePrompt;
         return request.Prompt;
     }
 

@@ -73,4 +73,38 @@ public class AtomicFileTests
             AtomicFile.Write(Path.Combine(folder.Path, "no", "a.txt"), s => WriteText(s, "x")));
         Assert.Contains("create it first", e.Message);
     }
+
+    [Fact]
+    public void WritesANameThatOnlyJustFitsTheFileSystem()
+    {
+        using var folder = new TempFolder();
+        // 250 characters: legal (255 is the usual limit), but not with a temporary suffix added to all of it.
+        var path = folder.File(new string('n', 246) + ".png");
+        AtomicFile.Write(path, s => WriteText(s, "long"));
+        Assert.Equal("long", File.ReadAllText(path));
+        Assert.Single(Directory.GetFileSystemEntries(folder.Path));
+    }
+
+    [Fact]
+    public void ReportsANameTooLongForTheFileSystemAgainstTheTarget()
+    {
+        using var folder = new TempFolder();
+        var path = folder.File(new string('n', 300) + ".png");
+        var e = Assert.Throws<IOException>(() => AtomicFile.Write(path, s => WriteText(s, "x")));
+        Assert.StartsWith($"Cannot write '{path}': the file system refused it", e.Message);
+        Assert.Contains("shorter name", e.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(folder.Path));
+    }
+
+    /// <summary>/proc takes no new files, even from root (which ignores permission bits): an honest folder that refuses a write.</summary>
+    [Fact]
+    public void ReportsAFolderThatTakesNoNewFilesAgainstTheTarget()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var e = Assert.ThrowsAny<Exception>(() => AtomicFile.Write("/proc/mnemosyne-test.png", s => WriteText(s, "x")));
+        Assert.True(e is IOException or UnauthorizedAccessException, e.GetType().Name);
+        Assert.StartsWith("Cannot write '/proc/mnemosyne-test.png':", e.Message);
+        Assert.DoesNotContain(".tmp", e.Message);
+        Assert.False(File.Exists("/proc/mnemosyne-test.png"));
+    }
 }

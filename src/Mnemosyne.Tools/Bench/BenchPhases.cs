@@ -1,0 +1,449 @@
+using System.Diagnostics;
+using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Networks;
+using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Tensors;
+using Mnemosyne.Engine.Text;
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace Mnemosyne.Tools.Bench;
+
+/// <summary>
+/// What one phase process is asked to measure. <paramref name="ResultPath"/> is rewritten after every
+/// measurement, so a phase killed for memory still leaves what it measured. <paramref name="DecodeBytes"/>:
+/// what the VAE phase saw a decode at the scene's size add to memory, or 0 when unknown.
+/// </summary>
+public sealed record PhaseRequest(string Phase, string Checkpoint, int Threads, int[] Sizes, int Steps, string WorkFolder, string ResultPath, long DecodeBytes = 0);
+
+/// <summary>
+/// The benchmark's phases. Each runs in its own process (see <see cref="Benchmark"/>), so its peak
+/// resident memory is its own and nothing stays loaded from one phase to the next. Components are
+/// loaded on their own where the phase is about one network; "open-cold" and "scene" open the whole
+/// engine as a user would.
+/// </summary>
+public static class BenchPhases
+{
+    public const string MatMulPeak = "matmul-peak";
+    public const string OpenCold = "open-cold";
+    public const string Text = "text";
+    public const string Reference = "reference";
+    public const string Vae = "vae";
+    public const string UnetStep = "unet";
+    public const string Scene = "scene";
+
+    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenCold, Text, Reference, Vae, UnetStep, Scene];
+
+
+    private const string Prompt = "a portrait of a red-haired explorer in a rain-soaked neon market, cinematic light";
+
+    public static PhaseResult Run(PhaseRequest request)
+    {
+        var memory = new ProcessMemory();
+        var result = new PhaseResult(request.Phase) { LoadBefore = Machine.LoadAverage() };
+        var context = new PhaseContext(request, memory, result);
+        switch (request.Phase)
+        {
+            case MatMulPeak: RunMatMulPeak(context); break;
+            case OpenCold: RunOpenCold(context); break;
+            case Text: RunText(context); break;
+            case Reference: RunReference(context); break;
+            case Vae: RunVae(context); break;
+            case UnetStep: RunUnet(context); break;
+            case Scene: RunScene(context); break;
+            default: throw new ArgumentException($"Unknown benchmark phase '{request.Phase}': use one of {string.Join(", ", All)}.");
+        }
+        result.Memory.Add(memory.Sample("end"));
+        result.ProcessPeakBytes = memory.ProcessPeak;
+        result.LoadAfter = Machine.LoadAverage();
+        return result;
+    }
+
+    /// <summary>Timed runs per MatMul shape after one warm-up; the best is the figure, as the machine is shared.</summary>
+    private const int PeakRuns = 4;
+
+    /// <summary>
+    /// [M, K, N]: the square 4096³, and the UNet's own linear-layer shapes at 1024² with guidance (8192
+    /// tokens at 640 channels, 2048 at 1280; attention projections and feed-forward). On some CPUs the
+    /// square product is memory-bound and well below the kernel's best, so the peak is the best of all.
+    /// </summary>
+    private static readonly int[][] PeakShapes =
+    [
+        [4096, 4096, 4096],
+        [8192, 640, 640],
+        [8192, 640, 5120],
+        [2048, 1280, 1280],
+        [2048, 1280, 10240],
+    ];
+
+    /// <summary>M×K·K×N MatMuls with a constant right side (pre-packed, like a weight): best kernel time per shape.</summary>
+    private static void RunMatMulPeak(PhaseContext c)
+    {
+        foreach (var shape in PeakShapes)
+        {
+            int m = shape[0], k = shape[1], n = shape[2];
+            var g = new OnnxGraph("matmul-peak", null);
+            var a = g.Input("a", DataType.Float, m, k);
+            var b = g.Constant(RandomValues(k * n, 2), k, n);
+            g.Output(g.MatMul(a, b), "y", DataType.Float, m, n);
+            var prefix = c.ProfilePrefix($"matmul-{m}x{k}x{n}");
+            var input = new FloatTensor(RandomValues(m * k, 1), [m, k]);
+            using (var model = OnnxModel.Create(g, c.Settings(prefix)))
+            {
+                for (int run = 0; run < PeakRuns + 1; run++)
+                    model.Run([ModelInput.Float("a", input)], ["y"]);
+            }
+            var runs = OrtProfile.Read(OrtProfile.Find(prefix)).Skip(1).Select(WorkSummary.Of).ToList();
+            c.Add(new Measurement($"{MatMulPrefix} {m}×{k}·{k}×{n} (kernel, best of {PeakRuns})", runs.Select(r => r.KernelSeconds).ToList(), c.Memory.ProcessPeak)
+            {
+                Work = runs.MinBy(r => r.KernelSeconds),
+            });
+        }
+    }
+
+    /// <summary>Names of the peak measurements start with this.</summary>
+    public const string MatMulPrefix = "MatMul";
+
+    /// <summary>
+    /// Evicts the checkpoint's files from the page cache, then opens the whole engine. "Cold" means
+    /// not in this machine's page cache; the virtual disk's host may still cache them.
+    /// </summary>
+    private static void RunOpenCold(PhaseContext c)
+    {
+        var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
+        c.Result.Values["checkpointBytes"] = files.Sum(f => new FileInfo(f).Length);
+        c.Result.Values["pageCacheBytesBefore"] = PageCache.ResidentBytes(files);
+        PageCache.Evict(files);
+        c.Result.Values["pageCacheBytesAfterEviction"] = PageCache.ResidentBytes(files);
+        OpenEngine(c, "engine open, cold", files).Dispose();
+    }
+
+    /// <summary>
+    /// Opens the engine, timing each network it loads. <paramref name="loads"/> keeps hearing the engine's
+    /// "Loading …" messages after the open: networks loaded on demand (the encoders) are named there.
+    /// </summary>
+    private static SceneEngine OpenEngine(PhaseContext c, string name, IReadOnlyList<string> files, List<string>? loads = null)
+    {
+        var marks = new List<(string What, TimeSpan At)>();
+        var clock = Stopwatch.StartNew();
+        bool opened = false;
+        var engine = SceneEngine.Open(EngineOptionsFor(c.Request), new ImmediateProgress<string>(m =>
+        {
+            if (!opened) marks.Add((m, clock.Elapsed));
+            else loads?.Add(m.Replace("Loading ", "", StringComparison.Ordinal));
+        }));
+        opened = true;
+        var total = clock.Elapsed;
+        c.Result.Memory.Add(c.Memory.Sample($"after {name}"));
+        c.Add(new Measurement(name, [total.TotalSeconds], c.Memory.ProcessPeak));
+        // "Loading X" arrives as X starts; X ends where the next starts (or the open returns).
+        for (int i = 0; i < marks.Count; i++)
+        {
+            var end = i + 1 < marks.Count ? marks[i + 1].At : total;
+            c.Result.Values[$"{name}: {marks[i].What}"] = (end - marks[i].At).TotalSeconds;
+        }
+        c.Result.Values[$"{name}: page cache bytes after"] = PageCache.ResidentBytes(files);
+        c.Save();
+        return engine;
+    }
+
+    private static EngineOptions EngineOptionsFor(PhaseRequest request) => new()
+    {
+        CheckpointPath = request.Checkpoint,
+        IpAdapterPath = Path.Combine(request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.AdapterRelativePath),
+        Threads = request.Threads,
+    };
+
+    /// <summary>Both CLIP text encoders on one prompt, as a scene encodes it (tokenizing included).</summary>
+    private static void RunText(PhaseContext c)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        string prefix1 = c.ProfilePrefix("text_encoder"), prefix2 = c.ProfilePrefix("text_encoder_2");
+        ClipTokenizer tokenizer = null!, tokenizer2 = null!;
+        ClipTextEncoder encoder = null!, encoder2 = null!;
+        var load = Time(() =>
+        {
+            tokenizer = ClipTokenizer.Load(checkpoint.Tokenizer);
+            tokenizer2 = ClipTokenizer.Load(checkpoint.Tokenizer2);
+            encoder = ClipTextEncoder.Load(checkpoint.TextEncoder, c.Settings(prefix1));
+            encoder2 = ClipTextEncoder.Load(checkpoint.TextEncoder2, c.Settings(prefix2));
+        });
+        c.Add(new Measurement("text encoders load", [load], c.Memory.ProcessPeak));
+        c.Result.Memory.Add(c.Memory.Sample("after load"));
+        c.Memory.ResetPeak();
+        var times = new List<double>();
+        for (int run = 0; run < 2; run++)
+            times.Add(Time(() =>
+            {
+                encoder.Run([tokenizer.Encode(Prompt).IdsAsInt64()]);
+                encoder2.Run([tokenizer2.Encode(Prompt).IdsAsInt64()]);
+            }));
+        var peak = c.Memory.Sample("after encoding").Peak;
+        encoder.Dispose();
+        encoder2.Dispose();
+        var work = WorkSummary.Combine(
+            OrtProfile.Read(OrtProfile.Find(prefix1)).Select(WorkSummary.Of).Last(),
+            OrtProfile.Read(OrtProfile.Find(prefix2)).Select(WorkSummary.Of).Last());
+        c.Add(new Measurement("text encoding (both encoders, 1 prompt)", times, peak) { Work = work, Note = "first and second run" });
+    }
+
+    /// <summary>CLIP ViT-H on one 224² image and the adapter's projection to 4 tokens.</summary>
+    private static void RunReference(PhaseContext c)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        var options = EngineOptionsFor(c.Request);
+        var files = IpAdapterFiles.Open(options.IpAdapterPath!, Path.Combine(c.Request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.ImageEncoderRelativePath));
+        string prefix1 = c.ProfilePrefix("image_encoder"), prefix2 = c.ProfilePrefix("image_projection");
+        ClipVisionEncoder encoder = null!;
+        ImageProjection projection = null!;
+        var load = Time(() =>
+        {
+            encoder = ClipVisionEncoder.Load(files, c.Settings(prefix1));
+            projection = ImageProjection.Load(files.AdapterPath,
+                ImageProjectionConfig.For(files.ReadImageEncoderConfig(), checkpoint.ReadUnetConfig()), c.Settings(prefix2));
+        });
+        c.Add(new Measurement("image encoder + projection load", [load], c.Memory.ProcessPeak));
+        c.Result.Memory.Add(c.Memory.Sample("after load"));
+        c.Memory.ResetPeak();
+        var image = SyntheticImage(512, 512);
+        var times = new List<double>();
+        for (int run = 0; run < 2; run++)
+            times.Add(Time(() => projection.Run(encoder.Run(ClipImagePreprocessor.Preprocess(image)))));
+        var peak = c.Memory.Sample("after encoding").Peak;
+        encoder.Dispose();
+        projection.Dispose();
+        var work = WorkSummary.Combine(
+            OrtProfile.Read(OrtProfile.Find(prefix1)).Select(WorkSummary.Of).Last(),
+            OrtProfile.Read(OrtProfile.Find(prefix2)).Select(WorkSummary.Of).Last());
+        c.Add(new Measurement("reference encoding (1 image)", times, peak) { Work = work, Note = "first and second run" });
+    }
+
+    private static void RunVae(PhaseContext c)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        var prefix = c.ProfilePrefix("vae");
+        VaeDecoder vae = null!;
+        var load = Time(() => vae = VaeDecoder.Load(checkpoint.Vae, c.Settings(prefix)));
+        c.Add(new Measurement("VAE decoder load", [load], c.Memory.ProcessPeak));
+        c.Result.Memory.Add(c.Memory.Sample("after load"));
+        var peaks = new List<long>();
+        var times = new List<double>();
+        foreach (var size in c.Request.Sizes)
+        {
+            c.Memory.ResetPeak();
+            var latents = new FloatTensor(RandomValues(4 * (size / 8) * (size / 8), size), [1, 4, size / 8, size / 8]);
+            times.Add(Time(() => vae.Run(latents)));
+            peaks.Add(c.Memory.Sample($"after decode {size}²").Peak);
+        }
+        vae.Dispose();
+        var runs = OrtProfile.Read(OrtProfile.Find(prefix));
+        for (int i = 0; i < c.Request.Sizes.Length; i++)
+            c.Add(new Measurement($"VAE decode {c.Request.Sizes[i]}²", [times[i]], peaks[i]) { Work = WorkSummary.Of(runs[i]) });
+    }
+
+    /// <summary>
+    /// One guided UNet step (batch 2) with the IP-Adapter branch on, per size; the smallest size runs
+    /// twice (first run and steady state), larger ones once, as the peer script does.
+    /// </summary>
+    private static void RunUnet(PhaseContext c)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        var options = EngineOptionsFor(c.Request);
+        var adapter = IpAdapterFiles.Open(options.IpAdapterPath!, Path.Combine(c.Request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.ImageEncoderRelativePath));
+        var prefix = c.ProfilePrefix("unet");
+        Unet unet = null!;
+        var load = Time(() => unet = Unet.Load(checkpoint.Unet, adapter, c.Settings(prefix)));
+        c.Add(new Measurement("UNet load", [load], c.Memory.ProcessPeak));
+        c.Result.Memory.Add(c.Memory.Sample("after UNet load"));
+        c.Result.Values["unetWeightBytes"] = new FileInfo(checkpoint.Unet.WeightsPath).Length;
+
+        var config = unet.Config;
+        var conditioning = new UnetConditioning(
+            new FloatTensor(RandomValues(2 * 77 * config.CrossAttentionDim, 3), [2, 77, config.CrossAttentionDim]),
+            new FloatTensor(RandomValues(2 * unet.PooledTextDim, 4), [2, unet.PooledTextDim]),
+            new FloatTensor([1024, 1024, 0, 0, 1024, 1024, 1024, 1024, 0, 0, 1024, 1024], [2, Unet.TimeIdCount]))
+        {
+            IpTokens = new FloatTensor(RandomValues(2 * ImageProjectionConfig.BaseAdapterTokens * config.CrossAttentionDim, 5),
+                [2, ImageProjectionConfig.BaseAdapterTokens, config.CrossAttentionDim]),
+            IpScale = 0.6f,
+        };
+        var plan = new List<(int Size, List<double> Times, long Peak)>();
+        foreach (var size in c.Request.Sizes)
+        {
+            int side = size / 8;
+            var sample = new FloatTensor(RandomValues(2 * 4 * side * side, size), [2, 4, side, side]);
+            c.Memory.ResetPeak();
+            var times = new List<double>();
+            for (int run = 0; run < (size == c.Request.Sizes.Min() ? 2 : 1); run++)
+            {
+                times.Add(Time(() => unet.Run(sample, 999f, conditioning)));
+                Console.WriteLine($"  UNet step {size}²: {times[^1]:0.00} s");
+            }
+            plan.Add((size, times, c.Memory.Sample($"after UNet {size}²").Peak));
+        }
+        unet.Dispose();
+        var runs = OrtProfile.Read(OrtProfile.Find(prefix));
+        int index = 0;
+        foreach (var (size, times, peak) in plan)
+        {
+            // The last run of a size is its steady state; its profile is the one kept.
+            index += times.Count;
+            c.Add(new Measurement($"UNet step {size}² (batch 2)", times, peak)
+            {
+                Work = WorkSummary.Of(runs[index - 1]),
+                Note = times.Count > 1 ? "first and second run" : "one run",
+            });
+        }
+    }
+
+    /// <summary>
+    /// The whole engine, as a user runs it: warm open, a reference, then a guided scene with it. Before
+    /// the VAE decode the scene is stopped when the decode cannot fit (what the VAE phase saw it add
+    /// exceeds MemAvailable), rather than letting the kernel's OOM killer end it, which thrashes a shared
+    /// machine; the steps are measured either way.
+    /// </summary>
+    private static void RunScene(PhaseContext c)
+    {
+        var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
+        c.Result.Values["pageCacheBytesBefore"] = PageCache.ResidentBytes(files);
+        var loads = new List<string>();
+        using var engine = OpenEngine(c, "engine open, warm", files, loads);
+        var referencePath = Path.Combine(c.Request.WorkFolder, "reference.png");
+        PngFile.Save(referencePath, SyntheticImage(768, 768), overwrite: true);
+
+        c.Memory.ResetPeak();
+        CharacterReference reference = null!;
+        var encode = Time(() => reference = engine.EncodeReference([referencePath], "bench"));
+        c.Add(new Measurement("reference import (decode + encode)", [encode], c.Memory.Sample("after reference").Peak) { Note = LoadedOnDemand(loads) });
+
+        int size = c.Request.Sizes.Max();
+        var name = $"scene {size}², {c.Request.Steps} steps, guided, with reference";
+        var steps = new List<double>();
+        var last = TimeSpan.Zero;
+        using var stop = new CancellationTokenSource();
+        var progress = new ImmediateProgress<SceneProgress>(p =>
+        {
+            steps.Add((p.Elapsed - last).TotalSeconds);
+            last = p.Elapsed;
+            Console.WriteLine($"  scene step {p.Step}/{p.TotalSteps}: {steps[^1]:0.00} s");
+            c.Result.Memory.Add(c.Memory.Sample($"after scene step {p.Step}"));
+            c.Result.Values["sceneStepsSeconds"] = steps.Sum();
+            c.Save();
+            long available = Machine.AvailableMemoryBytes();
+            if (p.Step == p.TotalSteps && c.Request.DecodeBytes > available)
+            {
+                c.Result.Values["sceneDecodeNeedsBytes"] = c.Request.DecodeBytes;
+                c.Result.Values["sceneDecodeAvailableBytes"] = available;
+                stop.Cancel();
+            }
+        });
+        c.Memory.ResetPeak();
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            engine.Generate(new SceneRequest
+            {
+                Prompt = Prompt,
+                Seed = 1,
+                Steps = c.Request.Steps,
+                Width = size,
+                Height = size,
+                Reference = reference,
+            }, progress, stop.Token);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            c.Add(new Measurement($"{name}: UNet steps only", [clock.Elapsed.TotalSeconds], c.Memory.ProcessPeak)
+            {
+                Note = $"stopped before the VAE decode: it adds {Benchmark.Gb(c.Request.DecodeBytes)} GB, "
+                    + $"{Benchmark.Gb(c.Result.Values["sceneDecodeAvailableBytes"])} GB was available; steps {StepList(steps)} s{Also(LoadedOnDemand(loads))}",
+            });
+            return;
+        }
+        var seconds = clock.Elapsed.TotalSeconds;
+        c.Result.Values["sceneOutsideStepsSeconds"] = seconds - steps.Sum();
+        c.Add(new Measurement(name, [seconds], c.Memory.ProcessPeak) { Note = $"steps {StepList(steps)} s{Also(LoadedOnDemand(loads))}" });
+    }
+
+    /// <summary>Names the networks loaded (and timed) within a measurement, then forgets them.</summary>
+    private static string? LoadedOnDemand(List<string> loads)
+    {
+        if (loads.Count == 0) return null;
+        var text = "includes loading " + string.Join(", ", loads);
+        loads.Clear();
+        return text;
+    }
+
+    private static string Also(string? note) => note is null ? "" : "; " + note;
+
+    private static string StepList(IEnumerable<double> steps)
+        => string.Join(", ", steps.Select(s => s.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)));
+
+    private static double Time(Action action)
+    {
+        var clock = Stopwatch.StartNew();
+        action();
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Deterministic standard-normal-ish values: speed does not depend on them, only finiteness does.</summary>
+    private static float[] RandomValues(int count, int seed)
+    {
+        var random = new Random(seed);
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+            values[i] = (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
+        return values;
+    }
+
+    private static RgbImage SyntheticImage(int width, int height)
+    {
+        var rgb = new byte[width * height * 3];
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+            {
+                int i = (y * width + x) * 3;
+                rgb[i] = (byte)(x * 255 / width);
+                rgb[i + 1] = (byte)(y * 255 / height);
+                rgb[i + 2] = (byte)((x ^ y) & 0xFF);
+            }
+        return new RgbImage(width, height, rgb);
+    }
+
+    private sealed class PhaseContext(PhaseRequest request, ProcessMemory memory, PhaseResult result)
+    {
+        public PhaseRequest Request { get; } = request;
+        public ProcessMemory Memory { get; } = memory;
+        public PhaseResult Result { get; } = result;
+
+        public string ProfilePrefix(string component)
+        {
+            var folder = Path.Combine(Request.WorkFolder, "profiles");
+            Directory.CreateDirectory(folder);
+            return Path.Combine(folder, $"{Request.Phase}-{component}");
+        }
+
+        public SessionSettings Settings(string profilePrefix) => new() { Threads = Request.Threads, ProfilePathPrefix = profilePrefix };
+
+        public void Add(Measurement measurement)
+        {
+            Result.Measurements.Add(measurement);
+            Console.WriteLine($"  {measurement.Name}: {string.Join(" / ", measurement.Seconds.Select(s => $"{s:0.00} s"))}");
+            Save();
+        }
+
+        /// <summary>Writes what is measured so far, with the peak so far.</summary>
+        public void Save()
+        {
+            Result.ProcessPeakBytes = Memory.ProcessPeak;
+            Benchmark.WriteResult(Result, Request.ResultPath);
+        }
+    }
+
+    /// <summary>Reports on the caller's thread: <see cref="Progress{T}"/> would post to the thread pool and lose the timing.</summary>
+    private sealed class ImmediateProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}

@@ -1,0 +1,614 @@
+# The catalog of bad inputs: each case gives one clear ErrorRecord (its category, the offending path or
+# value as target, a message that says what to do), and the session goes on working afterwards. The
+# "works" cases are odd inputs that must be accepted, with the right result. Everything runs on a tiny
+# random checkpoint written here, so nothing skips.
+
+BeforeDiscovery {
+    $isRoot = -not $IsWindows -and (id -u) -eq 0
+
+    $badPictures = @(
+        @{ Name = 'an empty file'; File = 'empty.png'; Category = 'InvalidData'; Advice = 'it is not an image\. Choose a PNG, JPEG'
+            Make = { param($path) [IO.File]::WriteAllBytes($path, [byte[]]@()) } }
+        @{ Name = 'a truncated PNG'; File = 'cut.png'; Category = 'InvalidData'; Advice = 'get a complete copy'
+            Make = { param($path) $png = Get-PositionalPng 32 32; [IO.File]::WriteAllBytes($path, $png[0..($png.Length / 2)]) } }
+        @{ Name = 'a truncated JPEG'; File = 'cut.jpg'; Category = 'InvalidData'; Advice = 'get a complete copy'
+            Make = { param($path) $jpeg = Get-Jpeg (New-Rgb24 64 64 (Get-Gradient 64 64)); [IO.File]::WriteAllBytes($path, $jpeg[0..($jpeg.Length * 6 / 10)]) } }
+        @{ Name = 'a text file named .png'; File = 'notes.png'; Category = 'InvalidData'; Advice = 'convert it to PNG or JPEG'
+            Make = { param($path) Set-Content $path 'this is not a picture' } }
+        @{ Name = 'random bytes named .jpg'; File = 'noise.jpg'; Category = 'InvalidData'; Advice = 'convert it to PNG or JPEG'
+            Make = { param($path) $bytes = [byte[]]::new(4096); [Random]::new(5).NextBytes($bytes); [IO.File]::WriteAllBytes($path, $bytes) } }
+        @{ Name = 'a PNG whose pixel data is not deflate'; File = 'damaged.png'; Category = 'InvalidData'; Advice = 're-save it as PNG or JPEG'
+            Make = { param($path) $png = Get-PositionalPng 4 4; [IO.File]::WriteAllBytes($path, [byte[]]($png[0..32] + (Get-PngChunk 'IDAT' ([Text.Encoding]::ASCII.GetBytes('definitely not deflate'))) + (Get-PngChunk 'IEND' @()))) } }
+        @{ Name = 'a PNG declaring 100000×100000 pixels (a decompression bomb)'; File = 'bomb.png'; Category = 'LimitsExceeded'; Advice = '100000×100000 .*scale it down'
+            Make = { param($path) [IO.File]::WriteAllBytes($path, (Set-PngSize (Get-PositionalPng 1 1) 100000 100000)) } }
+        @{ Name = 'a JPEG declaring 60000×60000 pixels'; File = 'bomb.jpg'; Category = 'LimitsExceeded'; Advice = 'scale it down'
+            Make = { param($path) [IO.File]::WriteAllBytes($path, (Set-JpegSize (Get-Jpeg (New-Rgb24 8 8 (Get-Gradient 8 8))) 60000 60000)) } }
+        @{ Name = 'a 300 MB file'; File = 'huge.png'; Category = 'LimitsExceeded'; Advice = 'use a smaller image'
+            Make = { param($path) $stream = [IO.File]::Create($path); try { $stream.SetLength(300MB) } finally { $stream.Dispose() } } }
+        @{ Name = 'a PNG declaring 0×0 pixels'; File = 'nothing.png'; Category = 'InvalidData'; Advice = 're-save'
+            Make = { param($path) [IO.File]::WriteAllBytes($path, (Set-PngSize (Get-PositionalPng 1 1) 0 0)) } }
+    )
+
+    # Odd pictures that must work: Make writes the file and returns the pixels expected from it.
+    $oddPictures = @(
+        @{ Name = 'a PNG named .jpg'; File = 'really-a-png.jpg'; Tolerance = 0
+            Make = { param($path) $rgb = Get-Gradient 24 16; [IO.File]::WriteAllBytes($path, (Get-Png (New-Rgb24 24 16 $rgb))); New-RgbImage 24 16 $rgb } }
+        @{ Name = 'a 1×1 picture'; File = 'dot.png'; Tolerance = 0
+            Make = { param($path) [IO.File]::WriteAllBytes($path, (Get-Png (New-Rgb24 1 1 ([byte[]](9, 8, 7))))); New-RgbImage 1 1 ([byte[]](9, 8, 7)) } }
+        @{ Name = 'a 16-bit PNG (high bytes kept, as Pillow does)'; File = 'deep.png'; Tolerance = 0
+            Make = {
+                param($path)
+                # 0x12FF would round to 19; Pillow (and so diffusers) truncates to 18.
+                $samples = [uint16[]](0x12FF, 0x8080, 0xFFFF, 0x1280, 0x7F80, 0x00FF)
+                $bytes = [byte[]]::new(12)
+                for ($i = 0; $i -lt 6; $i++) { [BitConverter]::GetBytes($samples[$i]).CopyTo($bytes, 2 * $i) }
+                $image = [SixLabors.ImageSharp.Image]::LoadPixelData[SixLabors.ImageSharp.PixelFormats.Rgb48]($bytes, 2, 1)
+                $encoder = [SixLabors.ImageSharp.Formats.Png.PngEncoder]@{ BitDepth = 'Bit16'; ColorType = 'Rgb' }
+                [IO.File]::WriteAllBytes($path, (Get-Encoded $image $encoder))
+                New-RgbImage 2 1 ([byte[]](18, 128, 255, 18, 127, 0))
+            } }
+        @{ Name = 'a palette PNG with transparent entries'; File = 'palette.png'; Tolerance = 0
+            Make = {
+                param($path)
+                # 3×1, 8 bits per index, colour type 3 (palette).
+                $header = [byte[]]((Get-BigEndian 3) + (Get-BigEndian 1) + @(8, 3, 0, 0, 0))
+                $scanlines = [IO.MemoryStream]::new()
+                $zlib = [IO.Compression.ZLibStream]::new($scanlines, [IO.Compression.CompressionLevel]::Optimal, $true)
+                $zlib.Write([byte[]](0, 0, 1, 2), 0, 4); $zlib.Dispose()
+                $png = [byte[]](0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A) + (Get-PngChunk 'IHDR' $header) +
+                    (Get-PngChunk 'PLTE' ([byte[]](10, 20, 30, 200, 100, 0, 1, 2, 3))) + (Get-PngChunk 'tRNS' ([byte[]](0, 128, 255))) +
+                    (Get-PngChunk 'IDAT' $scanlines.ToArray()) + (Get-PngChunk 'IEND' @())
+                [IO.File]::WriteAllBytes($path, [byte[]]$png)
+                New-RgbImage 3 1 ([byte[]](10, 20, 30, 200, 100, 0, 1, 2, 3))
+            } }
+        @{ Name = 'a CMYK JPEG (Adobe, inverted)'; File = 'print.jpg'; Tolerance = 0
+            Make = { param($path) [IO.File]::WriteAllBytes($path, (Get-CmykJpeg 200 100 50 128)); New-RgbImage 8 8 ([byte[]](@(100, 50, 25) * 64)) } }
+        @{ Name = 'a PNG with alpha (dropped, not composited)'; File = 'alpha.png'; Tolerance = 0
+            Make = {
+                param($path)
+                $image = [SixLabors.ImageSharp.Image]::LoadPixelData[SixLabors.ImageSharp.PixelFormats.Rgba32]([byte[]](200, 100, 50, 0, 60, 70, 80, 128, 1, 2, 3, 255), 3, 1)
+                [IO.File]::WriteAllBytes($path, (Get-Encoded $image ([SixLabors.ImageSharp.Formats.Png.PngEncoder]::new())))
+                New-RgbImage 3 1 ([byte[]](200, 100, 50, 60, 70, 80, 1, 2, 3))
+            } }
+        @{ Name = 'an animated GIF (its first frame)'; File = 'blink.gif'; Tolerance = 0
+            Make = {
+                param($path)
+                $red = [SixLabors.ImageSharp.Image[SixLabors.ImageSharp.PixelFormats.Rgba32]]::new(8, 8, [SixLabors.ImageSharp.PixelFormats.Rgba32]::new(255, 0, 0, 255))
+                $blue = [SixLabors.ImageSharp.Image[SixLabors.ImageSharp.PixelFormats.Rgba32]]::new(8, 8, [SixLabors.ImageSharp.PixelFormats.Rgba32]::new(0, 0, 255, 255))
+                $null = $red.Frames.AddFrame($blue.Frames.RootFrame)
+                $blue.Dispose()
+                [IO.File]::WriteAllBytes($path, (Get-Encoded $red ([SixLabors.ImageSharp.Formats.Gif.GifEncoder]::new())))
+                New-RgbImage 8 8 ([byte[]](@(255, 0, 0) * 64))
+            } }
+        @{ Name = 'an EXIF-rotated photo (JPEG, orientation 6: turned upright)'; File = 'upright.jpg'; Tolerance = 12
+            Make = {
+                param($path)
+                # Stored 32×16 on its side; orientation 6 turns it 90° clockwise to 16×32.
+                $stored = Get-Gradient 32 16
+                $image = New-Rgb24 32 16 $stored
+                $image.Metadata.ExifProfile = [SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifProfile]::new()
+                $image.Metadata.ExifProfile.SetValue([SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifTag]::Orientation, [uint16]6)
+                [IO.File]::WriteAllBytes($path, (Get-Jpeg $image))
+                Get-Turned 32 16 $stored
+            } }
+        @{ Name = 'an EXIF-mirrored PNG (orientation 2)'; File = 'mirror.png'; Tolerance = 0
+            Make = {
+                param($path)
+                $stored = Get-Gradient 5 3
+                $image = New-Rgb24 5 3 $stored
+                $image.Metadata.ExifProfile = [SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifProfile]::new()
+                $image.Metadata.ExifProfile.SetValue([SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifTag]::Orientation, [uint16]2)
+                [IO.File]::WriteAllBytes($path, (Get-Png $image))
+                $mirrored = [byte[]]::new($stored.Length)
+                for ($y = 0; $y -lt 3; $y++) { for ($x = 0; $x -lt 5; $x++) { [Array]::Copy($stored, 3 * ($y * 5 + $x), $mirrored, 3 * ($y * 5 + 4 - $x), 3) } }
+                New-RgbImage 5 3 $mirrored
+            } }
+        @{ Name = 'a grayscale PNG'; File = 'gray.png'; Tolerance = 0
+            Make = {
+                param($path)
+                $image = [SixLabors.ImageSharp.Image]::LoadPixelData[SixLabors.ImageSharp.PixelFormats.L8]([byte[]](0, 77, 255), 3, 1)
+                [IO.File]::WriteAllBytes($path, (Get-Encoded $image ([SixLabors.ImageSharp.Formats.Png.PngEncoder]@{ ColorType = 'Grayscale' })))
+                New-RgbImage 3 1 ([byte[]](0, 0, 0, 77, 77, 77, 255, 255, 255))
+            } }
+    )
+
+    $badReferences = @(
+        @{ Name = 'a truncated file'; Category = 'InvalidData'; Advice = 'Export it again with Export-MnemosyneReference'
+            Edit = { param($text) $text.Substring(0, $text.Length / 2) } }
+        @{ Name = 'another program''s JSON'; Category = 'InvalidData'; Advice = 'Export it again'
+            Edit = { param($text) '{ "format": "something-else", "version": 1 }' } }
+        @{ Name = 'a file from a newer Mnemosyne'; Category = 'InvalidData'; Advice = 'update the module'
+            Edit = { param($text) $text -replace '"version": 1', '"version": 99' } }
+        @{ Name = 'NaN in the embedding'; Category = 'InvalidData'; Advice = 'non-finite values.*Export it again'
+            Edit = { param($text) $text -replace '(?s)("embedding": \[\s*)[^,\s]+', '$1"NaN"' } }
+        @{ Name = 'an empty embedding'; Category = 'InvalidData'; Advice = 'Export it again'
+            Edit = { param($text) $text -replace '(?s)"embedding": \[.*?\]', '"embedding": []' } }
+        @{ Name = 'no name'; Category = 'InvalidData'; Advice = 'Export it again'
+            Edit = { param($text) $text -replace '"name": "[^"]*",', '' } }
+        @{ Name = 'an empty .json file'; Category = 'InvalidData'; Advice = 'Export it again'
+            Edit = { param($text) '' } }
+    )
+
+    # Each breaks a copy of the tiny checkpoint; Target is the file (or folder) the error must name.
+    $badCheckpoints = @(
+        @{ Name = 'a weights file whose header length runs past its end'; Target = 'text_encoder/model.safetensors'; Category = 'InvalidData'; Advice = 'bad safetensors header length.*download or copy it again'
+            Break = { param($root) $file = "$root/text_encoder/model.safetensors"; $bytes = [IO.File]::ReadAllBytes($file); [BitConverter]::GetBytes([uint64]1e12).CopyTo($bytes, 0); [IO.File]::WriteAllBytes($file, $bytes) } }
+        @{ Name = 'an empty weights file'; Target = 'vae/diffusion_pytorch_model.safetensors'; Category = 'InvalidData'; Advice = 'too short.*download or copy it again'
+            Break = { param($root) [IO.File]::WriteAllBytes("$root/vae/diffusion_pytorch_model.safetensors", [byte[]]@()) } }
+        @{ Name = 'a weights file whose header is not JSON'; Target = 'text_encoder_2/model.safetensors'; Category = 'InvalidData'; Advice = 'not valid JSON.*download or copy it again'
+            Break = { param($root) [IO.File]::WriteAllBytes("$root/text_encoder_2/model.safetensors", [byte[]]([BitConverter]::GetBytes([uint64]12) + [Text.Encoding]::ASCII.GetBytes('not json at all'))) } }
+        @{ Name = 'a weights file cut in half'; Target = 'unet/diffusion_pytorch_model.safetensors'; Category = 'InvalidData'; Advice = 'outside the data section.*download or copy it again'
+            Break = { param($root) $stream = [IO.File]::Open("$root/unet/diffusion_pytorch_model.safetensors", 'Open'); try { $stream.SetLength($stream.Length / 2) } finally { $stream.Dispose() } } }
+        @{ Name = 'tensor offsets past the end of the file'; Target = 'text_encoder/model.safetensors'; Category = 'InvalidData'; Advice = 'data_offsets \[0, 99999999\].*download or copy it again'
+            Break = { param($root) Edit-Safetensors "$root/text_encoder/model.safetensors" { param($header, $names) $header[$names[0]].data_offsets = @(0, 99999999) } } }
+        @{ Name = 'overlapping tensors'; Target = 'text_encoder/model.safetensors'; Category = 'InvalidData'; Advice = 'overlaps tensor.*download or copy it again'
+            Break = { param($root) Edit-Safetensors "$root/text_encoder/model.safetensors" { param($header, $names) $offsets = $header[$names[1]].data_offsets; $header[$names[1]].data_offsets = @(($offsets[0] - 4), ($offsets[1] - 4)) } } }
+        @{ Name = 'an unknown dtype (F8_E4M3)'; Target = 'text_encoder/model.safetensors'; Category = 'InvalidData'; Advice = "unknown dtype 'F8_E4M3'.*convert the checkpoint to fp16 or fp32"
+            Break = { param($root) Edit-Safetensors "$root/text_encoder/model.safetensors" { param($header, $names) $header[$names[0]].dtype = 'F8_E4M3' } } }
+        @{ Name = 'integer weights where floats belong'; Target = 'text_encoder/model.safetensors'; Category = 'InvalidData'; Advice = 'not a floating-point tensor.*Download or copy the model again'
+            Break = { param($root) Edit-Safetensors "$root/text_encoder/model.safetensors" { param($header, $names) $header[$names[0]].dtype = 'I32' } } }
+        @{ Name = 'a tensor whose shape does not match the config'; Target = 'text_encoder/model.safetensors'; Category = 'InvalidData'; Advice = 'but the config needs .*Use the config.json that came with these weights'
+            Break = { param($root) Edit-Safetensors "$root/text_encoder/model.safetensors" { param($header, $names) $shape = $header[$names[0]].shape; $header[$names[0]].shape = @($shape[1], $shape[0]) } } }
+        @{ Name = 'a missing tensor'; Target = 'text_encoder/model.safetensors'; Category = 'InvalidData'; Advice = "'text_model.encoder.layers.1.mlp.fc1.weight' is missing.*Download or copy the model again"
+            Break = { param($root) Edit-Safetensors "$root/text_encoder/model.safetensors" { param($header, $names) $name = 'text_model.encoder.layers.1.mlp.fc1.weight'; $header["unused.$name"] = $header[$name]; $header.Remove($name) } } }
+        @{ Name = 'an SD 1.5 folder'; Target = 'model_index.json'; Category = 'InvalidData'; Advice = 'not a Stable Diffusion XL checkpoint.*Give the folder of an SDXL checkpoint'
+            Break = {
+                param($root)
+                Remove-Item "$root/text_encoder_2", "$root/tokenizer_2" -Recurse
+                Set-Content "$root/model_index.json" '{ "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0" }'
+            } }
+        @{ Name = 'a UNet config of another architecture'; Target = 'unet/config.json'; Category = 'InvalidData'; Advice = "addition_embed_type is 'null'.*Give the folder of an SDXL checkpoint"
+            Break = { param($root) Edit-Json "$root/unet/config.json" { param($config) $config.addition_embed_type = $null; $config.cross_attention_dim = 768 } } }
+        @{ Name = 'a missing tokenizer file'; Target = 'tokenizer_2/merges.txt'; Category = 'ObjectNotFound'; Advice = 'Download or copy the whole checkpoint folder again'
+            Break = { param($root) Remove-Item "$root/tokenizer_2/merges.txt" } }
+        @{ Name = 'a damaged vocab.json'; Target = 'tokenizer'; Category = 'InvalidData'; Advice = 'vocab.json is not a JSON object.*Restore it'
+            Break = { param($root) Set-Content "$root/tokenizer/vocab.json" '{ "a</w>": 1, ' } }
+        @{ Name = 'a damaged config.json'; Target = 'unet/config.json'; Category = 'InvalidData'; Advice = 'not a valid UnetConfig config.*Restore it'
+            Break = { param($root) Set-Content "$root/unet/config.json" '{ "block_out_channels": [32, ' } }
+        @{ Name = 'a damaged scheduler config'; Target = 'scheduler/scheduler_config.json'; Category = 'InvalidData'; Advice = 'not valid JSON.*Restore it'
+            Break = { param($root) Set-Content "$root/scheduler/scheduler_config.json" '{ "beta_start": ' } }
+        @{ Name = 'no model_index.json'; Target = 'model_index.json'; Category = 'ObjectNotFound'; Advice = 'Give the folder of an SDXL checkpoint in the diffusers layout'
+            Break = { param($root) Remove-Item "$root/model_index.json" } }
+        @{ Name = 'UNet weights only as a pickle (.bin)'; Target = 'unet/diffusion_pytorch_model.safetensors'; Category = 'ObjectNotFound'; Advice = 'Download the model''s .safetensors files'
+            Break = { param($root) Move-Item "$root/unet/diffusion_pytorch_model.safetensors" "$root/unet/diffusion_pytorch_model.bin" } }
+        @{ Name = 'an IP-Adapter without its image projection'; Target = 'ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors'; Category = 'InvalidData'; Advice = "'image_proj.proj.weight' is missing.*Download or copy the model again"
+            Break = { param($root) Edit-Safetensors "$root/ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors" { param($header, $names) $header.Remove('image_proj.proj.weight') } } }
+        @{ Name = 'an image encoder without its config.json'; Target = 'ip-adapter/models/image_encoder/config.json'; Category = 'ObjectNotFound'; Advice = 'config.json is missing.*Download or copy it again'
+            Break = { param($root) Remove-Item "$root/ip-adapter/models/image_encoder/config.json" } }
+    )
+
+    # New-MnemosyneScene settings: Settings replace the good ones; Target is the value the error must name.
+    $badSettings = @(
+        @{ Name = 'an empty prompt'; Settings = @{ Prompt = '' }; Target = ''; ErrorId = 'EmptyPrompt'; Advice = "prompt is empty; describe the scene" }
+        @{ Name = 'a prompt of white space'; Settings = @{ Prompt = " `t " }; Target = " `t "; ErrorId = 'EmptyPrompt'; Advice = 'only white space; describe the scene.*Where-Object' }
+        @{ Name = 'a NUL in the prompt'; Settings = @{ Prompt = "a cat`0in a hat" }; Target = "a cat`0in a hat"; ErrorId = 'InvalidSceneSetting'; Advice = 'U\+0000 at position 6; remove it' }
+        @{ Name = 'an escape sequence in the prompt'; Settings = @{ Prompt = "`e[31ma red cat" }; Target = "`e[31ma red cat"; ErrorId = 'InvalidSceneSetting'; Advice = 'U\+001B at position 1; remove it' }
+        @{ Name = 'an unpaired surrogate in the prompt'; Settings = @{ Prompt = "a cat $([char]0xD83D)" }; Target = "a cat $([char]0xD83D)"; ErrorId = 'InvalidSceneSetting'; Advice = 'unpaired UTF-16 surrogate at position 7.*right encoding' }
+        @{ Name = 'a control character in the negative prompt'; Settings = @{ NegativePrompt = "blurry`a" }; Target = "blurry`a"; ErrorId = 'InvalidSceneSetting'; Advice = 'negative prompt has the control character U\+0007' }
+        @{ Name = 'Width not a multiple of 8'; Settings = @{ Width = 100 }; Target = 100; ErrorId = 'InvalidSceneSetting'; Advice = 'Width must be a multiple of 8 from 64 to 4096' }
+        @{ Name = 'Height below 64'; Settings = @{ Height = 32 }; Target = 32; ErrorId = 'InvalidSceneSetting'; Advice = 'Height must be a multiple of 8 from 64' }
+        @{ Name = 'Width above 4096'; Settings = @{ Width = 8192 }; Target = 8192; ErrorId = 'InvalidSceneSetting'; Advice = 'from 64 to 4096' }
+        @{ Name = 'Width 0'; Settings = @{ Width = 0 }; Target = 0; ErrorId = 'InvalidSceneSetting'; Advice = 'Width must be a multiple of 8' }
+        @{ Name = 'a negative Height'; Settings = @{ Height = -64 }; Target = -64; ErrorId = 'InvalidSceneSetting'; Advice = 'Height must be a multiple of 8' }
+        @{ Name = '0 steps'; Settings = @{ Steps = 0 }; Target = 0; ErrorId = 'InvalidSceneSetting'; Advice = 'Steps must be between 1 and 1000' }
+        @{ Name = '10,000 steps'; Settings = @{ Steps = 10000 }; Target = 10000; ErrorId = 'InvalidSceneSetting'; Advice = 'Steps must be between 1 and 1000' }
+        @{ Name = 'negative steps'; Settings = @{ Steps = -3 }; Target = -3; ErrorId = 'InvalidSceneSetting'; Advice = 'Steps must be between 1 and 1000' }
+        @{ Name = 'NaN guidance'; Settings = @{ GuidanceScale = [float]::NaN }; Target = [float]::NaN; ErrorId = 'InvalidSceneSetting'; Advice = 'GuidanceScale must be a number from 0 to 100' }
+        @{ Name = 'negative guidance'; Settings = @{ GuidanceScale = -1 }; Target = -1; ErrorId = 'InvalidSceneSetting'; Advice = 'GuidanceScale must be a number from 0 to 100' }
+        @{ Name = 'infinite guidance'; Settings = @{ GuidanceScale = [float]::PositiveInfinity }; Target = [float]::PositiveInfinity; ErrorId = 'InvalidSceneSetting'; Advice = 'GuidanceScale must be a number from 0 to 100' }
+        @{ Name = 'guidance above 100'; Settings = @{ GuidanceScale = 101 }; Target = 101; ErrorId = 'InvalidSceneSetting'; Advice = 'GuidanceScale must be a number from 0 to 100' }
+        @{ Name = 'reference weight above 2'; Settings = @{ ReferenceWeight = 5 }; Target = 5; ErrorId = 'InvalidSceneSetting'; Advice = 'ReferenceWeight must be from 0 to 2' }
+        @{ Name = 'a negative reference weight'; Settings = @{ ReferenceWeight = -0.1 }; Target = [float]-0.1; ErrorId = 'InvalidSceneSetting'; Advice = 'ReferenceWeight must be from 0 to 2' }
+        @{ Name = 'a NaN reference weight'; Settings = @{ ReferenceWeight = [float]::NaN }; Target = [float]::NaN; ErrorId = 'InvalidSceneSetting'; Advice = 'ReferenceWeight must be from 0 to 2' }
+        @{ Name = 'seed -1'; Settings = @{ Seed = -1 }; Target = -1; ErrorId = 'InvalidSceneSetting'; Advice = 'Seed must be from 0 to 4294967295' }
+        @{ Name = 'seed 2^32 (would repeat seed 0)'; Settings = @{ Seed = 4294967296 }; Target = 4294967296; ErrorId = 'InvalidSceneSetting'; Advice = 'Seed must be from 0 to 4294967295.*repeat' }
+        @{ Name = 'seed [long]::MaxValue'; Settings = @{ Seed = [long]::MaxValue }; Target = [long]::MaxValue; ErrorId = 'InvalidSceneSetting'; Advice = 'Seed must be from 0 to 4294967295' }
+        @{ Name = '-Steps with -Quality'; Settings = @{ Quality = 'Draft' }; Target = 'a cat'; ErrorId = 'StepsAndQuality'; Advice = 'Give -Steps \(2\) or -Quality \(Draft\), not both' }
+        @{ Name = 'a missing noise file'; Settings = @{ InitialNoisePath = '{drive}/missing.npy' }; Target = '{drive}/missing.npy'; Category = 'ObjectNotFound'; ErrorId = 'InitialNoiseUnreadable'; Advice = 'missing.npy' }
+        @{ Name = 'a noise file that is not .npy'; Settings = @{ InitialNoisePath = '{drive}/text.npy' }; Target = '{drive}/text.npy'; Category = 'InvalidData'; ErrorId = 'InitialNoiseUnreadable'; Advice = 'text.npy' }
+        @{ Name = 'noise of the wrong shape'; Settings = @{ InitialNoisePath = '{drive}/small.npy' }; Target = '{drive}/small.npy'; ErrorId = 'InvalidSceneSetting'; Advice = 'needs \[1, 4, 8, 8\]' }
+        @{ Name = 'a folder as the noise file'; Settings = @{ InitialNoisePath = '{drive}' }; Target = '{drive}'; ErrorId = 'InitialNoiseUnreadable'; Advice = 'is a folder; give the .npy file' }
+    )
+
+    # Odd settings that must work; Check gets the scene and the warnings.
+    $oddSettings = @(
+        @{ Name = 'a 10,000-character prompt (made, with a truncation warning)'; Settings = @{ Prompt = ('a very long prompt ' * 527).Substring(0, 10000) }
+            Check = { param($scene, $warnings) $scene.Prompt.Length | Should -Be 10000; "$warnings" | Should -Match 'longer than CLIP''s 77 tokens: its last \d+ tokens were dropped' } }
+        @{ Name = 'emoji and other scripts'; Settings = @{ Prompt = 'a 🐱 in a 🎩 at a café, 猫' }
+            Check = { param($scene, $warnings) $scene.Prompt | Should -Be 'a 🐱 in a 🎩 at a café, 猫'; $warnings | Should -BeNullOrEmpty } }
+        @{ Name = 'tabs and line breaks'; Settings = @{ Prompt = "a cat`tin a hat`r`nat night" }
+            Check = { param($scene, $warnings) $scene.Prompt | Should -Be "a cat`tin a hat`r`nat night" } }
+        @{ Name = 'seed 0'; Settings = @{ Seed = 0 }; Check = { param($scene, $warnings) $scene.Seed | Should -Be 0 } }
+        @{ Name = 'seed 4294967295 (2^32 − 1)'; Settings = @{ Seed = 4294967295 }; Check = { param($scene, $warnings) $scene.Seed | Should -Be 4294967295 } }
+        @{ Name = 'the smallest size and one step'; Settings = @{ Width = 64; Height = 64; Steps = 1 }; Check = { param($scene, $warnings) $scene.Image.Rgb.Length | Should -Be (64 * 64 * 3) } }
+        @{ Name = 'guidance 0 and reference weight 2'; Settings = @{ GuidanceScale = 0; ReferenceWeight = 2 }
+            Check = { param($scene, $warnings) $scene.GuidanceScale | Should -Be 0; $scene.ReferenceWeight | Should -Be 2 } }
+        @{ Name = 'an empty negative prompt'; Settings = @{ NegativePrompt = '' }; Check = { param($scene, $warnings) $scene.NegativePrompt | Should -Be '' } }
+    )
+
+    # Output paths: Run writes to the target, which Target builds ('{drive}' is the test's folder).
+    $badOutputs = @(
+        @{ Name = 'Save-MnemosyneImage into a missing folder'; ErrorId = 'FolderNotFound'; Target = '{drive}/missing/cat.png'; Category = 'ObjectNotFound'; Advice = 'does not exist\. Create it first'
+            Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
+        @{ Name = 'Save-MnemosyneImage over an existing file without -Force'; ErrorId = 'FileExists'; Target = '{drive}/precious.png'; Category = 'ResourceExists'; Advice = 'already exists\. Use -Force'
+            Prepare = { param($target) Set-Content $target 'precious' -NoNewline }; Keep = 'precious'
+            Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
+        @{ Name = 'Save-MnemosyneImage to a path that is a folder'; ErrorId = 'PathIsFolder'; Target = '{drive}/a-folder'; Category = 'InvalidArgument'; Advice = 'is a folder\. Give a file name \(or use -Directory'
+            Prepare = { param($target) $null = New-Item -ItemType Directory $target }
+            Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
+        @{ Name = 'Save-MnemosyneImage under a file, as if it were a folder'; ErrorId = 'FolderIsFile'; Target = '{drive}/a-file/cat.png'; Category = 'InvalidArgument'; Advice = 'is a file, so it cannot hold cat\.png\. Choose a path in a folder'
+            Prepare = { param($target) Set-Content (Split-Path $target) 'not a folder' }
+            Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
+        @{ Name = 'Save-MnemosyneImage with a name too long for the file system'; ErrorId = 'WriteFailed'; Target = "{drive}/$('n' * 300).png"; Category = 'WriteError'; Advice = 'the name is too long.*Nothing was written.*shorter name'
+            Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
+        @{ Name = 'Save-MnemosyneImage to a path of another provider'; ErrorId = 'NotAFileSystemPath'; Target = 'Env:/cat.png'; Category = 'InvalidArgument'; Advice = 'not a file-system path.*Give a path to a file'
+            Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
+        @{ Name = 'Save-MnemosyneImage -Directory of a missing folder'; ErrorId = 'FolderNotFound'; Target = '{drive}/no-such-folder'; Category = 'ObjectNotFound'; Advice = 'Create it first'
+            Run = { param($target) $scene | Save-MnemosyneImage -Directory $target } }
+        @{ Name = 'Export-MnemosyneReference into a missing folder'; ErrorId = 'FolderNotFound'; Target = '{drive}/missing/kira.json'; Category = 'ObjectNotFound'; Advice = 'Create it first'
+            Run = { param($target) $reference | Export-MnemosyneReference -Path $target } }
+        @{ Name = 'Export-MnemosyneReference over an existing file without -Force'; ErrorId = 'FileExists'; Target = '{drive}/kira.json'; Category = 'ResourceExists'; Advice = 'Use -Force'
+            Prepare = { param($target) Set-Content $target 'keep me' -NoNewline }; Keep = 'keep me'
+            Run = { param($target) $reference | Export-MnemosyneReference -Path $target } }
+        @{ Name = 'Export-MnemosyneReference to a path that is a folder'; ErrorId = 'PathIsFolder'; Target = '{drive}/another-folder'; Category = 'InvalidArgument'; Advice = 'is a folder'
+            Prepare = { param($target) $null = New-Item -ItemType Directory $target }
+            Run = { param($target) $reference | Export-MnemosyneReference -Path $target } }
+    )
+    if ($IsLinux) {
+        # /proc takes no new files, whoever asks.
+        $badOutputs += @{ Name = 'Save-MnemosyneImage into a folder that takes no files (/proc)'; ErrorId = 'WriteFailed'; Target = '/proc/mnemosyne-cat.png'; Category = 'WriteError'; Advice = 'takes no new files.*Nothing was written.*choose another folder'
+            Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
+    }
+    # A read-only folder: root ignores permission bits, so root writes into /sys (read-only for everyone) instead.
+    $readOnly = if ($IsWindows) { $null } elseif ($isRoot) { if (Test-Path /sys/kernel) { '/sys' } } else { '{drive}/locked' }
+    if ($readOnly) {
+        foreach ($command in 'Save-MnemosyneImage', 'Export-MnemosyneReference') {
+            $badOutputs += @{ Name = "$command into a read-only folder ($(if ($isRoot) { '/sys, as root' } else { 'mode 555' }))"
+                Target = "$readOnly/mnemosyne-out.$(if ($command -eq 'Save-MnemosyneImage') { 'png' } else { 'json' })"
+                Category = 'PermissionDenied'; ErrorId = 'WriteFailed'; Advice = 'may not create files in .*choose another folder or change its permissions'
+                Prepare = { param($target) if ($target -notlike '/sys/*') { $null = New-Item -ItemType Directory (Split-Path $target) -Force; chmod 555 (Split-Path $target) } }
+                Run = if ($command -eq 'Save-MnemosyneImage') { { param($target) $scene | Save-MnemosyneImage -Path $target } } else { { param($target) $reference | Export-MnemosyneReference -Path $target } } }
+        }
+    }
+}
+
+BeforeAll {
+    . $PSScriptRoot/Common.ps1
+    Import-Mnemosyne
+    . $PSScriptRoot/BadInputHelpers.ps1
+
+    # The tiny random checkpoint (with its IP-Adapter), open as the session's engine for every case.
+    $script:checkpoint = Join-Path $TestDrive 'tiny'
+    [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::Write($checkpoint, [Mnemosyne.Engine.Checkpoints.CheckpointShape]::Tiny, 1)
+    Open-MnemosyneEngine $checkpoint -ErrorAction Stop
+    $script:baseline = [Convert]::ToHexString((New-MnemosyneScene 'a cat' -Seed 1 @tiny -ErrorAction Stop).Image.Rgb)
+    $script:picture = Join-Path $TestDrive 'character.png'
+    [IO.File]::WriteAllBytes($picture, (Get-PositionalPng 40 30))
+    $script:reference = Import-MnemosyneReference $picture -Name 'kira' -ErrorAction Stop
+    $script:scene = New-FakeScene -Prompt 'a cat' -Seed 1 -Width 16 -Height 16
+}
+
+AfterAll {
+    # Later test files open the shared fidelity checkpoint only when no engine is open.
+    Close-MnemosyneEngine
+}
+
+Describe 'Bad pictures for Import-MnemosyneReference' {
+    It '<Name>: <Category>, naming the file' -ForEach $badPictures {
+        $path = Join-Path $TestDrive $File
+        Invoke-Case $Make $path
+        $failure = Get-OnlyFailure { Import-MnemosyneReference $path }
+        Assert-Failure $failure -Category $Category -Target $path -Advice $Advice -ErrorId 'ReferenceImageUnusable'
+        Assert-SessionUsable
+    }
+
+    It 'a missing file: ObjectNotFound, naming it' {
+        $missing = Join-Path $TestDrive 'missing.png'
+        Assert-Failure (Get-OnlyFailure { Import-MnemosyneReference $missing }) -Category ObjectNotFound -Target $missing -Advice 'File not found: .*Check the path'
+        Assert-SessionUsable
+    }
+
+    It 'a wildcard that matches nothing: ObjectNotFound, naming the pattern' {
+        $pattern = Join-Path $TestDrive 'no-match-*.gif'
+        Assert-Failure (Get-OnlyFailure { Import-MnemosyneReference $pattern }) -Category ObjectNotFound -Target $pattern -Advice 'No file matches .*Check the folder and the pattern'
+        Assert-SessionUsable
+    }
+
+    It 'a folder: InvalidArgument, suggesting its files' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'pictures') -Force
+        Assert-Failure (Get-OnlyFailure { Import-MnemosyneReference $folder.FullName }) -Category InvalidArgument -Target $folder.FullName -Advice 'is a folder; give the files in it'
+        Assert-SessionUsable
+    }
+}
+
+Describe 'Odd pictures that Import-MnemosyneReference takes' {
+    It '<Name>: its pixels, as diffusers would see them' -ForEach $oddPictures {
+        $path = Join-Path $TestDrive $File
+        $expected = Invoke-Case $Make $path
+
+        $decoded = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode($path)
+        "$($decoded.Width)×$($decoded.Height)" | Should -Be "$($expected.Width)×$($expected.Height)"
+        $worst = 0
+        for ($i = 0; $i -lt $expected.Rgb.Length; $i++) { $worst = [Math]::Max($worst, [Math]::Abs([int]$decoded.Rgb[$i] - [int]$expected.Rgb[$i])) }
+        $worst | Should -BeLessOrEqual $Tolerance
+
+        $all = @(Import-MnemosyneReference $path 2>&1)
+        $all.Count | Should -Be 1
+        $all[0] | Should -BeOfType ([Mnemosyne.Engine.Pipeline.CharacterReference])
+        $all[0].Sources[0].Path | Should -Be $path
+        # The cmdlet encodes exactly those pixels: a plain PNG of them gives the same embedding.
+        $plain = Join-Path $TestDrive "plain-$File.png"
+        [Mnemosyne.Engine.Imaging.PngFile]::Save($plain, $decoded, $null, $true)
+        (Import-MnemosyneReference $plain).Embedding | Should -Be $all[0].Embedding
+        Assert-SessionUsable
+    }
+}
+
+Describe 'Damaged saved references' {
+    BeforeAll {
+        $script:saved = Join-Path $TestDrive 'saved-kira.json'
+        $reference | Export-MnemosyneReference -Path $saved -Force
+        $script:savedText = Get-Content -Raw $saved
+    }
+
+    It '<Name>: InvalidData, naming the file' -ForEach $badReferences {
+        $path = Join-Path $TestDrive "damaged-$($Name -replace '\W', '-').json"
+        Set-Content $path (Invoke-Case $Edit $savedText) -NoNewline
+        $failure = Get-OnlyFailure { Import-MnemosyneReference $path }
+        Assert-Failure $failure -Category $Category -Target $path -Advice $Advice -ErrorId 'SavedReferenceUnreadable'
+        Assert-SessionUsable
+    }
+
+    It 'a file of 8 MB: InvalidData, asking whether it is the right file' {
+        $path = Join-Path $TestDrive 'big.json'
+        $stream = [IO.File]::Create($path)
+        try { $stream.SetLength(8MB) } finally { $stream.Dispose() }
+        Assert-Failure (Get-OnlyFailure { Import-MnemosyneReference $path }) -Category InvalidData -Target $path -Advice 'too large for a saved reference.*is it the right file'
+        Assert-SessionUsable
+    }
+
+    Context 'a well-formed file whose embedding lost values' {
+        BeforeAll {
+            $path = Join-Path $TestDrive 'short.json'
+            Set-Content $path ($savedText -replace '(?s)("embedding": \[\s*)[^,\s]+,\s*[^,\s]+,', '$1') -NoNewline
+            $script:short = Import-MnemosyneReference $path -ErrorAction Stop
+        }
+
+        It 'New-MnemosyneScene: InvalidArgument, with the reference as target' {
+            $short.Embedding.Length | Should -Be ($reference.Embedding.Length - 2)
+            $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Reference $short -Seed 1 @tiny }
+            Assert-Failure $failure -Category InvalidArgument -Target $short -Advice "holds $($short.Embedding.Length) values.*damaged\. Import the reference images again" -ErrorId 'SceneFailed'
+            Assert-SessionUsable
+        }
+
+        It 'Measure-MnemosyneConsistency: InvalidArgument, with the reference as target' {
+            $failure = Get-OnlyFailure { Measure-MnemosyneConsistency -Reference $short -Path $picture }
+            Assert-Failure $failure -Category InvalidArgument -Target $short -Advice 'damaged\. Import the reference pictures again' -ErrorId 'ReferenceDamaged'
+            Assert-SessionUsable
+        }
+    }
+}
+
+Describe 'Damaged checkpoints for Open-MnemosyneEngine' {
+    It '<Name>: <Category>, naming <Target>; the open engine stays' -ForEach $badCheckpoints {
+        $copy = Join-Path $TestDrive "broken-$([guid]::NewGuid().ToString('N'))"
+        Copy-Item $checkpoint $copy -Recurse
+        Invoke-Case $Break $copy
+        try {
+            $failure = Get-OnlyFailure { Open-MnemosyneEngine $copy }
+            Assert-Failure $failure -Category $Category -Target (Join-Path $copy $Target) -Advice $Advice -ErrorId 'EngineOpenFailed'
+            (Get-MnemosyneEngine).Path | Should -Be $checkpoint
+            Assert-SessionUsable
+        }
+        finally {
+            # A broken copy that opened after all must not be the engine of the cases after this one.
+            if ((Get-MnemosyneEngine).Path -ne $checkpoint) { Open-MnemosyneEngine $checkpoint }
+            Remove-Item $copy -Recurse -Force
+        }
+    }
+}
+
+Describe 'Bad settings for New-MnemosyneScene' {
+    BeforeAll {
+        Set-Content (Join-Path $TestDrive 'text.npy') 'not numpy'
+        [Mnemosyne.Engine.Tensors.NpyFile]::Write((Join-Path $TestDrive 'small.npy'), [Mnemosyne.Engine.Tensors.FloatTensor]::new([float[]]::new(64), [int[]](1, 4, 4, 4)))
+    }
+
+    It '<Name>: <ErrorId>, with the value as target' -ForEach $badSettings {
+        $arguments = @{ Prompt = 'a cat'; Seed = 1 } + $tiny
+        foreach ($key in $Settings.Keys) {
+            $arguments[$key] = if ($Settings[$key] -is [string]) { $Settings[$key].Replace('{drive}', $TestDrive) } else { $Settings[$key] }
+        }
+        $target = if ($Target -is [string]) { $Target.Replace('{drive}', $TestDrive) } else { $Target }
+
+        $failure = Get-OnlyFailure { New-MnemosyneScene @arguments }
+        Assert-Failure $failure -Category $(if ($_['Category']) { $_['Category'] } else { 'InvalidArgument' }) -Target $target -Advice $Advice -ErrorId $ErrorId
+        "$failure" | Should -Not -Match "\(Parameter '" -Because 'the message is one sentence, not .NET''s parameter note'
+        Assert-SessionUsable
+    }
+
+    It 'refuses a bad setting before it needs an engine' {
+        Close-MnemosyneEngine
+        try {
+            $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 4294967296 @tiny }
+            Assert-Failure $failure -Category InvalidArgument -Target 4294967296 -Advice 'Seed must be from 0' -ErrorId 'InvalidSceneSetting'
+        }
+        finally { Open-MnemosyneEngine $checkpoint }
+        Assert-SessionUsable
+    }
+
+    It '<Name>: works' -ForEach $oddSettings {
+        $arguments = @{ Prompt = 'a cat'; Seed = 1; Reference = $reference } + $tiny
+        foreach ($key in $Settings.Keys) { $arguments[$key] = $Settings[$key] }
+        $all = @(New-MnemosyneScene @arguments -WarningVariable warnings -WarningAction SilentlyContinue 2>&1)
+        $all.Count | Should -Be 1
+        $all[0] | Should -BeOfType ([Mnemosyne.Engine.Pipeline.Scene])
+        Invoke-Case $Check $all[0] $warnings
+        # What was made can be saved, with the prompt intact in the PNG's parameters.
+        $file = Join-Path $TestDrive "odd-$([guid]::NewGuid().ToString('N')).png"
+        $all[0] | Save-MnemosyneImage -Path $file -ErrorAction Stop
+        $text = ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($file) | Where-Object Keyword -EQ 'parameters').Text
+        $text.StartsWith($all[0].Prompt + "`n", [StringComparison]::Ordinal) | Should -BeTrue
+        Assert-SessionUsable
+    }
+
+    It 'seed 2^32 − 1 and seed 0 are different pictures' {
+        $top = New-MnemosyneScene 'a cat' -Seed 4294967295 @tiny
+        $zero = New-MnemosyneScene 'a cat' -Seed 0 @tiny
+        [Convert]::ToHexString($top.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($zero.Image.Rgb))
+    }
+}
+
+Describe 'Bad output paths' {
+    It '<Name>: <Category>, naming the path' -ForEach $badOutputs {
+        $target = $Target.Replace('{drive}', $TestDrive)
+        $prepare, $keep = $_['Prepare'], $_['Keep']
+        if ($prepare) { Invoke-Case $prepare $target }
+        try {
+            $failure = Get-OnlyFailure { Invoke-Case $Run $target }
+            Assert-Failure $failure -Category $Category -Target $target -Advice $Advice -ErrorId $ErrorId
+            "$failure" | Should -Not -Match '\.tmp\b' -Because 'the message is about the file asked for'
+            if ($keep) { Get-Content -Raw $target | Should -Be $keep }
+            elseif (-not [IO.Directory]::Exists($target)) { [IO.File]::Exists($target) | Should -BeFalse }
+            $folder = Split-Path $target
+            if ((Test-Path -LiteralPath $folder -PathType Container) -and $folder -like "$TestDrive*") {
+                Get-ChildItem -LiteralPath $folder -Force -Filter '*.tmp' | Should -BeNullOrEmpty
+            }
+        }
+        finally { if ($target -like "$TestDrive/locked/*") { chmod 755 (Split-Path $target) } }
+        Assert-SessionUsable
+    }
+
+    It 'a name that only just fits the file system: saved' {
+        $target = Join-Path $TestDrive "$('n' * 246).png"
+        $scene | Save-MnemosyneImage -Path $target -ErrorAction Stop
+        $target | Should -Exist
+        Get-ChildItem $TestDrive -Force -Filter '*.tmp' | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'A stream with one bad input: the others are made (-ErrorAction Continue)' {
+    It 'prompts: a scene for each good one, an error for each bad one, in order' {
+        $all = @('on a beach', "in a`0forest", '', 'at a cafe' | New-MnemosyneScene -Seed 5 @tiny -ErrorAction Continue 2>&1)
+        $all.Count | Should -Be 4
+        $all[0].Prompt | Should -Be 'on a beach'
+        $all[1].TargetObject | Should -BeExactly "in a`0forest"
+        $all[2].TargetObject | Should -BeExactly ''
+        $all[3].Prompt | Should -Be 'at a cafe'
+        $all[1], $all[2] | ForEach-Object { $_.CategoryInfo.Category | Should -Be 'InvalidArgument' }
+    }
+
+    It 'CSV rows: a bad seed and a bad size are reported, the other rows made' {
+        $rows = @'
+Prompt,Seed,Width,Height,Steps
+first,1,64,64,2
+second,4294967296,64,64,2
+third,3,64,72,2
+fourth,4,60,64,2
+'@ | ConvertFrom-Csv
+        $all = @($rows | New-MnemosyneScene -ErrorAction Continue 2>&1)
+        $scenes = $all | Where-Object { $_ -is [Mnemosyne.Engine.Pipeline.Scene] }
+        $failures = $all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] }
+        $scenes.Prompt | Should -Be 'first', 'third'
+        $scenes[1].Height | Should -Be 72
+        $failures.TargetObject | Should -Be 4294967296, 60
+    }
+
+    It 'reference pictures: a missing and a damaged one are reported, the reference made from the others' {
+        $good = 'left', 'right' | ForEach-Object {
+            $path = Join-Path $TestDrive "$_.png"
+            [IO.File]::WriteAllBytes($path, (Get-PositionalPng $(if ($_ -eq 'left') { 40 } else { 30 }) 30))
+            $path
+        }
+        $missing = Join-Path $TestDrive 'gone.png'
+        $damaged = Join-Path $TestDrive 'half.png'
+        $png = Get-PositionalPng 32 32
+        [IO.File]::WriteAllBytes($damaged, $png[0..($png.Length / 2)])
+
+        $all = @($good[0], $missing, $damaged, $good[1] | Import-MnemosyneReference -Name 'kira' -ErrorAction Continue 2>&1)
+
+        $failures = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $failures.TargetObject | Should -Be $missing, $damaged
+        $failures.CategoryInfo.Category | Should -Be 'ObjectNotFound', 'InvalidData'
+        $references = @($all | Where-Object { $_ -is [Mnemosyne.Engine.Pipeline.CharacterReference] })
+        $references.Count | Should -Be 1
+        $references[0].Sources.Path | Should -Be $good
+        $references[0].Embedding | Should -Be ($good | Import-MnemosyneReference).Embedding
+    }
+
+    It 'prompts to files: a bad row and a taken file name are reported, the other files written' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'stream-out')
+        Set-Content (Join-Path $folder '3-taken.png') 'keep'
+        $rows = @'
+Prompt,Seed
+free,1
+bad,-5
+taken,3
+also free,4
+'@ | ConvertFrom-Csv
+        $all = @(& { $rows | New-MnemosyneScene @tiny -ErrorAction Continue | Save-MnemosyneImage -Directory $folder -PassThru -ErrorAction Continue } 2>&1)
+        ($all | Where-Object { $_ -is [IO.FileInfo] }).Name | Should -Be '1-free.png', '4-also-free.png'
+        ($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] }).CategoryInfo.Category | Should -Be 'InvalidArgument', 'ResourceExists'
+        (Get-ChildItem $folder -Force).Name | Sort-Object | Should -Be '1-free.png', '3-taken.png', '4-also-free.png'
+        Get-Content -Raw (Join-Path $folder '3-taken.png') | Should -Be "keep$([Environment]::NewLine)"
+    }
+}
+
+Describe 'Faults' {
+    It 'Ctrl+C in the middle of a denoising step: stopped, no file, no temporary file, and the engine goes on' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'stopped')
+        $target = Join-Path $folder 'stopped.png'
+        $ps = [powershell]::Create()
+        try {
+            # At 1024² a step of the tiny UNet takes a good part of a second, so the stop lands inside a UNet run
+            # (the engine's SceneCancellationTests show that such a stop ends the run inside ONNX Runtime).
+            $null = $ps.AddScript("Import-Module '$manifest'; New-MnemosyneScene 'a slow cat' -Seed 1 -Steps 50 -Width 1024 -Height 1024 | Save-MnemosyneImage -Path '$target'")
+            $running = $ps.BeginInvoke()
+            Wait-Until { @($ps.Streams.Progress | Where-Object StatusDescription -Match '^Step').Count -gt 0 -or $running.IsCompleted } | Should -BeTrue
+            $ps.Stop()
+            $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+            $steps = @($ps.Streams.Progress | Where-Object StatusDescription -Match '^Step (\d+) of 50' | ForEach-Object { [int]($_.StatusDescription -replace '^Step (\d+).*', '$1') })
+            ($steps | Measure-Object -Maximum).Maximum | Should -BeLessThan 50
+        }
+        finally { $ps.Dispose() }
+        $target | Should -Not -Exist
+        Get-ChildItem $folder -Force | Should -BeNullOrEmpty
+        Assert-SessionUsable
+    }
+
+    It 'a PNG write that the file system cuts short (a file size limit, as a full disk would): nothing partial, the old file intact' {
+        if ($IsWindows -or -not (Get-Command bash -ErrorAction SilentlyContinue)) {
+            Set-ItResult -Skipped -Because 'the file size limit is set with bash''s ulimit'
+            return
+        }
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'limited')
+        Set-Content (Join-Path $folder 'existing.png') 'precious' -NoNewline
+        $report = Join-Path $TestDrive 'limited.json'
+        # In a child pwsh whose files may not grow past 100 KB (RLIMIT_FSIZE): writing more fails with EFBIG,
+        # as it would on a full disk. SIGXFSZ is ignored so the write fails instead of killing the process, and
+        # .NET's W^X double mapping (a memory file that would also hit the limit) is off.
+        $script = @"
+`$ErrorActionPreference = 'Stop'
+. '$PSScriptRoot/Common.ps1'
+Import-Mnemosyne
+`$big = New-FakeScene -Seed 7 -Width 256 -Height 256
+`$big | Save-MnemosyneImage -Path '$folder/new.png' -ErrorVariable +failures -ErrorAction SilentlyContinue
+`$big | Save-MnemosyneImage -Path '$folder/existing.png' -Force -ErrorVariable +failures -ErrorAction SilentlyContinue
+New-FakeScene -Seed 8 | Save-MnemosyneImage -Path '$folder/small.png'
+@(`$failures | ForEach-Object { @{ Category = "`$(`$_.CategoryInfo.Category)"; Target = `$_.TargetObject; Message = "`$_" } }) | ConvertTo-Json | Set-Content '$report'
+"@
+        $pwsh = Get-PwshCommand
+        $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($script))
+        $output = bash -c 'trap "" XFSZ; ulimit -f 100; export DOTNET_EnableWriteXorExecute=0; exec "$@"' limited @pwsh -NoProfile -NonInteractive -EncodedCommand $encoded 2>&1
+        $LASTEXITCODE | Should -Be 0 -Because ($output -join "`n")
+
+        $failures = @(Get-Content -Raw $report | ConvertFrom-Json)
+        $failures.Count | Should -Be 2
+        $failures.Category | Should -Be 'WriteError', 'WriteError'
+        $failures.Target | Should -Be (Join-Path $folder 'new.png'), (Join-Path $folder 'existing.png')
+        $failures.Message | ForEach-Object { $_ | Should -Match 'larger than the file system or a size limit allows.*Nothing was written' }
+        $failures[1].Message | Should -Match 'the existing file is unchanged'
+        (Get-ChildItem $folder -Force).Name | Sort-Object | Should -Be 'existing.png', 'small.png'
+        Get-Content -Raw (Join-Path $folder 'existing.png') | Should -Be 'precious'
+    }
+}
