@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Sampling;
@@ -70,6 +71,40 @@ public sealed class Int8SceneTests(Int8EngineFixture engine, ITestOutputHelper o
         double peak = expected.Data.Max(Math.Abs);
         output.WriteLine($"{name}: int8 final latents max-abs {error:E2} from diffusers (latents up to {peak:F2}: {error / peak:P2})");
         Assert.True(error <= RelativeBound * peak, $"int8 final latents are {error:E2} from diffusers, over {RelativeBound:P0} of {peak:F2}");
+    }
+}
+
+/// <summary>Int8 over a single-file checkpoint: the weights are converted through its layout (renamed, fused, transposed).</summary>
+public sealed class Int8SingleFileTests : IDisposable
+{
+    private readonly string root = Directory.CreateTempSubdirectory("mnemosyne-int8-single-").FullName;
+
+    public void Dispose() => Directory.Delete(root, recursive: true);
+
+    [Fact]
+    public void TheSameWeightsInBothLayoutsGiveTheSameInt8Image()
+    {
+        var diffusers = Path.Combine(root, "diffusers");
+        RandomCheckpoint.Write(diffusers, CheckpointShape.Tiny, seed: 23);
+        var single = Path.Combine(root, "tiny-sdxl.safetensors");
+        RandomCheckpoint.WriteSingleFile(single, CheckpointShape.Tiny, seed: 23);
+        var adapter = Path.Combine(diffusers, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.AdapterRelativePath);
+        var cache = Path.Combine(root, "converted");
+        EngineOptions Int8(string checkpoint) => new()
+        {
+            CheckpointPath = checkpoint, BaseModelPath = diffusers, IpAdapterPath = adapter, Precision = WeightPrecision.Int8, ConvertedWeightsPath = cache,
+        };
+
+        using var fromFolder = SceneEngine.Open(Int8(diffusers));
+        using var fromFile = SceneEngine.Open(Int8(single));
+        using var float32 = SceneEngine.Open(Int8(diffusers) with { Precision = WeightPrecision.Float32 });
+        var request = new SceneRequest { Prompt = "a lighthouse at dusk", Seed = 9, Steps = 3, Width = 64, Height = 80 };
+
+        var expected = fromFolder.Generate(request).FinalLatents.Data;
+        Assert.Equal(expected, fromFile.Generate(request).FinalLatents.Data);
+        Assert.NotEqual(expected, float32.Generate(request).FinalLatents.Data);
+        // Each checkpoint has its own folder of converted weights.
+        Assert.Equal(2, Directory.GetDirectories(cache).Length);
     }
 }
 
