@@ -122,6 +122,9 @@ public static class BenchPhases
     {
         var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
         c.Result.Values["checkpointBytes"] = files.Sum(f => new FileInfo(f).Length);
+        // An Int8 engine reads the UNet from its converted weights: they are evicted too.
+        if (Directory.Exists(c.Request.ConvertedWeightsRoot) && c.Request.Precision != WeightPrecision.Float32)
+            files.AddRange(Directory.EnumerateFiles(c.Request.ConvertedWeightsRoot, "*", SearchOption.AllDirectories));
         c.Result.Values["pageCacheBytesBefore"] = PageCache.ResidentBytes(files);
         PageCache.Evict(files);
         c.Result.Values["pageCacheBytesAfterEviction"] = PageCache.ResidentBytes(files);
