@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
-using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Onnx;
 
 namespace Mnemosyne.Engine.Checkpoints;
@@ -68,7 +67,7 @@ public static class ConvertedWeightCache
                 ["identity"] = identity,
                 ["source"] = System.IO.Path.GetFullPath(plan.Source.Path),
             };
-            AtomicFile.Write(path, stream => Write(stream, plan, weights, metadata), overwrite: true);
+            WriteThenRename(path, stream => Write(stream, plan, weights, metadata));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -80,6 +79,31 @@ public static class ConvertedWeightCache
         DeleteStale(folder, $"{stem}-{sourceKey}-", path);
         return TryOpen(path, identity, weights)
             ?? throw new InvalidDataException($"The converted weights just written to {path} do not read back whole; the disk may be failing.");
+    }
+
+    /// <summary>
+    /// Streams the file to a temporary name beside it and renames it into place, so it appears whole or not at all
+    /// (several GB: it cannot be staged in memory first).
+    /// </summary>
+    private static void WriteThenRename(string path, Action<Stream> write)
+    {
+        var temporary = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, $".{System.IO.Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            {
+                write(stream);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temporary, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temporary); }
+            catch (IOException) { } // the original failure is the one to report
+            catch (UnauthorizedAccessException) { }
+            throw;
+        }
     }
 
     private static ConvertedWeights? TryOpen(string path, string identity, IReadOnlyList<PlannedWeight> weights)
