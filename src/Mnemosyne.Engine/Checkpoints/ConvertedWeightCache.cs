@@ -53,9 +53,11 @@ public static class ConvertedWeightCache
     {
         ArgumentNullException.ThrowIfNull(plan);
         var weights = plan.Weights;
+        // Named by what is read (the source's path and the network's list of weights: several networks may read one
+        // single-file checkpoint) and then by the source's state, so that only a changed source's file is stale.
+        var readKey = Hash(System.IO.Path.GetFullPath(plan.Source.Path) + "|" + WeightList(weights), 8);
         var identity = Identity(plan.Source.Path, weights);
-        var sourceKey = Hash(System.IO.Path.GetFullPath(plan.Source.Path), 8);
-        var path = System.IO.Path.Combine(folder, $"{stem}-{sourceKey}-{Hash(identity, 16)}.safetensors");
+        var path = System.IO.Path.Combine(folder, $"{stem}-{readKey}-{Hash(identity, 16)}.safetensors");
         if (TryOpen(path, identity, weights) is { } cached) return cached;
 
         try
@@ -76,7 +78,7 @@ public static class ConvertedWeightCache
             throw new IOException($"Could not write the converted weights of {plan.Source.Path} to {path}: {e.Message} " +
                 "Free some disk space or choose another folder for converted weights (EngineOptions.ConvertedWeightsPath).", e);
         }
-        DeleteStale(folder, $"{stem}-{sourceKey}-", path);
+        DeleteStale(folder, $"{stem}-{readKey}-", path);
         return TryOpen(path, identity, weights)
             ?? throw new InvalidDataException($"The converted weights just written to {path} do not read back whole; the disk may be failing.");
     }
@@ -167,14 +169,13 @@ public static class ConvertedWeightCache
         // A link (a Hugging Face snapshot's) is known by its target: a new download changes the target, not the link.
         var file = new FileInfo(full);
         if (file.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target) file = target;
-        var text = new StringBuilder()
-            .Append(Format).Append('|').Append(file.FullName).Append('|')
-            .Append(file.Length.ToString(CultureInfo.InvariantCulture)).Append('|')
-            .Append(file.LastWriteTimeUtc.Ticks.ToString(CultureInfo.InvariantCulture));
-        foreach (var w in weights)
-            text.Append('|').Append(w.Name).Append(':').Append(string.Join('x', w.Shape)).Append(w.Quantised ? ":q" : ":f");
-        return $"{Format}|{full}|{Hash(text.ToString(), 32)}";
+        var text = string.Join('|', Format, file.FullName, file.Length.ToString(CultureInfo.InvariantCulture),
+            file.LastWriteTimeUtc.Ticks.ToString(CultureInfo.InvariantCulture), WeightList(weights));
+        return $"{Format}|{full}|{Hash(text, 32)}";
     }
+
+    private static string WeightList(IReadOnlyList<PlannedWeight> weights)
+        => string.Join('|', weights.Select(w => $"{w.Name}:{string.Join('x', w.Shape)}:{(w.Quantised ? 'q' : 'f')}"));
 
     private static void DeleteStale(string folder, string prefix, string current)
     {

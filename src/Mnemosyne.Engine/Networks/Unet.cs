@@ -88,22 +88,14 @@ public sealed class Unet : IDisposable
         return new Unet(OnnxModel.Create(graph, settings), config, adapter is not null);
     }
 
-    /// <summary>
-    /// Builds the graph once over plans that record (and check) every weight it reads, converts those weights into
-    /// one cache folder (linear layers quantised, the rest float32) unless they are there already, and builds the
-    /// graph again over the converted files, so the session reads all its weights from that folder.
-    /// </summary>
+    /// <summary>The graph over weights converted for <see cref="SessionSettings.Precision"/>, the adapter's beside the UNet's.</summary>
     private static Unet LoadQuantised(UnetConfig config, IWeightSource weights, SafetensorsFile? adapter, SessionSettings settings)
     {
-        var unetPlan = new WeightConversionPlan(weights);
-        var adapterPlan = adapter is null ? null : new WeightConversionPlan(adapter);
         if (adapter is not null) IpAdapterAttention.CheckNoOtherLayers(adapter, config);
-        BuildGraph(config, unetPlan, adapterPlan, null);
-
-        var folder = ConvertedWeightCache.FolderFor(weights.Path, settings.Precision, settings.ConvertedWeightsRoot);
-        using var unetWeights = ConvertedWeightCache.Open(folder, "unet", unetPlan);
-        using var adapterWeights = adapterPlan is null ? null : ConvertedWeightCache.Open(folder, "ip-adapter", adapterPlan);
-        var graph = BuildGraph(config, unetWeights, adapterWeights, folder);
+        List<(string, IWeightSource)> sources = [("unet", weights)];
+        if (adapter is not null) sources.Add(("ip-adapter", adapter));
+        var graph = ConvertedNetwork.Build(settings, sources, (converted, folder) =>
+            BuildGraph(config, converted[0], converted.Count > 1 ? converted[1] : null, folder));
         return new Unet(OnnxModel.Create(graph, settings), config, adapter is not null);
     }
 

@@ -11,7 +11,7 @@ public sealed record SessionSettings
 
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 
-    /// <summary>The precision of the linear layers' weights in the networks that offer a choice (the UNet); the others ignore it.</summary>
+    /// <summary>The precision of the linear layers' weights in the networks that offer a choice (the UNet and the CLIP encoders); the others ignore it.</summary>
     public WeightPrecision Precision { get; init; }
 
     /// <summary>

@@ -54,9 +54,9 @@ public sealed record EngineOptions
     public string? Variant { get; init; }
 
     /// <summary>
-    /// Float32 (the default) runs the checkpoint as it is; Int8 runs the UNet's linear layers with 8-bit weights
-    /// (<see cref="WeightPrecision.Int8"/>): faster and smaller, with a small deviation from Float32. The first open
-    /// in Int8 converts the UNet's weights once into <see cref="ConvertedWeightsPath"/>.
+    /// Float32 (the default) runs the checkpoint as it is; Int8 runs the linear layers of the UNet and the CLIP
+    /// encoders with 8-bit weights (<see cref="WeightPrecision.Int8"/>): faster and smaller, with a small deviation
+    /// from Float32. The first use of each network in Int8 converts its weights once into <see cref="ConvertedWeightsPath"/>.
     /// </summary>
     public WeightPrecision Precision { get; init; }
 

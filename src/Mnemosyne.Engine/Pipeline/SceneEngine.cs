@@ -102,7 +102,7 @@ public sealed class SceneEngine : IDisposable
             var textEncoder = OnDemand(opened, log, "text_encoder", () => ClipTextEncoder.Load(configs.TextEncoder, model.TextEncoder, settings), options.KeepEncodersLoaded);
             var textEncoder2 = OnDemand(opened, log, "text_encoder_2", () => ClipTextEncoder.Load(configs.TextEncoder2, model.TextEncoder2, settings), options.KeepEncodersLoaded);
             var unetWhat = options.Precision == WeightPrecision.Float32 ? "unet"
-                : $"unet ({options.Precision}; its first open converts the weights into {ConvertedWeightCache.FolderFor(model.Unet.Path, options.Precision, options.ConvertedWeightsPath)})";
+                : $"unet ({options.Precision}: weights converted once into {ConvertedWeightCache.FolderFor(model.Unet.Path, options.Precision, options.ConvertedWeightsPath)})";
             var unet = Track(unetWhat, () => Unet.Load(configs.Unet, model.Unet, adapterFiles, settings));
             var vae = Track("vae", () => VaeDecoder.Load(configs.Vae, model.Vae, settings));
             OnDemandNetwork<ClipVisionEncoder>? imageEncoder = null;

@@ -103,8 +103,17 @@ public sealed class Int8SingleFileTests : IDisposable
         var expected = fromFolder.Generate(request).FinalLatents.Data;
         Assert.Equal(expected, fromFile.Generate(request).FinalLatents.Data);
         Assert.NotEqual(expected, float32.Generate(request).FinalLatents.Data);
-        // Each checkpoint has its own folder of converted weights.
-        Assert.Equal(2, Directory.GetDirectories(cache).Length);
+        // The networks read from one single file get a converted file each, in that file's folder, and keep them.
+        var folder = ConvertedWeightCache.FolderFor(single, WeightPrecision.Int8, cache);
+        var files = Directory.GetFiles(folder).Select(Path.GetFileName).Order().ToArray();
+        Assert.Equal(4, files.Length);
+        Assert.StartsWith("ip-adapter-", files[0]); // beside the UNet: one folder per session
+        Assert.StartsWith("text-encoder-", files[1]);
+        Assert.StartsWith("text-encoder-", files[2]);
+        Assert.StartsWith("unet-", files[3]);
+        var written = files.Select(f => File.GetLastWriteTimeUtc(Path.Combine(folder, f!))).ToArray();
+        using (var reopened = SceneEngine.Open(Int8(single))) reopened.Generate(request);
+        Assert.Equal(written, files.Select(f => File.GetLastWriteTimeUtc(Path.Combine(folder, f!))));
     }
 }
 
