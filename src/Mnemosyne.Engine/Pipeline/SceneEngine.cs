@@ -243,6 +243,7 @@ public sealed class SceneEngine : IDisposable
                 ReferenceName = request.Reference?.Name,
                 ReferenceWeight = request.Reference is null ? 0 : request.ReferenceWeight,
                 Model = ModelName,
+                Precision = Options.Precision,
                 InitialNoisePath = request.InitialNoisePath,
                 Elapsed = clock.Elapsed,
                 FinalLatents = latents,

@@ -100,9 +100,14 @@ public sealed class Int8SingleFileTests : IDisposable
         using var float32 = SceneEngine.Open(Int8(diffusers) with { Precision = WeightPrecision.Float32 });
         var request = new SceneRequest { Prompt = "a lighthouse at dusk", Seed = 9, Steps = 3, Width = 64, Height = 80 };
 
-        var expected = fromFolder.Generate(request).FinalLatents.Data;
+        var scene = fromFolder.Generate(request);
+        Assert.Equal(WeightPrecision.Int8, scene.Precision);
+        Assert.Contains(", Precision: Int8,", scene.ParametersText());
+        var expected = scene.FinalLatents.Data;
         Assert.Equal(expected, fromFile.Generate(request).FinalLatents.Data);
-        Assert.NotEqual(expected, float32.Generate(request).FinalLatents.Data);
+        var float32Scene = float32.Generate(request);
+        Assert.NotEqual(expected, float32Scene.FinalLatents.Data);
+        Assert.DoesNotContain("Precision", float32Scene.ParametersText());
         // The networks read from one single file get a converted file each, in that file's folder, and keep them.
         var folder = ConvertedWeightCache.FolderFor(single, WeightPrecision.Int8, cache);
         var files = Directory.GetFiles(folder).Select(Path.GetFileName).Order().ToArray();
