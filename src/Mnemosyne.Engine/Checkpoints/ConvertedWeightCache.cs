@@ -153,7 +153,7 @@ public static class ConvertedWeightCache
     {
         var stored = source.Locate(weight.Name, weight.Shape);
         var values = new float[stored.Tensor.ElementCount];
-        stored.File.ReadFloat32(stored.Tensor, values);
+        stored.File.ReadFloat32Unmapped(stored.Tensor, values);
         if (!stored.Transposed) return values;
         int rows = (int)weight.Shape[0], columns = (int)weight.Shape[1];
         var transposed = new float[values.Length];
