@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Sampling;
@@ -63,13 +64,16 @@ public sealed class Int8SceneTests(Int8EngineFixture engine, ITestOutputHelper o
             Reference = engine.Reference,
         };
 
-        var latents = engine.Engine.Generate(request).FinalLatents;
+        var scene = engine.Engine.Generate(request);
+        var latents = scene.FinalLatents;
 
         var expected = NpyFile.Read(Path.Combine(folder, "final-latents.npy"));
         Assert.Equal(expected.Shape, latents.Shape);
         double error = expected.Data.Zip(latents.Data, (a, b) => Math.Abs(a - b)).Max();
         double peak = expected.Data.Max(Math.Abs);
-        output.WriteLine($"{name}: int8 final latents max-abs {error:E2} from diffusers (latents up to {peak:F2}: {error / peak:P2})");
+        var pixels = SafeImageDecoder.Default.Decode(Path.Combine(folder, "image.png")).Rgb.Zip(scene.Image.Rgb, (a, b) => Math.Abs(a - b)).ToArray();
+        output.WriteLine($"{name}: int8 final latents max-abs {error:E2} from diffusers (latents up to {peak:F2}: {error / peak:P2}); "
+                         + $"8-bit pixels {pixels.Average():F2} levels apart on average, {pixels.Count(d => d <= 4) / (double)pixels.Length:P1} within 4");
         Assert.True(error <= RelativeBound * peak, $"int8 final latents are {error:E2} from diffusers, over {RelativeBound:P0} of {peak:F2}");
     }
 }
