@@ -26,6 +26,7 @@ param(
     [int[]] $Sizes = @(512, 1024),
     [int] $Steps = 4,
     [switch] $Quick,
+    [switch] $LowMemory,
     [string[]] $Phases,
     [switch] $Peer,
     [string] $PeerVendor,
@@ -166,7 +167,7 @@ switch ($Task) {
                 Where-Object { $_ -and (Test-Path (Join-Path $_ 'diffusers')) } | Select-Object -First 1
         }
         $arguments = @('bench', '--size', $(if ($PSBoundParameters.ContainsKey('Size')) { $Size } else { 'Full' }),
-            '--threads', $Threads, '--precision', $Precision, '--sizes', ($Sizes -join ','), '--steps', $Steps, '--quick', $Quick.IsPresent,
+            '--threads', $Threads, '--precision', $Precision, '--sizes', ($Sizes -join ','), '--steps', $Steps, '--quick', $Quick.IsPresent, '--low-memory', $LowMemory.IsPresent,
             '--output', (Join-Path $root 'out/bench'), '--peer', $Peer.IsPresent, '--peer-harness', $harness)
         if ($PeerVendor) { $arguments += @('--peer-vendor', $PeerVendor) }
         if ($Phases) { $arguments += @('--phases', ($Phases -join ',')) }

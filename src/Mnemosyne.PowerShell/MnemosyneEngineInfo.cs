@@ -15,6 +15,7 @@ public sealed class MnemosyneEngineInfo
         IPAdapterPath = engine.Options.IpAdapterPath;
         ImageEncoderPath = engine.Options.ImageEncoderPath;
         Threads = engine.Options.Threads;
+        LowMemory = engine.Options.LowMemory;
         Precision = engine.Options.Precision;
         SupportsReferences = engine.SupportsReferences;
         OpenedAt = openedAt;
@@ -31,6 +32,8 @@ public sealed class MnemosyneEngineInfo
     public string? ImageEncoderPath { get; }
     /// <summary>ONNX Runtime threads; 0 means every core.</summary>
     public int Threads { get; }
+    /// <summary>Whether the UNet is released while the VAE decodes (Open-MnemosyneEngine -LowMemory).</summary>
+    public bool LowMemory { get; }
     /// <summary>Float32, or Int8 for 8-bit weights in the UNet's linear layers.</summary>
     public WeightPrecision Precision { get; }
     public bool SupportsReferences { get; }

@@ -32,7 +32,8 @@ public static class Program
                     Benchmark.RunPhaseHere(new PhaseRequest(options.Require("phase"), options.Require("checkpoint"),
                         Int(options.Get("threads", "0"), "threads"), Sizes(options.Require("sizes")), Int(options.Require("steps"), "steps"),
                         options.Require("work"), options.Require("result"),
-                        long.Parse(options.Get("decode-bytes", "0"), CultureInfo.InvariantCulture), Precision(options.Get("precision", "Float32"))));
+                        long.Parse(options.Get("decode-bytes", "0"), CultureInfo.InvariantCulture),
+                        Flag(options.Get("low-memory", "false"), "low-memory"), Precision(options.Get("precision", "Float32"))));
                     return 0;
                 default:
                     return Usage();
@@ -67,6 +68,7 @@ public static class Program
             Steps = Int(options.Get("steps", "4"), "steps"),
             Phases = options.Get("phases", string.Join(',', BenchPhases.All)).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             OutputFolder = options.Get("output", Path.Combine("out", "bench")),
+            LowMemory = Flag(options.Get("low-memory", "false"), "low-memory"),
             Peer = Flag(options.Get("peer", "false"), "peer"),
             PeerHarness = options.Get("peer-harness", ""),
             PeerVendor = options.Get("peer-vendor", ""),

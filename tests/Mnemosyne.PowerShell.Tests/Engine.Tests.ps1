@@ -125,21 +125,32 @@ Describe 'Open, Get and Close with the tiny checkpoint' {
         $info.Threads | Should -Be 1
     }
 
-    It 'opens with -Precision Int8, converting the UNet''s weights into the cache once' -Skip:$IsWindows {
+    It 'with -LowMemory makes the same scenes, one after another, as without' {
+        Open-MnemosyneEngine $modelPath
+        $expected = New-MnemosyneScene 'a harbour at dawn' -Seed 4 @tiny
+        $info = Open-MnemosyneEngine $modelPath -LowMemory -PassThru
+        $info.LowMemory | Should -BeTrue
+        foreach ($i in 1..2) {
+            $scene = New-MnemosyneScene 'a harbour at dawn' -Seed 4 @tiny
+            $scene.Image.Rgb | Should -Be $expected.Image.Rgb
+        }
+    }
+
+
+    It 'opens with -Precision Int8, converting each network''s weights into the cache once' -Skip:$IsWindows {
         $saved = $env:XDG_CACHE_HOME
         $env:XDG_CACHE_HOME = Join-Path $TestDrive 'xdg-cache'
         try {
             $info = Open-MnemosyneEngine $modelPath -Precision Int8 -PassThru
             $info.Precision | Should -Be 'Int8'
-            $converted = @(Get-ChildItem (Join-Path $env:XDG_CACHE_HOME 'mnemosyne/converted-weights') -Recurse -File)
-            $names = $converted.Name | Sort-Object
-            $names.Count | Should -Be 2
-            $names[0] | Should -BeLike 'ip-adapter-*.safetensors'
-            $names[1] | Should -BeLike 'unet-*.safetensors'
-            (New-MnemosyneScene 'a cat' -Seed 1 @tiny).Image | Should -Not -BeNullOrEmpty
+            $root = Join-Path $env:XDG_CACHE_HOME 'mnemosyne/converted-weights'
+            $unet = @(Get-ChildItem $root -Recurse -File -Filter 'unet-*.safetensors')
+            $unet.Count | Should -Be 1
+            $scene = New-MnemosyneScene 'a cat' -Seed 1 @tiny
+            $scene.Precision | Should -Be 'Int8'
+            @(Get-ChildItem $root -Recurse -File -Filter 'text-encoder-*.safetensors').Count | Should -Be 2 -Because 'the text encoders are converted when first used'
             Open-MnemosyneEngine $modelPath -Precision Int8
-            @(Get-ChildItem (Join-Path $env:XDG_CACHE_HOME 'mnemosyne/converted-weights') -Recurse -File).LastWriteTimeUtc |
-                Should -Be $converted.LastWriteTimeUtc -Because 'a second open reuses the converted weights'
+            (Get-Item $unet[0].FullName).LastWriteTimeUtc | Should -Be $unet[0].LastWriteTimeUtc -Because 'a second open reuses the converted weights'
         }
         finally {
             Close-MnemosyneEngine

@@ -91,7 +91,8 @@ public static class RandomCheckpoint
         var adapterFile = Path.Combine(Dir(root, IpAdapterFolder, "sdxl_models"), "ip-adapter_sdxl_vit-h.safetensors");
         var unet = new WeightRecorder(unetFile);
         var adapter = new WeightRecorder(adapterFile);
-        Unet.BuildGraph(shape.Unet, unet, adapter, null);
+        Unet.BuildGraph(shape.Unet, unet, withIpAdapter: false, null);
+        IpAdapterKeys.BuildGraph(shape.Unet, adapter, null);
         ImageProjection.BuildGraph(ImageProjectionConfig.For(shape.ImageEncoder, shape.Unet), adapter, null);
 
         Component(log, seed, unetFile, "unet", shape.Unet, unet);
@@ -127,7 +128,7 @@ public static class RandomCheckpoint
     {
         var components = new (WeightRecorder Tensors, Func<string, SingleFileKey?> Map)[]
         {
-            (Record(w => Unet.BuildGraph(shape.Unet, w, null, null), path), name => SingleFileLayout.Unet(name, shape.Unet)),
+            (Record(w => Unet.BuildGraph(shape.Unet, w, withIpAdapter: false, null), path), name => SingleFileLayout.Unet(name, shape.Unet)),
             (Record(w => VaeDecoder.BuildGraph(shape.Vae, w, null), path), name => SingleFileLayout.Vae(name, shape.Vae)),
             (Record(w => ClipTextEncoder.BuildGraph(shape.TextEncoder, w, null), path), SingleFileLayout.TextEncoder),
             (Record(w => ClipTextEncoder.BuildGraph(shape.TextEncoder2, w, null), path), SingleFileLayout.TextEncoder2),
@@ -163,7 +164,7 @@ public static class RandomCheckpoint
     public static void WriteUnet(string path, UnetConfig config, ulong seed, TensorDType dtype = TensorDType.F32)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        Weights(seed, path, Record(w => Unet.BuildGraph(config, w, null, null), path), dtype);
+        Weights(seed, path, Record(w => Unet.BuildGraph(config, w, withIpAdapter: false, null), path), dtype);
     }
 
     private static float[] Transpose(float[] values, long[] shape)

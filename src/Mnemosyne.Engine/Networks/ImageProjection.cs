@@ -39,7 +39,7 @@ public sealed class ImageProjection : IDisposable
 
     public ImageProjectionConfig Config { get; }
 
-    /// <summary>Reads image_proj.* from an IP-Adapter weights file (the ip_adapter.* tensors belong to the UNet).</summary>
+    /// <summary>Reads image_proj.* from an IP-Adapter weights file (the ip_adapter.* tensors belong to <see cref="IpAdapterKeys"/>).</summary>
     public static ImageProjection Load(string adapterPath, ImageProjectionConfig config, SessionSettings settings)
     {
         using var weights = SafetensorsFile.Open(adapterPath);

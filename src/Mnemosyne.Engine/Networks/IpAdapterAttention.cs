@@ -1,59 +1,75 @@
 using Mnemosyne.Engine.Checkpoints;
-using Mnemosyne.Engine.Onnx;
 
 namespace Mnemosyne.Engine.Networks;
 
 /// <summary>
 /// IP-Adapter's decoupled cross-attention: beside the text keys and values, every cross-attention
 /// (attn2) of the UNet attends with the same query to the image-prompt tokens through its own
-/// key/value projections, and adds that result, times the adapter weight, before to_out.
+/// key/value projections, and adds that result, times the adapter weight, before to_out. The
+/// projections depend on the tokens alone, so <see cref="IpAdapterKeys"/> computes them once per
+/// reference and the UNet takes them as inputs, one key and one value per layer.
 /// </summary>
 internal static class IpAdapterAttention
 {
     public const string KeyPrefix = "ip_adapter.";
 
     /// <summary>
-    /// The adapter file's number for each transformer block's cross-attention, keyed by the block's
-    /// module path ("down_blocks.1.attentions.0.transformer_blocks.0"). The file numbers all of the UNet's
-    /// attention processors in diffusers' registration order (down blocks, then up blocks, then the mid
-    /// block; attn1 before attn2), so the cross-attentions get the odd numbers 1, 3, 5, …
+    /// One cross-attention of the UNet: its transformer block's module path ("down_blocks.1.attentions.0.transformer_blocks.0"),
+    /// the adapter file's number for it, and its width (the rows of its to_k_ip and to_v_ip).
     /// </summary>
-    public static IReadOnlyDictionary<string, int> Numbers(UnetConfig config)
+    public sealed record Layer(string BlockPrefix, int Number, long Channels);
+
+    /// <summary>
+    /// Every cross-attention of the UNet in the order its forward pass reaches them (down blocks, mid block,
+    /// up blocks). The adapter file numbers all of the UNet's attention processors in diffusers' registration
+    /// order (down blocks, then up blocks, then the mid block; attn1 before attn2), so the cross-attentions
+    /// get the odd numbers 1, 3, 5, …
+    /// </summary>
+    public static IReadOnlyList<Layer> Layers(UnetConfig config)
     {
         int levels = config.BlockOutChannels.Count;
-        var attentionModules = new List<(string Prefix, int Depth)>();
+        var down = new List<(string Prefix, int Depth, long Channels)>();
+        var up = new List<(string Prefix, int Depth, long Channels)>();
         for (int i = 0; i < levels; i++)
             if (config.DownBlockTypes[i] == Unet.CrossAttnDownBlock)
                 for (int j = 0; j < config.LayersPerBlock[i]; j++)
-                    attentionModules.Add(($"down_blocks.{i}.attentions.{j}", config.TransformerLayersPerBlock[i]));
+                    down.Add(($"down_blocks.{i}.attentions.{j}", config.TransformerLayersPerBlock[i], config.BlockOutChannels[i]));
         for (int i = 0; i < levels; i++)
         {
             int level = levels - 1 - i;
             if (config.UpBlockTypes[i] == Unet.CrossAttnUpBlock)
                 for (int j = 0; j < config.LayersPerBlock[level] + 1; j++)
-                    attentionModules.Add(($"up_blocks.{i}.attentions.{j}", config.TransformerLayersPerBlock[level]));
+                    up.Add(($"up_blocks.{i}.attentions.{j}", config.TransformerLayersPerBlock[level], config.BlockOutChannels[level]));
         }
-        attentionModules.Add(("mid_block.attentions.0", config.TransformerLayersPerBlock[levels - 1]));
+        var mid = ("mid_block.attentions.0", config.TransformerLayersPerBlock[levels - 1], (long)config.BlockOutChannels[levels - 1]);
 
-        var numbers = new Dictionary<string, int>(StringComparer.Ordinal);
         int next = 1;
-        foreach (var (prefix, depth) in attentionModules)
-            for (int k = 0; k < depth; k++, next += 2)
-                numbers[$"{prefix}.transformer_blocks.{k}"] = next;
-        return numbers;
+        List<Layer> Number(IEnumerable<(string Prefix, int Depth, long Channels)> modules)
+        {
+            var layers = new List<Layer>();
+            foreach (var (prefix, depth, channels) in modules)
+                for (int k = 0; k < depth; k++, next += 2)
+                    layers.Add(new Layer($"{prefix}.transformer_blocks.{k}", next, channels));
+            return layers;
+        }
+        var downLayers = Number(down);
+        var upLayers = Number(up);
+        var midLayers = Number([mid]);
+        return [.. downLayers, .. midLayers, .. upLayers];
     }
 
-    /// <summary>The names of every tensor the UNet reads from an adapter file.</summary>
+    /// <summary>The names of every tensor the adapter's key/value projections read from an adapter file.</summary>
     public static IEnumerable<string> TensorNames(UnetConfig config)
-        => Numbers(config).Values.SelectMany(n => new[] { $"{KeyPrefix}{n}.to_k_ip.weight", $"{KeyPrefix}{n}.to_v_ip.weight" });
+        => Layers(config).SelectMany(l => new[] { ProjectionName(l.Number, "to_k_ip") + ".weight", ProjectionName(l.Number, "to_v_ip") + ".weight" });
 
-    /// <summary>Attn(query, to_k_ip(tokens), to_v_ip(tokens)) with the block's heads: the term that is scaled and added.</summary>
-    public static string ImageTerm(OnnxGraph g, IWeightSource adapter, int number, string query, string ipTokens, long channels, long crossDim, int heads)
-    {
-        var key = g.Linear(ipTokens, adapter, $"{KeyPrefix}{number}.to_k_ip", crossDim, channels, bias: false);
-        var value = g.Linear(ipTokens, adapter, $"{KeyPrefix}{number}.to_v_ip", crossDim, channels, bias: false);
-        return g.Attention(query, key, value, heads);
-    }
+    /// <summary>The prefix of one layer's projection in the adapter file: "ip_adapter.3.to_k_ip".</summary>
+    public static string ProjectionName(int number, string projection) => $"{KeyPrefix}{number}.{projection}";
+
+    /// <summary>Layer <paramref name="number"/>'s key [B, tokens, C]: an output of <see cref="IpAdapterKeys"/> and an input of the UNet.</summary>
+    public static string KeyName(int number) => $"ip_key_{number}";
+
+    /// <summary>Layer <paramref name="number"/>'s value [B, tokens, C], likewise.</summary>
+    public static string ValueName(int number) => $"ip_value_{number}";
 
     /// <summary>An adapter with more layers than this UNet has was made for another UNet: refuse it.</summary>
     public static void CheckNoOtherLayers(SafetensorsFile adapter, UnetConfig config)

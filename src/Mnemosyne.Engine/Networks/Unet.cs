@@ -13,8 +13,11 @@ namespace Mnemosyne.Engine.Networks;
 /// <param name="TimeIds">SDXL micro-conditioning [B, 6]: original (h, w), crop (top, left), target (h, w).</param>
 public sealed record UnetConditioning(FloatTensor EncoderHiddenStates, FloatTensor TextEmbeds, FloatTensor TimeIds)
 {
-    /// <summary>IP-Adapter image-prompt tokens [B, tokens, cross_attention_dim]; null for no reference.</summary>
-    public FloatTensor? IpTokens { get; init; }
+    /// <summary>
+    /// The IP-Adapter's key and value of every cross-attention, made from the image-prompt tokens by
+    /// <see cref="IpAdapterKeys"/>, with this batch; null for no reference.
+    /// </summary>
+    public IpAdapterKeyValues? IpKeyValues { get; init; }
 
     /// <summary>The IP-Adapter weight; 0 gives exactly the text-only UNet.</summary>
     public float IpScale { get; init; }
@@ -23,7 +26,8 @@ public sealed record UnetConditioning(FloatTensor EncoderHiddenStates, FloatTens
 /// <summary>
 /// The SDXL UNet (diffusers UNet2DConditionModel with the "text_time" added embedding), optionally with
 /// IP-Adapter decoupled cross-attention in every attn2, as one ONNX graph built from the checkpoint.
-/// The adapter weight is an input of the graph, so one session serves every weight.
+/// The adapter's keys and values (<see cref="IpAdapterKeys"/>) and its weight are inputs of the graph, so one
+/// session serves every reference and weight, and the UNet holds none of the adapter's weights.
 /// </summary>
 public sealed class Unet : IDisposable
 {
@@ -32,7 +36,6 @@ public sealed class Unet : IDisposable
     public const string EncoderHiddenStatesInput = "encoder_hidden_states";
     public const string TextEmbedsInput = "text_embeds";
     public const string TimeIdsInput = "time_ids";
-    public const string IpTokensInput = "ip_tokens";
     public const string IpScaleInput = "ip_scale";
     public const string Output = "out_sample";
 
@@ -46,12 +49,14 @@ public sealed class Unet : IDisposable
     public const int TimeIdCount = 6;
 
     private readonly OnnxModel model;
+    private readonly IReadOnlyList<IpAdapterAttention.Layer> ipLayers;
 
     private Unet(OnnxModel model, UnetConfig config, bool hasIpAdapter)
     {
         this.model = model;
         Config = config;
         HasIpAdapter = hasIpAdapter;
+        ipLayers = hasIpAdapter ? IpAdapterAttention.Layers(config) : [];
     }
 
     public UnetConfig Config { get; }
@@ -62,7 +67,10 @@ public sealed class Unet : IDisposable
     /// <summary>The width of the pooled text embedding the added condition expects.</summary>
     public int PooledTextDim => PooledTextWidth(Config);
 
-    /// <summary>Loads unet/ of a diffusers checkpoint and, when given, the IP-Adapter's attention weights.</summary>
+    /// <summary>
+    /// Loads unet/ of a diffusers checkpoint, with the IP-Adapter branch when <paramref name="ipAdapter"/> is given;
+    /// the adapter's weights are not read (<see cref="IpAdapterKeys"/> runs them), but its file must match this UNet.
+    /// </summary>
     public static Unet Load(ComponentFiles unet, IpAdapterFiles? ipAdapter, SessionSettings settings)
     {
         ArgumentNullException.ThrowIfNull(unet);
@@ -82,21 +90,17 @@ public sealed class Unet : IDisposable
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(settings);
-        using var adapter = ipAdapter is null ? null : SafetensorsFile.Open(ipAdapter.AdapterPath);
-        if (settings.Precision == WeightPrecision.Int8) return LoadQuantised(config, weights, adapter, settings);
-        var graph = BuildGraph(config, weights, adapter, Path.GetDirectoryName(weights.Path));
-        return new Unet(OnnxModel.Create(graph, settings), config, adapter is not null);
-    }
-
-    /// <summary>The graph over weights converted for <see cref="SessionSettings.Precision"/>, the adapter's beside the UNet's.</summary>
-    private static Unet LoadQuantised(UnetConfig config, IWeightSource weights, SafetensorsFile? adapter, SessionSettings settings)
-    {
-        if (adapter is not null) IpAdapterAttention.CheckNoOtherLayers(adapter, config);
-        List<(string, IWeightSource)> sources = [("unet", weights)];
-        if (adapter is not null) sources.Add(("ip-adapter", adapter));
-        var graph = ConvertedNetwork.Build(settings, sources, (converted, folder) =>
-            BuildGraph(config, converted[0], converted.Count > 1 ? converted[1] : null, folder));
-        return new Unet(OnnxModel.Create(graph, settings), config, adapter is not null);
+        var withAdapter = ipAdapter is not null;
+        if (settings.Precision == WeightPrecision.Float32)
+        {
+            var graph = BuildGraph(config, weights, withAdapter, Path.GetDirectoryName(weights.Path));
+            if (ipAdapter is not null) CheckAdapter(config, ipAdapter);
+            return new Unet(OnnxModel.Create(graph, settings), config, withAdapter);
+        }
+        var converted = ConvertedNetwork.Build(settings, [("unet", weights)],
+            (sources, folder) => BuildGraph(config, sources[0], withAdapter, folder),
+            checkBeforeConverting: () => { if (ipAdapter is not null) CheckAdapter(config, ipAdapter); });
+        return new Unet(OnnxModel.Create(converted, settings), config, withAdapter);
     }
 
     /// <summary>Loads a unet/ folder holding config.json and diffusion_pytorch_model.safetensors.</summary>
@@ -112,17 +116,25 @@ public sealed class Unet : IDisposable
     }
 
     /// <summary>
-    /// Builds the UNet graph, asking <paramref name="unetWeights"/> (and <paramref name="ipAdapterWeights"/>,
-    /// when given) for every tensor with the shape the config implies, so a wrong or incomplete checkpoint
-    /// is refused here, before any weight is read. Without an adapter the graph has no ip inputs.
+    /// Builds the UNet graph, asking <paramref name="unetWeights"/> for every tensor with the shape the config
+    /// implies, so a wrong or incomplete checkpoint is refused here, before any weight is read. With
+    /// <paramref name="withIpAdapter"/> every cross-attention takes the adapter's key and value
+    /// (<c>ip_key_{n}</c>, <c>ip_value_{n}</c> [B, tokens, C]) and the weight <c>ip_scale</c> as inputs;
+    /// without, the graph has no ip inputs.
     /// </summary>
-    public static OnnxGraph BuildGraph(UnetConfig config, IWeightSource unetWeights, IWeightSource? ipAdapterWeights, string? weightFolder)
+    public static OnnxGraph BuildGraph(UnetConfig config, IWeightSource unetWeights, bool withIpAdapter, string? weightFolder)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(unetWeights);
         CheckSupported(config, unetWeights.Path);
-        if (ipAdapterWeights is SafetensorsFile adapterFile) IpAdapterAttention.CheckNoOtherLayers(adapterFile, config);
-        return new GraphBuilder(config, unetWeights, ipAdapterWeights, weightFolder).Build();
+        return new GraphBuilder(config, unetWeights, withIpAdapter, weightFolder).Build();
+    }
+
+    /// <summary>The adapter's projections must fit this UNet (layers and widths); its headers are read, not its weights.</summary>
+    private static void CheckAdapter(UnetConfig config, IpAdapterFiles ipAdapter)
+    {
+        using var adapter = SafetensorsFile.Open(ipAdapter.AdapterPath);
+        IpAdapterKeys.BuildGraph(config, adapter, null);
     }
 
     /// <summary>One UNet forward at one timestep for the whole batch; returns the noise prediction [B, out, h, w].</summary>
@@ -149,9 +161,14 @@ public sealed class Unet : IDisposable
         };
         if (HasIpAdapter)
         {
-            // No reference: zero tokens at weight 0 leave the output exactly that of the text-only UNet.
-            var tokens = conditioning.IpTokens ?? new FloatTensor(new float[batch * Config.CrossAttentionDim], [batch, 1, Config.CrossAttentionDim]);
-            inputs.Add(ModelInput.Float(IpTokensInput, tokens));
+            // No reference: zero keys and values at weight 0 leave the output exactly that of the text-only UNet.
+            var keyValues = conditioning.IpKeyValues?.Layers
+                ?? ipLayers.Select(l => new IpAdapterLayerKeyValue(l.Number, FloatTensorOps.Zeros(batch, 1, (int)l.Channels), FloatTensorOps.Zeros(batch, 1, (int)l.Channels))).ToList();
+            foreach (var layer in keyValues)
+            {
+                inputs.Add(ModelInput.Float(IpAdapterAttention.KeyName(layer.Number), layer.Key));
+                inputs.Add(ModelInput.Float(IpAdapterAttention.ValueName(layer.Number), layer.Value));
+            }
             inputs.Add(ModelInput.Float(IpScaleInput, new FloatTensor([conditioning.IpScale], [])));
         }
         return model.Run(inputs, [Output], cancellation)[0];
@@ -173,15 +190,35 @@ public sealed class Unet : IDisposable
             throw new ArgumentException($"TextEmbeds must be [{batch}, {PooledTextDim}]; it is {ShapeText(c.TextEmbeds)}.", nameof(conditioning));
         if (c.TimeIds.Shape is not [var b3, TimeIdCount] || b3 != batch)
             throw new ArgumentException($"TimeIds must be [{batch}, {TimeIdCount}]; it is {ShapeText(c.TimeIds)}.", nameof(conditioning));
-        if (!HasIpAdapter && (c.IpTokens is not null || c.IpScale != 0))
+        if (!HasIpAdapter && (c.IpKeyValues is not null || c.IpScale != 0))
             throw new ArgumentException("This UNet was loaded without an IP-Adapter: load it with the adapter files to use a reference image.", nameof(conditioning));
-        if (c.IpTokens is null && c.IpScale != 0)
-            throw new ArgumentException($"IpScale is {c.IpScale} but no IpTokens were given.", nameof(conditioning));
-        if (c.IpTokens is not null && (c.IpTokens.Shape is not [var b4, > 0, var ipWidth] || b4 != batch || ipWidth != cross))
-            throw new ArgumentException($"IpTokens must be [{batch}, tokens, {cross}]; it is {ShapeText(c.IpTokens)}.", nameof(conditioning));
+        if (c.IpKeyValues is null && c.IpScale != 0)
+            throw new ArgumentException($"IpScale is {c.IpScale} but no IpKeyValues were given.", nameof(conditioning));
+        if (c.IpKeyValues is not null) CheckKeyValues(c.IpKeyValues, batch);
         if (!float.IsFinite(c.IpScale))
             throw new ArgumentException($"IpScale must be a finite number, not {c.IpScale}.", nameof(conditioning));
         return batch;
+    }
+
+    /// <summary>One key and one value per cross-attention of this UNet, in its order, each [batch, tokens, C] with one token count.</summary>
+    private void CheckKeyValues(IpAdapterKeyValues keyValues, int batch)
+    {
+        var given = keyValues.Layers;
+        if (!given.Select(l => l.Number).SequenceEqual(ipLayers.Select(l => l.Number)))
+            throw new ArgumentException(
+                $"IpKeyValues must hold the {ipLayers.Count} cross-attentions of this UNet, in order; they hold {given.Count} " +
+                $"([{string.Join(", ", given.Take(8).Select(l => l.Number))}{(given.Count > 8 ? ", …" : "")}]): make them with IpAdapterKeys for this UNet.",
+                "conditioning");
+        int tokens = given.Count > 0 && given[0].Key.Shape.Length == 3 ? given[0].Key.Shape[1] : 0;
+        for (int i = 0; i < given.Count; i++)
+        {
+            long channels = ipLayers[i].Channels;
+            foreach (var (what, tensor) in new[] { ("key", given[i].Key), ("value", given[i].Value) })
+                if (tensor.Shape is not [var b, var t, var width] || b != batch || t != tokens || t < 1 || width != channels)
+                    throw new ArgumentException(
+                        $"IpKeyValues of layer {given[i].Number}: the {what} must be [{batch}, {(tokens > 0 ? tokens : "tokens")}, {channels}]; it is {ShapeText(tensor)}.",
+                        "conditioning");
+        }
     }
 
     private static string ShapeText(FloatTensor t) => "[" + string.Join(", ", t.Shape) + "]";
@@ -234,23 +271,22 @@ public sealed class Unet : IDisposable
         private readonly OnnxGraph g;
         private readonly UnetConfig config;
         private readonly IWeightSource w;
-        private readonly IWeightSource? adapter;
+        private readonly bool withIpAdapter;
         private readonly IReadOnlyDictionary<string, int> adapterNumbers;
         private readonly long crossDim;
         private readonly long timeEmbedDim;
         private readonly int groups;
         private string activatedEmbedding = "";
         private string context = "";
-        private string? ipTokens;
         private string? ipScale;
 
-        public GraphBuilder(UnetConfig config, IWeightSource weights, IWeightSource? adapter, string? weightFolder)
+        public GraphBuilder(UnetConfig config, IWeightSource weights, bool withIpAdapter, string? weightFolder)
         {
             g = new OnnxGraph("unet", weightFolder);
             this.config = config;
             w = weights;
-            this.adapter = adapter;
-            adapterNumbers = IpAdapterAttention.Numbers(config);
+            this.withIpAdapter = withIpAdapter;
+            adapterNumbers = IpAdapterAttention.Layers(config).ToDictionary(l => l.BlockPrefix, l => l.Number, StringComparer.Ordinal);
             crossDim = config.CrossAttentionDim;
             timeEmbedDim = 4L * config.BlockOutChannels[0];
             groups = config.NormNumGroups;
@@ -263,11 +299,7 @@ public sealed class Unet : IDisposable
             context = g.Input(EncoderHiddenStatesInput, DataType.Float, "batch", "text_tokens", crossDim);
             var textEmbeds = g.Input(TextEmbedsInput, DataType.Float, "batch", (long)PooledTextWidth(config));
             var timeIds = g.Input(TimeIdsInput, DataType.Float, "batch", (long)TimeIdCount);
-            if (adapter is not null)
-            {
-                ipTokens = g.Input(IpTokensInput, DataType.Float, "batch", "image_tokens", crossDim);
-                ipScale = g.Input(IpScaleInput, DataType.Float);
-            }
+            if (withIpAdapter) ipScale = g.Input(IpScaleInput, DataType.Float);
 
             activatedEmbedding = Act(Embedding(sample, timestep, textEmbeds, timeIds));
             var h = g.Conv2d(sample, w, "conv_in", config.InChannels, config.BlockOutChannels[0], config.ConvInKernel);
@@ -400,7 +432,10 @@ public sealed class Unet : IDisposable
             return g.Linear(g.Attention(q, k, v, heads), w, prefix + ".to_out.0", channels, channels);
         }
 
-        /// <summary>attn2 over the text, plus the IP-Adapter's scaled image term before to_out when an adapter is loaded.</summary>
+        /// <summary>
+        /// attn2 over the text, plus, with an adapter, the image term before to_out: the same query attending to the
+        /// layer's ip key and value (inputs), times the adapter weight.
+        /// </summary>
         private string CrossAttention(string x, string blockPrefix, long channels, int heads)
         {
             var prefix = blockPrefix + ".attn2";
@@ -408,10 +443,12 @@ public sealed class Unet : IDisposable
             var k = g.Linear(context, w, prefix + ".to_k", crossDim, channels, bias: false);
             var v = g.Linear(context, w, prefix + ".to_v", crossDim, channels, bias: false);
             var attended = g.Attention(q, k, v, heads);
-            if (adapter is not null)
+            if (withIpAdapter)
             {
-                var image = IpAdapterAttention.ImageTerm(g, adapter, adapterNumbers[blockPrefix], q, ipTokens!, channels, crossDim, heads);
-                attended = g.Add(attended, g.Mul(image, ipScale!));
+                int number = adapterNumbers[blockPrefix];
+                var ipKey = g.Input(IpAdapterAttention.KeyName(number), DataType.Float, "batch", "image_tokens", channels);
+                var ipValue = g.Input(IpAdapterAttention.ValueName(number), DataType.Float, "batch", "image_tokens", channels);
+                attended = g.Add(attended, g.Mul(g.Attention(q, ipKey, ipValue, heads), ipScale!));
             }
             return g.Linear(attended, w, prefix + ".to_out.0", channels, channels);
         }

@@ -52,8 +52,9 @@ public sealed class VaeDecoder : IDisposable
         ArgumentNullException.ThrowIfNull(settings);
         var graph = BuildGraph(config, weights, Path.GetDirectoryName(weights.Path));
         // The weights are external data in their own folder, so ONNX Runtime reads them itself and
-        // the file may be closed once the session exists.
-        return new VaeDecoder(OnnxModel.Create(graph, settings), config);
+        // the file may be closed once the session exists. The decoder runs once per scene on the
+        // largest activations of all (GBs at 1024²): without the arena they are returned after the run.
+        return new VaeDecoder(OnnxModel.Create(graph, settings with { MemoryArena = false }), config);
     }
 
     /// <summary>

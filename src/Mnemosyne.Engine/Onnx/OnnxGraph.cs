@@ -74,7 +74,8 @@ public sealed class OnnxGraph
 
     public string[] Nodes(string op, string?[] inputs, int outputCount, IReadOnlyDictionary<string, object>? attributes = null, string domain = "", string[]? outputs = null)
     {
-        var node = new NodeProto { OpType = op, Domain = domain, Name = $"{op}_{counter}" };
+        // Numbered by position: nodes given their outputs' names (graph outputs) draw no fresh name, yet need unique names too.
+        var node = new NodeProto { OpType = op, Domain = domain, Name = $"{op}_{model.Graph.Node.Count}" };
         foreach (var input in inputs) node.Input.Add(input ?? "");
         outputs ??= Enumerable.Range(0, outputCount).Select(i => Fresh(op)).ToArray();
         foreach (var output in outputs)

@@ -26,6 +26,12 @@ public sealed record SessionSettings
     /// </summary>
     public string? ProfilePathPrefix { get; init; }
 
+    /// <summary>
+    /// ONNX Runtime's CPU memory arena keeps the largest run's buffers for the next run. Off, the
+    /// buffers go back after each run: worth it for networks run once per scene on big activations.
+    /// </summary>
+    public bool MemoryArena { get; init; } = true;
+
     public static SessionSettings Default { get; } = new();
 }
 
@@ -72,6 +78,7 @@ public sealed class OnnxModel : IDisposable
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             IntraOpNumThreads = settings.Threads,
             InterOpNumThreads = 1,
+            EnableCpuMemArena = settings.MemoryArena,
         };
         if (settings.ProfilePathPrefix is not null)
         {

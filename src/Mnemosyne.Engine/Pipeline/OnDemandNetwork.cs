@@ -1,3 +1,5 @@
+using Mnemosyne.Engine.Onnx;
+
 namespace Mnemosyne.Engine.Pipeline;
 
 /// <summary>
@@ -9,6 +11,18 @@ internal sealed class OnDemandNetwork<T>(Func<T> load, bool keepLoaded) : IDispo
 {
     private T? loaded;
 
+    /// <summary>Loads the network now (to fail early, or to have it ready).</summary>
+    public void Load() => loaded ??= load();
+
+    /// <summary>Releases a kept network and its memory; the next use loads it again.</summary>
+    public void Release()
+    {
+        if (loaded is null) return;
+        loaded.Dispose();
+        loaded = null;
+        NativeHeap.Trim();
+    }
+
     public TResult Use<TResult>(Func<T, TResult> use)
     {
         var network = loaded ?? load();
@@ -19,13 +33,13 @@ internal sealed class OnDemandNetwork<T>(Func<T> load, bool keepLoaded) : IDispo
         finally
         {
             if (keepLoaded) loaded = network;
-            else network.Dispose();
+            else
+            {
+                network.Dispose();
+                NativeHeap.Trim();
+            }
         }
     }
 
-    public void Dispose()
-    {
-        loaded?.Dispose();
-        loaded = null;
-    }
+    public void Dispose() => Release();
 }

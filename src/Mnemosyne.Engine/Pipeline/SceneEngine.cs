@@ -17,25 +17,31 @@ public sealed class SceneEngine : IDisposable
 {
     private const int PromptCacheSize = 64;
 
+    /// <summary>A reference's keys and values are 2.7 MB at SDXL sizes (70 layers × 2 × 4 tokens × C).</summary>
+    private const int ReferenceCacheSize = 16;
+
     private readonly object gate = new();
     private readonly bool forceZerosForEmptyPrompt;
     private readonly SchedulerConfig schedulerConfig;
     private readonly ClipTokenizer tokenizer, tokenizer2;
     private readonly SdxlModelFiles model;
     private readonly OnDemandNetwork<ClipTextEncoder> textEncoder, textEncoder2;
-    private readonly Unet unet;
+    private readonly OnDemandNetwork<Unet> unet;
+    private readonly UnetConfig unetConfig;
     private readonly VaeDecoder vae;
     private readonly OnDemandNetwork<ClipVisionEncoder>? imageEncoder;
     private readonly ImageProjection? projection;
+    private readonly OnDemandNetwork<IpAdapterKeys>? adapterKeys;
     private readonly Dictionary<string, (PromptEmbedding Embedding, int Dropped)> prompts = new(StringComparer.Ordinal);
     private readonly LinkedList<string> promptOrder = new();
-    private readonly Dictionary<CharacterReference, FloatTensor> referenceTokens = new(ReferenceEqualityComparer.Instance);
-    private FloatTensor? unconditionalTokens;
+    private readonly Dictionary<CharacterReference, IpAdapterKeyValues> referenceKeyValues = new(ReferenceEqualityComparer.Instance);
+    private IpAdapterKeyValues? unconditionalKeyValues;
     private bool disposed;
 
     private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
         ClipTokenizer tokenizer, ClipTokenizer tokenizer2, OnDemandNetwork<ClipTextEncoder> textEncoder, OnDemandNetwork<ClipTextEncoder> textEncoder2,
-        Unet unet, VaeDecoder vae, OnDemandNetwork<ClipVisionEncoder>? imageEncoder, ImageProjection? projection, string? encoderIdentity)
+        OnDemandNetwork<Unet> unet, VaeDecoder vae, OnDemandNetwork<ClipVisionEncoder>? imageEncoder, ImageProjection? projection,
+        OnDemandNetwork<IpAdapterKeys>? adapterKeys, string? encoderIdentity)
     {
         Options = options;
         this.model = model;
@@ -47,9 +53,11 @@ public sealed class SceneEngine : IDisposable
         this.textEncoder = textEncoder;
         this.textEncoder2 = textEncoder2;
         this.unet = unet;
+        unetConfig = model.Configs.Unet;
         this.vae = vae;
         this.imageEncoder = imageEncoder;
         this.projection = projection;
+        this.adapterKeys = adapterKeys;
         ImageEncoderIdentity = encoderIdentity;
     }
 
@@ -101,12 +109,19 @@ public sealed class SceneEngine : IDisposable
             ClipTextEncoder.BuildGraph(configs.TextEncoder2, model.TextEncoder2, null);
             var textEncoder = OnDemand(opened, log, "text_encoder", () => ClipTextEncoder.Load(configs.TextEncoder, model.TextEncoder, settings), options.KeepEncodersLoaded);
             var textEncoder2 = OnDemand(opened, log, "text_encoder_2", () => ClipTextEncoder.Load(configs.TextEncoder2, model.TextEncoder2, settings), options.KeepEncodersLoaded);
+            // The UNet stays loaded between scenes; only a decode that would not fit beside it releases it.
             var unetWhat = options.Precision == WeightPrecision.Float32 ? "unet"
                 : $"unet ({options.Precision}: weights converted once into {ConvertedWeightCache.FolderFor(model.Unet.Path, options.Precision, options.ConvertedWeightsPath)})";
-            var unet = Track(unetWhat, () => Unet.Load(configs.Unet, model.Unet, adapterFiles, settings));
+            var unet = Track(unetWhat, () =>
+            {
+                var network = new OnDemandNetwork<Unet>(() => Unet.Load(configs.Unet, model.Unet, adapterFiles, settings), keepLoaded: true);
+                network.Load();
+                return network;
+            });
             var vae = Track("vae", () => VaeDecoder.Load(configs.Vae, model.Vae, settings));
             OnDemandNetwork<ClipVisionEncoder>? imageEncoder = null;
             ImageProjection? projection = null;
+            OnDemandNetwork<IpAdapterKeys>? adapterKeys = null;
             string? identity = null;
             if (adapterFiles is not null)
             {
@@ -114,11 +129,13 @@ public sealed class SceneEngine : IDisposable
                 using (var encoderWeights = SafetensorsFile.Open(adapterFiles.ImageEncoderWeightsPath))
                     ClipVisionEncoder.BuildGraph(encoderConfig, encoderWeights, null);
                 imageEncoder = OnDemand(opened, log, "image encoder", () => ClipVisionEncoder.Load(adapterFiles, settings), options.KeepEncodersLoaded);
-                projection = Track("image projection", () => ImageProjection.Load(adapterFiles.AdapterPath, ImageProjectionConfig.For(encoderConfig, unet.Config), settings));
+                projection = Track("image projection", () => ImageProjection.Load(adapterFiles.AdapterPath, ImageProjectionConfig.For(encoderConfig, configs.Unet), settings));
+                // Unet.Load has checked the adapter's key/value projections against the UNet.
+                adapterKeys = OnDemand(opened, log, "IP-Adapter keys", () => IpAdapterKeys.Load(adapterFiles.AdapterPath, configs.Unet, settings), options.KeepEncodersLoaded);
                 identity = $"clip-vision-{encoderConfig.HiddenSize}x{encoderConfig.NumHiddenLayers}-proj{encoderConfig.ProjectionDim}-{new FileInfo(adapterFiles.ImageEncoderWeightsPath).Length}";
             }
             return new SceneEngine(options, model, schedulerConfig, tokenizer, tokenizer2, textEncoder, textEncoder2,
-                unet, vae, imageEncoder, projection, identity);
+                unet, vae, imageEncoder, projection, adapterKeys, identity);
         }
         catch
         {
@@ -219,15 +236,13 @@ public sealed class SceneEngine : IDisposable
             var positive = CachedPrompt(request.Prompt, "prompt", warnings);
             var negative = encodeNegative ? CachedPrompt(negativeText, "negative prompt", warnings) : null;
 
-            FloatTensor? ipTokens = null, unconditional = null;
-            if (projection is not null)
-            {
-                unconditional = unconditionalTokens ??= projection.UnconditionalTokens(cancellation);
-                if (request.Reference is { } r && request.ReferenceWeight > 0) ipTokens = ReferenceTokens(r, cancellation);
-            }
+            IpAdapterKeyValues? ipKeyValues = null;
+            if (request.Reference is { } r && request.ReferenceWeight > 0) ipKeyValues = ReferenceKeyValues(r, cancellation);
 
-            var (latents, image) = SdxlPipeline.Run(request, new SdxlPipeline.Conditioning(positive, negative, ipTokens, unconditional),
-                unet, vae, schedulerConfig, progress, cancellation);
+            var conditioning = new SdxlPipeline.Conditioning(positive, negative, ipKeyValues, unconditionalKeyValues);
+            var latents = unet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation));
+            if (Options.LowMemory || !DecodeFitsBesideUnet(request)) unet.Release();
+            var image = SdxlPipeline.Decode(vae, latents, cancellation);
             return new Scene
             {
                 Image = image,
@@ -252,6 +267,17 @@ public sealed class SceneEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Whether the VAE's activations fit in what the system has left (measured: about 4.3 GB at
+    /// 1024² for SDXL's 128-channel decoder, growing with the pixels and the first block's channels).
+    /// When they do not, the UNet is released for the decode and loaded again by the next scene.
+    /// </summary>
+    private bool DecodeFitsBesideUnet(SceneRequest request)
+    {
+        long needed = 40L * vae.Config.BlockOutChannels[0] * request.Width * request.Height;
+        return NativeHeap.AvailableBytes() is not { } available || available > needed;
+    }
+
     private void CheckReference(CharacterReference reference)
     {
         if (imageEncoder is null)
@@ -270,14 +296,23 @@ public sealed class SceneEngine : IDisposable
     private OnDemandNetwork<ClipVisionEncoder> RequireImageEncoder() => imageEncoder
         ?? throw new InvalidOperationException("This engine was opened without an IP-Adapter and image encoder, so it cannot read reference images. Open it with -IPAdapterPath.");
 
-    private FloatTensor ReferenceTokens(CharacterReference reference, CancellationToken cancellation)
+    /// <summary>
+    /// The adapter's keys and values for a reference's tokens and, the first time, for the unconditional branch's:
+    /// their projections are loaded for the occasion, as they run once per reference, not in every step.
+    /// </summary>
+    private IpAdapterKeyValues ReferenceKeyValues(CharacterReference reference, CancellationToken cancellation)
     {
-        if (referenceTokens.TryGetValue(reference, out var tokens)) return tokens;
-        var embeds = new FloatTensor(reference.Embedding, [1, reference.Embedding.Length]);
-        tokens = projection!.Run(embeds, cancellation);
-        if (referenceTokens.Count >= PromptCacheSize) referenceTokens.Clear();
-        referenceTokens[reference] = tokens;
-        return tokens;
+        if (referenceKeyValues.TryGetValue(reference, out var cached)) return cached;
+        var tokens = projection!.Run(new FloatTensor(reference.Embedding, [1, reference.Embedding.Length]), cancellation);
+        var unconditionalTokens = unconditionalKeyValues is null ? projection.UnconditionalTokens(cancellation) : null;
+        var keyValues = adapterKeys!.Use(network =>
+        {
+            if (unconditionalTokens is not null) unconditionalKeyValues = network.Run(unconditionalTokens, cancellation);
+            return network.Run(tokens, cancellation);
+        });
+        if (referenceKeyValues.Count >= ReferenceCacheSize) referenceKeyValues.Clear();
+        referenceKeyValues[reference] = keyValues;
+        return keyValues;
     }
 
     /// <summary>
@@ -337,6 +372,7 @@ public sealed class SceneEngine : IDisposable
             vae.Dispose();
             imageEncoder?.Dispose();
             projection?.Dispose();
+            adapterKeys?.Dispose();
             model.Dispose();
         }
     }

@@ -12,19 +12,22 @@ internal sealed record PromptEmbedding(FloatTensor Embeds, FloatTensor Pooled);
 /// <summary>
 /// Stable Diffusion XL with IP-Adapter, as diffusers' StableDiffusionXLPipeline runs it: encode the
 /// prompts, draw the seed's noise, denoise with classifier-free guidance while the reference's image
-/// tokens steer every cross-attention, then decode the latents to pixels.
+/// tokens (as the adapter's keys and values) steer every cross-attention, then decode the latents to pixels.
 /// </summary>
 internal static class SdxlPipeline
 {
-    public sealed record Conditioning(PromptEmbedding Positive, PromptEmbedding? Negative, FloatTensor? IpTokens, FloatTensor? UnconditionalIpTokens);
+    /// <param name="IpKeyValues">The reference's keys and values; null for no reference.</param>
+    /// <param name="UnconditionalIpKeyValues">Those of the unconditional branch's tokens; needed with a reference and guidance.</param>
+    public sealed record Conditioning(PromptEmbedding Positive, PromptEmbedding? Negative, IpAdapterKeyValues? IpKeyValues, IpAdapterKeyValues? UnconditionalIpKeyValues);
 
-    public static (FloatTensor Latents, RgbImage Image) Run(
-        SceneRequest request, Conditioning conditioning, Unet unet, VaeDecoder vae, SchedulerConfig schedulerConfig,
+    /// <summary>From the seed's noise to the final latents (still scaled), step by step.</summary>
+    public static FloatTensor Denoise(
+        SceneRequest request, Conditioning conditioning, Unet unet, SchedulerConfig schedulerConfig,
         IProgress<SceneProgress>? progress, CancellationToken cancellation)
     {
         // Classifier-free guidance runs the UNet on [unconditional, conditional] as one batch of two.
         bool guided = request.GuidanceScale > 1;
-        var unetConditioning = UnetInputs(request, conditioning, guided, unet.HasIpAdapter);
+        var unetConditioning = UnetInputs(request, conditioning, guided);
 
         var scheduler = Schedulers.Create(request.Scheduler, schedulerConfig, request.Steps, request.Spacing);
         var generator = new TorchGenerator((ulong)request.Seed);
@@ -53,10 +56,14 @@ internal static class SdxlPipeline
                 elapsed / (step + 1) * (timesteps.Count - step - 1)) { Timestep = timesteps[step] });
         }
 
+        return new FloatTensor(latents, latentShape);
+    }
+
+    /// <summary>The VAE's picture of the latents, clamped and rounded to 8 bits as diffusers does.</summary>
+    public static RgbImage Decode(VaeDecoder vae, FloatTensor latents, CancellationToken cancellation)
+    {
         cancellation.ThrowIfCancellationRequested();
-        var finalLatents = new FloatTensor(latents, latentShape);
-        var decoded = vae.Run(finalLatents, cancellation);
-        return (finalLatents, DecoderOutputConverter.ToRgbImage(decoded));
+        return DecoderOutputConverter.ToRgbImage(vae.Run(latents, cancellation));
     }
 
     /// <summary>ε = ε_u + g·(ε_c − ε_u), on a batch of [unconditional, conditional].</summary>
@@ -69,7 +76,7 @@ internal static class SdxlPipeline
         return guidedPrediction;
     }
 
-    private static UnetConditioning UnetInputs(SceneRequest request, Conditioning c, bool guided, bool hasIpAdapter)
+    private static UnetConditioning UnetInputs(SceneRequest request, Conditioning c, bool guided)
     {
         // Micro-conditioning: original size, crop top-left, target size, each (height, width).
         float[] timeIds = [request.Height, request.Width, 0, 0, request.Height, request.Width];
@@ -77,21 +84,20 @@ internal static class SdxlPipeline
         var negative = c.Negative ?? new PromptEmbedding(
             FloatTensorOps.Zeros(c.Positive.Embeds.Shape), FloatTensorOps.Zeros(c.Positive.Pooled.Shape));
 
-        FloatTensor? ipTokens = null;
+        // Without a reference the UNet's adapter branch (if any) gets zeros at weight 0.
+        IpAdapterKeyValues? ipKeyValues = null;
         float ipScale = 0;
-        if (hasIpAdapter)
+        if (c.IpKeyValues is { } conditional)
         {
-            // Without a reference the adapter's branch is multiplied by 0; any tokens of the right shape do.
-            var conditional = c.IpTokens ?? c.UnconditionalIpTokens!;
-            ipTokens = guided ? FloatTensorOps.ConcatBatch(c.UnconditionalIpTokens!, conditional) : conditional;
-            ipScale = c.IpTokens is null ? 0 : request.ReferenceWeight;
+            ipKeyValues = guided ? IpAdapterKeyValues.ConcatBatch(c.UnconditionalIpKeyValues!, conditional) : conditional;
+            ipScale = request.ReferenceWeight;
         }
 
         return guided
             ? new UnetConditioning(
                 FloatTensorOps.ConcatBatch(negative.Embeds, c.Positive.Embeds),
                 FloatTensorOps.ConcatBatch(negative.Pooled, c.Positive.Pooled),
-                FloatTensorOps.ConcatBatch(oneTimeIds, oneTimeIds)) { IpTokens = ipTokens, IpScale = ipScale }
-            : new UnetConditioning(c.Positive.Embeds, c.Positive.Pooled, oneTimeIds) { IpTokens = ipTokens, IpScale = ipScale };
+                FloatTensorOps.ConcatBatch(oneTimeIds, oneTimeIds)) { IpKeyValues = ipKeyValues, IpScale = ipScale }
+            : new UnetConditioning(c.Positive.Embeds, c.Positive.Pooled, oneTimeIds) { IpKeyValues = ipKeyValues, IpScale = ipScale };
     }
 }

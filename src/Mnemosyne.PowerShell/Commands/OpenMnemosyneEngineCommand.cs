@@ -60,6 +60,10 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     [ValidateRange(0, 1024)]
     public int Threads { get; set; }
 
+    /// <summary>Release the UNet while the VAE decodes (lower peak memory, a UNet reload per scene).</summary>
+    [Parameter]
+    public SwitchParameter LowMemory { get; set; }
+
     /// <summary>
     /// Float32 (the default) or Int8: the UNet's linear layers with 8-bit weights, faster and smaller at a small numeric
     /// deviation; the first open converts the UNet's weights once into a cache folder.
@@ -81,7 +85,7 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
 
         var options = ParameterSetName == ModelSet ? ModelOptions() : PathOptions();
         if (UnetPath is not null) options = options with { UnetWeightsPath = UnetFile(UnetPath) };
-        options = options with { Precision = Precision };
+        options = options with { LowMemory = LowMemory.IsPresent, Precision = Precision };
 
         using var lease = OpenEngine(options);
         if (!lease.Engine.SupportsReferences)

@@ -15,7 +15,7 @@ namespace Mnemosyne.Tools.Bench;
 /// measurement, so a phase killed for memory still leaves what it measured. <paramref name="DecodeBytes"/>:
 /// what the VAE phase saw a decode at the scene's size add to memory, or 0 when unknown.
 /// </summary>
-public sealed record PhaseRequest(string Phase, string Checkpoint, int Threads, int[] Sizes, int Steps, string WorkFolder, string ResultPath, long DecodeBytes = 0,
+public sealed record PhaseRequest(string Phase, string Checkpoint, int Threads, int[] Sizes, int Steps, string WorkFolder, string ResultPath, long DecodeBytes = 0, bool LowMemory = false,
     WeightPrecision Precision = WeightPrecision.Float32)
 {
     /// <summary>Converted weights are kept beside the benchmark's checkpoint, not in the user's cache.</summary>
@@ -165,6 +165,7 @@ public static class BenchPhases
         CheckpointPath = request.Checkpoint,
         IpAdapterPath = Path.Combine(request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.AdapterRelativePath),
         Threads = request.Threads,
+        LowMemory = request.LowMemory,
         Precision = request.Precision,
         ConvertedWeightsPath = request.ConvertedWeightsRoot,
     };
@@ -292,13 +293,25 @@ public static class BenchPhases
         c.Result.Values["unetWeightBytes"] = new FileInfo(checkpoint.Unet.WeightsPath).Length;
 
         var config = unet.Config;
+        // The adapter's keys and values, as the engine makes them once per reference, beside the loaded UNet.
+        c.Memory.ResetPeak();
+        IpAdapterKeyValues keyValues = null!;
+        var keys = Time(() =>
+        {
+            using var adapterKeys = IpAdapterKeys.Load(adapter.AdapterPath, config, new SessionSettings { Threads = c.Request.Threads });
+            keyValues = adapterKeys.Run(new FloatTensor(RandomValues(2 * ImageProjectionConfig.BaseAdapterTokens * config.CrossAttentionDim, 5),
+                [2, ImageProjectionConfig.BaseAdapterTokens, config.CrossAttentionDim]));
+        });
+        c.Add(new Measurement("IP-Adapter keys and values (load + run, batch 2)", [keys], c.Memory.Sample("after IP-Adapter keys").Peak));
+        // Released as the engine releases it, so the steps below start from the UNet alone.
+        NativeHeap.Trim();
+        c.Result.Memory.Add(c.Memory.Sample("after IP-Adapter keys released"));
         var conditioning = new UnetConditioning(
             new FloatTensor(RandomValues(2 * 77 * config.CrossAttentionDim, 3), [2, 77, config.CrossAttentionDim]),
             new FloatTensor(RandomValues(2 * unet.PooledTextDim, 4), [2, unet.PooledTextDim]),
             new FloatTensor([1024, 1024, 0, 0, 1024, 1024, 1024, 1024, 0, 0, 1024, 1024], [2, Unet.TimeIdCount]))
         {
-            IpTokens = new FloatTensor(RandomValues(2 * ImageProjectionConfig.BaseAdapterTokens * config.CrossAttentionDim, 5),
-                [2, ImageProjectionConfig.BaseAdapterTokens, config.CrossAttentionDim]),
+            IpKeyValues = keyValues,
             IpScale = 0.6f,
         };
         var plan = new List<(int Size, List<double> Times, long Peak)>();

@@ -20,6 +20,8 @@ public sealed record BenchSettings
     public int Steps { get; init; } = 4;
     public IReadOnlyList<string> Phases { get; init; } = BenchPhases.All;
     public required string OutputFolder { get; init; }
+    /// <summary>Opens the engine with <see cref="Engine.Pipeline.EngineOptions.LowMemory"/>.</summary>
+    public bool LowMemory { get; init; }
     public bool Peer { get; init; }
     public string? PeerHarness { get; init; }
     public string? PeerVendor { get; init; }
@@ -160,6 +162,7 @@ public static class Benchmark
             "--threads", settings.Threads.ToString(CultureInfo.InvariantCulture), "--precision", settings.Precision.ToString(),
             "--sizes", string.Join(',', settings.Sizes), "--steps", settings.Steps.ToString(CultureInfo.InvariantCulture),
             "--work", work, "--result", resultPath, "--decode-bytes", decodeBytes.ToString(CultureInfo.InvariantCulture),
+            "--low-memory", settings.LowMemory ? "true" : "false",
         }) start.ArgumentList.Add(arg);
         File.Delete(resultPath);
         using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start a benchmark phase process.");

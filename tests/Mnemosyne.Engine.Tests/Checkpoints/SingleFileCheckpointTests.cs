@@ -111,7 +111,7 @@ public sealed class SingleFileCheckpointTests(ITestOutputHelper output) : IDispo
         var configs = SdxlConfigs.Base;
         var components = new (Action<WeightRecorder> Build, Func<string, SingleFileKey?> Map, int Keys)[]
         {
-            (w => Unet.BuildGraph(configs.Unet, w, null, null), n => SingleFileLayout.Unet(n, configs.Unet), 1680),
+            (w => Unet.BuildGraph(configs.Unet, w, withIpAdapter: false, null), n => SingleFileLayout.Unet(n, configs.Unet), 1680),
             (w => VaeDecoder.BuildGraph(configs.Vae, w, null), n => SingleFileLayout.Vae(n, configs.Vae), 140),
             (w => ClipTextEncoder.BuildGraph(configs.TextEncoder, w, null), SingleFileLayout.TextEncoder, 196),
             (w => ClipTextEncoder.BuildGraph(configs.TextEncoder2, w, null), SingleFileLayout.TextEncoder2, 389),
@@ -232,7 +232,7 @@ public sealed class SingleFileCheckpointTests(ITestOutputHelper output) : IDispo
     {
         var (_, single) = WriteBoth(TensorDType.F32);
         using var checkpoint = SingleFileCheckpoint.Open(single);
-        var e = Assert.Throws<CheckpointException>(() => Unet.BuildGraph(checkpoint.Configs.Unet, checkpoint.Unet, null, null));
+        var e = Assert.Throws<CheckpointException>(() => Unet.BuildGraph(checkpoint.Configs.Unet, checkpoint.Unet, withIpAdapter: false, null));
         Assert.Contains("model.diffusion_model.", e.Message);
         Assert.Contains("the UNet's '", e.Message);
         Assert.Contains("checkpoint and config do not match", e.Message);

@@ -97,7 +97,7 @@ public sealed class ConfigBTests(ITestOutputHelper output, ConfigBCheckpoint con
     [MemberData(nameof(UnetTests.FixtureCases), MemberType = typeof(UnetTests))]
     public void UnetMatchesDiffusers(string caseName, string scale)
     {
-        var (sample, timestep, conditioning, expected) = ReadUnetCase(NetworksB, caseName, scale);
+        var (sample, timestep, conditioning, expected) = ReadUnetCase(NetworksB, caseName, scale, configB.AdapterKeys);
         Check($"{caseName} UNet at IP-Adapter scale {scale}", expected, configB.Unet.Run(sample, timestep, conditioning));
     }
 
@@ -114,7 +114,7 @@ public sealed class ConfigBTests(ITestOutputHelper output, ConfigBCheckpoint con
     }
 }
 
-/// <summary>Config B's checkpoint, written once per test class into a temp folder, with its UNet loaded on first use.</summary>
+/// <summary>Config B's checkpoint, written once per test class into a temp folder, with its UNet and the adapter's projections loaded on first use.</summary>
 public sealed class ConfigBCheckpoint : IDisposable
 {
     /// <summary>The seed of the command in tests/reference/networks-b/checkpoint.json.</summary>
@@ -122,6 +122,7 @@ public sealed class ConfigBCheckpoint : IDisposable
 
     private readonly string root = Directory.CreateTempSubdirectory("mnemosyne-config-b-").FullName;
     private readonly Lazy<Unet> unet;
+    private readonly Lazy<IpAdapterKeys> adapterKeys;
 
     public ConfigBCheckpoint()
     {
@@ -129,6 +130,7 @@ public sealed class ConfigBCheckpoint : IDisposable
         Checkpoint = DiffusersCheckpoint.Open(root);
         IpAdapter = IpAdapterFiles.FromRepository(Path.Combine(root, RandomCheckpoint.IpAdapterFolder));
         unet = new(() => Unet.Load(Checkpoint.Unet, IpAdapter, SessionSettings.Default));
+        adapterKeys = new(() => IpAdapterKeys.Load(IpAdapter.AdapterPath, Checkpoint.ReadUnetConfig(), SessionSettings.Default));
     }
 
     public DiffusersCheckpoint Checkpoint { get; }
@@ -137,9 +139,12 @@ public sealed class ConfigBCheckpoint : IDisposable
 
     public Unet Unet => unet.Value;
 
+    public IpAdapterKeys AdapterKeys => adapterKeys.Value;
+
     public void Dispose()
     {
         if (unet.IsValueCreated) unet.Value.Dispose();
+        if (adapterKeys.IsValueCreated) adapterKeys.Value.Dispose();
         Directory.Delete(root, recursive: true);
     }
 }

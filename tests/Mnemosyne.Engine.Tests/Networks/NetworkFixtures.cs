@@ -96,9 +96,12 @@ internal static class NetworkFixtures
         return doc.RootElement.GetProperty(tokenizer).EnumerateArray().Select(Ids).ToArray();
     }
 
-    /// <summary>One UNet case of a networks-* folder's manifest: its inputs and diffusers' output at one IP-Adapter scale ("0.6" or "0").</summary>
+    /// <summary>
+    /// One UNet case of a networks-* folder's manifest: its inputs and diffusers' output at one IP-Adapter scale ("0.6" or "0").
+    /// The case's ip tokens go through <paramref name="adapterKeys"/> to the keys and values the UNet takes.
+    /// </summary>
     public static (FloatTensor Sample, float Timestep, UnetConditioning Conditioning, FloatTensor Expected) ReadUnetCase(
-        string fixtures, string caseName, string scale)
+        string fixtures, string caseName, string scale, IpAdapterKeys adapterKeys)
     {
         FloatTensor Fixture(string name) => ReadNpy(Path.Combine(fixtures, name));
         using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(fixtures, "manifest.json")));
@@ -106,7 +109,7 @@ internal static class NetworkFixtures
             .Single(c => c.GetProperty("name").GetString() == caseName);
         var conditioning = new UnetConditioning(Fixture("unet-encoder-hidden-states.npy"), Fixture("unet-text-embeds.npy"), Fixture(entry.GetProperty("time_ids").GetString()!))
         {
-            IpTokens = Fixture("unet-ip-tokens.npy"),
+            IpKeyValues = adapterKeys.Run(Fixture("unet-ip-tokens.npy")),
             IpScale = float.Parse(scale, System.Globalization.CultureInfo.InvariantCulture),
         };
         return (Fixture(entry.GetProperty("sample").GetString()!), entry.GetProperty("timestep").GetSingle(), conditioning,

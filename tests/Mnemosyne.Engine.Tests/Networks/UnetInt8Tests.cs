@@ -26,13 +26,14 @@ public sealed class UnetInt8Tests(ITestOutputHelper output, FidelityUnet fidelit
     /// </summary>
     private const float RelativeBound = 0.05f;
 
-    /// <summary>Every linear layer of SDXL base and its adapter is quantised (the matrices), nothing else.</summary>
+    /// <summary>Every linear layer of SDXL base and its adapter's key/value projections is quantised (the matrices), nothing else.</summary>
     [Fact]
     public void QuantisesEveryLinearMatrixOfSdxlAndNothingElse()
     {
         var (unetRecorder, adapterRecorder) = (new WeightRecorder("unet"), new WeightRecorder("adapter"));
         var (unet, adapter) = (new WeightConversionPlan(unetRecorder), new WeightConversionPlan(adapterRecorder));
-        Unet.BuildGraph(new UnetConfig(), unet, adapter, null);
+        Unet.BuildGraph(new UnetConfig(), unet, withIpAdapter: true, null);
+        IpAdapterKeys.BuildGraph(new UnetConfig(), adapter, null);
 
         var quantised = unet.Weights.Where(w => w.Quantised).ToList();
         Assert.Equal(743, quantised.Count);
@@ -51,25 +52,28 @@ public sealed class UnetInt8Tests(ITestOutputHelper output, FidelityUnet fidelit
     public void TheSecondLoadReadsTheConvertedWeightsWithoutConverting()
     {
         var sample = TinyUnetCheckpoint.Random([2, 4, 6, 4], seed: 8);
-        var conditioning = tiny.Conditioning(2) with { IpTokens = tiny.IpTokens(2), IpScale = 0.5f };
-        var adapter = tiny.WriteAdapter(t => t);
-        FloatTensor first;
-        using (var unet = Unet.Load(tiny.UnetFolder, adapter, Int8)) first = unet.Run(sample, 400f, conditioning);
-        var files = Directory.GetFiles(cache, "*", SearchOption.AllDirectories).Order().ToArray();
-        // One folder holds every weight the session reads: ONNX Runtime takes external data from one folder.
-        Assert.Equal(2, files.Length);
-        Assert.StartsWith("ip-adapter-", Path.GetFileName(files[0]));
-        Assert.StartsWith("unet-", Path.GetFileName(files[1]));
-        Assert.Single(files.Select(Path.GetDirectoryName).Distinct());
-        var written = files.Select(File.GetLastWriteTimeUtc).ToArray();
-
-        using (var unet = Unet.Load(tiny.UnetFolder, adapter, Int8))
+        FloatTensor Run()
         {
-            Assert.Equal(first.Data, unet.Run(sample, 400f, conditioning).Data);
+            using var unet = Unet.Load(tiny.UnetFolder, tiny.Adapter, Int8);
+            using var keys = IpAdapterKeys.Load(tiny.Adapter.AdapterPath, TinyUnetCheckpoint.Config, Int8);
+            var output = unet.Run(sample, 400f, tiny.Conditioning(2) with { IpKeyValues = keys.Run(tiny.IpTokens(2)), IpScale = 0.5f });
             // Scale 0 is still exactly the UNet without an adapter.
             using var plain = Unet.Load(tiny.UnetFolder, null, Int8);
-            Assert.Equal(plain.Run(sample, 400f, tiny.Conditioning(2)).Data, unet.Run(sample, 400f, conditioning with { IpScale = 0 }).Data);
+            Assert.Equal(plain.Run(sample, 400f, tiny.Conditioning(2)).Data,
+                unet.Run(sample, 400f, tiny.Conditioning(2) with { IpKeyValues = keys.Run(tiny.IpTokens(2)), IpScale = 0 }).Data);
+            return output;
         }
+
+        var first = Run();
+        var files = Directory.GetFiles(cache, "*", SearchOption.AllDirectories).Order().ToArray();
+        // A folder per source file, each holding every weight its session reads (ONNX Runtime takes external data from one folder).
+        Assert.Collection(files.Select(Path.GetFileName).Order(),
+            name => Assert.StartsWith("ip-adapter-keys-", name),
+            name => Assert.StartsWith("unet-", name));
+        Assert.Equal(2, files.Select(Path.GetDirectoryName).Distinct().Count());
+        var written = files.Select(File.GetLastWriteTimeUtc).ToArray();
+
+        Assert.Equal(first.Data, Run().Data);
         Assert.Equal(files, Directory.GetFiles(cache, "*", SearchOption.AllDirectories).Order());
         Assert.Equal(written, files.Select(File.GetLastWriteTimeUtc));
     }
@@ -83,8 +87,10 @@ public sealed class UnetInt8Tests(ITestOutputHelper output, FidelityUnet fidelit
         Assert.Equal(missing, e.TensorName);
         Assert.Empty(Directory.GetFileSystemEntries(cache));
 
-        var extra = tiny.WriteAdapter(tensors => tensors.Append(new TinyUnetCheckpoint.Tensor("ip_adapter.41.to_k_ip.weight", [16, 16])));
+        var extra = tiny.WriteAdapter(tensors => tensors.Append(new TinyUnetCheckpoint.Tensor("ip_adapter.41.to_k_ip.weight", [16, 12])));
         Assert.Equal("ip_adapter.41.to_k_ip.weight", Assert.Throws<CheckpointException>(() => Unet.Load(tiny.UnetFolder, extra, Int8)).TensorName);
+        Assert.Equal("ip_adapter.41.to_k_ip.weight",
+            Assert.Throws<CheckpointException>(() => IpAdapterKeys.Load(extra.AdapterPath, TinyUnetCheckpoint.Config, Int8)).TensorName);
         Assert.Empty(Directory.GetFileSystemEntries(cache));
     }
 
@@ -92,9 +98,10 @@ public sealed class UnetInt8Tests(ITestOutputHelper output, FidelityUnet fidelit
     [MemberData(nameof(UnetTests.FixtureCases), MemberType = typeof(UnetTests))]
     public void StaysCloseToFloat32AndToDiffusers(string caseName, string scale)
     {
-        var (sample, timestep, conditioning, expected) = NetworkFixtures.ReadUnetCase(NetworkFixtures.NetworksA, caseName, scale);
+        var (sample, timestep, conditioning, expected) = NetworkFixtures.ReadUnetCase(NetworkFixtures.NetworksA, caseName, scale, fidelity.AdapterKeys);
         var float32 = fidelity.WithAdapter.Run(sample, timestep, conditioning);
-        var int8 = quantised.WithAdapter.Run(sample, timestep, conditioning);
+        var (_, _, int8Conditioning, _) = NetworkFixtures.ReadUnetCase(NetworkFixtures.NetworksA, caseName, scale, quantised.AdapterKeys);
+        var int8 = quantised.WithAdapter.Run(sample, timestep, int8Conditioning);
 
         float peak = expected.Data.Max(Math.Abs);
         float fromDiffusers = NetworkFixtures.MaxAbsError(expected, int8);
@@ -106,25 +113,29 @@ public sealed class UnetInt8Tests(ITestOutputHelper output, FidelityUnet fidelit
     }
 }
 
-/// <summary>The fidelity checkpoint's UNet with its IP-Adapter in Int8, converting into a temporary cache.</summary>
+/// <summary>The fidelity checkpoint's UNet with its IP-Adapter's keys and values in Int8, converting into a temporary cache.</summary>
 public sealed class FidelityInt8Unet : IDisposable
 {
     private readonly string cache = Directory.CreateTempSubdirectory("mnemosyne-int8-").FullName;
     private readonly Lazy<Unet> withAdapter;
+    private readonly Lazy<IpAdapterKeys> adapterKeys;
 
     public FidelityInt8Unet()
     {
-        withAdapter = new(() => Unet.Load(UnetTests.UnetFolder, IpAdapterFiles.FromRepository(UnetTests.AdapterRoot),
-            new SessionSettings { Precision = WeightPrecision.Int8, ConvertedWeightsRoot = cache }));
+        var settings = new SessionSettings { Precision = WeightPrecision.Int8, ConvertedWeightsRoot = cache };
+        var adapter = IpAdapterFiles.FromRepository(UnetTests.AdapterRoot);
+        withAdapter = new(() => Unet.Load(UnetTests.UnetFolder, adapter, settings));
+        adapterKeys = new(() => IpAdapterKeys.Load(adapter.AdapterPath, ConfigJson.Read<UnetConfig>(Path.Combine(UnetTests.UnetFolder, "config.json")), settings));
     }
 
-    public string CacheRoot => cache;
-
     public Unet WithAdapter => withAdapter.Value;
+
+    public IpAdapterKeys AdapterKeys => adapterKeys.Value;
 
     public void Dispose()
     {
         if (withAdapter.IsValueCreated) withAdapter.Value.Dispose();
+        if (adapterKeys.IsValueCreated) adapterKeys.Value.Dispose();
         Directory.Delete(cache, recursive: true);
     }
 }

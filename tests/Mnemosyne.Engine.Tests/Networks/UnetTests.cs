@@ -23,12 +23,11 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
 
     private static UnetConfig ReadFidelityConfig() => ConfigJson.Read<UnetConfig>(Path.Combine(UnetFolder, "config.json"));
 
-    private static (WeightRecorder Unet, WeightRecorder Adapter) Record(UnetConfig config)
+    private static WeightRecorder Record(UnetConfig config)
     {
         var unet = new WeightRecorder("unet.safetensors");
-        var adapter = new WeightRecorder("ip-adapter.safetensors");
-        Unet.BuildGraph(config, unet, adapter, null);
-        return (unet, adapter);
+        Unet.BuildGraph(config, unet, withIpAdapter: true, null);
+        return unet;
     }
 
     private static float MaxAbsDifference(FloatTensor a, FloatTensor b)
@@ -42,29 +41,18 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
     [FidelityFact]
     public void AsksForExactlyTheTensorsOfTheUnetFile()
     {
-        var (recorded, _) = Record(ReadFidelityConfig());
+        var recorded = Record(ReadFidelityConfig());
         using var file = SafetensorsFile.Open(Path.Combine(UnetFolder, "diffusion_pytorch_model.safetensors"));
         var expected = file.Tensors.Values.ToDictionary(t => t.Name, t => t.ShapeText);
         var asked = recorded.Tensors.ToDictionary(t => t.Name, t => "[" + string.Join(", ", t.Shape) + "]");
         Assert.Equal(expected.OrderBy(p => p.Key), asked.OrderBy(p => p.Key));
     }
 
-    [FidelityFact]
-    public void AsksForExactlyTheAttentionTensorsOfTheAdapterFile()
-    {
-        var (_, recorded) = Record(ReadFidelityConfig());
-        using var file = SafetensorsFile.Open(Path.Combine(AdapterRoot, IpAdapterFiles.AdapterRelativePath));
-        var expected = file.Tensors.Values.Where(t => t.Name.StartsWith("ip_adapter.", StringComparison.Ordinal)).ToDictionary(t => t.Name, t => t.ShapeText);
-        var asked = recorded.Tensors.ToDictionary(t => t.Name, t => "[" + string.Join(", ", t.Shape) + "]");
-        Assert.Equal(24, asked.Count);
-        Assert.Equal(expected.OrderBy(p => p.Key), asked.OrderBy(p => p.Key));
-    }
-
-    /// <summary>SDXL base 1.0's UNet and the ViT-H adapter, counted from the published layout.</summary>
+    /// <summary>SDXL base 1.0's UNet, counted from the published layout; the adapter's weights are <see cref="IpAdapterKeys"/>'.</summary>
     [Fact]
     public void SdxlBaseConfigNeedsTheFullSizedCheckpoint()
     {
-        var (unet, adapter) = Record(new UnetConfig());
+        var unet = Record(new UnetConfig());
         Assert.Equal(1680, unet.Tensors.Count());
         Assert.Equal(2_567_463_684L, unet.Tensors.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b)));
         var shapes = unet.Tensors.ToDictionary(t => t.Name, t => t.Shape);
@@ -73,17 +61,23 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
         Assert.Equal([640L, 960, 3, 3], shapes["up_blocks.1.resnets.2.conv1.weight"]);
         Assert.Equal([1280L, 2048], shapes["mid_block.attentions.0.transformer_blocks.9.attn2.to_k.weight"]);
         Assert.False(shapes.ContainsKey("down_blocks.0.attentions.0.norm.weight"));
+        Assert.DoesNotContain(unet.Tensors, t => t.Name.StartsWith("ip_adapter.", StringComparison.Ordinal));
+    }
 
-        var adapterShapes = adapter.Tensors.ToDictionary(t => t.Name, t => t.Shape);
-        Assert.Equal(140, adapterShapes.Count);
-        Assert.Equal(Enumerable.Range(0, 70).Select(i => 2 * i + 1), adapterShapes.Keys.Select(k => int.Parse(k.Split('.')[1])).Distinct().Order());
-        // down_blocks.1 (640), down_blocks.2 (1280), up_blocks.0 (1280), up_blocks.1 (640), then the mid block (1280).
-        Assert.Equal([640L, 2048], adapterShapes["ip_adapter.7.to_k_ip.weight"]);
-        Assert.Equal([1280L, 2048], adapterShapes["ip_adapter.9.to_v_ip.weight"]);
-        Assert.Equal([1280L, 2048], adapterShapes["ip_adapter.107.to_k_ip.weight"]);
-        Assert.Equal([640L, 2048], adapterShapes["ip_adapter.109.to_k_ip.weight"]);
-        Assert.Equal([640L, 2048], adapterShapes["ip_adapter.119.to_v_ip.weight"]);
-        Assert.Equal([1280L, 2048], adapterShapes["ip_adapter.121.to_k_ip.weight"]);
+    /// <summary>With the adapter every cross-attention takes its key and value as inputs, and the graph reads no adapter weight.</summary>
+    [Fact]
+    public void TheAdapterBranchTakesOneKeyAndValuePerCrossAttention()
+    {
+        string[] InputNames(bool withIpAdapter)
+        {
+            var graph = Unet.BuildGraph(TinyUnetCheckpoint.Config, new WeightRecorder("unet"), withIpAdapter, null);
+            // Recorded weights are inputs too ("w.<tensor>_<n>"); the adapter's are not among them (see SdxlBaseConfigNeedsTheFullSizedCheckpoint).
+            return global::Onnx.ModelProto.Parser.ParseFrom(graph.ToBytes()).Graph.Input.Select(i => i.Name).Where(n => !n.StartsWith("w.", StringComparison.Ordinal)).ToArray();
+        }
+        var ipInputs = InputNames(true).Except(InputNames(false)).Order(StringComparer.Ordinal);
+        // The tiny UNet's cross-attentions: two in down_blocks.1, four in up_blocks.0, two in the mid block.
+        int[] numbers = [1, 3, 5, 7, 9, 11, 13, 15];
+        Assert.Equal(numbers.SelectMany(n => new[] { $"ip_key_{n}", $"ip_value_{n}" }).Append(Unet.IpScaleInput).Order(StringComparer.Ordinal), ipInputs);
     }
 
     public static TheoryData<string, string> FixtureCases() => new()
@@ -97,7 +91,7 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
     [MemberData(nameof(FixtureCases))]
     public void MatchesDiffusers(string caseName, string scale)
     {
-        var (sample, timestep, conditioning, expected) = NetworkFixtures.ReadUnetCase(Fixtures, caseName, scale);
+        var (sample, timestep, conditioning, expected) = NetworkFixtures.ReadUnetCase(Fixtures, caseName, scale, fidelity.AdapterKeys);
         var result = fidelity.WithAdapter.Run(sample, timestep, conditioning);
 
         var error = MaxAbsDifference(expected, result);
@@ -112,7 +106,7 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
         {
             var sample = TinyUnetCheckpoint.Random([2, 4, height, width], seed: height * 100 + width);
             var plain = tiny.Plain.Run(sample, 500f, tiny.Conditioning(2));
-            var scaledToZero = tiny.WithAdapter.Run(sample, 500f, tiny.Conditioning(2) with { IpTokens = tiny.IpTokens(2), IpScale = 0f });
+            var scaledToZero = tiny.WithAdapter.Run(sample, 500f, tiny.Conditioning(2) with { IpKeyValues = tiny.IpKeyValues(2), IpScale = 0f });
             var noReference = tiny.WithAdapter.Run(sample, 500f, tiny.Conditioning(2));
             Assert.Equal([2, 4, height, width], plain.Shape);
             Assert.All(plain.Data, v => Assert.True(float.IsFinite(v)));
@@ -125,7 +119,7 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
     public void TheAdapterWeightChangesTheOutputInProportion()
     {
         var sample = TinyUnetCheckpoint.Random([1, 4, 6, 4], seed: 3);
-        FloatTensor At(float scale) => tiny.WithAdapter.Run(sample, 250.5f, tiny.Conditioning(1) with { IpTokens = tiny.IpTokens(1), IpScale = scale });
+        FloatTensor At(float scale) => tiny.WithAdapter.Run(sample, 250.5f, tiny.Conditioning(1) with { IpKeyValues = tiny.IpKeyValues(1), IpScale = scale });
         var plain = At(0f);
         // The image term enters every cross-attention, so the output moves, and a small weight moves it little.
         Assert.True(MaxAbsDifference(plain, At(1f)) > 1e-3f);
@@ -157,9 +151,14 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
         Assert.Contains("TextEmbeds", Assert.Throws<ArgumentException>(() => tiny.Plain.Run(sample, 1f, good with { TextEmbeds = TinyUnetCheckpoint.Random([2, 7], 1) })).Message);
         Assert.Contains("TimeIds", Assert.Throws<ArgumentException>(() => tiny.Plain.Run(sample, 1f, good with { TimeIds = TinyUnetCheckpoint.Random([1, 6], 1) })).Message);
         Assert.Contains("EncoderHiddenStates", Assert.Throws<ArgumentException>(() => tiny.Plain.Run(sample, 1f, tiny.Conditioning(1))).Message);
-        Assert.Contains("without an IP-Adapter", Assert.Throws<ArgumentException>(() => tiny.Plain.Run(sample, 1f, good with { IpTokens = tiny.IpTokens(2), IpScale = 0.5f })).Message);
-        Assert.Contains("no IpTokens", Assert.Throws<ArgumentException>(() => tiny.WithAdapter.Run(sample, 1f, good with { IpScale = 0.5f })).Message);
-        Assert.Contains("IpTokens must be", Assert.Throws<ArgumentException>(() => tiny.WithAdapter.Run(sample, 1f, good with { IpTokens = tiny.IpTokens(1), IpScale = 0.5f })).Message);
+        Assert.Contains("without an IP-Adapter", Assert.Throws<ArgumentException>(() => tiny.Plain.Run(sample, 1f, good with { IpKeyValues = tiny.IpKeyValues(2), IpScale = 0.5f })).Message);
+        Assert.Contains("no IpKeyValues", Assert.Throws<ArgumentException>(() => tiny.WithAdapter.Run(sample, 1f, good with { IpScale = 0.5f })).Message);
+        Assert.Contains("the key must be [2, 4, 16]", Assert.Throws<ArgumentException>(() => tiny.WithAdapter.Run(sample, 1f, good with { IpKeyValues = tiny.IpKeyValues(1), IpScale = 0.5f })).Message);
+        var layers = tiny.IpKeyValues(2).Layers;
+        var oneShort = new IpAdapterKeyValues(layers.Skip(1).ToList());
+        Assert.Contains("cross-attentions of this UNet", Assert.Throws<ArgumentException>(() => tiny.WithAdapter.Run(sample, 1f, good with { IpKeyValues = oneShort, IpScale = 0.5f })).Message);
+        var narrowValue = new IpAdapterKeyValues([layers[0] with { Value = TinyUnetCheckpoint.Random([2, 4, 8], 1) }, .. layers.Skip(1)]);
+        Assert.Contains("the value must be [2, 4, 16]; it is [2, 4, 8]", Assert.Throws<ArgumentException>(() => tiny.WithAdapter.Run(sample, 1f, good with { IpKeyValues = narrowValue, IpScale = 0.5f })).Message);
     }
 
     [Fact]
@@ -182,7 +181,7 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
             UseLinearProjection = false,
             AdditionEmbedType = null,
         };
-        var e = Assert.Throws<CheckpointException>(() => Unet.BuildGraph(sd15, new WeightRecorder("sd15.safetensors"), null, null));
+        var e = Assert.Throws<CheckpointException>(() => Unet.BuildGraph(sd15, new WeightRecorder("sd15.safetensors"), withIpAdapter: false, null));
         Assert.Contains("addition_embed_type", e.Message);
         Assert.Contains("sd15.safetensors", e.Message);
     }
@@ -191,7 +190,7 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
     public void RefusesAConfigWhoseListsDoNotMatchTheBlocks()
     {
         var config = new UnetConfig { TransformerLayersPerBlock = new[] { 1, 2 } };
-        var e = Assert.Throws<CheckpointException>(() => Unet.BuildGraph(config, new WeightRecorder("unet.safetensors"), null, null));
+        var e = Assert.Throws<CheckpointException>(() => Unet.BuildGraph(config, new WeightRecorder("unet.safetensors"), withIpAdapter: false, null));
         Assert.Contains("transformer_layers_per_block has 2 entries for 3 blocks", e.Message);
     }
 
@@ -225,6 +224,17 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
         var missing = tiny.WriteAdapter(tensors => tensors.Where(t => t.Name != "ip_adapter.3.to_v_ip.weight"));
         Assert.Equal("ip_adapter.3.to_v_ip.weight", Assert.Throws<CheckpointException>(() => Unet.Load(tiny.UnetFolder, missing, SessionSettings.Default)).TensorName);
     }
+
+    /// <summary>A layer of another width (another UNet's channels) is refused by shape when the UNet opens.</summary>
+    [Fact]
+    public void RefusesAnAdapterWhoseLayersHaveOtherWidths()
+    {
+        var wider = tiny.WriteAdapter(tensors => tensors.Select(t => t.Name == "ip_adapter.5.to_k_ip.weight" ? t with { Shape = [32, t.Shape[1]] } : t));
+        var e = Assert.Throws<CheckpointException>(() => Unet.Load(tiny.UnetFolder, wider, SessionSettings.Default));
+        Assert.Equal("ip_adapter.5.to_k_ip.weight", e.TensorName);
+        Assert.Contains(wider.AdapterPath, e.Message);
+        Assert.Contains("[16, 12]", e.Message);
+    }
 }
 
 /// <summary>
@@ -241,13 +251,15 @@ public sealed class TinyUnetCheckpoint : IDisposable
     public TinyUnetCheckpoint()
     {
         var (unet, adapter) = (new WeightRecorder("unet"), new WeightRecorder("adapter"));
-        Unet.BuildGraph(Config, unet, adapter, null);
+        Unet.BuildGraph(Config, unet, withIpAdapter: false, null);
+        IpAdapterKeys.BuildGraph(Config, adapter, null);
         UnetTensors = unet.Tensors.Select(t => new Tensor(t.Name, t.Shape)).ToArray();
         AdapterTensors = adapter.Tensors.Select(t => new Tensor(t.Name, t.Shape)).ToArray();
         UnetFolder = WriteUnetFolder(t => t);
-        var adapterFiles = WriteAdapter(t => t);
+        Adapter = WriteAdapter(t => t);
         Plain = Unet.Load(UnetFolder, null, SessionSettings.Default);
-        WithAdapter = Unet.Load(UnetFolder, adapterFiles, SessionSettings.Default);
+        WithAdapter = Unet.Load(UnetFolder, Adapter, SessionSettings.Default);
+        AdapterKeys = IpAdapterKeys.Load(Adapter.AdapterPath, Config, SessionSettings.Default);
     }
 
     public static UnetConfig Config { get; } = new()
@@ -274,11 +286,17 @@ public sealed class TinyUnetCheckpoint : IDisposable
 
     public Unet WithAdapter { get; }
 
+    public IpAdapterFiles Adapter { get; }
+
+    public IpAdapterKeys AdapterKeys { get; }
+
     public UnetConditioning Conditioning(int batch) => new(
         Random([batch, 9, Config.CrossAttentionDim], 11), Random([batch, 10], 12),
         new FloatTensor(Enumerable.Repeat(new float[] { 40, 24, 0, 0, 40, 24 }, batch).SelectMany(x => x).ToArray(), [batch, 6]));
 
     public FloatTensor IpTokens(int batch) => Random([batch, 4, Config.CrossAttentionDim], 13);
+
+    public IpAdapterKeyValues IpKeyValues(int batch) => AdapterKeys.Run(IpTokens(batch));
 
     public static FloatTensor Random(int[] shape, int seed)
     {
@@ -326,20 +344,30 @@ public sealed class TinyUnetCheckpoint : IDisposable
     {
         Plain.Dispose();
         WithAdapter.Dispose();
+        AdapterKeys.Dispose();
         Directory.Delete(root, recursive: true);
     }
 }
 
-/// <summary>The fidelity checkpoint's UNet with its IP-Adapter, loaded once, on first use (tests that use it skip without ../shared).</summary>
+/// <summary>
+/// The fidelity checkpoint's UNet with its IP-Adapter, and the adapter's key/value projections, loaded once, on first
+/// use (tests that use them skip without ../shared).
+/// </summary>
 public sealed class FidelityUnet : IDisposable
 {
     private readonly Lazy<Unet> withAdapter = new(() =>
         Unet.Load(UnetTests.UnetFolder, IpAdapterFiles.FromRepository(UnetTests.AdapterRoot), SessionSettings.Default));
 
+    private readonly Lazy<IpAdapterKeys> adapterKeys = new(() => IpAdapterKeys.Load(
+        IpAdapterFiles.FromRepository(UnetTests.AdapterRoot).AdapterPath, ConfigJson.Read<UnetConfig>(Path.Combine(UnetTests.UnetFolder, "config.json")), SessionSettings.Default));
+
     public Unet WithAdapter => withAdapter.Value;
+
+    public IpAdapterKeys AdapterKeys => adapterKeys.Value;
 
     public void Dispose()
     {
         if (withAdapter.IsValueCreated) withAdapter.Value.Dispose();
+        if (adapterKeys.IsValueCreated) adapterKeys.Value.Dispose();
     }
 }

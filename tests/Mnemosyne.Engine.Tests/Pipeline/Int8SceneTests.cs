@@ -115,11 +115,10 @@ public sealed class Int8SingleFileTests : IDisposable
         // The networks read from one single file get a converted file each, in that file's folder, and keep them.
         var folder = ConvertedWeightCache.FolderFor(single, WeightPrecision.Int8, cache);
         var files = Directory.GetFiles(folder).Select(Path.GetFileName).Order().ToArray();
-        Assert.Equal(4, files.Length);
-        Assert.StartsWith("ip-adapter-", files[0]); // beside the UNet: one folder per session
-        Assert.StartsWith("text-encoder-", files[1]);
-        Assert.StartsWith("text-encoder-", files[2]);
-        Assert.StartsWith("unet-", files[3]);
+        Assert.Collection(files,
+            name => Assert.StartsWith("text-encoder-", name),
+            name => Assert.StartsWith("text-encoder-", name),
+            name => Assert.StartsWith("unet-", name));
         var written = files.Select(f => File.GetLastWriteTimeUtc(Path.Combine(folder, f!))).ToArray();
         using (var reopened = SceneEngine.Open(Int8(single))) reopened.Generate(request);
         Assert.Equal(written, files.Select(f => File.GetLastWriteTimeUtc(Path.Combine(folder, f!))));

@@ -68,6 +68,34 @@ public sealed class RandomCheckpointTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// The adapter's keys and values are made once per reference (and once for the unconditional branch) with their
+    /// network loaded for the occasion: references taken in another order, guided or not, by an engine that keeps
+    /// the network loaded, steer the same scenes.
+    /// </summary>
+    [Fact]
+    public void ReferenceKeysMadeOnDemandGiveTheSameScenesAsKeptOnes()
+    {
+        var options = Write(15);
+        using var onDemand = SceneEngine.Open(options);
+        using var kept = SceneEngine.Open(options with { KeepEncodersLoaded = true });
+        CharacterReference Reference(string name, int seed)
+        {
+            var picture = Path.Combine(root, name + ".png");
+            PngFile.Save(picture, new RgbImage(32, 48, Enumerable.Range(0, 32 * 48 * 3).Select(i => (byte)(i * seed)).ToArray()));
+            return onDemand.EncodeReference([picture], name);
+        }
+        var (a, b) = (Reference("a", 7), Reference("b", 13));
+        var request = new SceneRequest { Prompt = "a knight", Seed = 4, Steps = 2, Width = 64, Height = 64, ReferenceWeight = 0.8f };
+
+        var keptScenes = new Dictionary<(string, float), float[]>();
+        foreach (var (reference, guidance) in new[] { (b, 1f), (a, 5f), (b, 5f), (a, 1f) })
+            keptScenes[(reference.Name, guidance)] = kept.Generate(request with { Reference = reference, GuidanceScale = guidance }).FinalLatents.Data;
+        foreach (var (reference, guidance) in new[] { (a, 5f), (b, 5f), (a, 5f), (a, 1f), (b, 1f) })
+            Assert.Equal(keptScenes[(reference.Name, guidance)], onDemand.Generate(request with { Reference = reference, GuidanceScale = guidance }).FinalLatents.Data);
+        Assert.NotEqual(keptScenes[("a", 5f)], keptScenes[("b", 5f)]);
+    }
+
     [Fact]
     public void AnEncoderMissingATensorIsRefusedWhenTheEngineOpens()
     {
@@ -83,5 +111,21 @@ public sealed class RandomCheckpointTests : IDisposable
         }
         var e = Assert.Throws<CheckpointException>(() => SceneEngine.Open(options));
         Assert.Equal("text_projection.weight", e.TensorName);
+    }
+
+    [Fact]
+    public void InLowMemoryTheUnetIsReleasedForTheDecodeAndReloadedForTheNextScene()
+    {
+        var options = Write(14);
+        using var normal = SceneEngine.Open(options);
+        using var lowMemory = SceneEngine.Open(options with { LowMemory = true });
+        var request = new SceneRequest { Prompt = "a harbour", Seed = 3, Steps = 2, Width = 64, Height = 96 };
+        var expected = normal.Generate(request);
+        foreach (var _ in new[] { 1, 2 })
+        {
+            var scene = lowMemory.Generate(request);
+            Assert.Equal(expected.FinalLatents.Data, scene.FinalLatents.Data);
+            Assert.Equal(expected.Image.Rgb, scene.Image.Rgb);
+        }
     }
 }

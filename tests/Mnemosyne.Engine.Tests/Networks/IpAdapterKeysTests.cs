@@ -1,0 +1,141 @@
+using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Networks;
+using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Tensors;
+using Xunit.Abstractions;
+using static Mnemosyne.Engine.Tests.Networks.NetworkFixtures;
+
+namespace Mnemosyne.Engine.Tests.Networks;
+
+/// <summary>
+/// The IP-Adapter's key/value projections: against tokens·Wᵀ computed here from the adapter file, and their
+/// weight contract (which ip_adapter.* tensors, with which shapes, an adapter file must hold).
+/// </summary>
+public sealed class IpAdapterKeysTests(ITestOutputHelper output, TinyUnetCheckpoint tiny, FidelityUnet fidelity)
+    : IClassFixture<TinyUnetCheckpoint>, IClassFixture<FidelityUnet>
+{
+    /// <summary>float32 products of at most 2048 terms against the same sums in double.</summary>
+    private const float ProductTolerance = 1e-5f;
+
+    /// <summary>tokens [B, T, cross] · Wᵀ for W [C, cross] read from the file, summed in double.</summary>
+    private static FloatTensor Project(FloatTensor tokens, SafetensorsFile adapter, string tensorName)
+    {
+        var weight = adapter.ReadFloat32(tensorName);
+        var shape = adapter.Tensors[tensorName].Shape;
+        int channels = (int)shape[0], cross = (int)shape[1], rows = tokens.Shape[0] * tokens.Shape[1];
+        Assert.Equal(cross, tokens.Shape[2]);
+        var result = new float[rows * channels];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < channels; c++)
+            {
+                double sum = 0;
+                for (int j = 0; j < cross; j++) sum += (double)tokens.Data[r * cross + j] * weight[c * cross + j];
+                result[r * channels + c] = (float)sum;
+            }
+        return new FloatTensor(result, [tokens.Shape[0], tokens.Shape[1], channels]);
+    }
+
+    /// <summary>The largest error over every layer's key and value.</summary>
+    private static float MaxErrorAgainstTheFile(IpAdapterKeyValues keyValues, FloatTensor tokens, string adapterPath)
+    {
+        using var adapter = SafetensorsFile.Open(adapterPath);
+        float max = 0;
+        foreach (var layer in keyValues.Layers)
+        {
+            max = Math.Max(max, MaxAbsError(Project(tokens, adapter, $"ip_adapter.{layer.Number}.to_k_ip.weight"), layer.Key));
+            max = Math.Max(max, MaxAbsError(Project(tokens, adapter, $"ip_adapter.{layer.Number}.to_v_ip.weight"), layer.Value));
+        }
+        return max;
+    }
+
+    [Fact]
+    public void KeysAndValuesAreTheTokensTimesTheProjections()
+    {
+        var tokens = tiny.IpTokens(2);
+        var keyValues = tiny.AdapterKeys.Run(tokens);
+
+        // Every cross-attention, in the order the UNet's forward pass reaches them: down block, mid block, up block.
+        Assert.Equal([1, 3, 13, 15, 5, 7, 9, 11], keyValues.Layers.Select(l => l.Number));
+        Assert.All(keyValues.Layers, l => Assert.Equal([2, 4, 16], l.Key.Shape));
+        var error = MaxErrorAgainstTheFile(keyValues, tokens, tiny.Adapter.AdapterPath);
+        output.WriteLine($"tiny adapter keys and values: max-abs error {error:E2}");
+        Assert.InRange(error, 0, ProductTolerance);
+    }
+
+    /// <summary>The networks-a UNet cases' tokens through the fidelity adapter's 24 projections.</summary>
+    [FidelityFact]
+    public void MatchesTheFidelityAdapterFile()
+    {
+        var tokens = ReadNpy(Path.Combine(NetworksA, "unet-ip-tokens.npy"));
+        var keyValues = fidelity.AdapterKeys.Run(tokens);
+        Assert.Equal(12, keyValues.Layers.Count);
+        var error = MaxErrorAgainstTheFile(keyValues, tokens, Path.Combine(FidelityIpAdapter, IpAdapterFiles.AdapterRelativePath));
+        output.WriteLine($"fidelity adapter keys and values: max-abs error {error:E2}");
+        Assert.InRange(error, 0, ProductTolerance);
+    }
+
+    [FidelityFact]
+    public void AsksForExactlyTheIpAdapterTensorsOfTheAdapterFile()
+    {
+        var recorder = new WeightRecorder("recorded");
+        IpAdapterKeys.BuildGraph(ConfigJson.Read<UnetConfig>(Path.Combine(UnetTests.UnetFolder, "config.json")), recorder, null);
+        var adapterKeys = KeySet(Path.Combine(FidelityIpAdapter, IpAdapterFiles.AdapterRelativePath));
+        var ipAdapter = new SortedDictionary<string, string>(
+            adapterKeys.Where(k => k.Key.StartsWith("ip_adapter.", StringComparison.Ordinal)).ToDictionary(), StringComparer.Ordinal);
+        Assert.Equal(24, ipAdapter.Count);
+        Assert.Equal(ipAdapter, KeySet(recorder));
+    }
+
+    /// <summary>The ViT-H SDXL adapter's layers, counted from the published layout.</summary>
+    [Fact]
+    public void SdxlBaseConfigNeedsTheFullSizedAdapter()
+    {
+        var recorder = new WeightRecorder("ip-adapter_sdxl_vit-h.safetensors");
+        IpAdapterKeys.BuildGraph(new UnetConfig(), recorder, null);
+        var shapes = recorder.Tensors.ToDictionary(t => t.Name, t => t.Shape);
+        Assert.Equal(140, shapes.Count);
+        Assert.Equal(Enumerable.Range(0, 70).Select(i => 2 * i + 1), shapes.Keys.Select(k => int.Parse(k.Split('.')[1])).Distinct().Order());
+        // down_blocks.1 (640), down_blocks.2 (1280), up_blocks.0 (1280), up_blocks.1 (640), then the mid block (1280).
+        Assert.Equal([640L, 2048], shapes["ip_adapter.7.to_k_ip.weight"]);
+        Assert.Equal([1280L, 2048], shapes["ip_adapter.9.to_v_ip.weight"]);
+        Assert.Equal([1280L, 2048], shapes["ip_adapter.107.to_k_ip.weight"]);
+        Assert.Equal([640L, 2048], shapes["ip_adapter.109.to_k_ip.weight"]);
+        Assert.Equal([640L, 2048], shapes["ip_adapter.119.to_v_ip.weight"]);
+        Assert.Equal([1280L, 2048], shapes["ip_adapter.121.to_k_ip.weight"]);
+        Assert.Equal(2_048L * (10 * 640 + 60 * 1280) * 2, shapes.Values.Sum(s => s[0] * s[1]));
+    }
+
+    [Fact]
+    public void RefusesAnAdapterMadeForAnotherUnet()
+    {
+        var extra = tiny.WriteAdapter(tensors => tensors.Append(new TinyUnetCheckpoint.Tensor("ip_adapter.17.to_v_ip.weight", [16, 12])));
+        var e = Assert.Throws<CheckpointException>(() => IpAdapterKeys.Load(extra.AdapterPath, TinyUnetCheckpoint.Config, SessionSettings.Default));
+        Assert.Equal("ip_adapter.17.to_v_ip.weight", e.TensorName);
+        Assert.Contains(extra.AdapterPath, e.Message);
+        Assert.Contains("8 cross-attentions", e.Message);
+    }
+
+    [Fact]
+    public void RefusesTokensOfTheWrongWidth()
+    {
+        var e = Assert.Throws<ArgumentException>(() => tiny.AdapterKeys.Run(TinyUnetCheckpoint.Random([1, 4, 8], 1)));
+        Assert.Contains("[B, tokens, 12]", e.Message);
+        Assert.Contains("[1, 4, 8]", e.Message);
+    }
+
+    [Fact]
+    public void BatchesStackLayerByLayer()
+    {
+        var first = tiny.AdapterKeys.Run(tiny.IpTokens(1));
+        var second = tiny.AdapterKeys.Run(TinyUnetCheckpoint.Random([1, 4, 12], 21));
+        var both = IpAdapterKeyValues.ConcatBatch(first, second);
+        Assert.Equal(first.Layers.Select(l => l.Number), both.Layers.Select(l => l.Number));
+        for (int i = 0; i < both.Layers.Count; i++)
+        {
+            Assert.Equal([.. first.Layers[i].Value.Data, .. second.Layers[i].Value.Data], both.Layers[i].Value.Data);
+            Assert.Equal([2, 4, 16], both.Layers[i].Key.Shape);
+        }
+        var fewer = new IpAdapterKeyValues(second.Layers.Skip(1).ToList());
+        Assert.Throws<ArgumentException>(() => IpAdapterKeyValues.ConcatBatch(first, fewer));
+    }
+}
