@@ -29,7 +29,10 @@ param(
     [switch] $LowMemory,
     [string[]] $Phases,
     [switch] $Peer,
-    [string] $PeerVendor
+    [string] $PeerVendor,
+    # Bench: the UNet's weight precision (Int8 converts its weights once, beside the benchmark's checkpoint).
+    [ValidateSet('Float32', 'Int8')]
+    [string] $Precision = 'Float32'
 )
 
 $ErrorActionPreference = 'Stop'
@@ -164,7 +167,7 @@ switch ($Task) {
                 Where-Object { $_ -and (Test-Path (Join-Path $_ 'diffusers')) } | Select-Object -First 1
         }
         $arguments = @('bench', '--size', $(if ($PSBoundParameters.ContainsKey('Size')) { $Size } else { 'Full' }),
-            '--threads', $Threads, '--sizes', ($Sizes -join ','), '--steps', $Steps, '--quick', $Quick.IsPresent, '--low-memory', $LowMemory.IsPresent,
+            '--threads', $Threads, '--precision', $Precision, '--sizes', ($Sizes -join ','), '--steps', $Steps, '--quick', $Quick.IsPresent, '--low-memory', $LowMemory.IsPresent,
             '--output', (Join-Path $root 'out/bench'), '--peer', $Peer.IsPresent, '--peer-harness', $harness)
         if ($PeerVendor) { $arguments += @('--peer-vendor', $PeerVendor) }
         if ($Phases) { $arguments += @('--phases', ($Phases -join ',')) }

@@ -1,3 +1,4 @@
+using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
 
 namespace Mnemosyne.PowerShell;
@@ -15,6 +16,7 @@ public sealed class MnemosyneEngineInfo
         ImageEncoderPath = engine.Options.ImageEncoderPath;
         Threads = engine.Options.Threads;
         LowMemory = engine.Options.LowMemory;
+        Precision = engine.Options.Precision;
         SupportsReferences = engine.SupportsReferences;
         OpenedAt = openedAt;
     }
@@ -32,6 +34,8 @@ public sealed class MnemosyneEngineInfo
     public int Threads { get; }
     /// <summary>Whether the UNet is released while the VAE decodes (Open-MnemosyneEngine -LowMemory).</summary>
     public bool LowMemory { get; }
+    /// <summary>Float32, or Int8 for 8-bit weights in the UNet's linear layers.</summary>
+    public WeightPrecision Precision { get; }
     public bool SupportsReferences { get; }
     public DateTimeOffset OpenedAt { get; }
 }

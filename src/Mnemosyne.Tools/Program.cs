@@ -1,5 +1,6 @@
 using System.Globalization;
 using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Tools.Bench;
 
 namespace Mnemosyne.Tools;
@@ -32,7 +33,7 @@ public static class Program
                         Int(options.Get("threads", "0"), "threads"), Sizes(options.Require("sizes")), Int(options.Require("steps"), "steps"),
                         options.Require("work"), options.Require("result"),
                         long.Parse(options.Get("decode-bytes", "0"), CultureInfo.InvariantCulture),
-                        Flag(options.Get("low-memory", "false"), "low-memory")));
+                        Flag(options.Get("low-memory", "false"), "low-memory"), Precision(options.Get("precision", "Float32"))));
                     return 0;
                 default:
                     return Usage();
@@ -62,6 +63,7 @@ public static class Program
         {
             Shape = Shape(options.Get("size", "Full")),
             Threads = Int(options.Get("threads", "0"), "threads"),
+            Precision = Precision(options.Get("precision", "Float32")),
             Sizes = quick ? [512] : Sizes(options.Get("sizes", "512,1024")),
             Steps = Int(options.Get("steps", "4"), "steps"),
             Phases = options.Get("phases", string.Join(',', BenchPhases.All)).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
@@ -81,6 +83,10 @@ public static class Program
         var other => throw new ArgumentException($"Unknown size '{other}': use Tiny or Full."),
     };
 
+    private static WeightPrecision Precision(string name)
+        => Enum.TryParse<WeightPrecision>(name, ignoreCase: true, out var precision) && Enum.IsDefined(precision) ? precision
+            : throw new ArgumentException($"Unknown precision '{name}': use {string.Join(" or ", Enum.GetNames<WeightPrecision>())}.");
+
     private static int Int(string value, string name)
         => int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n
             : throw new ArgumentException($"--{name} must be a whole number; got '{value}'.");
@@ -96,6 +102,7 @@ public static class Program
         Console.Error.WriteLine("usage: Mnemosyne.Tools tiny-model --output DIR [--size Tiny|Full] [--seed N]");
         Console.Error.WriteLine("       Mnemosyne.Tools sample-character --output FILE.png");
         Console.Error.WriteLine("       Mnemosyne.Tools bench [--size Full|Tiny] [--threads N] [--sizes 512,1024] [--steps 4] [--quick true]");
+        Console.Error.WriteLine("                             [--precision Float32|Int8]");
         Console.Error.WriteLine("                             [--phases a,b] [--output DIR] [--peer true --peer-harness DIR --peer-vendor DIR [--peer-python PATH]]");
         return 2;
     }

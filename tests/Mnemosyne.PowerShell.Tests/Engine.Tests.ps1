@@ -136,6 +136,32 @@ Describe 'Open, Get and Close with the tiny checkpoint' {
         }
     }
 
+
+    It 'opens with -Precision Int8, converting each network''s weights into the cache once' -Skip:$IsWindows {
+        $saved = $env:XDG_CACHE_HOME
+        $env:XDG_CACHE_HOME = Join-Path $TestDrive 'xdg-cache'
+        try {
+            $info = Open-MnemosyneEngine $modelPath -Precision Int8 -PassThru
+            $info.Precision | Should -Be 'Int8'
+            $root = Join-Path $env:XDG_CACHE_HOME 'mnemosyne/converted-weights'
+            $unet = @(Get-ChildItem $root -Recurse -File -Filter 'unet-*.safetensors')
+            $unet.Count | Should -Be 1
+            $scene = New-MnemosyneScene 'a cat' -Seed 1 @tiny
+            $scene.Precision | Should -Be 'Int8'
+            @(Get-ChildItem $root -Recurse -File -Filter 'text-encoder-*.safetensors').Count | Should -Be 2 -Because 'the text encoders are converted when first used'
+            Open-MnemosyneEngine $modelPath -Precision Int8
+            (Get-Item $unet[0].FullName).LastWriteTimeUtc | Should -Be $unet[0].LastWriteTimeUtc -Because 'a second open reuses the converted weights'
+        }
+        finally {
+            Close-MnemosyneEngine
+            $env:XDG_CACHE_HOME = $saved
+        }
+    }
+
+    It 'opens in Float32 by default' {
+        (Open-MnemosyneEngine $modelPath -PassThru).Precision | Should -Be 'Float32'
+    }
+
     It 'takes the checkpoint folder from the pipeline' {
         (Get-Item $modelPath | Open-MnemosyneEngine -PassThru).Path | Should -Be $modelPath
     }

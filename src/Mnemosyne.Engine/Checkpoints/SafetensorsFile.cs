@@ -212,7 +212,35 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
     {
         if (destination.Length != info.ElementCount)
             throw new ArgumentException($"Destination holds {destination.Length} values; tensor '{info.Name}' has {info.ElementCount}.", nameof(destination));
-        var bytes = RawBytes(info);
+        Widen(info, RawBytes(info), destination);
+    }
+
+    /// <summary>
+    /// <see cref="ReadFloat32(TensorInfo, Span{float})"/> through ordinary file reads rather than the memory map, so that
+    /// one pass over a whole checkpoint (a conversion) leaves its pages in the page cache, not in this process's memory.
+    /// </summary>
+    public void ReadFloat32Unmapped(TensorInfo info, Span<float> destination)
+    {
+        if (destination.Length != info.ElementCount)
+            throw new ArgumentException($"Destination holds {destination.Length} values; tensor '{info.Name}' has {info.ElementCount}.", nameof(destination));
+        if (info.ByteLength > int.MaxValue)
+            throw new CheckpointException($"{Path}: tensor '{info.Name}' is over 2 GB and cannot be read as one span.", Path, info.Name);
+        var bytes = new byte[info.ByteLength];
+        using (var handle = File.OpenHandle(Path, FileMode.Open, FileAccess.Read, FileShare.Read))
+        {
+            int read = 0;
+            while (read < bytes.Length)
+            {
+                int n = RandomAccess.Read(handle, bytes.AsSpan(read), info.Offset + read);
+                if (n == 0) throw new CheckpointException($"{Path}: tensor '{info.Name}' ends past the end of the file (was it cut short since it was opened?).", Path, info.Name);
+                read += n;
+            }
+        }
+        Widen(info, bytes, destination);
+    }
+
+    private void Widen(TensorInfo info, ReadOnlySpan<byte> bytes, Span<float> destination)
+    {
         switch (info.DType)
         {
             case TensorDType.F32:

@@ -52,10 +52,16 @@ public sealed class ClipTextEncoder : IDisposable
         return Load(config, weights, settings);
     }
 
-    /// <summary>An encoder over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.</summary>
+    /// <summary>
+    /// An encoder over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.
+    /// With <see cref="SessionSettings.Precision"/> Int8 its linear layers read 8-bit weights, converted once into the cache.
+    /// </summary>
     public static ClipTextEncoder Load(ClipTextConfig config, IWeightSource weights, SessionSettings settings)
     {
-        var graph = BuildGraph(config, weights, Path.GetDirectoryName(weights.Path));
+        ArgumentNullException.ThrowIfNull(settings);
+        var graph = settings.Precision == WeightPrecision.Float32
+            ? BuildGraph(config, weights, Path.GetDirectoryName(weights.Path))
+            : ConvertedNetwork.Build(settings, [("text-encoder", weights)], (converted, folder) => BuildGraph(config, converted[0], folder));
         return new ClipTextEncoder(OnnxModel.Create(graph, settings), config);
     }
 

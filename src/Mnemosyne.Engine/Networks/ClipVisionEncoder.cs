@@ -34,9 +34,13 @@ public sealed class ClipVisionEncoder : IDisposable
 
     private static ClipVisionEncoder Load(string configPath, string weightsPath, SessionSettings settings)
     {
+        ArgumentNullException.ThrowIfNull(settings);
         var config = ConfigJson.Read<ClipVisionConfig>(configPath);
         using var weights = SafetensorsFile.Open(weightsPath);
-        var graph = BuildGraph(config, weights, Path.GetDirectoryName(weights.Path));
+        // With Int8 the linear layers read 8-bit weights, converted once into the cache.
+        var graph = settings.Precision == WeightPrecision.Float32
+            ? BuildGraph(config, weights, Path.GetDirectoryName(weights.Path))
+            : ConvertedNetwork.Build(settings, [("image-encoder", weights)], (converted, folder) => BuildGraph(config, converted[0], folder));
         return new ClipVisionEncoder(OnnxModel.Create(graph, settings), config);
     }
 

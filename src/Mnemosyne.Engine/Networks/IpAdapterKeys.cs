@@ -78,9 +78,13 @@ public sealed class IpAdapterKeys : IDisposable
         {
             IpAdapterAttention.CheckNoOtherLayers(weights, config);
             var folder = Path.GetDirectoryName(weights.Path);
-            var parts = IpAdapterAttention.Layers(config).Chunk(LayersPerSession)
-                .Select(layers => ((IReadOnlyList<IpAdapterAttention.Layer>)layers, BuildGraph(config, layers, weights, folder)))
-                .ToList();
+            var layers = IpAdapterAttention.Layers(config).ToList();
+            IReadOnlyList<(IReadOnlyList<IpAdapterAttention.Layer>, OnnxGraph)> parts = settings.Precision == WeightPrecision.Float32
+                ? layers.Chunk(LayersPerSession)
+                    .Select(chunk => ((IReadOnlyList<IpAdapterAttention.Layer>)chunk, BuildGraph(config, chunk, weights, folder)))
+                    .ToList()
+                // With Int8 the projections read 8-bit weights converted once into the cache (0.38 GB at SDXL sizes): one session.
+                : [(layers, ConvertedNetwork.Build(settings, [("ip-adapter-keys", weights)], (converted, convertedFolder) => BuildGraph(config, converted[0], convertedFolder)))];
             return new IpAdapterKeys(config, weights, parts, settings with { PrePackWeights = false });
         }
         catch

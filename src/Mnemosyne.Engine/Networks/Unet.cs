@@ -80,15 +80,27 @@ public sealed class Unet : IDisposable
         return Load(config, weights, ipAdapter, settings);
     }
 
-    /// <summary>A UNet over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.</summary>
+    /// <summary>
+    /// A UNet over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.
+    /// With <see cref="SessionSettings.Precision"/> Int8 the first load converts the weights into the cache
+    /// (<see cref="ConvertedWeightCache"/>), and later loads read them from there.
+    /// </summary>
     public static Unet Load(UnetConfig config, IWeightSource weights, IpAdapterFiles? ipAdapter, SessionSettings settings)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(settings);
-        var graph = BuildGraph(config, weights, ipAdapter is not null, Path.GetDirectoryName(weights.Path));
-        if (ipAdapter is not null) CheckAdapter(config, ipAdapter);
-        return new Unet(OnnxModel.Create(graph, settings), config, ipAdapter is not null);
+        var withAdapter = ipAdapter is not null;
+        if (settings.Precision == WeightPrecision.Float32)
+        {
+            var graph = BuildGraph(config, weights, withAdapter, Path.GetDirectoryName(weights.Path));
+            if (ipAdapter is not null) CheckAdapter(config, ipAdapter);
+            return new Unet(OnnxModel.Create(graph, settings), config, withAdapter);
+        }
+        var converted = ConvertedNetwork.Build(settings, [("unet", weights)],
+            (sources, folder) => BuildGraph(config, sources[0], withAdapter, folder),
+            checkBeforeConverting: () => { if (ipAdapter is not null) CheckAdapter(config, ipAdapter); });
+        return new Unet(OnnxModel.Create(converted, settings), config, withAdapter);
     }
 
     /// <summary>Loads a unet/ folder holding config.json and diffusion_pytorch_model.safetensors.</summary>

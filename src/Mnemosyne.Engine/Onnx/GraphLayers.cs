@@ -12,9 +12,27 @@ public static class GraphLayers
     private static Dictionary<string, object> Attrs(params (string Key, object Value)[] items)
         => items.ToDictionary(i => i.Key, i => i.Value);
 
-    /// <summary>torch.nn.Linear: y = x·Wᵀ + b, W stored [out, in]. FusedMatMul reads W transposed in place.</summary>
+    /// <summary>
+    /// The accuracy_level of MatMulNBits that quantises the activations to int8 per block as well, so the products
+    /// run on integer dot-product instructions: the speed the quantised weights are for.
+    /// </summary>
+    public const long Int8ComputeAccuracyLevel = 4;
+
+    /// <summary>
+    /// torch.nn.Linear: y = x·Wᵀ + b, W stored [out, in]. FusedMatMul reads W transposed in place; a weight the source
+    /// holds quantised runs as MatMulNBits, whose B is laid out [out, in-blocks] too, with the bias as its own input.
+    /// </summary>
     public static string Linear(this OnnxGraph g, string x, IWeightSource file, string prefix, long inFeatures, long outFeatures, bool bias = true)
     {
+        if (g.QuantisedWeight(file, prefix + ".weight", outFeatures, inFeatures) is { } quantised)
+        {
+            string?[] inputs = bias
+                ? [x, quantised.Blocks, quantised.Scales, null, null, g.Weight(file, prefix + ".bias", outFeatures)]
+                : [x, quantised.Blocks, quantised.Scales];
+            return g.Node("MatMulNBits", inputs, Attrs(
+                ("K", inFeatures), ("N", outFeatures), ("bits", (long)quantised.Bits), ("block_size", (long)quantised.BlockSize),
+                ("accuracy_level", Int8ComputeAccuracyLevel)), "com.microsoft");
+        }
         var w = g.Weight(file, prefix + ".weight", outFeatures, inFeatures);
         var y = g.Node("FusedMatMul", [x, w], Attrs(("transB", 1L)), "com.microsoft");
         return bias ? g.Add(y, g.Weight(file, prefix + ".bias", outFeatures)) : y;

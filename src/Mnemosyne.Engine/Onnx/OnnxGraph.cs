@@ -11,7 +11,8 @@ namespace Mnemosyne.Engine.Onnx;
 /// <see cref="WeightFolder"/> becomes an external-data initializer that points straight into its
 /// safetensors file (ONNX Runtime maps it itself), and a weight from any other file becomes a graph
 /// input that <see cref="OnnxModel"/> binds to the checkpoint's data on every run. A weight stored
-/// transposed (<see cref="StoredWeight"/>) is read as stored and transposed by a node of the graph.
+/// transposed (<see cref="StoredWeight"/>) is read as stored and transposed by a node of the graph. A source
+/// that holds linear weights quantised (<see cref="IQuantisedWeightSource"/>) gives them as MatMulNBits inputs.
 /// </summary>
 public sealed class OnnxGraph
 {
@@ -21,6 +22,7 @@ public sealed class OnnxGraph
     private readonly ModelProto model;
     private readonly HashSet<string> names = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> weightValues = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, QuantisedValues> quantisedValues = new(StringComparer.Ordinal);
     private readonly List<BoundWeight> boundWeights = [];
     private readonly string? ownWeightsFolder;
     private int counter;
@@ -131,12 +133,7 @@ public sealed class OnnxGraph
         if (info.DType is TensorDType.F32 or TensorDType.F16 or TensorDType.BF16 && ExternalDataLocation(file) is { } location)
         {
             var stored = info.DType == TensorDType.F32 ? valueName : valueName + ".stored";
-            var tensor = new TensorProto { Name = stored, DataType = (int)ToOnnx(info.DType), DataLocation = TensorProto.Types.DataLocation.External };
-            tensor.Dims.AddRange(info.Shape);
-            tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = location });
-            tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = info.Offset.ToString(CultureInfo.InvariantCulture) });
-            tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = info.ByteLength.ToString(CultureInfo.InvariantCulture) });
-            model.Graph.Initializer.Add(tensor);
+            ExternalInitializer(location, info, stored);
             if (info.DType != TensorDType.F32)
             {
                 Claim(stored);
@@ -149,6 +146,45 @@ public sealed class OnnxGraph
             Input(valueName, TensorProto.Types.DataType.Float, info.Shape.Cast<object>().ToArray());
             boundWeights.Add(new BoundWeight(valueName, file, info));
         }
+    }
+
+    /// <summary>
+    /// A linear layer's weight [<paramref name="rows"/>, <paramref name="columns"/>] as MatMulNBits' B and scales
+    /// inputs, when <paramref name="source"/> holds it quantised; else null, and the layer reads it in float32.
+    /// </summary>
+    public QuantisedValues? QuantisedWeight(IWeightSource source, string tensorName, long rows, long columns)
+    {
+        if (source is not IQuantisedWeightSource quantised) return null;
+        var key = source.Path + "|" + tensorName + "|quantised";
+        if (quantisedValues.TryGetValue(key, out var existing)) return existing;
+        var weight = quantised.LocateQuantised(tensorName, rows, columns);
+        if (weight is null) return null;
+
+        // MatMulNBits has no float32 fallback for its inputs, so they must be external data ONNX Runtime maps itself.
+        var location = ExternalDataLocation(weight.File)
+            ?? throw new InvalidOperationException($"The quantised weight '{tensorName}' lies in {weight.File.Path}, outside the graph's weight folder {ownWeightsFolder ?? "(none)"}.");
+        var blocks = Fresh("w." + tensorName + ".blocks");
+        var scales = Fresh("w." + tensorName + ".scales");
+        Claim(blocks);
+        Claim(scales);
+        ExternalInitializer(location, weight.Blocks, blocks);
+        ExternalInitializer(location, weight.Scales, scales);
+        var values = new QuantisedValues(blocks, scales, weight.Bits, weight.BlockSize);
+        quantisedValues[key] = values;
+        return values;
+    }
+
+    /// <summary>The graph values of a quantised weight: MatMulNBits' B and scales, and the attributes that describe them.</summary>
+    public sealed record QuantisedValues(string Blocks, string Scales, int Bits, int BlockSize);
+
+    private void ExternalInitializer(string location, TensorInfo info, string name)
+    {
+        var tensor = new TensorProto { Name = name, DataType = (int)ToOnnx(info.DType), DataLocation = TensorProto.Types.DataLocation.External };
+        tensor.Dims.AddRange(info.Shape);
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = location });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = info.Offset.ToString(CultureInfo.InvariantCulture) });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = info.ByteLength.ToString(CultureInfo.InvariantCulture) });
+        model.Graph.Initializer.Add(tensor);
     }
 
     /// <summary>The file's name as external data, relative to <see cref="WeightFolder"/>; null for a file that is not the network's own.</summary>
@@ -202,7 +238,8 @@ public sealed class OnnxGraph
         TensorDType.F32 => TensorProto.Types.DataType.Float,
         TensorDType.F16 => TensorProto.Types.DataType.Float16,
         TensorDType.BF16 => TensorProto.Types.DataType.Bfloat16,
-        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a floating-point weight type"),
+        TensorDType.U8 => TensorProto.Types.DataType.Uint8,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a weight type the graph reads"),
     };
 
     private static ValueInfoProto ValueInfo(string name, TensorProto.Types.DataType type, object[] dims)

@@ -3,13 +3,22 @@ using Mnemosyne.Engine.Tensors;
 
 namespace Mnemosyne.Engine.Onnx;
 
-/// <summary>How ONNX Runtime sessions are made: threads and optimisation.</summary>
+/// <summary>How networks are built and their ONNX Runtime sessions made: threads, optimisation, weight precision.</summary>
 public sealed record SessionSettings
 {
     /// <summary>Threads inside an operator; 0 means one per core.</summary>
     public int Threads { get; init; }
 
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
+
+    /// <summary>The precision of the linear layers' weights in the networks that offer a choice (the UNet and the CLIP encoders); the others ignore it.</summary>
+    public WeightPrecision Precision { get; init; }
+
+    /// <summary>
+    /// Where weights converted for <see cref="Precision"/> are cached, a folder per source checkpoint; null uses
+    /// <see cref="Checkpoints.ConvertedWeightCache.DefaultRoot"/>.
+    /// </summary>
+    public string? ConvertedWeightsRoot { get; init; }
 
     /// <summary>
     /// When set, ONNX Runtime records every run (each node's time and input shapes) and writes

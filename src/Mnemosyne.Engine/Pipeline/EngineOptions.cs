@@ -1,3 +1,6 @@
+using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Onnx;
+
 namespace Mnemosyne.Engine.Pipeline;
 
 /// <summary>What to open: an SDXL checkpoint, and the IP-Adapter that gives it a memory.</summary>
@@ -57,4 +60,14 @@ public sealed record EngineOptions
 
     /// <summary>"fp16" reads a diffusers folder's *.fp16.safetensors files where present.</summary>
     public string? Variant { get; init; }
+
+    /// <summary>
+    /// Float32 (the default) runs the checkpoint as it is; Int8 runs the linear layers of the UNet and the CLIP
+    /// encoders with 8-bit weights (<see cref="WeightPrecision.Int8"/>): faster and smaller, with a small deviation
+    /// from Float32. The first use of each network in Int8 converts its weights once into <see cref="ConvertedWeightsPath"/>.
+    /// </summary>
+    public WeightPrecision Precision { get; init; }
+
+    /// <summary>Where weights converted for <see cref="Precision"/> are kept; null uses <see cref="ConvertedWeightCache.DefaultRoot"/>.</summary>
+    public string? ConvertedWeightsPath { get; init; }
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
 
@@ -23,6 +24,8 @@ public sealed record Scene
     public string? ReferenceName { get; init; }
     public float ReferenceWeight { get; init; }
     public required string Model { get; init; }
+    /// <summary>The engine's weight precision: an Int8 picture differs slightly from the Float32 one of the same settings.</summary>
+    public WeightPrecision Precision { get; init; }
     public string? InitialNoisePath { get; init; }
     public TimeSpan Elapsed { get; init; }
     /// <summary>The latents before the VAE (still scaled), for research and tests.</summary>
@@ -43,6 +46,7 @@ public sealed record Scene
             .Append(", Seed: ").Append(Seed.ToString(inv))
             .Append(", Size: ").Append(Width.ToString(inv)).Append('x').Append(Height.ToString(inv))
             .Append(", Model: ").Append(Model);
+        if (Precision != WeightPrecision.Float32) text.Append(", Precision: ").Append(Precision);
         if (ReferenceName is not null)
             text.Append(", Reference: ").Append(ReferenceName)
                 .Append(", Reference weight: ").Append(ReferenceWeight.ToString("0.###", inv));

@@ -87,7 +87,7 @@ public sealed class SceneEngine : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var adapterFiles = options.IpAdapterPath is null ? null : IpAdapterFiles.Open(options.IpAdapterPath, options.ImageEncoderPath ?? DefaultImageEncoderFolder(options.IpAdapterPath));
         var model = SdxlModelFiles.Open(options);
-        var settings = new SessionSettings { Threads = options.Threads };
+        var settings = new SessionSettings { Threads = options.Threads, Precision = options.Precision, ConvertedWeightsRoot = options.ConvertedWeightsPath };
         var schedulerConfig = ReadCheckpointFile(model.SchedulerConfigPath, SchedulerConfig.Load);
         var tokenizer = ReadCheckpointFile(model.Tokenizer, ClipTokenizer.Load);
         var tokenizer2 = ReadCheckpointFile(model.Tokenizer2, ClipTokenizer.Load);
@@ -110,7 +110,9 @@ public sealed class SceneEngine : IDisposable
             var textEncoder = OnDemand(opened, log, "text_encoder", () => ClipTextEncoder.Load(configs.TextEncoder, model.TextEncoder, settings), options.KeepEncodersLoaded);
             var textEncoder2 = OnDemand(opened, log, "text_encoder_2", () => ClipTextEncoder.Load(configs.TextEncoder2, model.TextEncoder2, settings), options.KeepEncodersLoaded);
             // The UNet stays loaded between scenes; only a decode that would not fit beside it releases it.
-            var unet = Track("unet", () =>
+            var unetWhat = options.Precision == WeightPrecision.Float32 ? "unet"
+                : $"unet ({options.Precision}: weights converted once into {ConvertedWeightCache.FolderFor(model.Unet.Path, options.Precision, options.ConvertedWeightsPath)})";
+            var unet = Track(unetWhat, () =>
             {
                 var network = new OnDemandNetwork<Unet>(() => Unet.Load(configs.Unet, model.Unet, adapterFiles, settings), keepLoaded: true);
                 network.Load();
@@ -256,6 +258,7 @@ public sealed class SceneEngine : IDisposable
                 ReferenceName = request.Reference?.Name,
                 ReferenceWeight = request.Reference is null ? 0 : request.ReferenceWeight,
                 Model = ModelName,
+                Precision = Options.Precision,
                 InitialNoisePath = request.InitialNoisePath,
                 Elapsed = clock.Elapsed,
                 FinalLatents = latents,

@@ -15,7 +15,12 @@ namespace Mnemosyne.Tools.Bench;
 /// measurement, so a phase killed for memory still leaves what it measured. <paramref name="DecodeBytes"/>:
 /// what the VAE phase saw a decode at the scene's size add to memory, or 0 when unknown.
 /// </summary>
-public sealed record PhaseRequest(string Phase, string Checkpoint, int Threads, int[] Sizes, int Steps, string WorkFolder, string ResultPath, long DecodeBytes = 0, bool LowMemory = false);
+public sealed record PhaseRequest(string Phase, string Checkpoint, int Threads, int[] Sizes, int Steps, string WorkFolder, string ResultPath, long DecodeBytes = 0, bool LowMemory = false,
+    WeightPrecision Precision = WeightPrecision.Float32)
+{
+    /// <summary>Converted weights are kept beside the benchmark's checkpoint, not in the user's cache.</summary>
+    public string ConvertedWeightsRoot => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Checkpoint))!, "converted-weights");
+}
 
 /// <summary>
 /// The benchmark's phases. Each runs in its own process (see <see cref="Benchmark"/>), so its peak
@@ -32,6 +37,9 @@ public static class BenchPhases
     public const string Vae = "vae";
     public const string UnetStep = "unet";
     public const string Scene = "scene";
+
+    /// <summary>Converts the UNet's weights for a precision other than Float32; run before the others, not chosen.</summary>
+    public const string Convert = "convert";
 
     public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenCold, Text, Reference, Vae, UnetStep, Scene];
 
@@ -52,6 +60,7 @@ public static class BenchPhases
             case Vae: RunVae(context); break;
             case UnetStep: RunUnet(context); break;
             case Scene: RunScene(context); break;
+            case Convert: RunConvert(context); break;
             default: throw new ArgumentException($"Unknown benchmark phase '{request.Phase}': use one of {string.Join(", ", All)}.");
         }
         result.Memory.Add(memory.Sample("end"));
@@ -113,6 +122,9 @@ public static class BenchPhases
     {
         var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
         c.Result.Values["checkpointBytes"] = files.Sum(f => new FileInfo(f).Length);
+        // An Int8 engine reads the UNet from its converted weights: they are evicted too.
+        if (Directory.Exists(c.Request.ConvertedWeightsRoot) && c.Request.Precision != WeightPrecision.Float32)
+            files.AddRange(Directory.EnumerateFiles(c.Request.ConvertedWeightsRoot, "*", SearchOption.AllDirectories));
         c.Result.Values["pageCacheBytesBefore"] = PageCache.ResidentBytes(files);
         PageCache.Evict(files);
         c.Result.Values["pageCacheBytesAfterEviction"] = PageCache.ResidentBytes(files);
@@ -154,7 +166,28 @@ public static class BenchPhases
         IpAdapterPath = Path.Combine(request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.AdapterRelativePath),
         Threads = request.Threads,
         LowMemory = request.LowMemory,
+        Precision = request.Precision,
+        ConvertedWeightsPath = request.ConvertedWeightsRoot,
     };
+
+    /// <summary>
+    /// Loads the UNet with its adapter once in the requested precision, which converts its weights when they are
+    /// not cached yet; records how long that took and what the converted files take on disk.
+    /// </summary>
+    private static void RunConvert(PhaseContext c)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        var options = EngineOptionsFor(c.Request);
+        var adapter = IpAdapterFiles.Open(options.IpAdapterPath!, Path.Combine(c.Request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.ImageEncoderRelativePath));
+        var folder = ConvertedWeightCache.FolderFor(checkpoint.Unet.WeightsPath, c.Request.Precision, c.Request.ConvertedWeightsRoot);
+        bool cached = Directory.Exists(folder) && Directory.EnumerateFiles(folder, "unet-*.safetensors").Any();
+        var seconds = Time(() => Unet.Load(checkpoint.Unet, adapter, c.Settings(null)).Dispose());
+        c.Result.Values["convertedWeightBytes"] = Directory.EnumerateFiles(folder).Sum(f => new FileInfo(f).Length);
+        c.Add(new Measurement($"UNet load, {c.Request.Precision}" + (cached ? " (weights already converted)" : ", converting its weights"), [seconds], c.Memory.ProcessPeak)
+        {
+            Note = $"{Benchmark.Gb(c.Result.Values["convertedWeightBytes"])} GB in {folder}",
+        });
+    }
 
     /// <summary>Both CLIP text encoders on one prompt, as a scene encodes it (tokenizing included).</summary>
     private static void RunText(PhaseContext c)
@@ -437,7 +470,13 @@ public static class BenchPhases
             return Path.Combine(folder, $"{Request.Phase}-{component}");
         }
 
-        public SessionSettings Settings(string profilePrefix) => new() { Threads = Request.Threads, ProfilePathPrefix = profilePrefix };
+        public SessionSettings Settings(string? profilePrefix) => new()
+        {
+            Threads = Request.Threads,
+            ProfilePathPrefix = profilePrefix,
+            Precision = Request.Precision,
+            ConvertedWeightsRoot = Request.ConvertedWeightsRoot,
+        };
 
         public void Add(Measurement measurement)
         {

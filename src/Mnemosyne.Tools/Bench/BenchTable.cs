@@ -11,7 +11,7 @@ public static class BenchTable
         var text = new StringBuilder();
         var peakRate = Benchmark.PeakRate(report);
         text.AppendLine($"Machine: {report.Machine.Cpu}, {report.Machine.Cores} cores, {Benchmark.Gb(report.Machine.MemoryBytes)} GB; "
-            + $"ONNX Runtime {report.Machine.OnnxRuntime}, {report.Machine.Runtime}; {report.Settings.EffectiveThreads} threads; "
+            + $"ONNX Runtime {report.Machine.OnnxRuntime}, {report.Machine.Runtime}; {report.Settings.EffectiveThreads} threads; {report.Settings.Precision}; "
             + $"checkpoint {report.Settings.ShapeName}; {report.Started:yyyy-MM-dd HH:mm}");
         text.AppendLine();
         text.AppendLine("| Measure | Time | Work | Rate | Peak RSS | Note |");

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Onnx;
 
 namespace Mnemosyne.Tools.Bench;
 
@@ -13,6 +14,8 @@ public sealed record BenchSettings
     public string ShapeName => Shape.Name;
     /// <summary>ONNX Runtime threads; 0 = one per core (and the peer gets as many).</summary>
     public int Threads { get; init; }
+    /// <summary>Float32, or Int8 for the UNet's linear layers (converted once, before the phases).</summary>
+    public WeightPrecision Precision { get; init; }
     public int[] Sizes { get; init; } = [512, 1024];
     public int Steps { get; init; } = 4;
     public IReadOnlyList<string> Phases { get; init; } = BenchPhases.All;
@@ -79,6 +82,12 @@ public static class Benchmark
         Console.WriteLine($"Machine: {report.Machine.Cpu}, {report.Machine.Cores} cores, {Gb(report.Machine.MemoryBytes)} GB; load {Load(Machine.LoadAverage())}");
 
         report.CheckpointWriteSeconds = EnsureCheckpoint(settings);
+        // The first Int8 open converts the UNet's weights: done here, so no phase times it as part of an open.
+        if (settings.Precision != WeightPrecision.Float32)
+        {
+            Console.WriteLine($"Phase {BenchPhases.Convert} (load {Load(Machine.LoadAverage())})");
+            report.Phases.Add(RunPhase(settings, BenchPhases.Convert, work, 0));
+        }
         bool peerDone = false;
         foreach (var phase in BenchPhases.All.Where(settings.Phases.Contains))
         {
@@ -150,7 +159,7 @@ public static class Benchmark
         foreach (var arg in new[]
         {
             PhaseCommand, "--phase", phase, "--checkpoint", Path.GetFullPath(settings.CheckpointFolder),
-            "--threads", settings.Threads.ToString(CultureInfo.InvariantCulture),
+            "--threads", settings.Threads.ToString(CultureInfo.InvariantCulture), "--precision", settings.Precision.ToString(),
             "--sizes", string.Join(',', settings.Sizes), "--steps", settings.Steps.ToString(CultureInfo.InvariantCulture),
             "--work", work, "--result", resultPath, "--decode-bytes", decodeBytes.ToString(CultureInfo.InvariantCulture),
             "--low-memory", settings.LowMemory ? "true" : "false",
