@@ -171,22 +171,37 @@ public static class BenchPhases
     };
 
     /// <summary>
-    /// Loads the UNet with its adapter once in the requested precision, which converts its weights when they are
-    /// not cached yet; records how long that took and what the converted files take on disk.
+    /// Loads every network that has a precision once in the requested one (the UNet, the IP-Adapter's keys, the text
+    /// and image encoders), which converts the weights not cached yet, so that no later phase times a conversion.
     /// </summary>
     private static void RunConvert(PhaseContext c)
     {
         var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
         var options = EngineOptionsFor(c.Request);
         var adapter = IpAdapterFiles.Open(options.IpAdapterPath!, Path.Combine(c.Request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.ImageEncoderRelativePath));
-        var folder = ConvertedWeightCache.FolderFor(checkpoint.Unet.WeightsPath, c.Request.Precision, c.Request.ConvertedWeightsRoot);
-        bool cached = Directory.Exists(folder) && Directory.EnumerateFiles(folder, "unet-*.safetensors").Any();
-        var seconds = Time(() => Unet.Load(checkpoint.Unet, adapter, c.Settings(null)).Dispose());
-        c.Result.Values["convertedWeightBytes"] = Directory.EnumerateFiles(folder).Sum(f => new FileInfo(f).Length);
-        c.Add(new Measurement($"UNet load, {c.Request.Precision}" + (cached ? " (weights already converted)" : ", converting its weights"), [seconds], c.Memory.ProcessPeak)
+        var settings = c.Settings(null);
+        var root = c.Request.ConvertedWeightsRoot;
+        IEnumerable<FileInfo> Files() => Directory.Exists(root)
+            ? new DirectoryInfo(root).EnumerateFiles("*.safetensors", SearchOption.AllDirectories) : [];
+
+        void Load(string what, Action load)
         {
-            Note = $"{Benchmark.Gb(c.Result.Values["convertedWeightBytes"])} GB in {folder}",
+            var started = DateTime.UtcNow;
+            var seconds = Time(load);
+            long written = Files().Where(f => f.LastWriteTimeUtc >= started).Sum(f => f.Length);
+            c.Add(new Measurement($"{what} load, {c.Request.Precision}" + (written > 0 ? ", converting its weights" : " (weights already converted)"),
+                [seconds], c.Memory.ProcessPeak) { Note = written > 0 ? $"{Benchmark.Gb(written)} GB written under {root}" : null });
+        }
+
+        Load("UNet", () => Unet.Load(checkpoint.Unet, adapter, settings).Dispose());
+        Load("IP-Adapter keys", () => IpAdapterKeys.Load(adapter.AdapterPath, checkpoint.ReadUnetConfig(), settings).Dispose());
+        Load("text encoders", () =>
+        {
+            ClipTextEncoder.Load(checkpoint.TextEncoder, settings).Dispose();
+            ClipTextEncoder.Load(checkpoint.TextEncoder2, settings).Dispose();
         });
+        Load("image encoder", () => ClipVisionEncoder.Load(adapter, settings).Dispose());
+        c.Result.Values["convertedWeightBytes"] = Files().Sum(f => f.Length);
     }
 
     /// <summary>Both CLIP text encoders on one prompt, as a scene encodes it (tokenizing included).</summary>
@@ -298,7 +313,7 @@ public static class BenchPhases
         IpAdapterKeyValues keyValues = null!;
         var keys = Time(() =>
         {
-            using var adapterKeys = IpAdapterKeys.Load(adapter.AdapterPath, config, new SessionSettings { Threads = c.Request.Threads });
+            using var adapterKeys = IpAdapterKeys.Load(adapter.AdapterPath, config, c.Settings(null));
             keyValues = adapterKeys.Run(new FloatTensor(RandomValues(2 * ImageProjectionConfig.BaseAdapterTokens * config.CrossAttentionDim, 5),
                 [2, ImageProjectionConfig.BaseAdapterTokens, config.CrossAttentionDim]));
         });
