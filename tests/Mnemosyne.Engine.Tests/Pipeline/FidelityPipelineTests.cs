@@ -1,7 +1,5 @@
-using System.Text.Json;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Pipeline;
-using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
 using Xunit.Abstractions;
 
@@ -10,52 +8,11 @@ namespace Mnemosyne.Engine.Tests.Pipeline;
 /// <summary>The acceptance test of the whole pipeline: diffusers' own scenes on the tiny fidelity checkpoint.</summary>
 public sealed class FidelityPipelineTests(FidelityEngineFixture engine, ITestOutputHelper output) : IClassFixture<FidelityEngineFixture>
 {
-    /// <summary>The shared cases, and the repository's own made the same way (tests/reference/pipeline-a).</summary>
-    private static readonly string[] CaseFolders =
-    [
-        TestPaths.Fidelity,
-        Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "pipeline-a"),
-    ];
-
-    public static TheoryData<int, string> Cases()
-    {
-        var data = new TheoryData<int, string>();
-        for (int source = 0; source < CaseFolders.Length; source++)
-        {
-            if (!TestPaths.HasFidelity) { data.Add(source, "absent"); continue; }
-            foreach (var c in Manifest(source)) data.Add(source, c.GetProperty("name").GetString()!);
-        }
-        return data;
-    }
-
-    private static JsonElement[] Manifest(int source)
-    {
-        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(CaseFolders[source], "manifest.json")));
-        return manifest.RootElement.GetProperty("cases").EnumerateArray().Select(c => c.Clone()).ToArray();
-    }
-
     [FidelityTheory]
-    [MemberData(nameof(Cases))]
+    [MemberData(nameof(DiffusersSceneCases.All), MemberType = typeof(DiffusersSceneCases))]
     public void MatchesDiffusers(int source, string name)
     {
-        var c = Manifest(source).Single(e => e.GetProperty("name").GetString() == name);
-        var folder = source == 0 ? Path.Combine(CaseFolders[source], "cases", name) : Path.Combine(CaseFolders[source], name);
-        var seed = c.GetProperty("seed");
-        var noise = c.TryGetProperty("initial_noise", out var noiseFile) ? NpyFile.Read(Path.Combine(folder, noiseFile.GetString()!)) : null;
-        var request = new SceneRequest
-        {
-            Prompt = c.GetProperty("prompt").GetString()!,
-            NegativePrompt = c.GetProperty("negative").ValueKind == JsonValueKind.Null ? null : c.GetProperty("negative").GetString(),
-            Width = c.GetProperty("w").GetInt32(),
-            Height = c.GetProperty("h").GetInt32(),
-            Steps = c.GetProperty("steps").GetInt32(),
-            GuidanceScale = c.GetProperty("g").GetSingle(),
-            ReferenceWeight = c.GetProperty("ip").GetSingle(),
-            Seed = seed.ValueKind == JsonValueKind.Null ? 0 : seed.GetInt64(),
-            Scheduler = Enum.Parse<SchedulerKind>(c.GetProperty("sched").GetString()!),
-            InitialNoise = noise,
-            Reference = engine.Reference,
-        };
+        var (request, folder) = DiffusersSceneCases.Load(source, name, engine.Reference);
 
         var scene = engine.Engine.Generate(request);
 

@@ -1,9 +1,7 @@
-using System.Text.Json;
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
-using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
 using Xunit.Abstractions;
 
@@ -19,50 +17,11 @@ public sealed class Int8SceneTests(Int8EngineFixture engine, ITestOutputHelper o
     /// <summary>Bound on max-abs(int8 − diffusers) / max-abs(diffusers) of the final latents.</summary>
     private const double RelativeBound = 0.1;
 
-    private static readonly string[] CaseFolders =
-    [
-        TestPaths.Fidelity,
-        Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "pipeline-a"),
-    ];
-
-    public static TheoryData<int, string> Cases()
-    {
-        var data = new TheoryData<int, string>();
-        for (int source = 0; source < CaseFolders.Length; source++)
-        {
-            if (!TestPaths.HasFidelity) { data.Add(source, "absent"); continue; }
-            foreach (var c in Manifest(source)) data.Add(source, c.GetProperty("name").GetString()!);
-        }
-        return data;
-    }
-
-    private static JsonElement[] Manifest(int source)
-    {
-        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(CaseFolders[source], "manifest.json")));
-        return manifest.RootElement.GetProperty("cases").EnumerateArray().Select(c => c.Clone()).ToArray();
-    }
-
     [FidelityTheory]
-    [MemberData(nameof(Cases))]
+    [MemberData(nameof(DiffusersSceneCases.All), MemberType = typeof(DiffusersSceneCases))]
     public void FinalLatentsStayNearDiffusers(int source, string name)
     {
-        var c = Manifest(source).Single(e => e.GetProperty("name").GetString() == name);
-        var folder = source == 0 ? Path.Combine(CaseFolders[source], "cases", name) : Path.Combine(CaseFolders[source], name);
-        var seed = c.GetProperty("seed");
-        var request = new SceneRequest
-        {
-            Prompt = c.GetProperty("prompt").GetString()!,
-            NegativePrompt = c.GetProperty("negative").ValueKind == JsonValueKind.Null ? null : c.GetProperty("negative").GetString(),
-            Width = c.GetProperty("w").GetInt32(),
-            Height = c.GetProperty("h").GetInt32(),
-            Steps = c.GetProperty("steps").GetInt32(),
-            GuidanceScale = c.GetProperty("g").GetSingle(),
-            ReferenceWeight = c.GetProperty("ip").GetSingle(),
-            Seed = seed.ValueKind == JsonValueKind.Null ? 0 : seed.GetInt64(),
-            Scheduler = Enum.Parse<SchedulerKind>(c.GetProperty("sched").GetString()!),
-            InitialNoise = c.TryGetProperty("initial_noise", out var noise) ? NpyFile.Read(Path.Combine(folder, noise.GetString()!)) : null,
-            Reference = engine.Reference,
-        };
+        var (request, folder) = DiffusersSceneCases.Load(source, name, engine.Reference);
 
         var scene = engine.Engine.Generate(request);
         var latents = scene.FinalLatents;
