@@ -19,10 +19,7 @@ public sealed class EulerAncestralScheduler : SchedulerBase
         Spacing = spacing ?? config.SpacingOr(TimestepSpacing.Linspace);
         _timesteps = InferenceTimesteps.ForEuler(Spacing, schedule.TrainTimesteps, steps, config.StepsOffset ?? 0);
         _sigmas = [.. _timesteps.Select(t => (float)ReferenceArithmetic.NumpyInterp(t, schedule.Sigmas)), 0f];
-        float maxSigma = _sigmas.Max();
-        InitNoiseSigma = Spacing is TimestepSpacing.Linspace or TimestepSpacing.Trailing
-            ? maxSigma
-            : MathF.Sqrt(maxSigma * maxSigma + 1f);
+        InitNoiseSigma = EulerMath.InitNoiseSigma(_sigmas, Spacing);
     }
 
     public TimestepSpacing Spacing { get; }

@@ -41,10 +41,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase
         };
         _sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
 
-        float maxSigma = _sigmas.Max();
-        InitNoiseSigma = Spacing is TimestepSpacing.Linspace or TimestepSpacing.Trailing
-            ? maxSigma
-            : MathF.Sqrt(maxSigma * maxSigma + 1f);
+        InitNoiseSigma = EulerMath.InitNoiseSigma(_sigmas, Spacing);
     }
 
     public TimestepSpacing Spacing { get; }
@@ -81,6 +78,13 @@ public sealed class EulerDiscreteScheduler : SchedulerBase
 internal static class EulerMath
 {
     /// <summary>x / √(σ² + 1).</summary>
+    /// <summary>diffusers' init_noise_sigma: the largest sigma, or √(σ_max² + 1) for leading spacing.</summary>
+    public static float InitNoiseSigma(IReadOnlyList<float> sigmas, TimestepSpacing spacing)
+    {
+        float maxSigma = sigmas.Max();
+        return spacing is TimestepSpacing.Linspace or TimestepSpacing.Trailing ? maxSigma : MathF.Sqrt(maxSigma * maxSigma + 1f);
+    }
+
     public static void DivideByInputScale(Span<float> sample, float sigma)
     {
         float scale = MathF.Sqrt(sigma * sigma + 1f);
