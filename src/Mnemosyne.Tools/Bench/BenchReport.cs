@@ -59,13 +59,7 @@ public sealed record Machine(string Cpu, int Cores, long MemoryBytes, string Os,
     }
 
     /// <summary>MemAvailable: what the kernel can give without swapping or killing; long.MaxValue where unknown.</summary>
-    public static long AvailableMemoryBytes()
-    {
-        if (!File.Exists("/proc/meminfo")) return long.MaxValue;
-        var line = File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
-        return line is null ? long.MaxValue
-            : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-    }
+    public static long AvailableMemoryBytes() => Engine.Onnx.NativeHeap.AvailableBytes() ?? long.MaxValue;
 
     /// <summary>The 1, 5 and 15 minute load averages: how busy the shared machine was.</summary>
     public static double[] LoadAverage()
