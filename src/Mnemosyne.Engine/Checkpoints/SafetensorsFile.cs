@@ -5,28 +5,6 @@ using System.Text.Json;
 
 namespace Mnemosyne.Engine.Checkpoints;
 
-public enum TensorDType
-{
-    F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool,
-}
-
-/// <summary>One tensor's place in a safetensors file. <see cref="Offset"/> is absolute in the file.</summary>
-public sealed record TensorInfo(string Name, TensorDType DType, long[] Shape, long Offset, long ByteLength)
-{
-    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
-
-    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
-}
-
-/// <summary>A defect in a checkpoint file: names the file and, where known, the tensor.</summary>
-public sealed class CheckpointException(string message, string path, string? tensor = null, Exception? inner = null)
-    : Exception(message, inner)
-{
-    public string FilePath { get; } = path;
-
-    public string? TensorName { get; } = tensor;
-}
-
 /// <summary>
 /// A safetensors file (8-byte little-endian header length, JSON header, raw data), memory-mapped on
 /// first read. The header is validated completely on open: every offset is bounds-checked against the

@@ -5,12 +5,6 @@ using System.Text.RegularExpressions;
 
 namespace Mnemosyne.Engine.Tensors;
 
-/// <summary>A float32 tensor with its shape, in C order.</summary>
-public sealed record FloatTensor(float[] Data, int[] Shape)
-{
-    public long Length => Data.LongLength;
-}
-
 /// <summary>
 /// Reads and writes NumPy .npy files holding little-endian float32 in C order (format 1.0–3.0),
 /// the format of research noise files and of the reference fixtures.
