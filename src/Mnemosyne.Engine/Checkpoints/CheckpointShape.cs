@@ -40,13 +40,5 @@ public sealed record CheckpointShape(
     /// <summary>The sizes of Stable Diffusion XL base 1.0 with the IP-Adapter ViT-H image encoder.</summary>
     public static CheckpointShape Full { get; } = new(
         "sdxl-base-1.0-random",
-        new UnetConfig(),
-        new VaeConfig(),
-        new ClipTextConfig { Architectures = ["CLIPTextModel"] },
-        new ClipTextConfig
-        {
-            Architectures = ["CLIPTextModelWithProjection"], HiddenSize = 1280, IntermediateSize = 5120, NumHiddenLayers = 32,
-            NumAttentionHeads = 20, HiddenAct = "gelu", ProjectionDim = 1280,
-        },
-        new ClipVisionConfig { Architectures = ["CLIPVisionModelWithProjection"] });
+        SdxlConfigs.Base.Unet, SdxlConfigs.Base.Vae, SdxlConfigs.Base.TextEncoder, SdxlConfigs.Base.TextEncoder2, SdxlConfigs.IpAdapterImageEncoder);
 }
