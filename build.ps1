@@ -39,6 +39,7 @@ $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 $root = $PSScriptRoot
 $moduleOut = Join-Path $root 'out/Mnemosyne'
+$testingOut = Join-Path $root 'out/Mnemosyne.Testing'
 
 function Invoke-Native([string] $What, [scriptblock] $Command) {
     & $Command
@@ -53,6 +54,11 @@ function Invoke-Build {
     }
     Copy-Item (Join-Path $root 'module/*') $moduleOut -Recurse -Force
     Write-Host "Module: $moduleOut"
+    # The tests' checkpoint generator (tests/Mnemosyne.Testing), for the Pester and soak tests: its own files only,
+    # so that it binds to the engine of the module imported before it.
+    if (Test-Path $testingOut) { Remove-Item $testingOut -Recurse -Force }
+    New-Item -ItemType Directory $testingOut | Out-Null
+    Copy-Item (Join-Path $root "tests/Mnemosyne.Testing/bin/$Configuration/net8.0/Mnemosyne.Testing.*") $testingOut -Include *.dll, *.pdb
 }
 
 function Get-PesterManifest {

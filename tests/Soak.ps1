@@ -56,11 +56,13 @@ function Get-Usage {
 }
 
 Import-Module (Join-Path $ModulePath 'Mnemosyne.psd1')
+# The tests' checkpoint generator, which ./build.ps1 Build puts beside the module; after it, so that it binds to the module's engine.
+Add-Type -Path (Join-Path $PSScriptRoot '../out/Mnemosyne.Testing/Mnemosyne.Testing.dll')
 $work = Join-Path ([IO.Path]::GetTempPath()) "mnemosyne-soak-$([guid]::NewGuid().ToString('N'))"
 $null = New-Item -ItemType Directory $work
 try {
     $checkpoint = Join-Path $work 'tiny'
-    [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::Write($checkpoint, [Mnemosyne.Engine.Checkpoints.CheckpointShape]::Tiny, 1)
+    [Mnemosyne.Testing.RandomCheckpoint]::Write($checkpoint, [Mnemosyne.Testing.CheckpointShape]::Tiny, 1)
     Open-MnemosyneEngine $checkpoint
     $picture = Join-Path $work 'character.png'
     $rgb = [byte[]]::new(40 * 30 * 3)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Testing;
 using Mnemosyne.Tools.Bench;
 
 namespace Mnemosyne.Tools;

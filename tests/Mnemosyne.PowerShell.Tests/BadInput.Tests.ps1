@@ -279,7 +279,7 @@ BeforeAll {
 
     # The tiny random checkpoint (with its IP-Adapter), open as the session's engine for every case.
     $script:checkpoint = Join-Path $TestDrive 'tiny'
-    [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::Write($checkpoint, [Mnemosyne.Engine.Checkpoints.CheckpointShape]::Tiny, 1)
+    [Mnemosyne.Testing.RandomCheckpoint]::Write($checkpoint, [Mnemosyne.Testing.CheckpointShape]::Tiny, 1)
     Open-MnemosyneEngine $checkpoint -ErrorAction Stop
     $script:baseline = [Convert]::ToHexString((New-MnemosyneScene 'a cat' -Seed 1 @tiny -ErrorAction Stop).Image.Rgb)
     $script:picture = Join-Path $TestDrive 'character.png'

@@ -4,6 +4,8 @@ Set-StrictMode -Version Latest
 $script:modulePath = if ($env:MNEMOSYNE_MODULE) { $env:MNEMOSYNE_MODULE } else { Join-Path $PSScriptRoot '../../out/Mnemosyne' }
 $script:manifest = Join-Path $modulePath 'Mnemosyne.psd1'
 $script:repositoryRoot = [IO.Path]::GetFullPath((Join-Path $PSScriptRoot '../..'))
+# The tests' checkpoint generator (RandomCheckpoint, CheckpointShape), which ./build.ps1 Build puts beside the module.
+$script:testingAssembly = Join-Path $repositoryRoot 'out/Mnemosyne.Testing/Mnemosyne.Testing.dll'
 
 # The tiny SDXL + IP-Adapter checkpoint and the diffusers reference cases, read in place beside the checkout.
 $script:fidelity = [IO.Path]::GetFullPath((Join-Path $repositoryRoot '../shared/fidelity'))
@@ -17,6 +19,9 @@ $script:tiny = @{ Width = 64; Height = 64; Steps = 2 }
 
 function Import-Mnemosyne {
     Import-Module $manifest -Force -ErrorAction Stop
+    # After the module, so that the generator binds to the module's own Mnemosyne.Engine.
+    if (-not (Test-Path $testingAssembly)) { throw "$testingAssembly is missing: run ./build.ps1 Build first." }
+    Add-Type -Path $testingAssembly
 }
 
 function Open-TestEngine {
@@ -107,19 +112,19 @@ function Wait-Until {
     $true
 }
 
-# The tiny SDXL + IP-Adapter checkpoint the engine's generator writes (every run the same for a seed), the same
+# The tiny SDXL + IP-Adapter checkpoint the tests' generator writes (every run the same for a seed), the same
 # weights as one single file, and a stand-in for SDXL-Lightning's 4-step UNet: what New-FakeHubCache lays out.
 function New-TinyModelFiles {
     param([Parameter(Mandatory)] [string] $Root, [uint64] $Seed = 7)
-    $shape = [Mnemosyne.Engine.Checkpoints.CheckpointShape]::Tiny
+    $shape = [Mnemosyne.Testing.CheckpointShape]::Tiny
     $files = [pscustomobject]@{
         Folder     = Join-Path $Root 'tiny-sdxl'
         SingleFile = Join-Path $Root 'tiny-sdxl.safetensors'
         Lightning  = Join-Path $Root 'lightning/sdxl_lightning_4step_unet.safetensors'
     }
-    [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::Write($files.Folder, $shape, $Seed, $null)
-    [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::WriteSingleFile($files.SingleFile, $shape, $Seed, [Mnemosyne.Engine.Checkpoints.TensorDType]::F32)
-    [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::WriteUnet($files.Lightning, $shape.Unet, $Seed + 1, [Mnemosyne.Engine.Checkpoints.TensorDType]::F16)
+    [Mnemosyne.Testing.RandomCheckpoint]::Write($files.Folder, $shape, $Seed, $null)
+    [Mnemosyne.Testing.RandomCheckpoint]::WriteSingleFile($files.SingleFile, $shape, $Seed, [Mnemosyne.Engine.Checkpoints.TensorDType]::F32)
+    [Mnemosyne.Testing.RandomCheckpoint]::WriteUnet($files.Lightning, $shape.Unet, $Seed + 1, [Mnemosyne.Engine.Checkpoints.TensorDType]::F16)
     $files
 }
 

@@ -1,4 +1,6 @@
-namespace Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Checkpoints;
+
+namespace Mnemosyne.Testing;
 
 /// <summary>The configs of every network of an SDXL + IP-Adapter checkpoint, at one size.</summary>
 public sealed record CheckpointShape(

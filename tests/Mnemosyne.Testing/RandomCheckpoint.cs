@@ -1,8 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Networks;
 
-namespace Mnemosyne.Engine.Checkpoints;
+namespace Mnemosyne.Testing;
 
 /// <summary>
 /// Writes a random-weight checkpoint in exactly the diffusers layout (model_index.json, unet/, vae/,

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Mnemosyne.Engine.Checkpoints;
+namespace Mnemosyne.Testing;
 
 /// <summary>
 /// A small CLIP-style byte-level BPE vocabulary of our own (the real one is OpenAI's and is not ours to

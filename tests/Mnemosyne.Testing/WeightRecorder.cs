@@ -1,4 +1,6 @@
-namespace Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Checkpoints;
+
+namespace Mnemosyne.Testing;
 
 /// <summary>Records the tensors a network asks for, in order, instead of reading a file.</summary>
 public sealed class WeightRecorder(string path) : IWeightSource

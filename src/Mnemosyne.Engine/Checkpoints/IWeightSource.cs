@@ -1,8 +1,8 @@
 namespace Mnemosyne.Engine.Checkpoints;
 
 /// <summary>
-/// Where a network's graph gets its weights by name: a checkpoint file, or a <see cref="WeightRecorder"/>
-/// that lists what the network needs (how the tiny-checkpoint generator knows every key and shape).
+/// Where a network's graph gets its weights by name: a checkpoint file, or (in the tests' generator) a
+/// recorder that lists what the network needs, which is how random checkpoints get every key and shape.
 /// </summary>
 public interface IWeightSource
 {

@@ -61,7 +61,7 @@ public sealed class VaeDecoder : IDisposable
     /// The decoder graph: input <see cref="LatentsInput"/> [batch, latent_channels, height, width],
     /// output <see cref="ImageOutput"/>. Every decoder tensor (and post_quant_conv) is asked of
     /// <paramref name="weights"/> with the shape the config implies, so a wrong checkpoint fails here
-    /// with a <see cref="CheckpointException"/>, and a <see cref="WeightRecorder"/> lists them all.
+    /// with a <see cref="CheckpointException"/>, and a recording source lists them all.
     /// </summary>
     public static OnnxGraph BuildGraph(VaeConfig config, IWeightSource weights, string? weightFolder)
     {

@@ -6,6 +6,7 @@ using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Tensors;
 using Mnemosyne.Engine.Text;
+using Mnemosyne.Testing;
 using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace Mnemosyne.Tools.Bench;

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Testing;
 
 namespace Mnemosyne.Tools.Bench;
 
