@@ -1,6 +1,6 @@
 using System.Management.Automation;
-using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.PowerShell;
 

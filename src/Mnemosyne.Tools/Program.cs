@@ -1,5 +1,4 @@
 using System.Globalization;
-using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Testing;
 using Mnemosyne.Tools.Bench;

@@ -123,8 +123,8 @@ function New-TinyModelFiles {
         Lightning  = Join-Path $Root 'lightning/sdxl_lightning_4step_unet.safetensors'
     }
     [Mnemosyne.Testing.RandomCheckpoint]::Write($files.Folder, $shape, $Seed, $null)
-    [Mnemosyne.Testing.RandomCheckpoint]::WriteSingleFile($files.SingleFile, $shape, $Seed, [Mnemosyne.Engine.Checkpoints.TensorDType]::F32)
-    [Mnemosyne.Testing.RandomCheckpoint]::WriteUnet($files.Lightning, $shape.Unet, $Seed + 1, [Mnemosyne.Engine.Checkpoints.TensorDType]::F16)
+    [Mnemosyne.Testing.RandomCheckpoint]::WriteSingleFile($files.SingleFile, $shape, $Seed, [Mnemosyne.Engine.Safetensors.TensorDType]::F32)
+    [Mnemosyne.Testing.RandomCheckpoint]::WriteUnet($files.Lightning, $shape.Unet, $Seed + 1, [Mnemosyne.Engine.Safetensors.TensorDType]::F16)
     $files
 }
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Networks;
+using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Testing;
 

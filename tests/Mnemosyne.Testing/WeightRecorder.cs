@@ -1,4 +1,4 @@
-using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Testing;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Engine.Checkpoints;
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Engine.Checkpoints;
 

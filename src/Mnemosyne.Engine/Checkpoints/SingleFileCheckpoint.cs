@@ -1,3 +1,5 @@
+using Mnemosyne.Engine.Safetensors;
+
 namespace Mnemosyne.Engine.Checkpoints;
 
 /// <summary>

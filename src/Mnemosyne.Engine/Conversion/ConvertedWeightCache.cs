@@ -3,8 +3,9 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Safetensors;
 
-namespace Mnemosyne.Engine.Checkpoints;
+namespace Mnemosyne.Engine.Conversion;
 
 /// <summary>
 /// Weights converted from a checkpoint for a <see cref="WeightPrecision"/> other than float32, made once and

@@ -1,4 +1,6 @@
-namespace Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Safetensors;
+
+namespace Mnemosyne.Engine.Conversion;
 
 /// <summary>
 /// A file of weights converted for a network (<see cref="ConvertedWeightCache"/>): the matrices of its linear

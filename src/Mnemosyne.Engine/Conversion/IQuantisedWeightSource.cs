@@ -1,4 +1,6 @@
-namespace Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Safetensors;
+
+namespace Mnemosyne.Engine.Conversion;
 
 /// <summary>
 /// A linear layer's weight [rows = out, columns = in] held block-quantised for MatMulNBits: <paramref name="Blocks"/>

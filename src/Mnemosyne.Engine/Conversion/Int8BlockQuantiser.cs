@@ -1,4 +1,4 @@
-namespace Mnemosyne.Engine.Checkpoints;
+namespace Mnemosyne.Engine.Conversion;
 
 /// <summary>
 /// Symmetric 8-bit block quantisation of a linear layer's weight matrix [out, in], in the layout of ONNX

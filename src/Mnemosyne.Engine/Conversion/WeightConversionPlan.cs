@@ -1,4 +1,6 @@
-namespace Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Safetensors;
+
+namespace Mnemosyne.Engine.Conversion;
 
 /// <summary>A weight a network reads, by the network's name and shape, and whether it reads it quantised.</summary>
 public sealed record PlannedWeight(string Name, long[] Shape, bool Quantised);

@@ -1,5 +1,6 @@
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Safetensors;
 using Mnemosyne.Engine.Tensors;
 using DataType = Onnx.TensorProto.Types.DataType;
 

@@ -1,5 +1,5 @@
-using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Engine.Networks;
 

@@ -1,5 +1,6 @@
-using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Conversion;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Engine.Networks;
 

@@ -1,4 +1,5 @@
-using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Conversion;
+using Mnemosyne.Engine.Safetensors;
 using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace Mnemosyne.Engine.Onnx;

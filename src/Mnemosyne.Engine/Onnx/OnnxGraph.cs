@@ -1,7 +1,8 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
-using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Conversion;
+using Mnemosyne.Engine.Safetensors;
 using Onnx;
 
 namespace Mnemosyne.Engine.Onnx;

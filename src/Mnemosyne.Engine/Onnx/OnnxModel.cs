@@ -16,7 +16,7 @@ public sealed record SessionSettings
 
     /// <summary>
     /// Where weights converted for <see cref="Precision"/> are cached, a folder per source checkpoint; null uses
-    /// <see cref="Checkpoints.ConvertedWeightCache.DefaultRoot"/>.
+    /// <see cref="Conversion.ConvertedWeightCache.DefaultRoot"/>.
     /// </summary>
     public string? ConvertedWeightsRoot { get; init; }
 

@@ -1,4 +1,4 @@
-using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Conversion;
 using Mnemosyne.Engine.Onnx;
 
 namespace Mnemosyne.Engine.Pipeline;

@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Conversion;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Safetensors;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
 using Mnemosyne.Engine.Text;

@@ -1,4 +1,4 @@
-namespace Mnemosyne.Engine.Checkpoints;
+namespace Mnemosyne.Engine.Safetensors;
 
 /// <summary>
 /// Where a network's graph gets its weights by name: a checkpoint file, or (in the tests' generator) a

@@ -3,7 +3,7 @@ using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 
-namespace Mnemosyne.Engine.Checkpoints;
+namespace Mnemosyne.Engine.Safetensors;
 
 /// <summary>
 /// A safetensors file (8-byte little-endian header length, JSON header, raw data), memory-mapped on

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 
-namespace Mnemosyne.Engine.Checkpoints;
+namespace Mnemosyne.Engine.Safetensors;
 
 /// <summary>Writes float tensors to a safetensors file (F32, or F16 for the fp16 variant files), or the header of any file.</summary>
 public static class SafetensorsWriter

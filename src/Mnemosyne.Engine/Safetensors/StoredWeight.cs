@@ -1,4 +1,4 @@
-namespace Mnemosyne.Engine.Checkpoints;
+namespace Mnemosyne.Engine.Safetensors;
 
 /// <summary>
 /// Where the values of a weight a network asks for lie: a tensor of a safetensors file, or a run of
@@ -11,8 +11,8 @@ public sealed record StoredWeight(SafetensorsFile File, TensorInfo Tensor, bool 
 
 /// <summary>
 /// A weight source backed by safetensors files, possibly under other names and layouts than the
-/// network asks for (see <see cref="SingleFileCheckpoint"/>). Graphs use <see cref="Locate"/> so that
-/// renamed, reshaped and sliced weights still reach ONNX Runtime as external data, without a copy.
+/// network asks for (see <see cref="Checkpoints.SingleFileCheckpoint"/>). Graphs use <see cref="Locate"/>
+/// so that renamed, reshaped and sliced weights still reach ONNX Runtime as external data, without a copy.
 /// </summary>
 public interface IStoredWeightSource : IWeightSource
 {

@@ -1,4 +1,4 @@
-namespace Mnemosyne.Engine.Checkpoints;
+namespace Mnemosyne.Engine.Safetensors;
 
 public enum TensorDType
 {

@@ -1,4 +1,4 @@
-namespace Mnemosyne.Engine.Checkpoints;
+namespace Mnemosyne.Engine.Safetensors;
 
 /// <summary>One tensor's place in a safetensors file. <see cref="Offset"/> is absolute in the file.</summary>
 public sealed record TensorInfo(string Name, TensorDType DType, long[] Shape, long Offset, long ByteLength)

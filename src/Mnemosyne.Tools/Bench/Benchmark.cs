@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Testing;
 

@@ -1,4 +1,5 @@
 using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Engine.Tests.Checkpoints;
 

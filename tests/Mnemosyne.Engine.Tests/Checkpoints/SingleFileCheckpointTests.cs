@@ -1,6 +1,7 @@
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Safetensors;
 using Xunit.Abstractions;
 
 namespace Mnemosyne.Engine.Tests.Checkpoints;

@@ -1,8 +1,9 @@
 using System.Runtime.InteropServices;
-using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Conversion;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Safetensors;
 
-namespace Mnemosyne.Engine.Tests.Checkpoints;
+namespace Mnemosyne.Engine.Tests.Conversion;
 
 public sealed class ConvertedWeightCacheTests : IDisposable
 {

@@ -1,6 +1,6 @@
-using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Conversion;
 
-namespace Mnemosyne.Engine.Tests.Checkpoints;
+namespace Mnemosyne.Engine.Tests.Conversion;
 
 public sealed class Int8BlockQuantiserTests
 {

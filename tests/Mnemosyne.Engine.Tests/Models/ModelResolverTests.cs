@@ -2,6 +2,7 @@ using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Safetensors;
 using Mnemosyne.Engine.Sampling;
 using static Mnemosyne.Engine.Tests.Models.ModelTestSupport;
 

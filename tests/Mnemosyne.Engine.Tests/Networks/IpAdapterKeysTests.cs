@@ -1,6 +1,7 @@
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Safetensors;
 using Mnemosyne.Engine.Tensors;
 using Xunit.Abstractions;
 using static Mnemosyne.Engine.Tests.Networks.NetworkFixtures;

@@ -1,6 +1,6 @@
 using System.Text.Json;
-using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Networks;
+using Mnemosyne.Engine.Safetensors;
 using Mnemosyne.Engine.Tensors;
 
 namespace Mnemosyne.Engine.Tests.Networks;

@@ -1,6 +1,8 @@
 using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Conversion;
 using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Safetensors;
 using Mnemosyne.Engine.Tensors;
 using Xunit.Abstractions;
 

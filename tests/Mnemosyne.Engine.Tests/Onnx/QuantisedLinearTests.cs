@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
-using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Conversion;
 using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Safetensors;
 using Mnemosyne.Engine.Tensors;
 using Onnx;
 using Xunit.Abstractions;

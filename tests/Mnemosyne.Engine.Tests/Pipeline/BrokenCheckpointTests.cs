@@ -1,5 +1,5 @@
-using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Engine.Tests.Pipeline;
 

@@ -1,6 +1,7 @@
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Safetensors;
 using Mnemosyne.Engine.Sampling;
 
 namespace Mnemosyne.Engine.Tests.Pipeline;

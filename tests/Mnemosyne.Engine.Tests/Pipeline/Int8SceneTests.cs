@@ -1,4 +1,5 @@
 using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Conversion;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;

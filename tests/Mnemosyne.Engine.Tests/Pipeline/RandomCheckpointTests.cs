@@ -1,6 +1,7 @@
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Engine.Tests.Pipeline;
 

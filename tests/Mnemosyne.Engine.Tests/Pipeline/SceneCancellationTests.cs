@@ -1,5 +1,4 @@
 using Microsoft.ML.OnnxRuntime;
-using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Pipeline;
 
 namespace Mnemosyne.Engine.Tests.Pipeline;

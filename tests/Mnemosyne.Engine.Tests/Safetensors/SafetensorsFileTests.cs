@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
 using System.Text;
-using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Safetensors;
 
-namespace Mnemosyne.Engine.Tests.Checkpoints;
+namespace Mnemosyne.Engine.Tests.Safetensors;
 
 public sealed class SafetensorsFileTests : IDisposable
 {
