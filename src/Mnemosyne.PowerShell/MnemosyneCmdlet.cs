@@ -102,8 +102,13 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         var model = Environment.GetEnvironmentVariable(ModelVariable);
         if (!string.IsNullOrWhiteSpace(model))
         {
-            var options = ResolveEngineOptions(model, Environment.GetEnvironmentVariable(IPAdapterVariable),
-                Environment.GetEnvironmentVariable(ImageEncoderVariable), threads: 0, $"$env:{ModelVariable}");
+            var options = ResolveEngineOptions(new ModelRequest
+            {
+                CheckpointPath = FileSystemPath(model),
+                CheckpointSource = $"$env:{ModelVariable}",
+                IpAdapterPath = OptionalPath(Environment.GetEnvironmentVariable(IPAdapterVariable)),
+                ImageEncoderPath = OptionalPath(Environment.GetEnvironmentVariable(ImageEncoderVariable)),
+            }, cachePath: null);
             return OpenEngine(options, $"$env:{ModelVariable}");
         }
         var resolver = OpenModelResolver(cachePath: null);
@@ -172,167 +177,50 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
     }
 
     /// <summary>
-    /// The options for a checkpoint path: a diffusers folder, or a single-file .safetensors checkpoint whose
-    /// tokenizers and scheduler come from <paramref name="baseModel"/> or else the cached sdxl-base-1.0. The
-    /// IP-Adapter is the one given, else the folder's ip-adapter/, else the cached one (see
-    /// <see cref="WithIPAdapter"/>). <paramref name="source"/> names where the path came from, for messages;
-    /// <paramref name="cachePath"/> is the hub cache to look in (null: the environment's).
+    /// The options that open what <paramref name="request"/> names, as the engine's resolver decides them (which
+    /// IP-Adapter, image encoder and base model go with the checkpoint); its notes are written as verbose messages
+    /// and its warnings as warnings. A path or model that is not there stops the command with an ErrorRecord about
+    /// it. <paramref name="cachePath"/> is the hub cache to look in (null: the environment's).
     /// </summary>
-    internal EngineOptions ResolveEngineOptions(string checkpoint, string? ipAdapter, string? imageEncoder, int threads, string source,
-        string? baseModel = null, string? cachePath = null)
+    internal EngineOptions ResolveEngineOptions(ModelRequest request, string? cachePath)
     {
-        var checkpointPath = FileSystemPath(checkpoint);
-        var isSingleFile = File.Exists(checkpointPath);
-        if (isSingleFile && !checkpointPath.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+        ModelResolution resolution;
+        try
         {
-            ThrowTerminatingError(ErrorRecords.Create(
-                $"{checkpointPath} (from {source}) is not a .safetensors file. Give the folder of an SDXL checkpoint in the diffusers layout (the one with model_index.json), " +
-                "or a single-file .safetensors checkpoint (.ckpt and other pickles can run code when loaded: convert them to safetensors first).",
-                "CheckpointNotSupported", ErrorCategory.InvalidArgument, checkpointPath));
+            resolution = OpenModelResolver(cachePath).Resolve(request);
         }
-        if (!isSingleFile && !Directory.Exists(checkpointPath))
+        catch (Exception e) when (e is ModelPathException or ModelNotInstalledException or ArgumentException)
         {
-            ThrowTerminatingError(ErrorRecords.Create(
-                $"{checkpointPath} (from {source}) does not exist. Give the folder of an SDXL checkpoint in the diffusers layout (the one with model_index.json), " +
-                "or a single-file .safetensors checkpoint.",
-                "CheckpointNotFound", ErrorCategory.ObjectNotFound, checkpointPath));
+            object? names = request.UnetModel is null ? request.Model : request.Model is null ? request.UnetModel : new[] { request.Model, request.UnetModel };
+            ThrowTerminatingError(ErrorRecords.From(e, "InvalidModelName", names));
+            throw;
         }
-        if (!isSingleFile && baseModel is not null)
-            WriteWarning($"-BaseModelPath is ignored: {checkpointPath} is a diffusers folder, which has its own tokenizers, scheduler and configs.");
-
-        var options = new EngineOptions
-        {
-            CheckpointPath = checkpointPath,
-            BaseModelPath = isSingleFile ? ResolveBaseModelPath(baseModel, checkpointPath, cachePath) : null,
-            Threads = threads,
-        };
-        return WithIPAdapter(options, ipAdapter, imageEncoder, isSingleFile ? null : Path.Combine(checkpointPath, IPAdapterLayout.ConventionalFolder), cachePath);
+        foreach (var warning in resolution.Warnings) WriteWarning(warning);
+        foreach (var note in resolution.Notes) WriteVerbose(note);
+        return resolution.Options;
     }
 
     /// <summary>
-    /// Fills in the IP-Adapter and image encoder: the paths given (an encoder left out is looked for beside
-    /// the adapter, in the h94/IP-Adapter layout: sdxl_models/ip-adapter_sdxl_vit-h.safetensors beside
-    /// models/image_encoder); else the adapter in <paramref name="conventionalFolder"/>; else the cached
-    /// ip-adapter-sdxl-vit-h and its encoder when both are complete. Without any, scenes have no references.
+    /// The known models over the hub cache <paramref name="cachePath"/> names (null: the environment's), read when first
+    /// needed; a broken manifest folder or cache path then stops the command.
     /// </summary>
-    internal EngineOptions WithIPAdapter(EngineOptions options, string? ipAdapter, string? imageEncoder, string? conventionalFolder, string? cachePath)
-    {
-        string? adapterFile = null;
-        if (!string.IsNullOrWhiteSpace(ipAdapter))
-        {
-            var given = FileSystemPath(ipAdapter);
-            adapterFile = IPAdapterLayout.FindAdapter(given);
-            if (adapterFile is null)
-            {
-                ThrowTerminatingError(ErrorRecords.Create(
-                    $"No IP-Adapter at {given}. Give {IPAdapterLayout.AdapterFileName}, or the h94/IP-Adapter folder that holds sdxl_models/{IPAdapterLayout.AdapterFileName}.",
-                    "IPAdapterNotFound", ErrorCategory.ObjectNotFound, given));
-            }
-        }
-        else if (conventionalFolder is not null)
-        {
-            adapterFile = IPAdapterLayout.FindAdapter(conventionalFolder);
-        }
+    internal ModelResolver OpenModelResolver(string? cachePath) => new(() => OpenModelCatalog(cachePath));
 
-        string? encoderFolder = null;
-        if (!string.IsNullOrWhiteSpace(imageEncoder))
-        {
-            encoderFolder = FileSystemPath(imageEncoder);
-            if (!Directory.Exists(encoderFolder))
-            {
-                ThrowTerminatingError(ErrorRecords.Create(
-                    $"{encoderFolder} is not a folder. Give the CLIP ViT-H image encoder folder (config.json + model.safetensors; models/image_encoder in h94/IP-Adapter).",
-                    "ImageEncoderNotFound", ErrorCategory.ObjectNotFound, encoderFolder));
-            }
-        }
-        else if (adapterFile is not null)
-        {
-            encoderFolder = IPAdapterLayout.FindImageEncoder(adapterFile);
-            if (encoderFolder is null)
-            {
-                ThrowTerminatingError(ErrorRecords.Create(
-                    $"The IP-Adapter {adapterFile} needs the CLIP ViT-H image encoder, which is not in the usual place beside it (models/image_encoder). Give it with -ImageEncoderPath.",
-                    "ImageEncoderNotFound", ErrorCategory.ObjectNotFound, adapterFile));
-            }
-        }
-
-        if (adapterFile is null && encoderFolder is null)
-        {
-            var resolution = OpenModelResolver(cachePath).WithCachedIpAdapter(options);
-            foreach (var note in resolution.Notes) WriteVerbose(note);
-            return resolution.Options;
-        }
-        return options with { IpAdapterPath = adapterFile, ImageEncoderPath = encoderFolder };
-    }
-
-    /// <summary>The folder a single-file checkpoint takes its tokenizers, scheduler and configs from: the one given, else the cached sdxl-base-1.0.</summary>
-    private string ResolveBaseModelPath(string? baseModel, string checkpointFile, string? cachePath)
-    {
-        if (baseModel is not null)
-        {
-            var given = FileSystemPath(baseModel);
-            if (!Directory.Exists(given))
-            {
-                ThrowTerminatingError(ErrorRecords.Create(
-                    $"{given} is not a folder. Give -BaseModelPath a folder in the diffusers SDXL layout (stabilityai/stable-diffusion-xl-base-1.0) with tokenizer/, tokenizer_2/ and scheduler/.",
-                    "BaseModelNotFound", ErrorCategory.ObjectNotFound, given));
-            }
-            return given;
-        }
-        try
-        {
-            var found = OpenModelResolver(cachePath).FindSingleFileBase();
-            WriteVerbose($"Tokenizers, scheduler and configs for {checkpointFile} from {found}.");
-            return found;
-        }
-        catch (ModelNotInstalledException e)
-        {
-            var record = new ErrorRecord(
-                new FileNotFoundException(
-                    $"{checkpointFile} is a single-file checkpoint, which carries no tokenizers or scheduler. Give them with Open-MnemosyneEngine -BaseModelPath " +
-                    $"<a diffusers SDXL folder with tokenizer/, tokenizer_2/ and scheduler/>, or run {e.InstallCommand} to have them taken from the Hugging Face cache. ({e.Message})",
-                    e.FileName, e),
-                "BaseModelNotFound", ErrorCategory.ObjectNotFound, checkpointFile);
-            record.ErrorDetails = new ErrorDetails(record.Exception.Message) { RecommendedAction = e.InstallCommand };
-            ThrowTerminatingError(record);
-            throw;
-        }
-    }
-
-    /// <summary>The known models over the hub cache <paramref name="cachePath"/> names (null: the environment's); a broken manifest folder stops the command.</summary>
-    internal ModelResolver OpenModelResolver(string? cachePath)
+    internal ModelCatalog OpenModelCatalog(string? cachePath)
     {
         try
         {
-            return new ModelResolver(ModelCatalog.Default(ModelCommandSupport.ResolveCachePath(this, cachePath)));
+            return ModelCatalog.Default(OptionalPath(cachePath));
         }
         catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
         {
-            ThrowTerminatingError(ModelCommandSupport.ToErrorRecord(e, cachePath ?? ModelCatalog.DefaultManifestFolder));
+            ThrowTerminatingError(ErrorRecords.From(e, ErrorRecords.ModelCacheErrorId(e), cachePath ?? ModelCatalog.DefaultManifestFolder, ErrorCategory.WriteError));
             throw;
         }
     }
 
-    /// <summary>Runs a resolver call; its errors stop the command as ErrorRecords about <paramref name="target"/>.</summary>
-    internal T Resolve<T>(Func<T> resolve, object target)
-    {
-        try
-        {
-            return resolve();
-        }
-        catch (ModelNotInstalledException e)
-        {
-            var record = new ErrorRecord(e, "ModelNotInstalled", ErrorCategory.ObjectNotFound, target);
-            record.ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = e.InstallCommand };
-            ThrowTerminatingError(record);
-            throw;
-        }
-        catch (ArgumentException e)
-        {
-            ThrowTerminatingError(ErrorRecords.From(e, "InvalidModelName", target));
-            throw;
-        }
-    }
+    /// <summary>A path that may be left out (null or blank) as a file-system path.</summary>
+    internal string? OptionalPath(string? path) => string.IsNullOrWhiteSpace(path) ? null : FileSystemPath(path);
 
     /// <summary>A PowerShell path (relative to the current location, ~, a PSDrive) as a file-system path; need not exist.</summary>
     internal string FileSystemPath(string path)

@@ -15,7 +15,8 @@ namespace Mnemosyne.Testing;
 /// </summary>
 public static class RandomCheckpoint
 {
-    public const string IpAdapterFolder = "ip-adapter";
+    /// <summary>Where the checkpoint folder holds its IP-Adapter: where the engine looks for one when none is given.</summary>
+    public const string IpAdapterFolder = IpAdapterFiles.CheckpointFolder;
 
     public static void Write(string root, CheckpointShape shape, ulong seed, IProgress<string>? log = null)
     {

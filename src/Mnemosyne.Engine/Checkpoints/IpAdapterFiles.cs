@@ -10,6 +10,11 @@ public sealed record IpAdapterFiles(string AdapterPath, string ImageEncoderFolde
     public const string AdapterRelativePath = "sdxl_models/ip-adapter_sdxl_vit-h.safetensors";
     public const string ImageEncoderRelativePath = "models/image_encoder";
 
+    /// <summary>The folder of a diffusers checkpoint where an IP-Adapter in this layout is looked for when none is given.</summary>
+    public const string CheckpointFolder = "ip-adapter";
+
+    public static string AdapterFileName => Path.GetFileName(AdapterRelativePath);
+
     public string ImageEncoderConfigPath => Path.Combine(ImageEncoderFolder, "config.json");
 
     public string ImageEncoderWeightsPath => Path.Combine(ImageEncoderFolder, "model.safetensors");
@@ -18,12 +23,14 @@ public sealed record IpAdapterFiles(string AdapterPath, string ImageEncoderFolde
     public static IpAdapterFiles FromRepository(string root) => Open(
         Path.Combine(root, AdapterRelativePath), Path.Combine(root, ImageEncoderRelativePath));
 
-    public static IpAdapterFiles Open(string adapterPath, string imageEncoderFolder)
+    /// <summary>The adapter file and the image encoder folder, by default the one beside the adapter (<see cref="ImageEncoderBeside"/>).</summary>
+    public static IpAdapterFiles Open(string adapterPath, string? imageEncoderFolder = null)
     {
         adapterPath = Path.GetFullPath(adapterPath);
-        imageEncoderFolder = Path.GetFullPath(imageEncoderFolder);
         if (!File.Exists(adapterPath))
             throw new FileNotFoundException($"IP-Adapter weights not found: {adapterPath}", adapterPath);
+        imageEncoderFolder = Path.GetFullPath(imageEncoderFolder ?? ImageEncoderBeside(adapterPath)
+            ?? throw new FileNotFoundException($"{adapterPath} is not in the h94/IP-Adapter layout, which keeps the image encoder in {ImageEncoderRelativePath} beside sdxl_models/: give the image encoder folder.", adapterPath));
         var files = new IpAdapterFiles(adapterPath, imageEncoderFolder);
         foreach (var required in new[] { files.ImageEncoderConfigPath, files.ImageEncoderWeightsPath })
         {
@@ -33,6 +40,27 @@ public sealed record IpAdapterFiles(string AdapterPath, string ImageEncoderFolde
                     required);
         }
         return files;
+    }
+
+    /// <summary>The adapter file a path names: the file itself, or a folder holding it directly or under sdxl_models/; null when there is none.</summary>
+    public static string? FindAdapter(string path)
+    {
+        if (File.Exists(path)) return Path.GetFullPath(path);
+        if (!Directory.Exists(path)) return null;
+        return new[] { Path.Combine(path, AdapterRelativePath), Path.Combine(path, AdapterFileName) }
+            .Select(Path.GetFullPath)
+            .FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>
+    /// Where this layout keeps the ViT-H encoder of an adapter file: models/image_encoder beside sdxl_models/
+    /// (sdxl_models/image_encoder is ViT-bigG, for the other SDXL adapters, and would not fit); null for an
+    /// adapter with no folder above its own.
+    /// </summary>
+    public static string? ImageEncoderBeside(string adapterPath)
+    {
+        var repository = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(adapterPath)));
+        return repository is null ? null : Path.GetFullPath(Path.Combine(repository, ImageEncoderRelativePath));
     }
 
     public ClipVisionConfig ReadImageEncoderConfig() => ConfigJson.Read<ClipVisionConfig>(ImageEncoderConfigPath);

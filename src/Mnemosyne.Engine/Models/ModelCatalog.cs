@@ -77,8 +77,8 @@ public sealed class ModelCatalog
     /// <summary>The manifest named <paramref name="name"/> (case-insensitive).</summary>
     public ModelManifest Get(string name) =>
         Manifests.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))
-        ?? throw new ArgumentException(
-            $"Mnemosyne knows no model named '{name}'. Known models: {string.Join(", ", Manifests.Select(m => m.Name))}.", nameof(name));
+        ?? throw new UnknownModelException(
+            $"Mnemosyne knows no model named '{name}'. Known models: {string.Join(", ", Manifests.Select(m => m.Name))}.", name, nameof(name));
 
     public IReadOnlyList<ModelStatus> List() => Manifests.Select(Inspect).ToList();
 

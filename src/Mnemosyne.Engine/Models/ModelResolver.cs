@@ -1,18 +1,34 @@
+using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Pipeline;
 
 namespace Mnemosyne.Engine.Models;
 
-/// <summary>Engine options worked out from the cache, with what the user should hear about them (e.g. why references are off).</summary>
-public sealed record ModelResolution(EngineOptions Options, IReadOnlyList<string> Notes);
+/// <summary>
+/// Engine options worked out from what was named and what the cache holds, with what the user should hear about
+/// them: <see cref="Notes"/> say where things came from or why references are off; <see cref="Warnings"/> say
+/// that something given is not used.
+/// </summary>
+public sealed record ModelResolution(EngineOptions Options, IReadOnlyList<string> Notes)
+{
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+}
 
 /// <summary>
-/// Turns the names of known models into the <see cref="EngineOptions"/> that open them from where the
-/// catalog finds them in the Hugging Face cache: a pipeline's snapshot as the checkpoint, the IP-Adapter
-/// and its image encoder beside it when they are there, a replacement UNet, and the SDXL base folder a
-/// single-file checkpoint takes its tokenizers, scheduler and configs from. Nothing is copied.
+/// Decides what an engine opens. <see cref="Resolve"/> takes what a user named (paths, known models) and fills in
+/// the rest by one policy: the IP-Adapter given, else the one in a diffusers checkpoint's ip-adapter/ folder, else
+/// the cached one; the image encoder given, else the one beside the adapter; a single-file checkpoint's base folder
+/// given, else the cached sdxl-base-1.0. Known models open from where the catalog finds them in the Hugging Face
+/// cache: a pipeline's snapshot as the checkpoint, a replacement UNet's weights file. Nothing is copied.
 /// </summary>
-public sealed class ModelResolver(ModelCatalog catalog)
+public sealed class ModelResolver
 {
+    private readonly Lazy<ModelCatalog> catalog;
+
+    public ModelResolver(ModelCatalog catalog) => this.catalog = new(catalog);
+
+    /// <summary>Over a catalog opened when first needed: a request that names every path needs none.</summary>
+    public ModelResolver(Func<ModelCatalog> openCatalog) => catalog = new(openCatalog);
+
     /// <summary>The pipeline opened when none is named, and the base of single-file checkpoints.</summary>
     public const string BaseModel = "sdxl-base-1.0";
 
@@ -26,7 +42,35 @@ public sealed class ModelResolver(ModelCatalog catalog)
     /// <summary>What a single-file checkpoint lacks and takes from the base model's snapshot.</summary>
     private static readonly string[] SingleFileBaseFolders = ["tokenizer/", "tokenizer_2/", "scheduler/"];
 
-    public ModelCatalog Catalog { get; } = catalog;
+    public ModelCatalog Catalog => catalog.Value;
+
+    /// <summary>The engine options that open what <paramref name="request"/> names (see the class summary for the policy).</summary>
+    /// <exception cref="ModelPathException">A path the request gives is not there, or is a checkpoint file in a format that is not read.</exception>
+    /// <exception cref="ModelNotInstalledException">A known model the request names is not complete in the cache.</exception>
+    /// <exception cref="ArgumentException">A model name the catalog does not know, or a model of another role.</exception>
+    public ModelResolution Resolve(ModelRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var notes = new List<string>();
+        var warnings = new List<string>();
+        EngineOptions options;
+        string? checkpointAdapterFolder = null;
+        if (Given(request.Model) is { } model)
+        {
+            options = ForModel(model, Given(request.UnetModel));
+        }
+        else
+        {
+            var checkpoint = Given(request.CheckpointPath)
+                ?? throw new ArgumentException("Name a checkpoint path or a known model.", nameof(request));
+            options = ForCheckpoint(checkpoint, request.CheckpointSource, Given(request.BaseModelPath), notes, warnings);
+            if (Directory.Exists(options.CheckpointPath)) checkpointAdapterFolder = Path.Combine(options.CheckpointPath, IpAdapterFiles.CheckpointFolder);
+        }
+        options = WithIpAdapter(options, Given(request.IpAdapterPath), Given(request.ImageEncoderPath), checkpointAdapterFolder, notes);
+        if (Given(request.Model) is null && Given(request.UnetModel) is { } unetModel) options = options with { UnetWeightsPath = FindUnet(unetModel) };
+        if (Given(request.UnetPath) is { } unetPath) options = options with { UnetWeightsPath = UnetFile(unetPath) };
+        return new ModelResolution(options, notes) { Warnings = warnings };
+    }
 
     /// <summary>
     /// A known pipeline model (<paramref name="model"/>), optionally with a known replacement UNet, both complete
@@ -108,6 +152,116 @@ public sealed class ModelResolver(ModelCatalog catalog)
         var manifest = Known(BaseModel);
         if (manifest is null || manifest.Role != ModelRole.Pipeline || !Catalog.Inspect(manifest).IsComplete) return null;
         return WithCachedIpAdapter(ForModel(BaseModel));
+    }
+
+    private static string? Given(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
+    /// <summary>A diffusers folder, or a single .safetensors file with the folder its tokenizers, scheduler and configs come from.</summary>
+    private EngineOptions ForCheckpoint(string path, string source, string? baseModelPath, List<string> notes, List<string> warnings)
+    {
+        var checkpoint = Path.GetFullPath(path);
+        var isSingleFile = File.Exists(checkpoint);
+        if (isSingleFile && !checkpoint.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+            throw new ModelPathException(
+                $"{checkpoint} (from {source}) is not a .safetensors file. Give the folder of an SDXL checkpoint in the diffusers layout (the one with model_index.json), " +
+                "or a single-file .safetensors checkpoint (.ckpt and other pickles can run code when loaded: convert them to safetensors first).",
+                ModelPathProblem.CheckpointNotSupported, checkpoint);
+        if (!isSingleFile && !Directory.Exists(checkpoint))
+            throw new ModelPathException(
+                $"{checkpoint} (from {source}) does not exist. Give the folder of an SDXL checkpoint in the diffusers layout (the one with model_index.json), " +
+                "or a single-file .safetensors checkpoint.",
+                ModelPathProblem.CheckpointNotFound, checkpoint);
+        if (!isSingleFile && baseModelPath is not null)
+            warnings.Add($"-BaseModelPath is ignored: {checkpoint} is a diffusers folder, which has its own tokenizers, scheduler and configs.");
+        return new EngineOptions
+        {
+            CheckpointPath = checkpoint,
+            BaseModelPath = isSingleFile ? BaseModelFolder(baseModelPath, checkpoint, notes) : null,
+        };
+    }
+
+    /// <summary>The folder a single-file checkpoint takes its tokenizers, scheduler and configs from: the one given, else the cached sdxl-base-1.0.</summary>
+    private string BaseModelFolder(string? given, string checkpointFile, List<string> notes)
+    {
+        if (given is not null)
+        {
+            var folder = Path.GetFullPath(given);
+            return Directory.Exists(folder)
+                ? folder
+                : throw new ModelPathException(
+                    $"{folder} is not a folder. Give -BaseModelPath a folder in the diffusers SDXL layout (stabilityai/stable-diffusion-xl-base-1.0) with tokenizer/, tokenizer_2/ and scheduler/.",
+                    ModelPathProblem.BaseModelNotFound, folder);
+        }
+        try
+        {
+            var found = FindSingleFileBase();
+            notes.Add($"Tokenizers, scheduler and configs for {checkpointFile} from {found}.");
+            return found;
+        }
+        catch (ModelNotInstalledException e)
+        {
+            throw new ModelPathException(
+                $"{checkpointFile} is a single-file checkpoint, which carries no tokenizers or scheduler. Give them with Open-MnemosyneEngine -BaseModelPath " +
+                $"<a diffusers SDXL folder with tokenizer/, tokenizer_2/ and scheduler/>, or run {e.InstallCommand} to have them taken from the Hugging Face cache. ({e.Message})",
+                ModelPathProblem.BaseModelNotFound, checkpointFile, e);
+        }
+    }
+
+    /// <summary>
+    /// Fills in the IP-Adapter and its image encoder: the adapter given (the file, or the h94/IP-Adapter folder that holds it),
+    /// else the one in <paramref name="checkpointAdapterFolder"/>; the encoder given, else the one beside the adapter; with
+    /// neither, the cached pair (<see cref="WithCachedIpAdapter"/>). Without any, scenes have no references.
+    /// </summary>
+    private EngineOptions WithIpAdapter(EngineOptions options, string? ipAdapter, string? imageEncoder, string? checkpointAdapterFolder, List<string> notes)
+    {
+        string? adapterFile = null;
+        if (ipAdapter is not null)
+        {
+            var given = Path.GetFullPath(ipAdapter);
+            adapterFile = IpAdapterFiles.FindAdapter(given) ?? throw new ModelPathException(
+                $"No IP-Adapter at {given}. Give {IpAdapterFiles.AdapterFileName}, or the h94/IP-Adapter folder that holds sdxl_models/{IpAdapterFiles.AdapterFileName}.",
+                ModelPathProblem.IpAdapterNotFound, given);
+        }
+        else if (checkpointAdapterFolder is not null)
+        {
+            adapterFile = IpAdapterFiles.FindAdapter(checkpointAdapterFolder);
+        }
+
+        string? encoderFolder = null;
+        if (imageEncoder is not null)
+        {
+            encoderFolder = Path.GetFullPath(imageEncoder);
+            if (!Directory.Exists(encoderFolder))
+                throw new ModelPathException(
+                    $"{encoderFolder} is not a folder. Give the CLIP ViT-H image encoder folder (config.json + model.safetensors; models/image_encoder in h94/IP-Adapter).",
+                    ModelPathProblem.ImageEncoderNotFound, encoderFolder);
+        }
+        else if (adapterFile is not null)
+        {
+            encoderFolder = IpAdapterFiles.ImageEncoderBeside(adapterFile) is { } beside && Directory.Exists(beside)
+                ? beside
+                : throw new ModelPathException(
+                    $"The IP-Adapter {adapterFile} needs the CLIP ViT-H image encoder, which is not in the usual place beside it (models/image_encoder). Give it with -ImageEncoderPath.",
+                    ModelPathProblem.ImageEncoderNotFound, adapterFile);
+        }
+
+        if (adapterFile is null && encoderFolder is null)
+        {
+            var cached = WithCachedIpAdapter(options);
+            notes.AddRange(cached.Notes);
+            return cached.Options;
+        }
+        return options with { IpAdapterPath = adapterFile, ImageEncoderPath = encoderFolder };
+    }
+
+    private static string UnetFile(string path)
+    {
+        var file = Path.GetFullPath(path);
+        return File.Exists(file)
+            ? file
+            : throw new ModelPathException(
+                $"No UNet weights file at {file}. Give a .safetensors UNet in diffusers names, such as ByteDance/SDXL-Lightning's sdxl_lightning_4step_unet.safetensors, or use -UnetModel.",
+                ModelPathProblem.UnetNotFound, file);
     }
 
     private ModelManifest? Known(string name) =>

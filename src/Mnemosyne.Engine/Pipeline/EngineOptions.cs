@@ -31,7 +31,10 @@ public sealed record EngineOptions
     /// <summary>ip-adapter_sdxl_vit-h.safetensors; null opens the engine without references.</summary>
     public string? IpAdapterPath { get; init; }
 
-    /// <summary>The CLIP ViT-H image encoder folder (config.json + model.safetensors).</summary>
+    /// <summary>
+    /// The CLIP ViT-H image encoder folder (config.json + model.safetensors); null takes the one beside the adapter
+    /// in the h94/IP-Adapter layout (<see cref="IpAdapterFiles.ImageEncoderBeside"/>).
+    /// </summary>
     public string? ImageEncoderPath { get; init; }
 
     /// <summary>

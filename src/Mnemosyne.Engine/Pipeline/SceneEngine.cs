@@ -87,7 +87,7 @@ public sealed class SceneEngine : IDisposable
     public static SceneEngine Open(EngineOptions options, IProgress<string>? log = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var adapterFiles = options.IpAdapterPath is null ? null : IpAdapterFiles.Open(options.IpAdapterPath, options.ImageEncoderPath ?? DefaultImageEncoderFolder(options.IpAdapterPath));
+        var adapterFiles = options.IpAdapterPath is null ? null : IpAdapterFiles.Open(options.IpAdapterPath, options.ImageEncoderPath);
         var model = SdxlModelFiles.Open(options);
         var settings = new SessionSettings { Threads = options.Threads, Precision = options.Precision, ConvertedWeightsRoot = options.ConvertedWeightsPath };
         var schedulerConfig = ReadCheckpointFile(model.SchedulerConfigPath, SchedulerConfig.Load);
@@ -171,10 +171,6 @@ public sealed class SceneEngine : IDisposable
         opened.Add(network);
         return network;
     }
-
-    /// <summary>h94/IP-Adapter keeps the ViT-H encoder in models/image_encoder beside sdxl_models/.</summary>
-    private static string DefaultImageEncoderFolder(string adapterPath)
-        => Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(adapterPath)))!, IpAdapterFiles.ImageEncoderRelativePath);
 
     /// <summary>Encodes one or more images of one character; their embeddings are averaged.</summary>
     public CharacterReference EncodeReference(IReadOnlyList<string> imagePaths, string? name = null, CancellationToken cancellation = default)

@@ -1,6 +1,6 @@
 using System.Management.Automation;
+using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Onnx;
-using Mnemosyne.Engine.Pipeline;
 
 namespace Mnemosyne.PowerShell.Commands;
 
@@ -83,40 +83,22 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
                 "UnetModelAndPath", ErrorCategory.InvalidArgument, UnetPath));
         }
 
-        var options = ParameterSetName == ModelSet ? ModelOptions() : PathOptions();
-        if (UnetPath is not null) options = options with { UnetWeightsPath = UnetFile(UnetPath) };
-        options = options with { LowMemory = LowMemory.IsPresent, Precision = Precision };
+        var request = new ModelRequest
+        {
+            CheckpointPath = ParameterSetName == PathSet ? FileSystemPath(Path) : null,
+            CheckpointSource = "-Path",
+            Model = ParameterSetName == ModelSet ? Model : null,
+            BaseModelPath = OptionalPath(BaseModelPath),
+            IpAdapterPath = OptionalPath(IPAdapterPath),
+            ImageEncoderPath = OptionalPath(ImageEncoderPath),
+            UnetModel = UnetModel,
+            UnetPath = OptionalPath(UnetPath),
+        };
+        var options = ResolveEngineOptions(request, CachePath) with { Threads = Threads, LowMemory = LowMemory.IsPresent, Precision = Precision };
 
         using var lease = OpenEngine(options);
         if (!lease.Engine.SupportsReferences)
             WriteVerbose($"The engine ({lease.Engine.ModelName}) has no IP-Adapter: scenes can be made, but without character references.");
         if (PassThru) WriteObject(lease.Info);
-    }
-
-    private EngineOptions ModelOptions()
-    {
-        var resolver = OpenModelResolver(CachePath);
-        var options = Resolve(() => resolver.ForModel(Model, UnetModel), UnetModel is null ? Model : new[] { Model, UnetModel }) with { Threads = Threads };
-        return WithIPAdapter(options, IPAdapterPath, ImageEncoderPath, conventionalFolder: null, CachePath);
-    }
-
-    private EngineOptions PathOptions()
-    {
-        var options = ResolveEngineOptions(Path, IPAdapterPath, ImageEncoderPath, Threads, "-Path", BaseModelPath, CachePath);
-        if (UnetModel is null) return options;
-        var resolver = OpenModelResolver(CachePath);
-        return options with { UnetWeightsPath = Resolve(() => resolver.FindUnet(UnetModel), UnetModel) };
-    }
-
-    private string UnetFile(string path)
-    {
-        var file = FileSystemPath(path);
-        if (!File.Exists(file))
-        {
-            ThrowTerminatingError(ErrorRecords.Create(
-                $"No UNet weights file at {file}. Give a .safetensors UNet in diffusers names, such as ByteDance/SDXL-Lightning's sdxl_lightning_4step_unet.safetensors, or use -UnetModel.",
-                "UnetNotFound", ErrorCategory.ObjectNotFound, file));
-        }
-        return file;
     }
 }

@@ -96,7 +96,7 @@ public sealed class ModelCatalogTests : IDisposable
         Assert.Contains("Install-MnemosyneModel test-model", error.Message);
         Assert.Contains("HF_HUB_CACHE", error.Message);
         Assert.Contains(cache.Path, error.Message);
-        var unknown = Assert.Throws<ArgumentException>(() => catalog.Find("sdxl-turbo"));
+        var unknown = Assert.Throws<UnknownModelException>(() => catalog.Find("sdxl-turbo"));
         Assert.Contains("Known models: test-model", unknown.Message);
     }
 

@@ -218,6 +218,132 @@ public sealed class ModelResolverTests : IDisposable
         Assert.Contains("takes its tokenizers and scheduler from sdxl-base-1.0", error.Message);
         Assert.Contains("Run Install-MnemosyneModel sdxl-base-1.0", error.Message);
     }
+
+    /// <summary>Empty files at <paramref name="paths"/> under a folder of the test's own (existence is all the policy looks at).</summary>
+    private string Files(params string[] paths)
+    {
+        var folder = Path.Combine(cache.Path, "local");
+        foreach (var path in paths)
+        {
+            var file = Path.Combine(folder, path);
+            Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+            File.WriteAllBytes(file, []);
+        }
+        return folder;
+    }
+
+    private static ModelResolver WithoutCatalog() => new(() => throw new InvalidOperationException("The request names every path: the catalog is not read."));
+
+    [Fact]
+    public void ACheckpointFolder_TakesTheAdapterInItsIpAdapterFolder_AndTheEncoderBesideIt_WithoutReadingTheCatalog()
+    {
+        var folder = Files("sdxl/model_index.json", "sdxl/ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors", "sdxl/ip-adapter/models/image_encoder/config.json");
+
+        var resolution = WithoutCatalog().Resolve(new ModelRequest { CheckpointPath = Path.Combine(folder, "sdxl") });
+
+        Assert.Equal(Path.Combine(folder, "sdxl"), resolution.Options.CheckpointPath);
+        Assert.Equal(Path.Combine(folder, "sdxl", "ip-adapter", "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"), resolution.Options.IpAdapterPath);
+        Assert.Equal(Path.Combine(folder, "sdxl", "ip-adapter", "models", "image_encoder"), resolution.Options.ImageEncoderPath);
+        Assert.Null(resolution.Options.BaseModelPath);
+        Assert.Empty(resolution.Notes);
+    }
+
+    [Fact]
+    public void AnAdapterGivenAsItsFolder_IsFoundInTheH94Layout_AndTheGivenEncoderIsKept()
+    {
+        var folder = Files("sdxl/model_index.json", "h94/sdxl_models/ip-adapter_sdxl_vit-h.safetensors", "vit-h/config.json");
+
+        var options = WithoutCatalog().Resolve(new ModelRequest
+        {
+            CheckpointPath = Path.Combine(folder, "sdxl"), IpAdapterPath = Path.Combine(folder, "h94"), ImageEncoderPath = Path.Combine(folder, "vit-h"),
+        }).Options;
+
+        Assert.Equal(Path.Combine(folder, "h94", "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"), options.IpAdapterPath);
+        Assert.Equal(Path.Combine(folder, "vit-h"), options.ImageEncoderPath);
+    }
+
+    [Fact]
+    public void ACheckpointFolderWithoutAnAdapter_TakesTheCachedOne_AndIgnoresABaseModelPathWithAWarning()
+    {
+        WriteSnapshot(ShippedManifest(ModelResolver.IpAdapterModel), AdapterFiles);
+        WriteSnapshot(ShippedManifest(ModelResolver.ImageEncoderModel), EncoderFiles);
+        var folder = Files("sdxl/model_index.json");
+
+        var resolution = Resolver().Resolve(new ModelRequest { CheckpointPath = Path.Combine(folder, "sdxl"), BaseModelPath = folder });
+
+        Assert.Equal(Path.Combine(Snapshot(ModelResolver.IpAdapterModel), "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"), resolution.Options.IpAdapterPath);
+        Assert.Contains("IP-Adapter from the Hugging Face cache", Assert.Single(resolution.Notes));
+        Assert.StartsWith("-BaseModelPath is ignored", Assert.Single(resolution.Warnings));
+        Assert.Null(resolution.Options.BaseModelPath);
+    }
+
+    [Fact]
+    public void ASingleFile_TakesTheCachedBase_AndNoAdapterFromBesideIt()
+    {
+        WriteSnapshot(ShippedManifest(ModelResolver.BaseModel), BaseFiles);
+        var folder = Files("fine-tune.safetensors", "ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors");
+        var file = Path.Combine(folder, "fine-tune.safetensors");
+
+        var resolution = Resolver().Resolve(new ModelRequest { CheckpointPath = file });
+
+        Assert.Equal(file, resolution.Options.CheckpointPath);
+        Assert.Equal(Snapshot(ModelResolver.BaseModel), resolution.Options.BaseModelPath);
+        Assert.Null(resolution.Options.IpAdapterPath);
+        Assert.Equal($"Tokenizers, scheduler and configs for {file} from {Snapshot(ModelResolver.BaseModel)}.", resolution.Notes[0]);
+    }
+
+    [Fact]
+    public void ASingleFileWithoutABase_IsABaseModelPathError_ThatCarriesWhatToInstall()
+    {
+        var file = Path.Combine(Files("fine-tune.safetensors"), "fine-tune.safetensors");
+
+        var error = Assert.Throws<ModelPathException>(() => Resolver().Resolve(new ModelRequest { CheckpointPath = file }));
+
+        Assert.Equal(ModelPathProblem.BaseModelNotFound, error.Problem);
+        Assert.Equal(file, error.Path);
+        Assert.Contains("-BaseModelPath", error.Message);
+        Assert.Equal("Install-MnemosyneModel sdxl-base-1.0", Assert.IsType<ModelNotInstalledException>(error.InnerException).InstallCommand);
+    }
+
+    [Theory]
+    [InlineData("missing", null, null, null, null, null, ModelPathProblem.CheckpointNotFound, "missing")]
+    [InlineData("model.ckpt", null, null, null, null, null, ModelPathProblem.CheckpointNotSupported, "model.ckpt")]
+    [InlineData("model.safetensors", "missing", null, null, null, null, ModelPathProblem.BaseModelNotFound, "missing")]
+    [InlineData("sdxl", null, "missing.safetensors", null, null, null, ModelPathProblem.IpAdapterNotFound, "missing.safetensors")]
+    [InlineData("sdxl", null, null, "missing", null, null, ModelPathProblem.ImageEncoderNotFound, "missing")]
+    [InlineData("sdxl", null, "loose/ip-adapter_sdxl_vit-h.safetensors", null, null, null, ModelPathProblem.ImageEncoderNotFound, "loose/ip-adapter_sdxl_vit-h.safetensors")]
+    [InlineData("sdxl", null, null, null, "missing.safetensors", null, ModelPathProblem.UnetNotFound, "missing.safetensors")]
+    public void APathThatIsNotThere_IsAModelPathError_NamingThePathToFix(
+        string checkpoint, string? baseModel, string? adapter, string? encoder, string? unet, string? model, ModelPathProblem problem, string path)
+    {
+        var folder = Files("model.ckpt", "model.safetensors", "loose/ip-adapter_sdxl_vit-h.safetensors",
+            "sdxl/model_index.json", "sdxl/ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors", "sdxl/ip-adapter/models/image_encoder/config.json");
+        string? Local(string? relative) => relative is null ? null : Path.Combine(folder, relative);
+
+        var error = Assert.Throws<ModelPathException>(() => WithoutCatalog().Resolve(new ModelRequest
+        {
+            CheckpointPath = Local(checkpoint), CheckpointSource = "-Path", Model = model, BaseModelPath = Local(baseModel),
+            IpAdapterPath = Local(adapter), ImageEncoderPath = Local(encoder), UnetPath = Local(unet),
+        }));
+
+        Assert.Equal(problem, error.Problem);
+        Assert.Equal(Local(path), error.Path);
+    }
+
+    [Fact]
+    public void AKnownModel_OpensWithTheCachedAdapter_AndAUnetFileGiven()
+    {
+        WriteSnapshot(ShippedManifest(ModelResolver.BaseModel), BaseFiles);
+        WriteSnapshot(ShippedManifest(ModelResolver.IpAdapterModel), AdapterFiles);
+        WriteSnapshot(ShippedManifest(ModelResolver.ImageEncoderModel), EncoderFiles);
+        var unet = Path.Combine(Files("unet.safetensors"), "unet.safetensors");
+
+        var options = Resolver().Resolve(new ModelRequest { Model = ModelResolver.BaseModel, UnetPath = unet }).Options;
+
+        Assert.Equal(Snapshot(ModelResolver.BaseModel), options.CheckpointPath);
+        Assert.Equal(unet, options.UnetWeightsPath);
+        Assert.Equal(Path.Combine(Snapshot(ModelResolver.ImageEncoderModel), "models", "image_encoder"), options.ImageEncoderPath);
+    }
 }
 
 /// <summary>
