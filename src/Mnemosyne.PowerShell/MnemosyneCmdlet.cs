@@ -8,7 +8,7 @@ namespace Mnemosyne.PowerShell;
 /// <summary>
 /// What every Mnemosyne cmdlet shares: Ctrl+C as a CancellationToken, engine calls on a worker
 /// thread (so that progress is written from the pipeline thread, where PowerShell requires it),
-/// the open engine, and PowerShell paths turned into file-system paths.
+/// the open engine, the model catalog and resolver, and PowerShell paths turned into file-system paths.
 /// </summary>
 public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
 {
@@ -24,8 +24,14 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
 
     public void Dispose()
     {
-        stopping.Dispose();
+        Dispose(disposing: true);
         GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases what the command holds; an override releases its own, then calls this.</summary>
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposing) stopping.Dispose();
     }
 
     /// <summary>
@@ -278,4 +284,5 @@ internal static class ProgressActivityIds
     public const int Open = 0x4d6e0001;
     public const int Scene = 0x4d6e0002;
     public const int Reference = 0x4d6e0003;
+    public const int Install = 0x4d6e0004;
 }

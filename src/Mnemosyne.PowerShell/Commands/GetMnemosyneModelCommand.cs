@@ -1,7 +1,7 @@
 using System.Management.Automation;
 using Mnemosyne.Engine.Models;
 
-namespace Mnemosyne.PowerShell;
+namespace Mnemosyne.PowerShell.Commands;
 
 /// <summary>
 /// Lists the models Mnemosyne knows, with where each was found in the Hugging Face hub cache and
@@ -9,7 +9,7 @@ namespace Mnemosyne.PowerShell;
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "MnemosyneModel")]
 [OutputType(typeof(ModelStatus))]
-public sealed class GetMnemosyneModelCommand : PSCmdlet
+public sealed class GetMnemosyneModelCommand : MnemosyneCmdlet
 {
     private ModelCatalog? catalog;
 
@@ -24,17 +24,7 @@ public sealed class GetMnemosyneModelCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string? CachePath { get; set; }
 
-    protected override void BeginProcessing()
-    {
-        try
-        {
-            catalog = ModelCatalog.Default(ModelCommandSupport.ResolveCachePath(this, CachePath));
-        }
-        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
-        {
-            ThrowTerminatingError(ModelCommandSupport.ToErrorRecord(e, CachePath));
-        }
-    }
+    protected override void BeginProcessing() => catalog = OpenModelCatalog(CachePath);
 
     protected override void ProcessRecord()
     {
@@ -55,9 +45,9 @@ public sealed class GetMnemosyneModelCommand : PSCmdlet
             {
                 WriteObject(catalog!.Inspect(name));
             }
-            catch (ArgumentException e)
+            catch (UnknownModelException e)
             {
-                WriteError(ModelCommandSupport.ToErrorRecord(e, name));
+                WriteError(ErrorRecords.From(e, "UnknownModel", name));
             }
         }
     }

@@ -1,9 +1,8 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Management.Automation;
 using Mnemosyne.Engine.Models;
 
-namespace Mnemosyne.PowerShell;
+namespace Mnemosyne.PowerShell.Commands;
 
 /// <summary>
 /// Downloads known models into the Hugging Face hub cache (the layout diffusers uses), resuming
@@ -11,9 +10,8 @@ namespace Mnemosyne.PowerShell;
 /// </summary>
 [Cmdlet(VerbsLifecycle.Install, "MnemosyneModel", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(ModelStatus))]
-public sealed class InstallMnemosyneModelCommand : PSCmdlet, IDisposable
+public sealed class InstallMnemosyneModelCommand : MnemosyneCmdlet
 {
-    private readonly CancellationTokenSource stopping = new();
     private ModelCatalog? catalog;
     private ModelInstaller? installer;
 
@@ -32,38 +30,25 @@ public sealed class InstallMnemosyneModelCommand : PSCmdlet, IDisposable
 
     protected override void BeginProcessing()
     {
-        try
-        {
-            var environment = HubEnvironment.FromProcess();
-            var options = new HubOptions
-            {
-                CacheRoot = ModelCommandSupport.ResolveCachePath(this, CachePath) ?? environment.CacheRoot,
-                Endpoint = environment.Endpoint,
-                Token = environment.Token,
-            };
-            catalog = new ModelCatalog(ModelManifest.LoadFolder(ModelCatalog.DefaultManifestFolder), new HubCache(options.CacheRoot));
-            installer = new ModelInstaller(options);
-            WriteVerbose($"Hub {options.Endpoint}, cache {options.CacheRoot}, {(options.Token is null ? "no token" : "with a token")}.");
-        }
-        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
-        {
-            ThrowTerminatingError(ModelCommandSupport.ToErrorRecord(e, CachePath));
-        }
+        catalog = OpenModelCatalog(CachePath);
+        var environment = HubEnvironment.FromProcess();
+        var options = new HubOptions { CacheRoot = catalog.Cache.Root, Endpoint = environment.Endpoint, Token = environment.Token };
+        installer = new ModelInstaller(options);
+        WriteVerbose($"Hub {options.Endpoint}, cache {options.CacheRoot}, {(options.Token is null ? "no token" : "with a token")}.");
     }
 
     protected override void ProcessRecord()
     {
         foreach (var name in Name)
         {
-            if (stopping.IsCancellationRequested) return;
             ModelManifest manifest;
             try
             {
                 manifest = catalog!.Get(name);
             }
-            catch (ArgumentException e)
+            catch (UnknownModelException e)
             {
-                WriteError(ModelCommandSupport.ToErrorRecord(e, name));
+                WriteError(ErrorRecords.From(e, "UnknownModel", name));
                 continue;
             }
             var status = catalog.Inspect(manifest);
@@ -82,45 +67,33 @@ public sealed class InstallMnemosyneModelCommand : PSCmdlet, IDisposable
         }
     }
 
-    protected override void StopProcessing() => stopping.Cancel();
-
-    public void Dispose()
+    protected override void Dispose(bool disposing)
     {
-        installer?.Dispose();
-        stopping.Dispose();
+        if (disposing) installer?.Dispose();
+        base.Dispose(disposing);
     }
 
-    /// <summary>
-    /// Runs the install on the thread pool and pumps its progress into Write-Progress here, on the
-    /// pipeline thread, which is the only one allowed to write.
-    /// </summary>
+    /// <summary>Downloads on a worker thread, with its progress written here; Ctrl+C stops it.</summary>
     private void Install(ModelManifest manifest)
     {
         var activity = $"Installing {manifest.Name}";
-        using var reports = new BlockingCollection<ModelInstallProgress>();
-        var install = Task.Run(() => installer!.InstallAsync(manifest, new QueueProgress(reports), Force, stopping.Token));
-        install.ContinueWith(_ => reports.CompleteAdding(), TaskScheduler.Default);
-        foreach (var report in reports.GetConsumingEnumerable())
-        {
-            WriteProgress(new ProgressRecord(1, activity, report.Describe())
-            {
-                CurrentOperation = report.File,
-                PercentComplete = report.Fraction is { } fraction ? (int)(fraction * 100) : -1,
-                SecondsRemaining = report.Remaining is { } remaining ? (int)Math.Ceiling(remaining.TotalSeconds) : -1,
-            });
-        }
-        WriteProgress(new ProgressRecord(1, activity, "Done") { RecordType = ProgressRecordType.Completed });
         try
         {
-            WriteObject(install.GetAwaiter().GetResult());
-        }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-        {
-            // Ctrl+C: the partial file stays as blobs/*.incomplete and the next install resumes it.
+            WriteObject(RunOnWorker<ModelStatus, ModelInstallProgress>(
+                (progress, token) => installer!.InstallAsync(manifest, progress, Force, token).GetAwaiter().GetResult(),
+                report => ReportProgress(ProgressActivityIds.Install, activity, report.Describe(),
+                    percentComplete: report.Fraction is { } fraction ? (int)(fraction * 100) : -1,
+                    secondsRemaining: report.Remaining is { } remaining ? (int)Math.Ceiling(remaining.TotalSeconds) : -1,
+                    currentOperation: report.File)));
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
-            WriteError(ModelCommandSupport.ToErrorRecord(e, manifest.Name));
+            // A stopped install (Ctrl+C) is not an error: its partial file stays as blobs/*.incomplete and the next install resumes it.
+            WriteError(ErrorRecords.From(e, ErrorRecords.ModelCacheErrorId(e), manifest.Name, ErrorCategory.WriteError));
+        }
+        finally
+        {
+            ReportProgress(ProgressActivityIds.Install, activity, "Done", completed: true);
         }
     }
 
@@ -134,10 +107,5 @@ public sealed class InstallMnemosyneModelCommand : PSCmdlet, IDisposable
         return unknown == 0 ? knownText
             : known == 0 ? "size known at download time"
             : $"{knownText} + {unknown} file{(unknown == 1 ? "" : "s")} whose size is known at download time";
-    }
-
-    private sealed class QueueProgress(BlockingCollection<ModelInstallProgress> reports) : IProgress<ModelInstallProgress>
-    {
-        public void Report(ModelInstallProgress value) => reports.Add(value);
     }
 }
