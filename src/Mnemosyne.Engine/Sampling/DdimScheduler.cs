@@ -11,47 +11,47 @@ public sealed class DdimScheduler : SchedulerBase
 {
     private const double DefaultClipSampleRange = 1.0;
 
-    private readonly float[] _timesteps;
-    private readonly float[] _alphasCumprod;
-    private readonly float _finalAlphaCumprod;
-    private readonly int _stepRatio;
-    private readonly float? _clipRange;
-    private readonly PredictionKind _prediction;
+    private readonly float[] timesteps;
+    private readonly float[] alphasCumprod;
+    private readonly float finalAlphaCumprod;
+    private readonly int stepRatio;
+    private readonly float? clipRange;
+    private readonly PredictionKind prediction;
 
     /// <param name="spacing">Overrides the config's timestep_spacing.</param>
     public DdimScheduler(SchedulerConfig config, int steps, TimestepSpacing? spacing = null)
         : base(SchedulerKind.Ddim, config, steps)
     {
-        _prediction = Prediction(PredictionKind.Epsilon, PredictionKind.VPrediction, PredictionKind.Sample);
+        prediction = Prediction(PredictionKind.Epsilon, PredictionKind.VPrediction, PredictionKind.Sample);
         Refuse(config.Thresholding, "thresholding");
         var schedule = TrainingSchedule.From(config, pinTerminalAlphaCumprod: false);
-        _alphasCumprod = schedule.AlphasCumprod;
-        _finalAlphaCumprod = config.SetAlphaToOne ?? true ? 1f : _alphasCumprod[0];
-        _clipRange = config.ClipSample ?? true ? (float)(config.ClipSampleRange ?? DefaultClipSampleRange) : null;
+        alphasCumprod = schedule.AlphasCumprod;
+        finalAlphaCumprod = config.SetAlphaToOne ?? true ? 1f : alphasCumprod[0];
+        clipRange = config.ClipSample ?? true ? (float)(config.ClipSampleRange ?? DefaultClipSampleRange) : null;
         Spacing = spacing ?? config.SpacingOr(TimestepSpacing.Leading);
-        _stepRatio = schedule.TrainTimesteps / steps;
-        _timesteps = InferenceTimesteps.ForDdim(Spacing, schedule.TrainTimesteps, steps, config.StepsOffset ?? 0)
+        stepRatio = schedule.TrainTimesteps / steps;
+        timesteps = InferenceTimesteps.ForDdim(Spacing, schedule.TrainTimesteps, steps, config.StepsOffset ?? 0)
             .Select(t => (float)t).ToArray();
     }
 
     public TimestepSpacing Spacing { get; }
 
-    public override IReadOnlyList<float> Timesteps => _timesteps;
+    public override IReadOnlyList<float> Timesteps => timesteps;
 
     public override float InitNoiseSigma => 1f;
 
     /// <summary>Whether x0 is clipped, and to what range (null: not clipped).</summary>
-    public float? ClipSampleRange => _clipRange;
+    public float? ClipSampleRange => clipRange;
 
     /// <summary>ᾱ used past the first training step: 1 with set_alpha_to_one, else ᾱ_0.</summary>
-    public float FinalAlphaCumprod => _finalAlphaCumprod;
+    public float FinalAlphaCumprod => finalAlphaCumprod;
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
     {
-        int timestep = (int)_timesteps[stepIndex];
-        int previous = timestep - _stepRatio;
+        int timestep = (int)timesteps[stepIndex];
+        int previous = timestep - stepRatio;
         float alphaProduct = AlphaCumprodAt(timestep);
-        float alphaProductPrevious = previous >= 0 ? AlphaCumprodAt(previous) : _finalAlphaCumprod;
+        float alphaProductPrevious = previous >= 0 ? AlphaCumprodAt(previous) : finalAlphaCumprod;
         float betaProduct = 1f - alphaProduct;
         float rootAlpha = MathF.Sqrt(alphaProduct), rootBeta = MathF.Sqrt(betaProduct);
         float originalScale = MathF.Sqrt(alphaProductPrevious);
@@ -60,7 +60,7 @@ public sealed class DdimScheduler : SchedulerBase
         for (int i = 0; i < sample.Length; i++)
         {
             float original, epsilon;
-            switch (_prediction)
+            switch (prediction)
             {
                 case PredictionKind.Epsilon:
                     original = (sample[i] - rootBeta * modelOutput[i]) / rootAlpha;
@@ -75,11 +75,11 @@ public sealed class DdimScheduler : SchedulerBase
                     epsilon = (sample[i] - rootAlpha * original) / rootBeta;
                     break;
             }
-            if (_clipRange is float range) original = Math.Clamp(original, -range, range);
+            if (clipRange is float range) original = Math.Clamp(original, -range, range);
             sample[i] = originalScale * original + directionScale * epsilon;
         }
     }
 
     /// <summary>ᾱ at a timestep, a negative one counting from the end as Python indexing does (trailing spacing can yield −1).</summary>
-    private float AlphaCumprodAt(int timestep) => _alphasCumprod[timestep >= 0 ? timestep : _alphasCumprod.Length + timestep];
+    private float AlphaCumprodAt(int timestep) => alphasCumprod[timestep >= 0 ? timestep : alphasCumprod.Length + timestep];
 }

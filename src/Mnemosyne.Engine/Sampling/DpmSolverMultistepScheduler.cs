@@ -12,18 +12,18 @@ public sealed class DpmSolverMultistepScheduler : SchedulerBase
     private const int SolverOrder = 2;
     private const int LowerOrderFinalBelowSteps = 15;
 
-    private readonly float[] _timesteps;
-    private readonly float[] _sigmas;
-    private readonly PredictionKind _prediction;
-    private readonly bool _firstOrderAtLastStep;
-    private float[]? _previousOriginal;
+    private readonly float[] timesteps;
+    private readonly float[] sigmas;
+    private readonly PredictionKind prediction;
+    private readonly bool firstOrderAtLastStep;
+    private float[]? previousOriginal;
 
     /// <param name="karras">Karras sigmas (DpmPlusPlus2MKarras) whatever the config says.</param>
     /// <param name="spacing">Overrides the config's timestep_spacing.</param>
     public DpmSolverMultistepScheduler(SchedulerConfig config, int steps, bool karras, TimestepSpacing? spacing = null)
         : base(karras ? SchedulerKind.DpmPlusPlus2MKarras : SchedulerKind.DpmPlusPlus2M, config, steps)
     {
-        _prediction = Prediction(PredictionKind.Epsilon, PredictionKind.VPrediction, PredictionKind.Sample);
+        prediction = Prediction(PredictionKind.Epsilon, PredictionKind.VPrediction, PredictionKind.Sample);
         Refuse(config.Thresholding, "thresholding");
         Refuse(config.UseLuLambdas, "use_lu_lambdas");
         if (config.VarianceType is "learned" or "learned_range")
@@ -48,27 +48,27 @@ public sealed class DpmSolverMultistepScheduler : SchedulerBase
             "sigma_min" => schedule.Sigmas[0],
             var other => throw config.Unsupported("final_sigmas_type", other, "zero or sigma_min"),
         };
-        _sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
-        _timesteps = integerTimesteps.Select(t => (float)t).ToArray();
-        _firstOrderAtLastStep = config.EulerAtFinal == true
-            || (config.LowerOrderFinal != false && _timesteps.Length < LowerOrderFinalBelowSteps)
+        this.sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
+        timesteps = integerTimesteps.Select(t => (float)t).ToArray();
+        firstOrderAtLastStep = config.EulerAtFinal == true
+            || (config.LowerOrderFinal != false && timesteps.Length < LowerOrderFinalBelowSteps)
             || finalSigma == 0f;
     }
 
     public TimestepSpacing Spacing { get; }
 
-    public override IReadOnlyList<float> Timesteps => _timesteps;
+    public override IReadOnlyList<float> Timesteps => timesteps;
 
     /// <summary>The sigma of each step, then the final one (0 by default).</summary>
-    public IReadOnlyList<float> Sigmas => _sigmas;
+    public IReadOnlyList<float> Sigmas => sigmas;
 
     public override float InitNoiseSigma => 1f;
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
     {
-        var (alpha, sigma) = AlphaSigma(_sigmas[stepIndex]);
+        var (alpha, sigma) = AlphaSigma(sigmas[stepIndex]);
         var original = new float[sample.Length];
-        switch (_prediction)
+        switch (prediction)
         {
             case PredictionKind.Epsilon:
                 for (int i = 0; i < sample.Length; i++) original[i] = (sample[i] - sigma * modelOutput[i]) / alpha;
@@ -81,33 +81,33 @@ public sealed class DpmSolverMultistepScheduler : SchedulerBase
                 break;
         }
 
-        var (alphaNext, sigmaNext) = AlphaSigma(_sigmas[stepIndex + 1]);
+        var (alphaNext, sigmaNext) = AlphaSigma(sigmas[stepIndex + 1]);
         float lambdaNext = TorchAvx2Math.SleefLog(alphaNext) - TorchAvx2Math.SleefLog(sigmaNext);
         float lambda = TorchAvx2Math.SleefLog(alpha) - TorchAvx2Math.SleefLog(sigma);
         float h = lambdaNext - lambda;
         float sampleScale = sigmaNext / sigma;
         float originalScale = alphaNext * (TorchAvx2Math.SleefExp(-h) - 1f);
 
-        bool lastStep = stepIndex == _timesteps.Length - 1;
-        if (_previousOriginal is null || (lastStep && _firstOrderAtLastStep))
+        bool lastStep = stepIndex == timesteps.Length - 1;
+        if (previousOriginal is null || (lastStep && firstOrderAtLastStep))
         {
             for (int i = 0; i < sample.Length; i++)
                 sample[i] = sampleScale * sample[i] - originalScale * original[i];
         }
         else
         {
-            var (alphaPrevious, sigmaPrevious) = AlphaSigma(_sigmas[stepIndex - 1]);
+            var (alphaPrevious, sigmaPrevious) = AlphaSigma(sigmas[stepIndex - 1]);
             float lambdaPrevious = TorchAvx2Math.SleefLog(alphaPrevious) - TorchAvx2Math.SleefLog(sigmaPrevious);
             float ratio = (lambda - lambdaPrevious) / h;
             float differenceScale = 1f / ratio;
             float halfOriginalScale = 0.5f * originalScale;
             for (int i = 0; i < sample.Length; i++)
             {
-                float difference = differenceScale * (original[i] - _previousOriginal[i]);
+                float difference = differenceScale * (original[i] - previousOriginal[i]);
                 sample[i] = sampleScale * sample[i] - originalScale * original[i] - halfOriginalScale * difference;
             }
         }
-        _previousOriginal = original;
+        previousOriginal = original;
     }
 
     /// <summary>α = 1/√(σ² + 1) and σ·α for a schedule sigma.</summary>

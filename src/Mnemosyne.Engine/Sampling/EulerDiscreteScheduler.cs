@@ -7,31 +7,31 @@ namespace Mnemosyne.Engine.Sampling;
 /// </summary>
 public sealed class EulerDiscreteScheduler : SchedulerBase
 {
-    private readonly float[] _timesteps;
-    private readonly float[] _sigmas;
-    private readonly PredictionKind _prediction;
+    private readonly float[] timesteps;
+    private readonly float[] sigmas;
+    private readonly PredictionKind prediction;
 
     /// <param name="spacing">Overrides the config's timestep_spacing (e.g. Trailing for few-step UNets).</param>
     public EulerDiscreteScheduler(SchedulerConfig config, int steps, TimestepSpacing? spacing = null)
         : base(SchedulerKind.Euler, config, steps)
     {
-        _prediction = Prediction(PredictionKind.Epsilon, PredictionKind.VPrediction, PredictionKind.Sample);
+        prediction = Prediction(PredictionKind.Epsilon, PredictionKind.VPrediction, PredictionKind.Sample);
         if (config.InterpolationType is not (null or "linear"))
             throw config.Unsupported("interpolation_type", config.InterpolationType, "linear");
-        if (config.TimestepType is "continuous" && _prediction == PredictionKind.VPrediction)
+        if (config.TimestepType is "continuous" && prediction == PredictionKind.VPrediction)
             throw config.Unsupported("timestep_type", config.TimestepType, "discrete with v_prediction");
         if (config.TimestepType is not (null or "discrete" or "continuous"))
             throw config.Unsupported("timestep_type", config.TimestepType, "discrete");
 
         var schedule = TrainingSchedule.From(config, pinTerminalAlphaCumprod: true);
         Spacing = spacing ?? config.SpacingOr(TimestepSpacing.Linspace);
-        _timesteps = InferenceTimesteps.ForEuler(Spacing, schedule.TrainTimesteps, steps, config.StepsOffset ?? 0);
-        var sigmas = _timesteps.Select(t => ReferenceArithmetic.NumpyInterp(t, schedule.Sigmas)).ToArray();
+        timesteps = InferenceTimesteps.ForEuler(Spacing, schedule.TrainTimesteps, steps, config.StepsOffset ?? 0);
+        var sigmas = timesteps.Select(t => ReferenceArithmetic.NumpyInterp(t, schedule.Sigmas)).ToArray();
         if (config.UseKarrasSigmas == true)
         {
             // The ramp runs between the extremes of the interpolated inference sigmas, unless the config pins them.
             sigmas = KarrasSigmas.Ramp(config.SigmaMin ?? sigmas[^1], config.SigmaMax ?? sigmas[0], steps);
-            _timesteps = sigmas.Select(s => (float)KarrasSigmas.SigmaToTimestep(s, schedule.LogSigmas)).ToArray();
+            timesteps = sigmas.Select(s => (float)KarrasSigmas.SigmaToTimestep(s, schedule.LogSigmas)).ToArray();
         }
         float finalSigma = config.FinalSigmasType switch
         {
@@ -39,22 +39,22 @@ public sealed class EulerDiscreteScheduler : SchedulerBase
             "sigma_min" => schedule.Sigmas[0],
             var other => throw config.Unsupported("final_sigmas_type", other, "zero or sigma_min"),
         };
-        _sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
+        this.sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
 
-        InitNoiseSigma = EulerMath.InitNoiseSigma(_sigmas, Spacing);
+        InitNoiseSigma = EulerMath.InitNoiseSigma(this.sigmas, Spacing);
     }
 
     public TimestepSpacing Spacing { get; }
 
-    public override IReadOnlyList<float> Timesteps => _timesteps;
+    public override IReadOnlyList<float> Timesteps => timesteps;
 
     /// <summary>The sigma of each step, then the final one (0 by default).</summary>
-    public IReadOnlyList<float> Sigmas => _sigmas;
+    public IReadOnlyList<float> Sigmas => sigmas;
 
     public override float InitNoiseSigma { get; }
 
     private protected override void ScaleModelInputCore(Span<float> sample, int stepIndex) =>
-        EulerMath.DivideByInputScale(sample, _sigmas[stepIndex]);
+        EulerMath.DivideByInputScale(sample, sigmas[stepIndex]);
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
     {
@@ -62,10 +62,10 @@ public sealed class EulerDiscreteScheduler : SchedulerBase
         // keeps the generator where diffusers leaves it.
         if (generator is not null) generator.FillNormal(new float[sample.Length]);
 
-        float sigma = _sigmas[stepIndex];
-        float dt = _sigmas[stepIndex + 1] - sigma;
+        float sigma = sigmas[stepIndex];
+        float dt = sigmas[stepIndex + 1] - sigma;
         var original = new float[sample.Length];
-        EulerMath.PredictOriginal(_prediction, modelOutput, sample, sigma, original);
+        EulerMath.PredictOriginal(prediction, modelOutput, sample, sigma, original);
         for (int i = 0; i < sample.Length; i++)
         {
             float derivative = (sample[i] - original[i]) / sigma;

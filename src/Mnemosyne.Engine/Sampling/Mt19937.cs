@@ -12,24 +12,24 @@ internal sealed class Mt19937
     private const uint UpperMask = 0x80000000;
     private const uint LowerMask = 0x7fffffff;
 
-    private readonly uint[] _state = new uint[StateSize];
-    private int _left;
-    private int _next;
+    private readonly uint[] state = new uint[StateSize];
+    private int left;
+    private int next;
 
     public Mt19937(ulong seed)
     {
-        _state[0] = (uint)seed;
+        state[0] = (uint)seed;
         for (int i = 1; i < StateSize; i++)
-            _state[i] = 1812433253u * (_state[i - 1] ^ (_state[i - 1] >> 30)) + (uint)i;
+            state[i] = 1812433253u * (state[i - 1] ^ (state[i - 1] >> 30)) + (uint)i;
         // torch starts with one value "left", so the first draw regenerates the whole state.
-        _left = 1;
-        _next = 0;
+        left = 1;
+        next = 0;
     }
 
     public uint Next()
     {
-        if (--_left == 0) Regenerate();
-        uint y = _state[_next++];
+        if (--left == 0) Regenerate();
+        uint y = state[next++];
         y ^= y >> 11;
         y ^= (y << 7) & 0x9d2c5680;
         y ^= (y << 15) & 0xefc60000;
@@ -39,12 +39,12 @@ internal sealed class Mt19937
 
     private void Regenerate()
     {
-        _left = StateSize;
-        _next = 0;
+        left = StateSize;
+        next = 0;
         for (int i = 0; i < StateSize; i++)
         {
-            uint mixed = (_state[i] & UpperMask) | (_state[(i + 1) % StateSize] & LowerMask);
-            _state[i] = _state[(i + ShiftSize) % StateSize] ^ (mixed >> 1) ^ ((_state[(i + 1) % StateSize] & 1) != 0 ? MatrixA : 0u);
+            uint mixed = (state[i] & UpperMask) | (state[(i + 1) % StateSize] & LowerMask);
+            state[i] = state[(i + ShiftSize) % StateSize] ^ (mixed >> 1) ^ ((state[(i + 1) % StateSize] & 1) != 0 ? MatrixA : 0u);
         }
     }
 }

@@ -11,7 +11,7 @@ internal enum PredictionKind
 /// <summary>Step bookkeeping and argument checks shared by the schedulers.</summary>
 public abstract class SchedulerBase : IScheduler
 {
-    private int _nextStep;
+    private int nextStep;
 
     private protected SchedulerBase(SchedulerKind kind, SchedulerConfig config, int steps)
     {
@@ -40,12 +40,12 @@ public abstract class SchedulerBase : IScheduler
     public void Step(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
     {
         CheckStepIndex(stepIndex);
-        if (stepIndex != _nextStep)
-            throw new InvalidOperationException($"{Kind}: step {stepIndex} was asked for, but the next step is {_nextStep}; take the steps in order, each once.");
+        if (stepIndex != nextStep)
+            throw new InvalidOperationException($"{Kind}: step {stepIndex} was asked for, but the next step is {nextStep}; take the steps in order, each once.");
         if (modelOutput.Length != sample.Length)
             throw new ArgumentException($"The model output has {modelOutput.Length} values but the sample has {sample.Length}.", nameof(modelOutput));
         StepCore(modelOutput, stepIndex, sample, generator);
-        _nextStep++;
+        nextStep++;
     }
 
     private protected virtual void ScaleModelInputCore(Span<float> sample, int stepIndex)

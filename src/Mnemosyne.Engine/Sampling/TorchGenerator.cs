@@ -21,15 +21,15 @@ public sealed class TorchGenerator
     private const int HalfBlock = BlockSize / 2;
     private const float TwoPi = (float)(2.0 * Math.PI);
 
-    private readonly Mt19937 _engine;
-    private double? _nextDoubleNormal;
+    private readonly Mt19937 engine;
+    private double? nextDoubleNormal;
 
     /// <param name="seed">As given to torch's <c>manual_seed</c>; a negative torch seed is its
     /// two's-complement value. Only the low 32 bits reach the Mersenne Twister, as in torch.</param>
     public TorchGenerator(ulong seed)
     {
         Seed = seed;
-        _engine = new Mt19937(seed);
+        engine = new Mt19937(seed);
     }
 
     public ulong Seed { get; }
@@ -64,13 +64,13 @@ public sealed class TorchGenerator
     }
 
     /// <summary>One 32-bit draw, torch's <c>random()</c>.</summary>
-    internal uint NextUInt32() => _engine.Next();
+    internal uint NextUInt32() => engine.Next();
 
     /// <summary>torch's <c>random64()</c>: the first draw is the high word.</summary>
     internal ulong NextUInt64()
     {
-        ulong high = _engine.Next();
-        return (high << 32) | _engine.Next();
+        ulong high = engine.Next();
+        return (high << 32) | engine.Next();
     }
 
     private float NextFloatUniform() => (NextUInt32() & ((1u << 24) - 1)) * (1.0f / (1 << 24));
@@ -80,16 +80,16 @@ public sealed class TorchGenerator
     private double NextDoubleNormal()
     {
         // As in the block path, torch adds the mean (0) last.
-        if (_nextDoubleNormal is double cached)
+        if (nextDoubleNormal is double cached)
         {
-            _nextDoubleNormal = null;
+            nextDoubleNormal = null;
             return cached + 0.0;
         }
         double u1 = NextDoubleUniform();
         double u2 = NextDoubleUniform();
         double radius = Math.Sqrt(-2.0 * Math.Log(1.0 - u2));
         double theta = 2.0 * Math.PI * u1;
-        _nextDoubleNormal = radius * Math.Sin(theta);
+        nextDoubleNormal = radius * Math.Sin(theta);
         return radius * Math.Cos(theta) + 0.0;
     }
 

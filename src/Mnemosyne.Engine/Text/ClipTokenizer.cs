@@ -26,12 +26,12 @@ public sealed class ClipTokenizer
     // The vocabulary is read once per folder; a changed file (new time stamp or size) is read again.
     private static readonly ConcurrentDictionary<string, (string Fingerprint, ClipTokenizer Tokenizer)> LoadedFolders = new(StringComparer.Ordinal);
 
-    private readonly BpeTokenizer _bpe;
-    private readonly bool _splitOnPadToken;
+    private readonly BpeTokenizer bpe;
+    private readonly bool splitOnPadToken;
 
     private ClipTokenizer(BpeTokenizer bpe, string folder, SpecialTokens tokens, IReadOnlyDictionary<string, int> vocabulary)
     {
-        _bpe = bpe;
+        this.bpe = bpe;
         Folder = folder;
         PadToken = tokens.Pad;
         BosId = vocabulary[tokens.Bos];
@@ -41,7 +41,7 @@ public sealed class ClipTokenizer
         // transformers splits a prompt on every registered special token before BPE. BOS and EOS
         // the split pattern catches anyway; any other pad token (SDXL's tokenizer_2 pads with "!")
         // is split out of the raw prompt and becomes the pad id.
-        _splitOnPadToken = tokens.Pad != tokens.Bos && tokens.Pad != tokens.Eos;
+        splitOnPadToken = tokens.Pad != tokens.Bos && tokens.Pad != tokens.Eos;
     }
 
     /// <summary>The folder the tokenizer was read from, as a full path.</summary>
@@ -84,16 +84,16 @@ public sealed class ClipTokenizer
         ThrowIfUnpairedSurrogate(text);
 
         var tokens = new List<int>();
-        if (_splitOnPadToken)
+        if (splitOnPadToken)
         {
             var pieces = text.Split(PadToken);
             for (int i = 0; i < pieces.Length; i++)
             {
                 if (i > 0) tokens.Add(PadId);
-                tokens.AddRange(_bpe.EncodeToIds(pieces[i]));
+                tokens.AddRange(bpe.EncodeToIds(pieces[i]));
             }
         }
-        else tokens.AddRange(_bpe.EncodeToIds(text));
+        else tokens.AddRange(bpe.EncodeToIds(text));
 
         int kept = Math.Min(tokens.Count, MaxLength - 2);
         var ids = new int[MaxLength];

@@ -5,12 +5,12 @@ namespace Mnemosyne.Engine.Tests.Text;
 /// <summary>Loading rules, on tiny tokenizer folders written to a temporary directory.</summary>
 public sealed class ClipTokenizerFolderTests : IDisposable
 {
-    private readonly string _folder = Path.Combine(Path.GetTempPath(), "mnemosyne-tokenizer-" + Guid.NewGuid().ToString("N"));
+    private readonly string folder = Path.Combine(Path.GetTempPath(), "mnemosyne-tokenizer-" + Guid.NewGuid().ToString("N"));
 
     public ClipTokenizerFolderTests()
     {
         // Byte-level symbols for "a", "b" and "!" alone and word-final, one merge, CLIP's special tokens.
-        Directory.CreateDirectory(_folder);
+        Directory.CreateDirectory(folder);
         Write("vocab.json", """
             {"!": 0, "a": 1, "b": 2, "!</w>": 3, "a</w>": 4, "b</w>": 5, "ab</w>": 6, "<|startoftext|>": 7, "<|endoftext|>": 8}
             """);
@@ -19,14 +19,14 @@ public sealed class ClipTokenizerFolderTests : IDisposable
         Write("tokenizer_config.json", """{"model_max_length": 6, "pad_token": "<|endoftext|>"}""");
     }
 
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
+    public void Dispose() => Directory.Delete(folder, recursive: true);
 
-    private void Write(string name, string text) => File.WriteAllText(Path.Combine(_folder, name), text);
+    private void Write(string name, string text) => File.WriteAllText(Path.Combine(folder, name), text);
 
     [Fact]
     public void EncodesWithTheFoldersTokensAndLength()
     {
-        var tokenizer = ClipTokenizer.Load(_folder);
+        var tokenizer = ClipTokenizer.Load(folder);
         Assert.Equal((7, 8, 0, 6), (tokenizer.BosId, tokenizer.EosId, tokenizer.PadId, tokenizer.MaxLength));
         Assert.Equal([7, 6, 0, 4, 8, 0], tokenizer.Encode("AB!a").Ids);
         var truncated = tokenizer.Encode("ab a b ab");
@@ -38,9 +38,9 @@ public sealed class ClipTokenizerFolderTests : IDisposable
     [Fact]
     public void TakesSpecialTokensFromTheConfigWhenTheMapIsAbsent()
     {
-        File.Delete(Path.Combine(_folder, "special_tokens_map.json"));
+        File.Delete(Path.Combine(folder, "special_tokens_map.json"));
         Write("tokenizer_config.json", """{"pad_token": {"__type": "AddedToken", "content": "<|endoftext|>"}}""");
-        var tokenizer = ClipTokenizer.Load(_folder);
+        var tokenizer = ClipTokenizer.Load(folder);
         Assert.Equal((8, 77), (tokenizer.PadId, tokenizer.MaxLength));
         Assert.Equal([7, 4, 3, 8, 8], tokenizer.Encode("a!").Ids[..5]);
     }
@@ -48,9 +48,9 @@ public sealed class ClipTokenizerFolderTests : IDisposable
     [Fact]
     public void ReadsAChangedFolderAgain()
     {
-        var before = ClipTokenizer.Load(_folder);
+        var before = ClipTokenizer.Load(folder);
         Write("special_tokens_map.json", """{"pad_token": "<|endoftext|>"}""");
-        var after = ClipTokenizer.Load(_folder);
+        var after = ClipTokenizer.Load(folder);
         Assert.NotSame(before, after);
         Assert.Equal((0, 8), (before.PadId, after.PadId));
     }
@@ -60,18 +60,18 @@ public sealed class ClipTokenizerFolderTests : IDisposable
     [InlineData("merges.txt")]
     public void NamesAMissingFile(string name)
     {
-        File.Delete(Path.Combine(_folder, name));
-        var e = Assert.Throws<FileNotFoundException>(() => ClipTokenizer.Load(_folder));
-        Assert.Equal(Path.Combine(_folder, name), e.FileName);
+        File.Delete(Path.Combine(folder, name));
+        var e = Assert.Throws<FileNotFoundException>(() => ClipTokenizer.Load(folder));
+        Assert.Equal(Path.Combine(folder, name), e.FileName);
         Assert.Contains(name, e.Message);
     }
 
     [Fact]
     public void NeedsOneOfTheSpecialTokenFiles()
     {
-        File.Delete(Path.Combine(_folder, "special_tokens_map.json"));
-        File.Delete(Path.Combine(_folder, "tokenizer_config.json"));
-        var e = Assert.Throws<FileNotFoundException>(() => ClipTokenizer.Load(_folder));
+        File.Delete(Path.Combine(folder, "special_tokens_map.json"));
+        File.Delete(Path.Combine(folder, "tokenizer_config.json"));
+        var e = Assert.Throws<FileNotFoundException>(() => ClipTokenizer.Load(folder));
         Assert.Contains("special_tokens_map.json", e.Message);
         Assert.Contains("tokenizer_config.json", e.Message);
     }
@@ -79,7 +79,7 @@ public sealed class ClipTokenizerFolderTests : IDisposable
     [Fact]
     public void NamesAMissingFolder()
     {
-        var missing = Path.Combine(_folder, "tokenizer_3");
+        var missing = Path.Combine(folder, "tokenizer_3");
         var e = Assert.Throws<DirectoryNotFoundException>(() => ClipTokenizer.Load(missing));
         Assert.Contains(missing, e.Message);
     }
@@ -97,7 +97,7 @@ public sealed class ClipTokenizerFolderTests : IDisposable
     public void NamesABadFile(string name, string text, string expected)
     {
         Write(name, text);
-        var e = Assert.Throws<InvalidDataException>(() => ClipTokenizer.Load(_folder));
+        var e = Assert.Throws<InvalidDataException>(() => ClipTokenizer.Load(folder));
         Assert.Contains(expected, e.Message);
     }
 }
