@@ -77,7 +77,6 @@ public sealed class EulerDiscreteScheduler : SchedulerBase
 /// <summary>The arithmetic Euler and Euler ancestral share, in float32 and diffusers' operation order.</summary>
 internal static class EulerMath
 {
-    /// <summary>x / √(σ² + 1).</summary>
     /// <summary>diffusers' init_noise_sigma: the largest sigma, or √(σ_max² + 1) for leading spacing.</summary>
     public static float InitNoiseSigma(IReadOnlyList<float> sigmas, TimestepSpacing spacing)
     {
@@ -85,6 +84,7 @@ internal static class EulerMath
         return spacing is TimestepSpacing.Linspace or TimestepSpacing.Trailing ? maxSigma : MathF.Sqrt(maxSigma * maxSigma + 1f);
     }
 
+    /// <summary>x / √(σ² + 1).</summary>
     public static void DivideByInputScale(Span<float> sample, float sigma)
     {
         float scale = MathF.Sqrt(sigma * sigma + 1f);

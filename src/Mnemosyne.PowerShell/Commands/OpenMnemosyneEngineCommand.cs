@@ -65,8 +65,9 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     public SwitchParameter LowMemory { get; set; }
 
     /// <summary>
-    /// Float32 (the default) or Int8: the UNet's linear layers with 8-bit weights, faster and smaller at a small numeric
-    /// deviation; the first open converts the UNet's weights once into a cache folder.
+    /// Float32 (the default) or Int8: the linear layers of the UNet, the text and image encoders and the IP-Adapter's
+    /// keys and values with 8-bit weights, faster and smaller at a small numeric deviation; the first use of each
+    /// network converts its weights once into a cache folder.
     /// </summary>
     [Parameter]
     public WeightPrecision Precision { get; set; }
