@@ -30,7 +30,7 @@ param(
     [string[]] $Phases,
     [switch] $Peer,
     [string] $PeerVendor,
-    # Bench: the UNet's weight precision (Int8 converts its weights once, beside the benchmark's checkpoint).
+    # Bench: the weight precision (Int8 converts the weights of the UNet, the adapter's keys and the encoders once, beside the benchmark's checkpoint).
     [ValidateSet('Float32', 'Int8')]
     [string] $Precision = 'Float32'
 )
