@@ -1,16 +1,23 @@
-"""Whole-pipeline reference cases on the shared fidelity checkpoint, beyond ../shared/fidelity/cases:
-no guidance, the other schedulers, reference weight 0 and a prompt that CLIP truncates.
+"""Whole-pipeline reference cases: diffusers v0.30.0's StableDiffusionXLPipeline with the IP-Adapter loaded.
 
-Runs diffusers v0.30.0's StableDiffusionXLPipeline with the IP-Adapter loaded, as the shared cases were
-made, and writes per case final-latents.npy (before the VAE, still scaled) and image.png (8-bit, rounded
-as diffusers' numpy_to_pil does) under OUT/<case>/, plus OUT/manifest.json. See README.md for set-up.
+Config A (the shared fidelity checkpoint, beyond ../shared/fidelity/cases): no guidance, the other
+schedulers, reference weight 0 and a prompt that CLIP truncates. Config B (the engine's own tiny random
+checkpoint, which the tests regenerate, so its cases need nothing outside the repository): the shared
+cases' settings and config A's, on that checkpoint, with the repository's reference picture.
+
+Writes per case final-latents.npy (before the VAE, still scaled) and image.png (8-bit, rounded as
+diffusers' numpy_to_pil does) under OUT/<case>/, plus OUT/manifest.json. See README.md for set-up.
 
     /usr/bin/python3 tests/reference/make_pipeline_cases.py --model ../shared/fidelity/model \
         --reference ../shared/fidelity/reference.png --out tests/reference/pipeline-a
+    /usr/bin/python3 tests/reference/make_pipeline_cases.py --config b --model out/tiny-b \
+        --reference tests/reference/pipeline-b/reference.png --out tests/reference/pipeline-b
 """
 import argparse
+import gzip
 import json
 import os
+import tempfile
 
 import numpy as np
 import torch
@@ -30,13 +37,49 @@ SCHEDULERS = {
 
 LONG_PROMPT = " ".join(["a lighthouse keeper with a lantern on a stormy cliff"] * 12)
 
-CASES = [
+CASES_A = [
     dict(name="euler-unguided", prompt="a cat astronaut floating in space", negative=None, w=64, h=64, steps=4, g=1.0, ip=0.7, seed=3, sched="Euler"),
     dict(name="euler-ancestral-wide", prompt="the same girl riding a bicycle", negative="ugly", w=96, h=64, steps=5, g=6.0, ip=0.5, seed=11, sched="EulerAncestral"),
     dict(name="dpm2m-noref", prompt="a red barn in a snowy field", negative=None, w=64, h=64, steps=5, g=4.0, ip=0.0, seed=5, sched="DpmPlusPlus2M"),
     dict(name="ddim-tall", prompt="a wizard reading a book by candlelight", negative="blurry", w=64, h=96, steps=5, g=5.0, ip=0.9, seed=123456789, sched="Ddim"),
     dict(name="euler-long-prompt", prompt=LONG_PROMPT, negative=None, w=64, h=64, steps=3, g=5.0, ip=0.6, seed=2024, sched="Euler"),
 ]
+
+# The shared fidelity cases' settings (the noise-file case's noise is drawn here, from NOISE_SEED) and config A's.
+NOISE_SEED = 31337
+CASES_B = [
+    dict(name="euler-seed", prompt="a photo of a cat wearing a red hat", negative=None, w=64, h=64, steps=4, g=5.0, ip=0.7, seed=42, sched="Euler"),
+    dict(name="euler-noisefile-wide", prompt="A knight, standing in the rain; 35mm film, 4K!", negative="blurry, low quality", w=96, h=64,
+         steps=5, g=7.0, ip=0.6, seed=None, sched="Euler", initial_noise="initial-noise.npy"),
+    dict(name="dpm2m-karras-tall", prompt="portrait of the same woman at a cafe in Paris", negative="", w=64, h=96, steps=6, g=5.0, ip=0.8, seed=7,
+         sched="DpmPlusPlus2MKarras"),
+] + CASES_A
+
+
+def attention_scores_without_baddbmm():
+    """diffusers' attention scores are baddbmm(torch.empty(...), q, kᵀ, beta=0, alpha=scale). This torch build
+    (Debian's 1.13) now and then returns NaN from that call on clean inputs (kᵀ is a non-contiguous view), which
+    made whole cases NaN on some runs; alpha · (q @ kᵀ) is what the call means, and gives the same bytes every run."""
+    baddbmm = torch.baddbmm
+
+    def baddbmm_as_bmm(input, batch1, batch2, *, beta=1, alpha=1):
+        if beta == 0:
+            return alpha * torch.bmm(batch1, batch2.contiguous())
+        return baddbmm(input, batch1, batch2, beta=beta, alpha=alpha)
+
+    torch.baddbmm = baddbmm_as_bmm
+
+
+def use_checkpoint_vocabulary(model):
+    """The harness's tokenizer is OpenAI's SimpleTokenizer over a gzipped merges file; give it the checkpoint's own
+    (the engine's synthetic vocabulary is laid out as CLIP's: bytes, bytes with </w>, merges, start, end)."""
+    from clip import simple_tokenizer
+    with open(os.path.join(model, "tokenizer", "merges.txt"), "rb") as f:
+        merges = f.read().rstrip(b"\n")  # SimpleTokenizer keeps every line it splits, a last empty one too
+    path = os.path.join(tempfile.mkdtemp(), "merges.txt.gz")
+    with gzip.open(path, "wb") as f:
+        f.write(merges)
+    simple_tokenizer.default_bpe = lambda: path
 
 
 def load_pipeline(model):
@@ -61,24 +104,43 @@ def main():
     parser.add_argument("--model", required=True)
     parser.add_argument("--reference", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--config", choices=["a", "b"], default="a")
     args = parser.parse_args()
 
+    torch.set_num_threads(1)
+    attention_scores_without_baddbmm()
+    if args.config == "b":
+        use_checkpoint_vocabulary(args.model)
     pipe = load_pipeline(args.model)
     reference = Image.open(args.reference).convert("RGB")
     base_config = pipe.scheduler.config
-    manifest = {"diffusers": "0.30.0", "torch": torch.__version__, "model": "../shared/fidelity/model",
-                "reference": "../shared/fidelity/reference.png", "cases": []}
-    for case in CASES:
+    manifest = {"diffusers": "0.30.0", "torch": torch.__version__, "model": args.model, "reference": args.reference, "cases": []}
+    if args.config == "b":
+        # What the reference picture becomes on the way in: CLIP's pixels and the image encoder's embeds.
+        pixels = pipe.feature_extractor(reference, return_tensors="pt").pixel_values
+        with torch.no_grad():
+            embeds = pipe.image_encoder(pixels).image_embeds
+        np.save(os.path.join(args.out, "reference-pixel-values.npy"), pixels.numpy().astype(np.float32))
+        np.save(os.path.join(args.out, "reference-image-embeds.npy"), embeds.numpy().astype(np.float32))
+    for case in CASES_B if args.config == "b" else CASES_A:
         folder = os.path.join(args.out, case["name"])
         os.makedirs(folder, exist_ok=True)
         pipe.scheduler = SCHEDULERS[case["sched"]](base_config)
         pipe.set_ip_adapter_scale(case["ip"])
         settings = dict(prompt=case["prompt"], negative_prompt=case["negative"], ip_adapter_image=reference,
                         height=case["h"], width=case["w"], num_inference_steps=case["steps"], guidance_scale=case["g"])
+        if case.get("initial_noise"):
+            shape = (1, 4, case["h"] // 8, case["w"] // 8)
+            noise = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(NOISE_SEED))
+            np.save(os.path.join(folder, case["initial_noise"]), noise.numpy().astype(np.float32))
+            settings["latents"] = noise
+        seed = case["seed"] if case["seed"] is not None else 0
         with torch.no_grad():
-            latents = pipe(**settings, generator=torch.Generator("cpu").manual_seed(case["seed"]), output_type="latent").images
-            image = pipe(**settings, generator=torch.Generator("cpu").manual_seed(case["seed"]), output_type="np").images
+            latents = pipe(**settings, generator=torch.Generator("cpu").manual_seed(seed), output_type="latent").images
+            image = pipe(**settings, generator=torch.Generator("cpu").manual_seed(seed), output_type="np").images
         np.save(os.path.join(folder, "final-latents.npy"), latents.numpy().astype(np.float32))
+        if args.config == "b" and case["name"] == "euler-seed":
+            np.save(os.path.join(folder, "image-float.npy"), image.astype(np.float32))
         Image.fromarray((image[0] * 255).round().astype("uint8")).save(os.path.join(folder, "image.png"))
         manifest["cases"].append(case)
         print("case", case["name"], "done", flush=True)
