@@ -32,7 +32,10 @@ param(
     [string] $PeerVendor,
     # Bench: the UNet's weight precision (Int8 converts its weights once, beside the benchmark's checkpoint).
     [ValidateSet('Float32', 'Int8')]
-    [string] $Precision = 'Float32'
+    [string] $Precision = 'Float32',
+
+    # Test: only the tests that read ../shared where it is present, with it hidden, as in a clone with nothing beside it.
+    [switch] $WithoutShared
 )
 
 $ErrorActionPreference = 'Stop'
@@ -66,11 +69,19 @@ function Get-PesterManifest {
 
 function Invoke-Test {
     Invoke-Build
-    $results = Join-Path $root 'out/test-results'
+    $results = Join-Path $root $(if ($WithoutShared) { 'out/test-results-without-shared' } else { 'out/test-results' })
     Remove-Item $results -Recurse -Force -ErrorAction SilentlyContinue
     New-Item -ItemType Directory -Force $results | Out-Null
 
-    dotnet test (Join-Path $root 'tests/Mnemosyne.Engine.Tests') -c $Configuration --no-build --nologo `
+    # The tests honour MNEMOSYNE_TEST_WITHOUT_SHARED; those that read ../shared carry the trait Reads=Shared (xunit)
+    # or the tag Shared (Pester).
+    $xunitFilter = @()
+    $env:MNEMOSYNE_TEST_WITHOUT_SHARED = $null
+    if ($WithoutShared) {
+        $env:MNEMOSYNE_TEST_WITHOUT_SHARED = '1'
+        $xunitFilter = @('--filter', 'Reads=Shared')
+    }
+    dotnet test (Join-Path $root 'tests/Mnemosyne.Engine.Tests') -c $Configuration --no-build --nologo @xunitFilter `
         --logger 'console;verbosity=normal' --logger "trx;LogFileName=$results/engine.trx"
     $xunitFailed = $LASTEXITCODE -ne 0
 
@@ -82,6 +93,7 @@ Import-Module '$pester' -MinimumVersion 6.2.0
 `$c.Run.Path = '$(Join-Path $root 'tests/Mnemosyne.PowerShell.Tests')'
 `$c.Run.PassThru = `$true
 `$c.Output.Verbosity = 'Detailed'
+$(if ($WithoutShared) { "`$c.Filter.Tag = 'Shared'" })
 `$c.TestResult.Enabled = `$true
 `$c.TestResult.OutputPath = '$results/pester.xml'
 `$env:MNEMOSYNE_MODULE = '$moduleOut'
@@ -96,7 +108,7 @@ exit ([int](`$r.FailedCount -gt 0 -or `$r.Result -ne 'Passed'))
     $pesterCounts = Get-Content "$results/pester-counts.json" -ErrorAction SilentlyContinue | ConvertFrom-Json
     $passed = [int]$xunit.passed + [int]$pesterCounts.Passed
     $failed = [int]$xunit.failed + [int]$xunit.error + [int]$pesterCounts.Failed
-    $skipped = [int]$xunit.notExecuted + [int]$pesterCounts.Skipped
+    $skipped = [int]$xunit.total - [int]$xunit.executed + [int]$pesterCounts.Skipped # skipped xunit tests are not executed, yet not counted as notExecuted
     Write-Host "xunit $($xunit.passed)/$($xunit.total) passed; Pester $($pesterCounts.Passed) passed"
     Write-Host "Total: $passed passed, $failed failed, $skipped skipped"
     if ($xunitFailed -or $pesterFailed) {

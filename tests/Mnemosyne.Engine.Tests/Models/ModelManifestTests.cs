@@ -38,6 +38,7 @@ public sealed class ModelManifestTests
     }
 
     [FidelityFact]
+    [Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
     public void SdxlBase_MergesHash_MatchesTheTokenizerFileInTheReferenceModel()
     {
         // The tiny reference model carries SDXL's own merges.txt: the manifest's hash must be that file's.
