@@ -12,6 +12,8 @@ diffusers' numpy_to_pil does) under OUT/<case>/, plus OUT/manifest.json. See REA
         --reference ../shared/fidelity/reference.png --out tests/reference/pipeline-a
     /usr/bin/python3 tests/reference/make_pipeline_cases.py --config b --model out/tiny-b \
         --reference tests/reference/pipeline-b/reference.png --out tests/reference/pipeline-b
+
+Config B's DeepCache cases need horseee/DeepCache's DeepCache/ folder on PYTHONPATH (see README.md).
 """
 import argparse
 import gzip
@@ -53,7 +55,13 @@ CASES_B = [
          steps=5, g=7.0, ip=0.6, seed=None, sched="Euler", initial_noise="initial-noise.npy"),
     dict(name="dpm2m-karras-tall", prompt="portrait of the same woman at a cafe in Paris", negative="", w=64, h=96, steps=6, g=5.0, ip=0.8, seed=7,
          sched="DpmPlusPlus2MKarras"),
-] + CASES_A
+] + CASES_A + [
+    # DeepCache (horseee/DeepCache's DeepCacheSDHelper, uniform, branch 0): full UNet every `deepcache` steps.
+    dict(name="euler-deepcache3", prompt="a photo of a cat wearing a red hat", negative="blurry", w=64, h=64, steps=7, g=5.0, ip=0.7, seed=42,
+         sched="Euler", deepcache=3),
+    dict(name="dpm2m-deepcache2-unguided", prompt="a red barn in a snowy field", negative=None, w=64, h=96, steps=6, g=1.0, ip=0.5, seed=5,
+         sched="DpmPlusPlus2M", deepcache=2),
+]
 
 
 def attention_scores_without_baddbmm():
@@ -135,9 +143,23 @@ def main():
             np.save(os.path.join(folder, case["initial_noise"]), noise.numpy().astype(np.float32))
             settings["latents"] = noise
         seed = case["seed"] if case["seed"] is not None else 0
-        with torch.no_grad():
-            latents = pipe(**settings, generator=torch.Generator("cpu").manual_seed(seed), output_type="latent").images
-            image = pipe(**settings, generator=torch.Generator("cpu").manual_seed(seed), output_type="np").images
+
+        def run(output_type):
+            deep_cache = None
+            if case.get("deepcache"):
+                from DeepCache import DeepCacheSDHelper
+                deep_cache = DeepCacheSDHelper(pipe=pipe)
+                deep_cache.set_params(cache_interval=case["deepcache"], cache_branch_id=0)
+                deep_cache.enable()
+            try:
+                with torch.no_grad():
+                    return pipe(**settings, generator=torch.Generator("cpu").manual_seed(seed), output_type=output_type).images
+            finally:
+                if deep_cache:
+                    deep_cache.disable()
+
+        latents = run("latent")
+        image = run("np")
         np.save(os.path.join(folder, "final-latents.npy"), latents.numpy().astype(np.float32))
         if args.config == "b" and case["name"] == "euler-seed":
             np.save(os.path.join(folder, "image-float.npy"), image.astype(np.float32))

@@ -27,6 +27,8 @@ public sealed record Scene
     /// <summary>The engine's weight precision: an Int8 picture differs slightly from the Float32 one of the same settings.</summary>
     public WeightPrecision Precision { get; init; }
     public string? InitialNoisePath { get; init; }
+    /// <summary>DeepCache's interval (1 = off): pictures made with it differ from the whole UNet's.</summary>
+    public int DeepCacheInterval { get; init; } = 1;
     public TimeSpan Elapsed { get; init; }
     /// <summary>The latents before the VAE (still scaled), for research and tests.</summary>
     public required FloatTensor FinalLatents { get; init; }
@@ -51,6 +53,7 @@ public sealed record Scene
             text.Append(", Reference: ").Append(ReferenceName)
                 .Append(", Reference weight: ").Append(ReferenceWeight.ToString("0.###", inv));
         if (InitialNoisePath is not null) text.Append(", Initial noise: ").Append(Path.GetFileName(InitialNoisePath));
+        if (DeepCacheInterval > 1) text.Append(", DeepCache interval: ").Append(DeepCacheInterval.ToString(inv));
         text.Append(", Generator: Mnemosyne");
         return text.ToString();
     }

@@ -260,6 +260,7 @@ public sealed class SceneEngine : IDisposable
                 Model = ModelName,
                 Precision = Options.Precision,
                 InitialNoisePath = request.InitialNoisePath,
+                DeepCacheInterval = request.DeepCacheInterval,
                 Elapsed = clock.Elapsed,
                 FinalLatents = latents,
                 Warnings = warnings,

@@ -29,6 +29,14 @@ public sealed record SceneRequest
     public FloatTensor? InitialNoise { get; init; }
     public string? InitialNoisePath { get; init; }
 
+    public const int MaxDeepCacheInterval = 10;
+
+    /// <summary>
+    /// DeepCache: the whole UNet runs every this many steps and a shallow part of it on the steps between
+    /// (<see cref="DeepCache"/>); 1 runs the whole UNet every step.
+    /// </summary>
+    public int DeepCacheInterval { get; init; } = 1;
+
     /// <summary>Steps an SDXL-Lightning-class 4-step UNet is distilled for.</summary>
     public const int FewStepUnetSteps = 4;
 
@@ -51,6 +59,9 @@ public sealed record SceneRequest
         CheckSide(Height, nameof(Height));
         if (Steps is < 1 or > MaxSteps)
             throw new ArgumentOutOfRangeException(nameof(Steps), Steps, $"Steps must be between 1 and {MaxSteps}.");
+        if (DeepCacheInterval is < 1 or > MaxDeepCacheInterval)
+            throw new ArgumentOutOfRangeException(nameof(DeepCacheInterval), DeepCacheInterval,
+                $"DeepCacheInterval must be from 1 (off: the whole UNet every step) to {MaxDeepCacheInterval}.");
         if (Spacing is { } spacing && !Enum.IsDefined(spacing))
             throw new ArgumentOutOfRangeException(nameof(Spacing), spacing, $"Spacing must be one of {string.Join(", ", Enum.GetNames<TimestepSpacing>())}, or null for the scheduler config's.");
         if (!float.IsFinite(GuidanceScale) || GuidanceScale < 0 || GuidanceScale > 100)

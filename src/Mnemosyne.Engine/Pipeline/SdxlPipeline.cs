@@ -37,6 +37,7 @@ internal static class SdxlPipeline
         for (int i = 0; i < latents.Length; i++) latents[i] = noise[i] * scheduler.InitNoiseSigma;
         int[] latentShape = [1, 4, latentHeight, latentWidth];
 
+        var deepCache = new DeepCache(request.DeepCacheInterval);
         var clock = Stopwatch.StartNew();
         var timesteps = scheduler.Timesteps;
         for (int step = 0; step < timesteps.Count; step++)
@@ -47,7 +48,7 @@ internal static class SdxlPipeline
             if (guided) latents.CopyTo(input, latents.Length);
             scheduler.ScaleModelInput(input, step);
 
-            var prediction = unet.Run(new FloatTensor(input, [guided ? 2 : 1, .. latentShape[1..]]), timesteps[step], unetConditioning, cancellation).Data;
+            var prediction = deepCache.Predict(unet, new FloatTensor(input, [guided ? 2 : 1, .. latentShape[1..]]), step, timesteps[step], unetConditioning, cancellation).Data;
             var noisePrediction = guided ? Guide(prediction, request.GuidanceScale) : prediction;
             scheduler.Step(noisePrediction, step, latents, generator);
 

@@ -78,6 +78,11 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [EmptyAsNull]
     public string? InitialNoisePath { get; set; }
 
+    /// <summary>DeepCache: the whole UNet every this many steps, a shallow part of it between (1 = off).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public int? DeepCacheInterval { get; set; }
+
     private bool warnedOfBaseUnet;
 
     protected override void ProcessRecord()
@@ -187,6 +192,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             Height = Height ?? defaults.Height,
             InitialNoise = noise,
             InitialNoisePath = noisePath,
+            DeepCacheInterval = DeepCacheInterval ?? defaults.DeepCacheInterval,
         };
         if (Quality == SceneQuality.Fast) request = request.ForFewStepUnet();
         try

@@ -99,6 +99,43 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
         Assert.True(error <= Tolerance, $"{caseName} at IP-Adapter scale {scale}: max-abs error {error:g3} > {Tolerance:g3}");
     }
 
+    /// <summary>
+    /// DeepCache's shallow UNet on the feature of the same step is the whole UNet again: what it skips is exactly
+    /// what the feature holds. Odd sizes take the skip-size up-sampling path.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(FixtureCases))]
+    public void TheShallowUnetOnItsOwnStepsFeatureIsTheWholeUnet(string model, string caseName, string scale)
+    {
+        var tinyModel = TinyModel.Named(model);
+        var (sample, timestep, conditioning, _) = NetworkFixtures.ReadUnetCase(tinyModel.NetworkCases, caseName, scale, unets.AdapterKeys(tinyModel));
+        var unet = unets.WithAdapter(tinyModel);
+
+        var (prediction, feature) = unet.RunKeepingFeature(sample, timestep, conditioning);
+        var shallow = unet.RunFromFeature(sample, timestep, conditioning, feature);
+
+        Assert.Equal(unet.Run(sample, timestep, conditioning).Data, prediction.Data);
+        Assert.Equal([sample.Shape[0], unet.Config.BlockOutChannels[0], sample.Shape[2], sample.Shape[3]], feature.Shape);
+        Assert.InRange(MaxAbsDifference(prediction, shallow), 0, 1e-5f);
+        // Another step's feature gives another prediction.
+        var (_, otherFeature) = unet.RunKeepingFeature(sample, timestep * 0.5f + 1, conditioning);
+        Assert.True(MaxAbsDifference(prediction, unet.RunFromFeature(sample, timestep, conditioning, otherFeature)) > 1e-3f);
+    }
+
+    /// <summary>The shallow UNet reads the embeddings, conv_in, the last up layer and the head: no deeper weight.</summary>
+    [Fact]
+    public void TheShallowUnetAsksOnlyForItsOwnLayers()
+    {
+        var recorder = new WeightRecorder("unet.safetensors");
+        Unet.BuildShallowGraph(new UnetConfig(), recorder, withIpAdapter: true, null);
+        string[] parts = ["conv_in.", "time_embedding.", "add_embedding.", "up_blocks.2.resnets.2.", "conv_norm_out.", "conv_out."];
+        var names = recorder.Tensors.Select(t => t.Name).ToList();
+        Assert.All(names, name => Assert.Contains(parts, part => name.StartsWith(part, StringComparison.Ordinal)));
+        Assert.All(parts, part => Assert.Contains(names, name => name.StartsWith(part, StringComparison.Ordinal)));
+        // SDXL's last up layer at 320 channels: a small fraction of the UNet's 2.57 G weights.
+        Assert.InRange(recorder.Tensors.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b)), 1, 20_000_000);
+    }
+
     [Fact]
     public void ScaleZeroEqualsTheUnetWithoutAdapterAtOddSizes()
     {

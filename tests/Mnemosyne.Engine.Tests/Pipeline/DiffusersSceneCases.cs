@@ -43,6 +43,7 @@ public static class DiffusersSceneCases
             Seed = seed.ValueKind == JsonValueKind.Null ? 0 : seed.GetInt64(),
             Scheduler = Enum.Parse<SchedulerKind>(c.GetProperty("sched").GetString()!),
             InitialNoise = c.TryGetProperty("initial_noise", out var noise) ? NpyFile.Read(Path.Combine(folder, noise.GetString()!)) : null,
+            DeepCacheInterval = c.TryGetProperty("deepcache", out var interval) ? interval.GetInt32() : 1,
             Reference = reference,
         };
         return (request, folder);

@@ -32,6 +32,24 @@ public sealed class PipelineEquivalenceTests(SceneEngineFixture engines, ITestOu
         Assert.True(fraction >= 0.999, $"only {fraction:P3} of pixels within 1 level");
     }
 
+    /// <summary>The DeepCache cases are DeepCache's: the whole UNet at every step makes other latents.</summary>
+    [Theory]
+    [InlineData("euler-deepcache3")]
+    [InlineData("dpm2m-deepcache2-unguided")]
+    public void DeepCacheCasesDifferFromTheWholeUnetsScene(string name)
+    {
+        var (request, folder) = DiffusersSceneCases.Load(TinyModel.B, name, engines.Reference(TinyModel.B));
+        Assert.True(request.DeepCacheInterval > 1);
+
+        var whole = engines.Engine(TinyModel.B).Generate(request with { DeepCacheInterval = 1 });
+
+        var expected = NpyFile.Read(Path.Combine(folder, "final-latents.npy"));
+        var difference = expected.Data.Zip(whole.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
+        output.WriteLine($"{name}: the whole UNet's latents are {difference:E2} from DeepCache's");
+        Assert.True(difference > 1e-2, $"DeepCache changed the latents by only {difference}");
+        Assert.DoesNotContain("DeepCache", whole.ParametersText());
+    }
+
     [Fact]
     public void WarnsWhenThePromptIsTruncated()
     {
