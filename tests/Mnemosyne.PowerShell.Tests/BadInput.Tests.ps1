@@ -289,7 +289,7 @@ BeforeAll {
 }
 
 AfterAll {
-    # Later test files open the shared fidelity checkpoint only when no engine is open.
+    # Later test files open config B only when no engine is open.
     Close-MnemosyneEngine
 }
 

@@ -5,22 +5,68 @@ $script:modulePath = if ($env:MNEMOSYNE_MODULE) { $env:MNEMOSYNE_MODULE } else {
 $script:manifest = Join-Path $modulePath 'Mnemosyne.psd1'
 $script:repositoryRoot = [IO.Path]::GetFullPath((Join-Path $PSScriptRoot '../..'))
 
-# The tiny SDXL + IP-Adapter checkpoint and the diffusers reference cases, read in place beside the checkout.
+# The cmdlets run on the repository's own tiny checkpoint, config B (see Get-ConfigBCheckpoint), with the
+# repository's reference picture, and are compared with what diffusers made of them (tests/reference/pipeline-b).
+$script:pipelineB = Join-Path $repositoryRoot 'tests/reference/pipeline-b'
+$script:referenceImage = Join-Path $pipelineB 'reference.png'
+
+# ../shared/fidelity beside the checkout (an independent tiny checkpoint with diffusers' cases) adds comparisons
+# where it is there. MNEMOSYNE_TEST_WITHOUT_SHARED=1 hides it, as in a clone with nothing beside it.
 $script:fidelity = [IO.Path]::GetFullPath((Join-Path $repositoryRoot '../shared/fidelity'))
-$script:modelPath = Join-Path $fidelity 'model'
-$script:referenceImage = Join-Path $fidelity 'reference.png'
-$script:hasModel = Test-Path (Join-Path $modelPath 'model_index.json')
-$script:noModel = "$modelPath is absent: the tiny checkpoint lives in ../shared/fidelity beside the checkout."
+$script:hasFidelity = $env:MNEMOSYNE_TEST_WITHOUT_SHARED -ne '1' -and (Test-Path $fidelity -PathType Container)
 
 # Small enough that the tiny checkpoint makes a scene in moments.
 $script:tiny = @{ Width = 64; Height = 64; Steps = 2 }
 
+# The checkpoint's path is known only once the module has brought the engine's types.
 function Import-Mnemosyne {
     Import-Module $manifest -Force -ErrorAction Stop
+    $script:modelPath = Get-ConfigBCheckpoint
+}
+
+# Config B: CheckpointShape.Tiny from seed 20240607, what tests/reference/pipeline-b and networks-b were made from.
+# Written once under out/test-checkpoints and shared by every test file (and every pwsh they start), in a folder
+# named after the build of the code that writes it, so a changed generator writes it afresh. It is written under
+# another name and renamed into place, so that no one ever sees half a checkpoint.
+function Get-ConfigBCheckpoint {
+    $seed = 20240607
+    # Deterministic builds give an assembly the same id for the same code.
+    $ids = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -like 'Mnemosyne.*' } |
+        ForEach-Object { $_.ManifestModule.ModuleVersionId } | Sort-Object
+    $build = [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes("$ids"))).Substring(0, 12)
+    $root = Join-Path $repositoryRoot 'out/test-checkpoints'
+    $folder = Join-Path $root "config-b-$seed-$build"
+    if (-not (Test-Path $folder)) {
+        $partial = "$folder.$([Guid]::NewGuid().ToString('n')).partial"
+        [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::Write((Join-Path $partial 'model'), [Mnemosyne.Engine.Checkpoints.CheckpointShape]::Tiny, $seed, $null)
+        try { [IO.Directory]::Move($partial, $folder) }
+        catch [IO.IOException] { Remove-Item $partial -Recurse -Force }  # another test process put its own in place first
+        # Those of earlier builds, 15 MB each.
+        Get-ChildItem $root -Directory -Filter 'config-b-*' | Where-Object { -not $_.Name.StartsWith("config-b-$seed-$build") } |
+            Remove-Item -Recurse -Force -ErrorAction SilentlyContinue
+    }
+    Join-Path $folder 'model'
 }
 
 function Open-TestEngine {
-    if ($hasModel -and -not (Get-MnemosyneEngine)) { Open-MnemosyneEngine -Path $modelPath -ErrorAction Stop }
+    if (-not (Get-MnemosyneEngine)) { Open-MnemosyneEngine -Path $modelPath -ErrorAction Stop }
+}
+
+# Diffusers' whole-scene cases listed in a folder's manifest.json, each with the folder of its expected files.
+function Get-SceneCases {
+    param([Parameter(Mandatory)] [string] $Folder, [string] $CasesFolder = $Folder)
+    foreach ($case in (Get-Content (Join-Path $Folder 'manifest.json') -Raw | ConvertFrom-Json).cases) {
+        $case | Add-Member -NotePropertyName folder -NotePropertyValue (Join-Path $CasesFolder $case.name) -PassThru
+    }
+}
+
+# The fidelity checkpoint as the session's engine, for the comparisons that read ../shared/fidelity; and back
+# (opening an engine closes the one that was open).
+function Open-FidelityEngine {
+    Open-MnemosyneEngine -Path (Join-Path $fidelity 'model') -ErrorAction Stop
+}
+function Restore-TestEngine {
+    Open-MnemosyneEngine -Path $modelPath -ErrorAction Stop
 }
 
 # A finished scene built by hand, for the cmdlets that only handle scenes (saving, file names).
