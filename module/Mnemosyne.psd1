@@ -1,5 +1,7 @@
 @{
     RootModule           = 'Mnemosyne.PowerShell.dll'
+    # Imported before the root module: it sends the engine and its dependencies to the module's own load context.
+    NestedModules        = @('Mnemosyne.PowerShell.Loader.dll')
     ModuleVersion        = '0.1.0'
     GUID                 = '6c0a3f0e-7d1b-4a59-9a57-2f4c3e3b8e51'
     Author               = 'Mnemosyne contributors'

@@ -152,7 +152,7 @@ function New-FakeHubCache {
     }
     $snapshots = @{}
     foreach ($name in $contents.Keys) {
-        $manifest = Get-Content (Join-Path $modulePath "models/$name.json") -Raw | ConvertFrom-Json
+        $manifest = Get-Content (Join-Path $repositoryRoot "models/$name.json") -Raw | ConvertFrom-Json
         $snapshot = Join-Path $cache ('models--' + $manifest.repository.Replace('/', '--')) 'snapshots' $manifest.revision
         $snapshots[$name] = $snapshot
         $manifest.files = @($contents[$name] | ForEach-Object { [ordered]@{ path = $_.Path; size = (Get-Item $_.Source).Length; sha256 = $null } })
