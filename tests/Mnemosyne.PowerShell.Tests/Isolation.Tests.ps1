@@ -12,11 +12,12 @@ BeforeAll {
     $script:otherProtobuf = Join-Path $packages 'google.protobuf/3.30.2/lib/net5.0/Google.Protobuf.dll'
     $script:engineProtobuf = [Reflection.AssemblyName]::GetAssemblyName((Join-Path $modulePath 'dependencies/Google.Protobuf.dll')).Version
 
-    # Makes a tiny scene, then lists every Google.Protobuf in the session with the load context that holds it.
+    # Makes a tiny scene, checks that PowerShell knows its type by name, then lists every Google.Protobuf in the session with the load context that holds it.
     $script:sceneAndProtobufs = @"
 Open-MnemosyneEngine -Path '$($files.Folder)' | Out-Null
 `$scene = New-MnemosyneScene 'a lighthouse' -Seed 5 -Width 64 -Height 64 -Steps 2
 'scene {0}x{1}' -f `$scene.Width, `$scene.Image.Height
+'named type: ' + (`$scene.GetType() -eq [Mnemosyne.Engine.Pipeline.Scene])
 [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'Google.Protobuf' } |
     ForEach-Object { 'protobuf {0} in {1}' -f `$_.GetName().Version, [Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_).Name }
 "@
@@ -38,6 +39,7 @@ $sceneAndProtobufs
 "@
         $result.ExitCode | Should -Be 0 -Because ($result.Output -join "`n")
         $result.Output | Should -Contain 'scene 64x64'
+        $result.Output | Should -Contain 'named type: True'   # the engine's types keep their names in PowerShell
         $result.Output | Should -Contain 'protobuf 3.30.2.0 in Default'
         $result.Output | Should -Contain "protobuf $engineProtobuf in Mnemosyne"
     }
