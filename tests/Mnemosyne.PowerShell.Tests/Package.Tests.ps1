@@ -11,9 +11,15 @@ Describe 'The module package' -Skip:$IsWindows {
         $script:files = New-TinyModelFiles -Root (Join-Path $root 'model')
         $script:repository = (New-Item -ItemType Directory -Force (Join-Path $root 'repository')).FullName
         $script:user = @{ HOME = (New-Item -ItemType Directory -Force (Join-Path $root 'home')).FullName; XDG_DATA_HOME = $null; XDG_CONFIG_HOME = $null; XDG_CACHE_HOME = $null }
+        # As in a real home: without ~/.config, .NET reports no ApplicationData and NuGet (under Publish-PSResource) writes
+        # its user NuGet.Config under the current directory instead.
+        $null = New-Item -ItemType Directory -Force (Join-Path $user.HOME '.config')
         $script:installed = Join-Path $user.HOME '.local/share/powershell/Modules/Mnemosyne'
         $script:version = (Import-PowerShellDataFile $manifest).ModuleVersion
-        function Invoke-AsUser([string] $Script) { Invoke-SeparatePwsh -NoImport -Environment $user $Script }
+        function Invoke-AsUser([string] $Script) {
+            Push-Location $root   # and anything else written to the current directory goes to the temporary folder
+            try { Invoke-SeparatePwsh -NoImport -Environment $user $Script } finally { Pop-Location }
+        }
 
         $script:published = Invoke-AsUser @"
 Register-PSResourceRepository -Name MnemosyneTest -Uri '$repository' -Trusted
