@@ -1,14 +1,14 @@
 #requires -Version 7.4
 <#
 .SYNOPSIS
-    Builds, tests and benchmarks Mnemosyne.
+    Builds, tests, benchmarks and packages Mnemosyne.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 Test
 #>
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'TinyModel', 'Bench', 'Demo', 'Soak')]
+    [ValidateSet('Build', 'Test', 'TinyModel', 'Bench', 'Demo', 'Soak', 'Package')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
@@ -54,8 +54,23 @@ function Invoke-Build {
     Invoke-Native 'dotnet publish' {
         dotnet publish (Join-Path $root 'src/Mnemosyne.PowerShell/Mnemosyne.PowerShell.csproj') -c $Configuration --no-build --nologo -v quiet -o $moduleOut
     }
-    Copy-Item (Join-Path $root 'module/*') $moduleOut -Recurse -Force
+    Copy-Item (Join-Path $root 'module/*'), (Join-Path $root 'LICENSE') $moduleOut -Recurse -Force
     Write-Host "Module: $moduleOut"
+}
+
+# The package the PowerShell Gallery takes: Publish-PSResource makes it from the built module, into a folder
+# registered as a file repository just for the call. To publish it:
+# Publish-PSResource -NupkgPath out/package/Mnemosyne.<version>.nupkg -Repository PSGallery -ApiKey <key>
+function Invoke-Package {
+    Invoke-Build
+    $packages = Join-Path $root 'out/package'
+    if (Test-Path $packages) { Remove-Item $packages -Recurse -Force }
+    New-Item -ItemType Directory $packages | Out-Null
+    $repository = "Mnemosyne-build-$PID"
+    Register-PSResourceRepository -Name $repository -Uri $packages -Trusted
+    try { Publish-PSResource -Path $moduleOut -Repository $repository }
+    finally { Unregister-PSResourceRepository -Name $repository }
+    Get-ChildItem $packages -Filter *.nupkg | ForEach-Object { Write-Host "Package: $($_.FullName) ($([math]::Round($_.Length / 1MB, 1)) MB)" }
 }
 
 function Get-PesterManifest {
@@ -167,6 +182,7 @@ switch ($Task) {
         Invoke-Tool @('tiny-model', '--output', $Output, '--size', $Size, '--seed', $Seed)
     }
     'Demo' { Invoke-Demo }
+    'Package' { Invoke-Package }
     'Soak' {
         # Not part of Test: 500 scenes in one session, failing on memory or handle growth (tests/Soak.ps1).
         Invoke-Build

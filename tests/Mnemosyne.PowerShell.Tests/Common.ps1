@@ -118,14 +118,21 @@ function Get-PwshCommand {
     else { , @($process) }
 }
 
-# Runs a script in a fresh pwsh process with the built module imported; returns its output lines and exit code.
+# Runs a script in a fresh pwsh process with the built module imported (unless -NoImport), and with the environment
+# variables in -Environment set (a $null value removes one); returns its output lines and exit code.
 function Invoke-SeparatePwsh {
-    param([Parameter(Mandatory)] [string] $Script)
+    param([Parameter(Mandatory)] [string] $Script, [switch] $NoImport, [hashtable] $Environment = @{})
     $pwsh = Get-PwshCommand
-    $full = "`$ErrorActionPreference = 'Stop'; Import-Module '$manifest'; $Script"
+    $full = "`$ErrorActionPreference = 'Stop'; $(if (-not $NoImport) { "Import-Module '$manifest'; " })$Script"
     $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($full))
     $arguments = @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-EncodedCommand', $encoded)
-    $output = & $pwsh[0] @arguments 2>&1
+    $saved = @{}
+    foreach ($name in $Environment.Keys) {
+        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
+        [Environment]::SetEnvironmentVariable($name, $Environment[$name])
+    }
+    try { $output = & $pwsh[0] @arguments 2>&1 }
+    finally { foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) } }
     [pscustomobject]@{ Output = @($output | ForEach-Object { "$_" }); ExitCode = $LASTEXITCODE }
 }
 
@@ -198,7 +205,7 @@ function New-FakeHubCache {
     }
     $snapshots = @{}
     foreach ($name in $contents.Keys) {
-        $manifest = Get-Content (Join-Path $modulePath "models/$name.json") -Raw | ConvertFrom-Json
+        $manifest = Get-Content (Join-Path $repositoryRoot "models/$name.json") -Raw | ConvertFrom-Json
         $snapshot = Join-Path $cache ('models--' + $manifest.repository.Replace('/', '--')) 'snapshots' $manifest.revision
         $snapshots[$name] = $snapshot
         $manifest.files = @($contents[$name] | ForEach-Object { [ordered]@{ path = $_.Path; size = (Get-Item $_.Source).Length; sha256 = $null } })

@@ -163,11 +163,10 @@ Describe 'Install-MnemosyneModel' {
     }
 
     It '-WhatIf shows what would be fetched and its size, and fetches nothing' {
-        $module = (Get-Module Mnemosyne).Path
         $pwsh = [Environment]::ProcessPath
         # What-if text goes to the host, so it is read from a child pwsh's output (under `dotnet pwsh`, the process is dotnet).
         $arguments = @(if ([IO.Path]::GetFileNameWithoutExtension($pwsh) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' })
-        $text = & $pwsh @arguments -NoProfile -NonInteractive -Command "Import-Module '$module'; Install-MnemosyneModel sdxl-base-1.0, sdxl-lightning-4step-unet -CachePath '$cache' -WhatIf" | Out-String
+        $text = & $pwsh @arguments -NoProfile -NonInteractive -Command "Import-Module '$manifest'; Install-MnemosyneModel sdxl-base-1.0, sdxl-lightning-4step-unet -CachePath '$cache' -WhatIf" | Out-String
         $text | Should -Match 'What if: .*Download 18 files, 6\.94 GB \(6,941,187,536 bytes\).*sdxl-base-1\.0 \(stabilityai/stable-diffusion-xl-base-1\.0@4621659\)'
         $text | Should -Match 'What if: .*Download 1 file, size known at download time.*sdxl-lightning-4step-unet'
         Get-ChildItem $cache -Recurse | Should -BeNullOrEmpty
