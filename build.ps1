@@ -34,7 +34,7 @@ param(
     [ValidateSet('Float32', 'Int8')]
     [string] $Precision = 'Float32',
 
-    # Test: only the tests that read ../shared where it is present, with it hidden, as in a clone with nothing beside it.
+    # Test: with ../shared hidden, as in a clone with nothing beside it: the xunit tests that read it where present, and Pester.
     [switch] $WithoutShared
 )
 
@@ -88,8 +88,8 @@ function Invoke-Test {
     Remove-Item $results -Recurse -Force -ErrorAction SilentlyContinue
     New-Item -ItemType Directory -Force $results | Out-Null
 
-    # The tests honour MNEMOSYNE_TEST_WITHOUT_SHARED; those that read ../shared carry the trait Reads=Shared (xunit)
-    # or the tag Shared (Pester).
+    # The tests honour MNEMOSYNE_TEST_WITHOUT_SHARED. Without ../shared, xunit runs the classes that read it where
+    # present (trait Reads=Shared) and Pester runs whole: its cmdlet tests are quick.
     $xunitFilter = @()
     $env:MNEMOSYNE_TEST_WITHOUT_SHARED = $null
     if ($WithoutShared) {
@@ -108,7 +108,6 @@ Import-Module '$pester' -MinimumVersion 6.2.0
 `$c.Run.Path = '$(Join-Path $root 'tests/Mnemosyne.PowerShell.Tests')'
 `$c.Run.PassThru = `$true
 `$c.Output.Verbosity = 'Detailed'
-$(if ($WithoutShared) { "`$c.Filter.Tag = 'Shared'" })
 `$c.TestResult.Enabled = `$true
 `$c.TestResult.OutputPath = '$results/pester.xml'
 `$env:MNEMOSYNE_MODULE = '$moduleOut'

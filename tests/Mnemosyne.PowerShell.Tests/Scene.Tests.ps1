@@ -27,7 +27,7 @@ Describe 'New-MnemosyneScene parameters' {
     }
 
     It 'binds -<_> from a property of piped objects' -ForEach @(
-        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath'
+        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'DeepCacheInterval'
     ) {
         $command.Parameters[$_].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
     }
@@ -93,6 +93,7 @@ Describe 'Making scenes with the tiny checkpoint' {
             if ($null -ne $Case.negative) { $arguments.NegativePrompt = $Case.negative }
             if ($null -ne $Case.seed) { $arguments.Seed = $Case.seed }
             else { $arguments.InitialNoisePath = Join-Path $Case.folder $Case.initial_noise }
+            if ($Case.PSObject.Properties['deepcache']) { $arguments.DeepCacheInterval = $Case.deepcache }
             $scene = New-MnemosyneScene @arguments -WarningAction SilentlyContinue
             $expected = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode((Join-Path $Case.folder 'image.png')).Rgb
             $scene.Image.Rgb.Length | Should -Be $expected.Length
@@ -100,6 +101,22 @@ Describe 'Making scenes with the tiny checkpoint' {
             for ($i = 0; $i -lt $expected.Length; $i++) { if ([Math]::Abs([int]$scene.Image.Rgb[$i] - [int]$expected[$i]) -le 1) { $within++ } }
             $within / $expected.Length | Should -BeGreaterOrEqual 0.999
         }
+    }
+
+    It 'records DeepCache''s interval with the picture, and refuses one out of range' {
+        $scene = New-MnemosyneScene 'a cat in a hat' -Seed 4 -Steps 4 -DeepCacheInterval 2 @tiny
+        $scene.DeepCacheInterval | Should -Be 2
+        $scene.ParametersText() | Should -Match ', DeepCache interval: 2,'
+        $whole = New-MnemosyneScene 'a cat in a hat' -Seed 4 -Steps 4 @tiny
+        $whole.DeepCacheInterval | Should -Be 1
+        $whole.ParametersText() | Should -Not -Match 'DeepCache'
+        $whole.Image.Rgb | Should -Not -Be $scene.Image.Rgb
+
+        New-MnemosyneScene 'a cat' -Seed 4 -DeepCacheInterval 0 @tiny -ErrorVariable bad -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $bad.Count | Should -Be 1
+        $bad[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $bad[0].TargetObject | Should -Be 0
+        "$bad" | Should -Match 'DeepCacheInterval must be from 1'
     }
 
     It 'records every setting with the picture' {
