@@ -1,3 +1,4 @@
+using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
 
@@ -45,13 +46,14 @@ public sealed record SceneRequest
     public const int FewStepUnetSteps = 4;
 
     /// <summary>
-    /// This request with the settings a few-step UNet (SDXL-Lightning, loaded with
-    /// <see cref="EngineOptions.UnetWeightsPath"/>) was distilled for: Euler with trailing timesteps
-    /// (999, 749, 499, 249 at 4 steps) and no classifier-free guidance. The reference still applies.
+    /// This request with the settings a few-step UNet (SDXL-Lightning's, loaded with
+    /// <see cref="EngineOptions.UnetWeightsPath"/>) was distilled for: <paramref name="sampling"/>, its manifest's
+    /// (<see cref="EngineOptions.UnetSampling"/>), or when that is unknown the 4-step UNet's: Euler with trailing
+    /// timesteps (999, 749, 499, 249) and no classifier-free guidance. The reference still applies.
     /// </summary>
-    /// <param name="steps">The UNet's step count: 4 for sdxl_lightning_4step_unet (2 and 8 for its siblings).</param>
-    public SceneRequest ForFewStepUnet(int steps = FewStepUnetSteps)
-        => this with { Steps = steps, Scheduler = SchedulerKind.Euler, Spacing = TimestepSpacing.Trailing, GuidanceScale = 0 };
+    public SceneRequest ForFewStepUnet(SchedulerSettings? sampling = null) => sampling is null
+        ? this with { Steps = FewStepUnetSteps, Scheduler = SchedulerKind.Euler, Spacing = TimestepSpacing.Trailing, GuidanceScale = 0 }
+        : this with { Steps = sampling.Steps, Scheduler = sampling.Kind, Spacing = sampling.Spacing, GuidanceScale = sampling.GuidanceScale };
 
     /// <summary>Checks the request; the message says what is wrong and what is allowed.</summary>
     public void Validate()

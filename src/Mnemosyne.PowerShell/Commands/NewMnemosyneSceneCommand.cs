@@ -87,6 +87,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
 
         using var lease = AcquireEngine();
         var engine = lease.Engine;
+        if (Quality == SceneQuality.Fast) request = request.ForFewStepUnet(engine.Options.UnetSampling);
         if (Quality == SceneQuality.Fast && engine.Options.UnetWeightsPath is null && !warnedOfBaseUnet)
         {
             warnedOfBaseUnet = true;
@@ -137,7 +138,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         if (Quality == SceneQuality.Fast && FastConflicts() is { Count: > 0 } conflicts)
         {
             WriteError(ErrorRecords.Create(
-                $"-Quality Fast sets what a few-step UNet needs ({SceneRequest.FewStepUnetSteps} Euler steps, trailing spacing, no guidance), so it takes no " +
+                "-Quality Fast sets what the open few-step UNet was distilled for (its steps, Euler at trailing timesteps, no guidance), so it takes no " +
                 $"{string.Join(", ", conflicts)}. Leave {(conflicts.Count == 1 ? "it" : "them")} out, or leave out -Quality.",
                 "FastQualityConflict", ErrorCategory.InvalidArgument, Prompt));
             return null;
@@ -188,7 +189,6 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             InitialNoise = noise,
             InitialNoisePath = noisePath,
         };
-        if (Quality == SceneQuality.Fast) request = request.ForFewStepUnet();
         try
         {
             request.Validate();
