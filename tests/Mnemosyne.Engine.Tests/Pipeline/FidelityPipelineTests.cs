@@ -1,4 +1,3 @@
-using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Tensors;
 using Xunit.Abstractions;
@@ -16,16 +15,7 @@ public sealed class FidelityPipelineTests(FidelityEngineFixture engine, ITestOut
 
         var scene = engine.Engine.Generate(request);
 
-        var expectedLatents = NpyFile.Read(Path.Combine(folder, "final-latents.npy"));
-        Assert.Equal(expectedLatents.Shape, scene.FinalLatents.Shape);
-        var latentError = expectedLatents.Data.Zip(scene.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
-        var expectedImage = SafeImageDecoder.Default.Decode(Path.Combine(folder, "image.png"));
-        Assert.Equal((expectedImage.Width, expectedImage.Height), (scene.Image.Width, scene.Image.Height));
-        int within = expectedImage.Rgb.Zip(scene.Image.Rgb, (a, b) => Math.Abs(a - b) <= 1 ? 1 : 0).Sum();
-        double fraction = within / (double)expectedImage.Rgb.Length;
-        output.WriteLine($"{name}: final latents max-abs {latentError:E2}; {fraction:P3} of 8-bit values within 1 level");
-        Assert.True(latentError <= 1e-3, $"final latents differ by {latentError}");
-        Assert.True(fraction >= 0.999, $"only {fraction:P3} of pixels within 1 level");
+        DiffusersSceneCases.AssertMatches(scene, folder, name, output, latentTolerance: 1e-3, pixelFraction: 0.999);
     }
 
     [FidelityFact]
