@@ -285,11 +285,11 @@ Describe 'New-MnemosyneScene -Quality Fast' {
     It 'refuses settings it decides itself: InvalidArgument listing them, before an engine is needed' {
         Close-MnemosyneEngine
         Use-HubCache
-        New-MnemosyneScene 'a cat' -Quality Fast -GuidanceScale 3 -Scheduler Ddim -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        New-MnemosyneScene 'a cat' -Quality Fast -GuidanceScale 3 -GuidanceCutoff 0.5 -Scheduler Ddim -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $failures.Count | Should -Be 1
         $failures[0].FullyQualifiedErrorId | Should -BeLike 'FastQualityConflict,*'
         $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
-        $failures[0].Exception.Message | Should -Match 'takes no -GuidanceScale 3, -Scheduler Ddim\. Leave them out'
+        $failures[0].Exception.Message | Should -Match 'takes no -GuidanceScale 3, -GuidanceCutoff 0\.5, -Scheduler Ddim\. Leave them out'
         Use-HubCache $full
     }
 

@@ -54,6 +54,14 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [EmptyAsNull]
     public float? GuidanceScale { get; set; }
 
+    /// <summary>
+    /// The fraction of the steps after which classifier-free guidance stops (diffusers' cutoff_step_ratio); the later
+    /// steps run the UNet on the conditional branch alone. Double, as Python's float: the step count it gives must be Python's.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public double? GuidanceCutoff { get; set; }
+
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [EmptyAsNull]
     [ArgumentCompleter(typeof(SchedulerCompleter))]
@@ -182,6 +190,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             ReferenceWeight = ReferenceWeight ?? defaults.ReferenceWeight,
             Steps = Steps ?? (int?)Quality ?? defaults.Steps,
             GuidanceScale = GuidanceScale ?? defaults.GuidanceScale,
+            GuidanceCutoff = GuidanceCutoff ?? defaults.GuidanceCutoff,
             Scheduler = Scheduler ?? defaults.Scheduler,
             Spacing = Spacing,
             Width = Width ?? defaults.Width,
@@ -207,6 +216,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         var given = new List<string>();
         if (Steps is { } steps) given.Add(FormattableString.Invariant($"-Steps {steps}"));
         if (GuidanceScale is { } guidance) given.Add(FormattableString.Invariant($"-GuidanceScale {guidance}"));
+        if (GuidanceCutoff is { } cutoff) given.Add(FormattableString.Invariant($"-GuidanceCutoff {cutoff}"));
         if (Scheduler is { } scheduler) given.Add($"-Scheduler {scheduler}");
         if (Spacing is { } spacing) given.Add($"-Spacing {spacing}");
         return given;
