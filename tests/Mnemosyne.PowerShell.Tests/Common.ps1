@@ -161,7 +161,7 @@ function Wait-Until {
 }
 
 # The tiny SDXL + IP-Adapter checkpoint the engine's generator writes (every run the same for a seed), the same
-# weights as one single file, and a stand-in for SDXL-Lightning's 4-step UNet: what New-FakeHubCache lays out.
+# weights as one single file, and a stand-in for SDXL-Lightning's UNets: what New-FakeHubCache lays out.
 function New-TinyModelFiles {
     param([Parameter(Mandatory)] [string] $Root, [uint64] $Seed = 7)
     $shape = [Mnemosyne.Engine.Checkpoints.CheckpointShape]::Tiny
@@ -186,7 +186,8 @@ function New-FakeHubCache {
     param(
         [Parameter(Mandatory)] [string] $Root,
         [Parameter(Mandatory)] $From,
-        [string[]] $Include = @('sdxl-base-1.0', 'ip-adapter-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h', 'sdxl-lightning-4step-unet'),
+        [string[]] $Include = @('sdxl-base-1.0', 'ip-adapter-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h',
+            'sdxl-lightning-2step-unet', 'sdxl-lightning-4step-unet', 'sdxl-lightning-8step-unet'),
         [switch] $Fp16Names
     )
     $cache = Join-Path $Root 'hub'
@@ -201,7 +202,10 @@ function New-FakeHubCache {
                 ForEach-Object { if ($Fp16Names) { $_.Path = $_.Path -replace '\.safetensors$', '.fp16.safetensors' }; $_ })
         'ip-adapter-sdxl-vit-h'          = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('sdxl_models/') })
         'ip-adapter-image-encoder-vit-h' = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('models/image_encoder/') })
+        # The one stand-in UNet under each Lightning name: the manifests' sampling is what tells them apart.
+        'sdxl-lightning-2step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_2step_unet.safetensors' })
         'sdxl-lightning-4step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_4step_unet.safetensors' })
+        'sdxl-lightning-8step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_8step_unet.safetensors' })
     }
     $snapshots = @{}
     foreach ($name in $contents.Keys) {

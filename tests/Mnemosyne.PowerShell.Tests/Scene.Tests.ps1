@@ -27,7 +27,7 @@ Describe 'New-MnemosyneScene parameters' {
     }
 
     It 'binds -<_> from a property of piped objects' -ForEach @(
-        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'DeepCacheInterval'
+        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'GuidanceCutoff', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'DeepCacheInterval'
     ) {
         $command.Parameters[$_].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
     }
@@ -94,6 +94,8 @@ Describe 'Making scenes with the tiny checkpoint' {
             if ($null -ne $Case.seed) { $arguments.Seed = $Case.seed }
             else { $arguments.InitialNoisePath = Join-Path $Case.folder $Case.initial_noise }
             if ($Case.PSObject.Properties['deepcache']) { $arguments.DeepCacheInterval = $Case.deepcache }
+            if ($Case.PSObject.Properties['cutoff']) { $arguments.GuidanceCutoff = $Case.cutoff }
+            if ($Case.PSObject.Properties['spacing']) { $arguments.Spacing = $Case.spacing }
             $scene = New-MnemosyneScene @arguments -WarningAction SilentlyContinue
             $expected = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode((Join-Path $Case.folder 'image.png')).Rgb
             $scene.Image.Rgb.Length | Should -Be $expected.Length
@@ -246,6 +248,21 @@ third,3,64,64,2
         $again.Height | Should -Be 96
         $again.Scheduler | Should -Be 'DpmPlusPlus2M'
         [Convert]::ToHexString($again.Image.Rgb) | Should -Be ([Convert]::ToHexString($first.Image.Rgb))
+    }
+
+    It 'stops guidance after -GuidanceCutoff, records it, and remakes the scene piped back in or from a CSV column' {
+        $settings = @{ Prompt = 'a lighthouse'; NegativePrompt = 'fog'; Seed = 9; Steps = 6; Width = 64; Height = 64 }
+        $guided = New-MnemosyneScene @settings
+        $cut = New-MnemosyneScene @settings -GuidanceCutoff 0.4
+        $cut.GuidanceCutoff | Should -Be 0.4
+        [Convert]::ToHexString($cut.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($guided.Image.Rgb))
+        $cut.ParametersText() | Should -Match 'CFG scale: 5, CFG cutoff: 0\.4, Seed: 9,'
+        $guided.ParametersText() | Should -Not -Match 'CFG cutoff'
+        $again = $cut | New-MnemosyneScene
+        $again.GuidanceCutoff | Should -Be 0.4
+        [Convert]::ToHexString($again.Image.Rgb) | Should -Be ([Convert]::ToHexString($cut.Image.Rgb))
+        $row = [pscustomobject]@{ Prompt = 'a lighthouse'; NegativePrompt = 'fog'; Seed = '9'; Steps = '6'; Width = '64'; Height = '64'; GuidanceCutoff = '0.4' }
+        [Convert]::ToHexString(($row | New-MnemosyneScene).Image.Rgb) | Should -Be ([Convert]::ToHexString($cut.Image.Rgb))
     }
 
     It 'remakes diffusers'' picture for reference case <_.name>' -ForEach $pipelineBCases {

@@ -1,9 +1,15 @@
 """Whole-pipeline reference cases: diffusers v0.30.0's StableDiffusionXLPipeline with the IP-Adapter loaded.
 
 Config A (the shared fidelity checkpoint, beyond ../shared/fidelity/cases): no guidance, the other
-schedulers, reference weight 0 and a prompt that CLIP truncates. Config B (the engine's own tiny random
-checkpoint, which the tests regenerate, so its cases need nothing outside the repository): the shared
-cases' settings and config A's, on that checkpoint, with the repository's reference picture.
+schedulers, reference weight 0, a prompt that CLIP truncates, a guidance cutoff. Config B (the engine's own tiny
+random checkpoint, which the tests regenerate, so its cases need nothing outside the repository): the shared
+cases' settings and config A's, guidance cutoffs, SDXL-Lightning's 2-, 4- and 8-step sampling (Euler, trailing
+timesteps, no guidance; the tiny UNet stands in for Lightning's) and DeepCache, with the repository's reference
+picture.
+
+Optional case keys beyond ../shared/fidelity/manifest.json's: "cutoff" (SDXLCFGCutoffCallback's
+cutoff_step_ratio), "spacing" (the scheduler's timestep_spacing), "unet_model" (the models/*.json whose sampling
+the case follows), "deepcache" (DeepCache's interval) and "initial_noise".
 
 Writes per case final-latents.npy (before the VAE, still scaled) and image.png (8-bit, rounded as
 diffusers' numpy_to_pil does) under OUT/<case>/, plus OUT/manifest.json. See README.md for set-up.
@@ -17,6 +23,7 @@ Config B's DeepCache cases need horseee/DeepCache's DeepCache/ folder on PYTHONP
 """
 import argparse
 import gzip
+import inspect
 import json
 import os
 import tempfile
@@ -24,17 +31,19 @@ import tempfile
 import numpy as np
 import torch
 from PIL import Image
+from diffusers.callbacks import SDXLCFGCutoffCallback
+from diffusers.models.attention_processor import Attention
 from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
                        EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel)
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, \
     CLIPVisionModelWithProjection
 
 SCHEDULERS = {
-    "Euler": lambda config: EulerDiscreteScheduler.from_config(config),
-    "EulerAncestral": lambda config: EulerAncestralDiscreteScheduler.from_config(config),
-    "DpmPlusPlus2M": lambda config: DPMSolverMultistepScheduler.from_config(config),
-    "DpmPlusPlus2MKarras": lambda config: DPMSolverMultistepScheduler.from_config(config, use_karras_sigmas=True),
-    "Ddim": lambda config: DDIMScheduler.from_config(config),
+    "Euler": lambda config, **kw: EulerDiscreteScheduler.from_config(config, **kw),
+    "EulerAncestral": lambda config, **kw: EulerAncestralDiscreteScheduler.from_config(config, **kw),
+    "DpmPlusPlus2M": lambda config, **kw: DPMSolverMultistepScheduler.from_config(config, **kw),
+    "DpmPlusPlus2MKarras": lambda config, **kw: DPMSolverMultistepScheduler.from_config(config, use_karras_sigmas=True, **kw),
+    "Ddim": lambda config, **kw: DDIMScheduler.from_config(config, **kw),
 }
 
 LONG_PROMPT = " ".join(["a lighthouse keeper with a lantern on a stormy cliff"] * 12)
@@ -45,6 +54,7 @@ CASES_A = [
     dict(name="dpm2m-noref", prompt="a red barn in a snowy field", negative=None, w=64, h=64, steps=5, g=4.0, ip=0.0, seed=5, sched="DpmPlusPlus2M"),
     dict(name="ddim-tall", prompt="a wizard reading a book by candlelight", negative="blurry", w=64, h=96, steps=5, g=5.0, ip=0.9, seed=123456789, sched="Ddim"),
     dict(name="euler-long-prompt", prompt=LONG_PROMPT, negative=None, w=64, h=64, steps=3, g=5.0, ip=0.6, seed=2024, sched="Euler"),
+    dict(name="euler-guidance-cutoff", prompt="a fox in a library", negative="low quality", w=64, h=64, steps=5, g=5.0, ip=0.6, seed=77, sched="Euler", cutoff=0.5),
 ]
 
 # The shared fidelity cases' settings (the noise-file case's noise is drawn here, from NOISE_SEED) and config A's.
@@ -61,21 +71,32 @@ CASES_B = [
          sched="Euler", deepcache=3),
     dict(name="dpm2m-deepcache2-unguided", prompt="a red barn in a snowy field", negative=None, w=64, h=96, steps=6, g=1.0, ip=0.5, seed=5,
          sched="DpmPlusPlus2M", deepcache=2),
+    # Guidance cutoffs (SDXLCFGCutoffCallback) and SDXL-Lightning's sampling.
+    dict(name="euler-guided", prompt="a knight in the rain", negative="blurry", w=64, h=64, steps=6, g=5.0, ip=0.6, seed=5, sched="Euler"),
+    dict(name="euler-guidance-cutoff", prompt="a knight in the rain", negative="blurry", w=64, h=64, steps=6, g=5.0, ip=0.6, seed=5, sched="Euler", cutoff=0.4),
+    # 10 * 0.7 is 7.000000000000001 in doubles: 8 guided steps (7 from a float32 0.7 widened to double).
+    dict(name="dpm2m-guidance-cutoff-wide", prompt="a lighthouse at dusk", negative=None, w=96, h=64, steps=10, g=6.0, ip=0.8, seed=9, sched="DpmPlusPlus2M", cutoff=0.7),
+    dict(name="lightning-2step", prompt="a cat astronaut", negative=None, w=64, h=64, steps=2, g=0.0, ip=0.7, seed=3, sched="Euler", spacing="trailing", unet_model="sdxl-lightning-2step-unet"),
+    dict(name="lightning-4step", prompt="a cat astronaut", negative=None, w=64, h=64, steps=4, g=0.0, ip=0.7, seed=3, sched="Euler", spacing="trailing", unet_model="sdxl-lightning-4step-unet"),
+    dict(name="lightning-8step", prompt="a cat astronaut", negative=None, w=64, h=64, steps=8, g=0.0, ip=0.7, seed=3, sched="Euler", spacing="trailing", unet_model="sdxl-lightning-8step-unet"),
 ]
 
+CONFIG_B_COMMAND = "dotnet pwsh ./build.ps1 TinyModel -Output out/tiny-b -Seed 20240607 -Size Tiny"
 
-def attention_scores_without_baddbmm():
-    """diffusers' attention scores are baddbmm(torch.empty(...), q, kᵀ, beta=0, alpha=scale). This torch build
-    (Debian's 1.13) now and then returns NaN from that call on clean inputs (kᵀ is a non-contiguous view), which
-    made whole cases NaN on some runs; alpha · (q @ kᵀ) is what the call means, and gives the same bytes every run."""
-    baddbmm = torch.baddbmm
 
-    def baddbmm_as_bmm(input, batch1, batch2, *, beta=1, alpha=1):
-        if beta == 0:
-            return alpha * torch.bmm(batch1, batch2.contiguous())
-        return baddbmm(input, batch1, batch2, beta=beta, alpha=alpha)
+def attention_scores_from_zeros():
+    """Without a mask, diffusers' Attention.get_attention_scores hands torch.baddbmm an uninitialised torch.empty
+    with beta=0. torch 1.13's CPU baddbmm does not ignore that input for small batches (0 * NaN is NaN), so a NaN
+    left in freed memory makes a whole case NaN, now and then (finite garbage times 0 gives the right scores). A
+    zero input with beta=1 adds exact zeros: the same scores, every run."""
+    get_attention_scores = Attention.get_attention_scores
 
-    torch.baddbmm = baddbmm_as_bmm
+    def from_zeros(self, query, key, attention_mask=None):
+        if attention_mask is None:
+            attention_mask = torch.zeros(query.shape[0], query.shape[1], key.shape[1], dtype=query.dtype)
+        return get_attention_scores(self, query, key, attention_mask)
+
+    Attention.get_attention_scores = from_zeros
 
 
 def use_checkpoint_vocabulary(model):
@@ -88,6 +109,26 @@ def use_checkpoint_vocabulary(model):
     with gzip.open(path, "wb") as f:
         f.write(merges)
     simple_tokenizer.default_bpe = lambda: path
+
+
+def guidance_cutoff(ratio):
+    """diffusers' SDXLCFGCutoffCallback(cutoff_step_ratio=ratio): after step int(num_timesteps * ratio) guidance is
+    off and prompt_embeds, add_text_embeds and add_time_ids keep their conditional half. The IP-Adapter's
+    image_embeds are no callback tensor input, so the official callback leaves them a batch of two [negative,
+    reference]; the unguided UNet would then read both as one sequence of 2 x 4 ip tokens (IPAdapterAttnProcessor2_0
+    views them with the batch size of the latents, 1), the reference half-drowned in the zero image's tokens. So
+    that the reference keeps acting as in a pipeline run without guidance, this cuts them to their conditional half
+    too: the list lives in __call__'s frame, and is changed in place."""
+    official = SDXLCFGCutoffCallback(cutoff_step_ratio=ratio)
+
+    def callback(pipe, step_index, timestep, callback_kwargs):
+        callback_kwargs = official(pipe, step_index, timestep, callback_kwargs)
+        if step_index == int(pipe.num_timesteps * ratio):
+            image_embeds = inspect.currentframe().f_back.f_locals["image_embeds"]
+            image_embeds[:] = [embeds.chunk(2)[1] for embeds in image_embeds]
+        return callback_kwargs
+
+    return callback, official.tensor_inputs
 
 
 def load_pipeline(model):
@@ -115,14 +156,15 @@ def main():
     parser.add_argument("--config", choices=["a", "b"], default="a")
     args = parser.parse_args()
 
-    torch.set_num_threads(1)
-    attention_scores_without_baddbmm()
+    attention_scores_from_zeros()
     if args.config == "b":
         use_checkpoint_vocabulary(args.model)
     pipe = load_pipeline(args.model)
     reference = Image.open(args.reference).convert("RGB")
     base_config = pipe.scheduler.config
     manifest = {"diffusers": "0.30.0", "torch": torch.__version__, "model": args.model, "reference": args.reference, "cases": []}
+    if args.config == "b":
+        manifest["command"] = CONFIG_B_COMMAND
     if args.config == "b":
         # What the reference picture becomes on the way in: CLIP's pixels and the image encoder's embeds.
         pixels = pipe.feature_extractor(reference, return_tensors="pt").pixel_values
@@ -133,10 +175,14 @@ def main():
     for case in CASES_B if args.config == "b" else CASES_A:
         folder = os.path.join(args.out, case["name"])
         os.makedirs(folder, exist_ok=True)
-        pipe.scheduler = SCHEDULERS[case["sched"]](base_config)
+        spacing = {"timestep_spacing": case["spacing"]} if "spacing" in case else {}
+        pipe.scheduler = SCHEDULERS[case["sched"]](base_config, **spacing)
         pipe.set_ip_adapter_scale(case["ip"])
         settings = dict(prompt=case["prompt"], negative_prompt=case["negative"], ip_adapter_image=reference,
                         height=case["h"], width=case["w"], num_inference_steps=case["steps"], guidance_scale=case["g"])
+        if "cutoff" in case:
+            callback, tensor_inputs = guidance_cutoff(case["cutoff"])
+            settings.update(callback_on_step_end=callback, callback_on_step_end_tensor_inputs=tensor_inputs)
         if case.get("initial_noise"):
             shape = (1, 4, case["h"] // 8, case["w"] // 8)
             noise = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(NOISE_SEED))

@@ -253,6 +253,7 @@ public sealed class SceneEngine : IDisposable
                 Scheduler = request.Scheduler,
                 Spacing = request.Spacing,
                 GuidanceScale = request.GuidanceScale,
+                GuidanceCutoff = request.GuidanceCutoff,
                 Width = request.Width,
                 Height = request.Height,
                 ReferenceName = request.Reference?.Name,

@@ -39,7 +39,7 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     [ValidateNotNullOrEmpty]
     public string? ImageEncoderPath { get; set; }
 
-    /// <summary>A known replacement UNet (SDXL-Lightning's 4-step UNet), from the Hugging Face cache.</summary>
+    /// <summary>A known replacement UNet (SDXL-Lightning's 2-, 4- or 8-step UNet), from the Hugging Face cache; -Quality Fast then samples as its manifest says.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(UnetModelCompleter))]
@@ -105,7 +105,7 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
         var options = ResolveEngineOptions(Path, IPAdapterPath, ImageEncoderPath, Threads, "-Path", BaseModelPath, CachePath);
         if (UnetModel is null) return options;
         var resolver = OpenModelResolver(CachePath);
-        return options with { UnetWeightsPath = Resolve(() => resolver.FindUnet(UnetModel), UnetModel) };
+        return Resolve(() => resolver.WithUnet(options, UnetModel), UnetModel);
     }
 
     private string UnetFile(string path)

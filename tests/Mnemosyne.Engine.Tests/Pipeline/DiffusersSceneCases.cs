@@ -23,6 +23,16 @@ public static class DiffusersSceneCases
         return data;
     }
 
+    /// <summary>Config B's cases that follow a few-step UNet's manifest (their "unet_model"), with that model's name.</summary>
+    public static TheoryData<string, string> FewStepUnetCases()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var source in TinyModel.B.SceneSources)
+            foreach (var c in TinyModel.SceneCases(source))
+                if (c.TryGetProperty("unet_model", out var model)) data.Add(c.GetProperty("name").GetString()!, model.GetString()!);
+        return data;
+    }
+
     /// <summary>The case's request (with <paramref name="reference"/>) and the folder of its expected results.</summary>
     public static (SceneRequest Request, string Folder) Load(TinyModel model, string name, CharacterReference reference)
     {
@@ -39,9 +49,12 @@ public static class DiffusersSceneCases
             Height = c.GetProperty("h").GetInt32(),
             Steps = c.GetProperty("steps").GetInt32(),
             GuidanceScale = c.GetProperty("g").GetSingle(),
+            // SDXLCFGCutoffCallback's cutoff_step_ratio, a Python float: read as the same double.
+            GuidanceCutoff = c.TryGetProperty("cutoff", out var cutoff) ? cutoff.GetDouble() : 1,
             ReferenceWeight = c.GetProperty("ip").GetSingle(),
             Seed = seed.ValueKind == JsonValueKind.Null ? 0 : seed.GetInt64(),
             Scheduler = Enum.Parse<SchedulerKind>(c.GetProperty("sched").GetString()!),
+            Spacing = c.TryGetProperty("spacing", out var spacing) ? Enum.Parse<TimestepSpacing>(spacing.GetString()!, ignoreCase: true) : null,
             InitialNoise = c.TryGetProperty("initial_noise", out var noise) ? NpyFile.Read(Path.Combine(folder, noise.GetString()!)) : null,
             DeepCacheInterval = c.TryGetProperty("deepcache", out var interval) ? interval.GetInt32() : 1,
             Reference = reference,
