@@ -6,8 +6,8 @@ namespace Mnemosyne.PowerShell;
 public enum SceneQuality
 {
     /// <summary>
-    /// What a few-step UNet such as SDXL-Lightning's was distilled for: 4 Euler steps at trailing timesteps,
-    /// no guidance (<see cref="SceneRequest.ForFewStepUnet"/>).
+    /// What the open few-step UNet was distilled for, as its model manifest says (SDXL-Lightning: 2, 4 or 8 Euler
+    /// steps at trailing timesteps, no guidance; 4 steps for a UNet given by path), see <see cref="SceneRequest.ForFewStepUnet"/>.
     /// </summary>
     Fast = SceneRequest.FewStepUnetSteps,
     Draft = 10,

@@ -197,6 +197,8 @@ BeforeDiscovery {
         @{ Name = 'negative guidance'; Settings = @{ GuidanceScale = -1 }; Target = -1; ErrorId = 'InvalidSceneSetting'; Advice = 'GuidanceScale must be a number from 0 to 100' }
         @{ Name = 'infinite guidance'; Settings = @{ GuidanceScale = [float]::PositiveInfinity }; Target = [float]::PositiveInfinity; ErrorId = 'InvalidSceneSetting'; Advice = 'GuidanceScale must be a number from 0 to 100' }
         @{ Name = 'guidance above 100'; Settings = @{ GuidanceScale = 101 }; Target = 101; ErrorId = 'InvalidSceneSetting'; Advice = 'GuidanceScale must be a number from 0 to 100' }
+        @{ Name = 'a guidance cutoff above 1'; Settings = @{ GuidanceCutoff = 1.5 }; Target = 1.5; ErrorId = 'InvalidSceneSetting'; Advice = 'GuidanceCutoff must be from 0 to 1' }
+        @{ Name = 'a negative guidance cutoff'; Settings = @{ GuidanceCutoff = -0.2 }; Target = -0.2; ErrorId = 'InvalidSceneSetting'; Advice = 'GuidanceCutoff must be from 0 to 1' }
         @{ Name = 'reference weight above 2'; Settings = @{ ReferenceWeight = 5 }; Target = 5; ErrorId = 'InvalidSceneSetting'; Advice = 'ReferenceWeight must be from 0 to 2' }
         @{ Name = 'a negative reference weight'; Settings = @{ ReferenceWeight = -0.1 }; Target = [float]-0.1; ErrorId = 'InvalidSceneSetting'; Advice = 'ReferenceWeight must be from 0 to 2' }
         @{ Name = 'a NaN reference weight'; Settings = @{ ReferenceWeight = [float]::NaN }; Target = [float]::NaN; ErrorId = 'InvalidSceneSetting'; Advice = 'ReferenceWeight must be from 0 to 2' }
@@ -289,7 +291,7 @@ BeforeAll {
 }
 
 AfterAll {
-    # Later test files open the shared fidelity checkpoint only when no engine is open.
+    # Later test files open config B only when no engine is open.
     Close-MnemosyneEngine
 }
 

@@ -2,6 +2,10 @@
 # running one case, checking its one error, and making odd pictures and broken checkpoint files.
 Set-StrictMode -Version Latest
 
+# The pictures are made with ImageSharp. The module keeps its copy in its own load context, out of this session's
+# sight, so the session loads one for itself (the module's file).
+Add-Type -Path (Join-Path $modulePath 'dependencies/SixLabors.ImageSharp.dll')
+
 # A case's scriptblock comes from discovery; made anew here, it runs in the test's scope (its variables and these helpers).
 function Invoke-Case([scriptblock] $Block) {
     & ([scriptblock]::Create($Block.ToString())) @args

@@ -69,6 +69,25 @@ Describe 'Open-MnemosyneEngine -Model' {
         Get-Hex $spelled | Should -Be (Get-Hex $fast)
     }
 
+    It 'takes the sampling of -Quality Fast from the UNet model''s manifest: <Steps> trailing steps for <Model>' -ForEach @(
+        @{ Model = 'sdxl-lightning-2step-unet'; Steps = 2 }
+        @{ Model = 'sdxl-lightning-8step-unet'; Steps = 8 }
+    ) {
+        $info = Open-MnemosyneEngine -Model sdxl-base-1.0 -UnetModel $Model -PassThru
+        $info.UnetPath | Should -Be (Join-Path $full.Snapshots[$Model] "sdxl_lightning_$($Steps)step_unet.safetensors")
+        $fast = New-MnemosyneScene 'a knight' -Quality Fast @scene -WarningVariable warnings
+        $warnings | Should -BeNullOrEmpty
+        $fast.Steps | Should -Be $Steps
+        $fast.Spacing | Should -Be 'Trailing'
+        $fast.GuidanceScale | Should -Be 0
+        $fast.ParametersText() | Should -Match "Steps: $Steps, Sampler: Euler, Timestep spacing: trailing, CFG scale: 0,"
+        # The same UNet file opened by path, with those settings spelled out: the same picture.
+        Open-MnemosyneEngine -Path $files.Folder -UnetPath $info.UnetPath
+        $spelled = New-MnemosyneScene 'a knight' -Steps $Steps -Scheduler Euler -Spacing Trailing -GuidanceScale 0 @scene
+        Get-Hex $spelled | Should -Be (Get-Hex $fast)
+        (New-MnemosyneScene 'a knight' -Quality Fast @scene).Steps | Should -Be 4 -Because 'a UNet given by path has no manifest: the 4-step default'
+    }
+
     It 'makes a Fast scene piped back in again, trailing spacing included' {
         Open-MnemosyneEngine -Model sdxl-base-1.0 -UnetModel sdxl-lightning-4step-unet
         $first = New-MnemosyneScene 'a lighthouse' -Quality Fast @scene
@@ -108,13 +127,13 @@ Describe 'Open-MnemosyneEngine -Model' {
         $line = 'Open-MnemosyneEngine -Model '
         (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'sdxl-base-1.0'
         $line = 'Open-MnemosyneEngine -Model sdxl-base-1.0 -UnetModel sdxl-l'
-        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'sdxl-lightning-4step-unet'
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'sdxl-lightning-2step-unet', 'sdxl-lightning-4step-unet', 'sdxl-lightning-8step-unet'
     }
 
     It 'refuses <Case>: <Id>, <Category>' -ForEach @(
         @{ Case = 'an unknown model'; Arguments = @{ Model = 'sdxl-turbo' }; Id = 'InvalidModelName'; Category = 'InvalidArgument'; Message = "*knows no model named 'sdxl-turbo'. Known SDXL pipelines: sdxl-base-1.0.*" }
         @{ Case = 'an IP-Adapter as the model'; Arguments = @{ Model = 'ip-adapter-sdxl-vit-h' }; Id = 'InvalidModelName'; Category = 'InvalidArgument'; Message = "*is an IP-Adapter, not an SDXL pipeline*taken from the cache with the pipeline*" }
-        @{ Case = 'a pipeline as the UNet'; Arguments = @{ Model = 'sdxl-base-1.0'; UnetModel = 'sdxl-base-1.0' }; Id = 'InvalidModelName'; Category = 'InvalidArgument'; Message = '*not a replacement UNet. Known replacement UNets: sdxl-lightning-4step-unet.*' }
+        @{ Case = 'a pipeline as the UNet'; Arguments = @{ Model = 'sdxl-base-1.0'; UnetModel = 'sdxl-base-1.0' }; Id = 'InvalidModelName'; Category = 'InvalidArgument'; Message = '*not a replacement UNet. Known replacement UNets: sdxl-lightning-2step-unet, sdxl-lightning-4step-unet, sdxl-lightning-8step-unet.*' }
         @{ Case = '-UnetModel with -UnetPath'; Arguments = @{ Model = 'sdxl-base-1.0'; UnetModel = 'sdxl-lightning-4step-unet'; UnetPath = 'unet.safetensors' }; Id = 'UnetModelAndPath'; Category = 'InvalidArgument'; Message = '*not both*' }
         @{ Case = 'a missing -UnetPath'; Arguments = @{ Model = 'sdxl-base-1.0'; UnetPath = 'no-such-unet.safetensors' }; Id = 'UnetNotFound'; Category = 'ObjectNotFound'; Message = '*no-such-unet.safetensors*' }
     ) {
@@ -266,11 +285,11 @@ Describe 'New-MnemosyneScene -Quality Fast' {
     It 'refuses settings it decides itself: InvalidArgument listing them, before an engine is needed' {
         Close-MnemosyneEngine
         Use-HubCache
-        New-MnemosyneScene 'a cat' -Quality Fast -GuidanceScale 3 -Scheduler Ddim -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        New-MnemosyneScene 'a cat' -Quality Fast -GuidanceScale 3 -GuidanceCutoff 0.5 -Scheduler Ddim -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $failures.Count | Should -Be 1
         $failures[0].FullyQualifiedErrorId | Should -BeLike 'FastQualityConflict,*'
         $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
-        $failures[0].Exception.Message | Should -Match 'takes no -GuidanceScale 3, -Scheduler Ddim\. Leave them out'
+        $failures[0].Exception.Message | Should -Match 'takes no -GuidanceScale 3, -GuidanceCutoff 0\.5, -Scheduler Ddim\. Leave them out'
         Use-HubCache $full
     }
 

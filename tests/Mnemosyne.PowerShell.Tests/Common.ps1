@@ -7,25 +7,71 @@ $script:repositoryRoot = [IO.Path]::GetFullPath((Join-Path $PSScriptRoot '../..'
 # The tests' checkpoint generator (RandomCheckpoint, CheckpointShape), which ./build.ps1 Build puts beside the module.
 $script:testingAssembly = Join-Path $repositoryRoot 'out/Mnemosyne.Testing/Mnemosyne.Testing.dll'
 
-# The tiny SDXL + IP-Adapter checkpoint and the diffusers reference cases, read in place beside the checkout.
+# The cmdlets run on the repository's own tiny checkpoint, config B (see Get-ConfigBCheckpoint), with the
+# repository's reference picture, and are compared with what diffusers made of them (tests/reference/pipeline-b).
+$script:pipelineB = Join-Path $repositoryRoot 'tests/reference/pipeline-b'
+$script:referenceImage = Join-Path $pipelineB 'reference.png'
+
+# ../shared/fidelity beside the checkout (an independent tiny checkpoint with diffusers' cases) adds comparisons
+# where it is there. MNEMOSYNE_TEST_WITHOUT_SHARED=1 hides it, as in a clone with nothing beside it.
 $script:fidelity = [IO.Path]::GetFullPath((Join-Path $repositoryRoot '../shared/fidelity'))
-$script:modelPath = Join-Path $fidelity 'model'
-$script:referenceImage = Join-Path $fidelity 'reference.png'
-$script:hasModel = Test-Path (Join-Path $modelPath 'model_index.json')
-$script:noModel = "$modelPath is absent: the tiny checkpoint lives in ../shared/fidelity beside the checkout."
+$script:hasFidelity = $env:MNEMOSYNE_TEST_WITHOUT_SHARED -ne '1' -and (Test-Path $fidelity -PathType Container)
 
 # Small enough that the tiny checkpoint makes a scene in moments.
 $script:tiny = @{ Width = 64; Height = 64; Steps = 2 }
 
+# The checkpoint's path is known only once the module has brought the engine's types and the generator is loaded.
 function Import-Mnemosyne {
     Import-Module $manifest -Force -ErrorAction Stop
-    # After the module, so that the generator binds to the module's own Mnemosyne.Engine.
+    # After the module, whose loader then hands the generator the module's own Mnemosyne.Engine.
     if (-not (Test-Path $testingAssembly)) { throw "$testingAssembly is missing: run ./build.ps1 Build first." }
     Add-Type -Path $testingAssembly
+    $script:modelPath = Get-ConfigBCheckpoint
+}
+
+# Config B: CheckpointShape.Tiny from seed 20240607, what tests/reference/pipeline-b and networks-b were made from.
+# Written once under out/test-checkpoints and shared by every test file (and every pwsh they start), in a folder
+# named after the build of the code that writes it, so a changed generator writes it afresh. It is written under
+# another name and renamed into place, so that no one ever sees half a checkpoint.
+function Get-ConfigBCheckpoint {
+    $seed = 20240607
+    # Deterministic builds give an assembly the same id for the same code.
+    $ids = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -like 'Mnemosyne.*' } |
+        ForEach-Object { $_.ManifestModule.ModuleVersionId } | Sort-Object
+    $build = [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes("$ids"))).Substring(0, 12)
+    $root = Join-Path $repositoryRoot 'out/test-checkpoints'
+    $folder = Join-Path $root "config-b-$seed-$build"
+    if (-not (Test-Path $folder)) {
+        $partial = "$folder.$([Guid]::NewGuid().ToString('n')).partial"
+        [Mnemosyne.Testing.RandomCheckpoint]::Write((Join-Path $partial 'model'), [Mnemosyne.Testing.CheckpointShape]::Tiny, $seed, $null)
+        try { [IO.Directory]::Move($partial, $folder) }
+        catch [IO.IOException] { Remove-Item $partial -Recurse -Force }  # another test process put its own in place first
+        # Those of earlier builds, 15 MB each.
+        Get-ChildItem $root -Directory -Filter 'config-b-*' | Where-Object { -not $_.Name.StartsWith("config-b-$seed-$build") } |
+            Remove-Item -Recurse -Force -ErrorAction SilentlyContinue
+    }
+    Join-Path $folder 'model'
 }
 
 function Open-TestEngine {
-    if ($hasModel -and -not (Get-MnemosyneEngine)) { Open-MnemosyneEngine -Path $modelPath -ErrorAction Stop }
+    if (-not (Get-MnemosyneEngine)) { Open-MnemosyneEngine -Path $modelPath -ErrorAction Stop }
+}
+
+# Diffusers' whole-scene cases listed in a folder's manifest.json, each with the folder of its expected files.
+function Get-SceneCases {
+    param([Parameter(Mandatory)] [string] $Folder, [string] $CasesFolder = $Folder)
+    foreach ($case in (Get-Content (Join-Path $Folder 'manifest.json') -Raw | ConvertFrom-Json).cases) {
+        $case | Add-Member -NotePropertyName folder -NotePropertyValue (Join-Path $CasesFolder $case.name) -PassThru
+    }
+}
+
+# The fidelity checkpoint as the session's engine, for the comparisons that read ../shared/fidelity; and back
+# (opening an engine closes the one that was open).
+function Open-FidelityEngine {
+    Open-MnemosyneEngine -Path (Join-Path $fidelity 'model') -ErrorAction Stop
+}
+function Restore-TestEngine {
+    Open-MnemosyneEngine -Path $modelPath -ErrorAction Stop
 }
 
 # A finished scene built by hand, for the cmdlets that only handle scenes (saving, file names).
@@ -77,14 +123,21 @@ function Get-PwshCommand {
     else { , @($process) }
 }
 
-# Runs a script in a fresh pwsh process with the built module imported; returns its output lines and exit code.
+# Runs a script in a fresh pwsh process with the built module imported (unless -NoImport), and with the environment
+# variables in -Environment set (a $null value removes one); returns its output lines and exit code.
 function Invoke-SeparatePwsh {
-    param([Parameter(Mandatory)] [string] $Script)
+    param([Parameter(Mandatory)] [string] $Script, [switch] $NoImport, [hashtable] $Environment = @{})
     $pwsh = Get-PwshCommand
-    $full = "`$ErrorActionPreference = 'Stop'; Import-Module '$manifest'; $Script"
+    $full = "`$ErrorActionPreference = 'Stop'; $(if (-not $NoImport) { "Import-Module '$manifest'; " })$Script"
     $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($full))
     $arguments = @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-EncodedCommand', $encoded)
-    $output = & $pwsh[0] @arguments 2>&1
+    $saved = @{}
+    foreach ($name in $Environment.Keys) {
+        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
+        [Environment]::SetEnvironmentVariable($name, $Environment[$name])
+    }
+    try { $output = & $pwsh[0] @arguments 2>&1 }
+    finally { foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) } }
     [pscustomobject]@{ Output = @($output | ForEach-Object { "$_" }); ExitCode = $LASTEXITCODE }
 }
 
@@ -113,7 +166,7 @@ function Wait-Until {
 }
 
 # The tiny SDXL + IP-Adapter checkpoint the tests' generator writes (every run the same for a seed), the same
-# weights as one single file, and a stand-in for SDXL-Lightning's 4-step UNet: what New-FakeHubCache lays out.
+# weights as one single file, and a stand-in for SDXL-Lightning's UNets: what New-FakeHubCache lays out.
 function New-TinyModelFiles {
     param([Parameter(Mandatory)] [string] $Root, [uint64] $Seed = 7)
     $shape = [Mnemosyne.Testing.CheckpointShape]::Tiny
@@ -138,7 +191,8 @@ function New-FakeHubCache {
     param(
         [Parameter(Mandatory)] [string] $Root,
         [Parameter(Mandatory)] $From,
-        [string[]] $Include = @('sdxl-base-1.0', 'ip-adapter-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h', 'sdxl-lightning-4step-unet'),
+        [string[]] $Include = @('sdxl-base-1.0', 'ip-adapter-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h',
+            'sdxl-lightning-2step-unet', 'sdxl-lightning-4step-unet', 'sdxl-lightning-8step-unet'),
         [switch] $Fp16Names
     )
     $cache = Join-Path $Root 'hub'
@@ -153,11 +207,14 @@ function New-FakeHubCache {
                 ForEach-Object { if ($Fp16Names) { $_.Path = $_.Path -replace '\.safetensors$', '.fp16.safetensors' }; $_ })
         'ip-adapter-sdxl-vit-h'          = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('sdxl_models/') })
         'ip-adapter-image-encoder-vit-h' = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('models/image_encoder/') })
+        # The one stand-in UNet under each Lightning name: the manifests' sampling is what tells them apart.
+        'sdxl-lightning-2step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_2step_unet.safetensors' })
         'sdxl-lightning-4step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_4step_unet.safetensors' })
+        'sdxl-lightning-8step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_8step_unet.safetensors' })
     }
     $snapshots = @{}
     foreach ($name in $contents.Keys) {
-        $manifest = Get-Content (Join-Path $modulePath "models/$name.json") -Raw | ConvertFrom-Json
+        $manifest = Get-Content (Join-Path $repositoryRoot "models/$name.json") -Raw | ConvertFrom-Json
         $snapshot = Join-Path $cache ('models--' + $manifest.repository.Replace('/', '--')) 'snapshots' $manifest.revision
         $snapshots[$name] = $snapshot
         $manifest.files = @($contents[$name] | ForEach-Object { [ordered]@{ path = $_.Path; size = (Get-Item $_.Source).Length; sha256 = $null } })

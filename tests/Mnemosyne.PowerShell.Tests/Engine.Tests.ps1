@@ -97,11 +97,10 @@ Describe 'Open-MnemosyneEngine with bad paths' {
 
 Describe 'Open, Get and Close with the tiny checkpoint' {
     BeforeEach {
-        if (-not $hasModel) { Set-ItResult -Skipped -Because $noModel; return }
         Close-MnemosyneEngine
         Clear-MnemosyneEnvironment
     }
-    AfterAll { if ($hasModel) { Close-MnemosyneEngine } }
+    AfterAll { Close-MnemosyneEngine }
 
     It 'opens with the IP-Adapter it finds in the checkpoint''s ip-adapter folder' {
         $info = Open-MnemosyneEngine -Path $modelPath -PassThru

@@ -111,7 +111,7 @@ Describe 'Get-MnemosyneModel' {
 
     It 'lists every known model as a typed object, none complete in an empty cache' {
         $models = Get-MnemosyneModel -CachePath $cache
-        $models.Name | Should -Be @('ip-adapter-image-encoder-vit-h', 'ip-adapter-sdxl-vit-h', 'sdxl-base-1.0', 'sdxl-lightning-4step-unet')
+        $models.Name | Should -Be @('ip-adapter-image-encoder-vit-h', 'ip-adapter-sdxl-vit-h', 'sdxl-base-1.0', 'sdxl-lightning-2step-unet', 'sdxl-lightning-4step-unet', 'sdxl-lightning-8step-unet')
         $models | ForEach-Object { $_ | Should -BeOfType ([Mnemosyne.Engine.Models.ModelStatus]) }
         $models.IsComplete | Should -Not -Contain $true
         ($models | Where-Object Name -EQ 'sdxl-base-1.0').SizeBytes | Should -Be 6941187536
@@ -133,7 +133,7 @@ Describe 'Get-MnemosyneModel' {
     }
 
     It 'matches wildcards and reports an unknown name as ObjectNotFound' {
-        (Get-MnemosyneModel 'SDXL*' -CachePath $cache).Name | Should -Be @('sdxl-base-1.0', 'sdxl-lightning-4step-unet')
+        (Get-MnemosyneModel 'SDXL*' -CachePath $cache).Name | Should -Be @('sdxl-base-1.0', 'sdxl-lightning-2step-unet', 'sdxl-lightning-4step-unet', 'sdxl-lightning-8step-unet')
         $models = Get-MnemosyneModel 'no-such-model' -CachePath $cache -ErrorVariable failures -ErrorAction SilentlyContinue
         $models | Should -BeNullOrEmpty
         $failures[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
@@ -163,11 +163,10 @@ Describe 'Install-MnemosyneModel' {
     }
 
     It '-WhatIf shows what would be fetched and its size, and fetches nothing' {
-        $module = (Get-Module Mnemosyne).Path
         $pwsh = [Environment]::ProcessPath
         # What-if text goes to the host, so it is read from a child pwsh's output (under `dotnet pwsh`, the process is dotnet).
         $arguments = @(if ([IO.Path]::GetFileNameWithoutExtension($pwsh) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' })
-        $text = & $pwsh @arguments -NoProfile -NonInteractive -Command "Import-Module '$module'; Install-MnemosyneModel sdxl-base-1.0, sdxl-lightning-4step-unet -CachePath '$cache' -WhatIf" | Out-String
+        $text = & $pwsh @arguments -NoProfile -NonInteractive -Command "Import-Module '$manifest'; Install-MnemosyneModel sdxl-base-1.0, sdxl-lightning-4step-unet -CachePath '$cache' -WhatIf" | Out-String
         $text | Should -Match 'What if: .*Download 18 files, 6\.94 GB \(6,941,187,536 bytes\).*sdxl-base-1\.0 \(stabilityai/stable-diffusion-xl-base-1\.0@4621659\)'
         $text | Should -Match 'What if: .*Download 1 file, size known at download time.*sdxl-lightning-4step-unet'
         Get-ChildItem $cache -Recurse | Should -BeNullOrEmpty

@@ -1,3 +1,7 @@
+BeforeDiscovery {
+    . $PSScriptRoot/Common.ps1
+}
+
 BeforeAll {
     . $PSScriptRoot/Common.ps1
     Import-Mnemosyne
@@ -89,33 +93,46 @@ Describe 'Import-MnemosyneReference from saved files' {
 
 Describe 'Import-MnemosyneReference from images' {
     BeforeAll {
-        if ($hasModel) { Open-TestEngine }
+        Open-TestEngine
         # A second picture of "the character": the reference image mirrored left to right.
         $script:mirrored = Join-Path $TestDrive 'mirrored.png'
-        if ($hasModel) {
-            $image = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode($referenceImage)
-            $rgb = [byte[]]::new($image.Rgb.Length)
-            for ($y = 0; $y -lt $image.Height; $y++) {
-                for ($x = 0; $x -lt $image.Width; $x++) {
-                    [Array]::Copy($image.Rgb, ($y * $image.Width + $x) * 3, $rgb, ($y * $image.Width + $image.Width - 1 - $x) * 3, 3)
-                }
+        $image = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode($referenceImage)
+        $rgb = [byte[]]::new($image.Rgb.Length)
+        for ($y = 0; $y -lt $image.Height; $y++) {
+            for ($x = 0; $x -lt $image.Width; $x++) {
+                [Array]::Copy($image.Rgb, ($y * $image.Width + $x) * 3, $rgb, ($y * $image.Width + $image.Width - 1 - $x) * 3, 3)
             }
-            [Mnemosyne.Engine.Imaging.PngFile]::Save($mirrored, [Mnemosyne.Engine.Imaging.RgbImage]::new($image.Width, $image.Height, $rgb))
+        }
+        [Mnemosyne.Engine.Imaging.PngFile]::Save($mirrored, [Mnemosyne.Engine.Imaging.RgbImage]::new($image.Width, $image.Height, $rgb))
+
+        # The picture's reference against diffusers' image embeds of it (tests/reference/pipeline-b or ../shared/fidelity).
+        function Assert-DiffusersEmbeds([string] $Picture, [string] $Embeds) {
+            $reference = Import-MnemosyneReference $Picture -Name 'kira'
+            $reference.Name | Should -Be 'kira'
+            $reference.Sources.Count | Should -Be 1
+            $reference.Sources[0].Path | Should -Be $Picture
+            $reference.Sources[0].Sha256 | Should -Be (Get-FileHash $Picture -Algorithm SHA256).Hash.ToLowerInvariant()
+            $expected = [Mnemosyne.Engine.Tensors.NpyFile]::Read($Embeds).Data
+            $reference.Embedding.Length | Should -Be $expected.Length
+            $maxError = 0.0
+            for ($i = 0; $i -lt $expected.Length; $i++) { $maxError = [Math]::Max($maxError, [Math]::Abs($reference.Embedding[$i] - $expected[$i])) }
+            $maxError | Should -BeLessOrEqual 1e-4
         }
     }
-    BeforeEach { if (-not $hasModel) { Set-ItResult -Skipped -Because $noModel } }
 
     It 'encodes one image as diffusers'' image encoder does' {
-        $reference = Import-MnemosyneReference $referenceImage -Name 'kira'
-        $reference.Name | Should -Be 'kira'
-        $reference.Sources.Count | Should -Be 1
-        $reference.Sources[0].Path | Should -Be $referenceImage
-        $reference.Sources[0].Sha256 | Should -Be (Get-FileHash $referenceImage -Algorithm SHA256).Hash.ToLowerInvariant()
-        $expected = [Mnemosyne.Engine.Tensors.NpyFile]::Read((Join-Path $fidelity 'reference-image-embeds.npy')).Data
-        $reference.Embedding.Length | Should -Be $expected.Length
-        $maxError = 0.0
-        for ($i = 0; $i -lt $expected.Length; $i++) { $maxError = [Math]::Max($maxError, [Math]::Abs($reference.Embedding[$i] - $expected[$i])) }
-        $maxError | Should -BeLessOrEqual 1e-4
+        Assert-DiffusersEmbeds $referenceImage (Join-Path $pipelineB 'reference-image-embeds.npy')
+    }
+
+    if ($hasFidelity) {
+        Context 'with the independent checkpoint of ../shared/fidelity' {
+            BeforeAll { Open-FidelityEngine }
+            AfterAll { Restore-TestEngine }
+
+            It 'encodes one image as diffusers'' image encoder does' {
+                Assert-DiffusersEmbeds (Join-Path $fidelity 'reference.png') (Join-Path $fidelity 'reference-image-embeds.npy')
+            }
+        }
     }
 
     It 'averages the embeddings of several images of one character into one reference' {
@@ -148,19 +165,17 @@ Describe 'Import-MnemosyneReference with an engine that has no IP-Adapter' {
         # The tiny checkpoint without its ip-adapter folder: links to everything else.
         $script:bare = Join-Path $TestDrive 'no-adapter'
         $null = New-Item -ItemType Directory $bare
-        $script:canLink = $hasModel
-        if ($hasModel) {
-            try {
-                foreach ($item in Get-ChildItem $modelPath | Where-Object Name -NE 'ip-adapter') {
-                    $null = New-Item -ItemType SymbolicLink -Path (Join-Path $bare $item.Name) -Target $item.FullName -ErrorAction Stop
-                }
+        $script:canLink = $true
+        try {
+            foreach ($item in Get-ChildItem $modelPath | Where-Object Name -NE 'ip-adapter') {
+                $null = New-Item -ItemType SymbolicLink -Path (Join-Path $bare $item.Name) -Target $item.FullName -ErrorAction Stop
             }
-            catch { $script:canLink = $false }
         }
+        catch { $script:canLink = $false }
     }
-    BeforeEach { if (-not $canLink) { Set-ItResult -Skipped -Because "$noModel (or symbolic links are not allowed here)" } }
+    BeforeEach { if (-not $canLink) { Set-ItResult -Skipped -Because 'symbolic links are not allowed here' } }
     AfterAll {
-        if ($hasModel) { Close-MnemosyneEngine }
+        Close-MnemosyneEngine
         Restore-HubEnvironment
     }
 

@@ -1,6 +1,7 @@
 BeforeDiscovery {
-    $manifestPath = Join-Path $PSScriptRoot '../../../shared/fidelity/manifest.json'
-    $fidelityCases = if (Test-Path $manifestPath) { (Get-Content $manifestPath -Raw | ConvertFrom-Json).cases } else { @() }
+    . $PSScriptRoot/Common.ps1
+    $pipelineBCases = Get-SceneCases $pipelineB
+    $fidelityCases = if ($hasFidelity) { Get-SceneCases $fidelity (Join-Path $fidelity 'cases') }
 }
 
 BeforeAll {
@@ -26,7 +27,7 @@ Describe 'New-MnemosyneScene parameters' {
     }
 
     It 'binds -<_> from a property of piped objects' -ForEach @(
-        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath'
+        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'GuidanceCutoff', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'DeepCacheInterval'
     ) {
         $command.Parameters[$_].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
     }
@@ -72,14 +73,53 @@ third,64,-3
 
 Describe 'Making scenes with the tiny checkpoint' {
     BeforeAll {
-        if ($hasModel) {
-            Open-TestEngine
-            $script:kira = Import-MnemosyneReference $referenceImage -Name 'kira'
-        }
+        Open-TestEngine
+        $script:kira = Import-MnemosyneReference $referenceImage -Name 'kira'
         $script:folder = Join-Path $TestDrive 'scenes'
         $null = New-Item -ItemType Directory $folder
+
+        # The case's scene made with the cmdlet against diffusers' picture (8-bit values within 1 level).
+        function Assert-RemakesCase($Case, $Reference) {
+            $arguments = @{
+                Prompt          = $Case.prompt
+                Reference       = $Reference
+                ReferenceWeight = $Case.ip
+                Steps           = $Case.steps
+                GuidanceScale   = $Case.g
+                Scheduler       = $Case.sched
+                Width           = $Case.w
+                Height          = $Case.h
+            }
+            if ($null -ne $Case.negative) { $arguments.NegativePrompt = $Case.negative }
+            if ($null -ne $Case.seed) { $arguments.Seed = $Case.seed }
+            else { $arguments.InitialNoisePath = Join-Path $Case.folder $Case.initial_noise }
+            if ($Case.PSObject.Properties['deepcache']) { $arguments.DeepCacheInterval = $Case.deepcache }
+            if ($Case.PSObject.Properties['cutoff']) { $arguments.GuidanceCutoff = $Case.cutoff }
+            if ($Case.PSObject.Properties['spacing']) { $arguments.Spacing = $Case.spacing }
+            $scene = New-MnemosyneScene @arguments -WarningAction SilentlyContinue
+            $expected = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode((Join-Path $Case.folder 'image.png')).Rgb
+            $scene.Image.Rgb.Length | Should -Be $expected.Length
+            $within = 0
+            for ($i = 0; $i -lt $expected.Length; $i++) { if ([Math]::Abs([int]$scene.Image.Rgb[$i] - [int]$expected[$i]) -le 1) { $within++ } }
+            $within / $expected.Length | Should -BeGreaterOrEqual 0.999
+        }
     }
-    BeforeEach { if (-not $hasModel) { Set-ItResult -Skipped -Because $noModel } }
+
+    It 'records DeepCache''s interval with the picture, and refuses one out of range' {
+        $scene = New-MnemosyneScene 'a cat in a hat' -Seed 4 -Steps 4 -DeepCacheInterval 2 @tiny
+        $scene.DeepCacheInterval | Should -Be 2
+        $scene.ParametersText() | Should -Match ', DeepCache interval: 2,'
+        $whole = New-MnemosyneScene 'a cat in a hat' -Seed 4 -Steps 4 @tiny
+        $whole.DeepCacheInterval | Should -Be 1
+        $whole.ParametersText() | Should -Not -Match 'DeepCache'
+        $whole.Image.Rgb | Should -Not -Be $scene.Image.Rgb
+
+        New-MnemosyneScene 'a cat' -Seed 4 -DeepCacheInterval 0 @tiny -ErrorVariable bad -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $bad.Count | Should -Be 1
+        $bad[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $bad[0].TargetObject | Should -Be 0
+        "$bad" | Should -Match 'DeepCacheInterval must be from 1'
+    }
 
     It 'records every setting with the picture' {
         $scene = New-MnemosyneScene 'a cat in a hat' -NegativePrompt 'blurry' -Reference $kira -ReferenceWeight 0.5 -Seed 42 -Steps 3 -GuidanceScale 3.5 -Scheduler DpmPlusPlus2MKarras -Width 96 -Height 64
@@ -210,25 +250,37 @@ third,3,64,64,2
         [Convert]::ToHexString($again.Image.Rgb) | Should -Be ([Convert]::ToHexString($first.Image.Rgb))
     }
 
-    It 'remakes diffusers'' picture for reference case <_.name>' -ForEach $fidelityCases -AllowNullOrEmptyForEach {
-        $arguments = @{
-            Prompt          = $_.prompt
-            Reference       = $kira
-            ReferenceWeight = $_.ip
-            Steps           = $_.steps
-            GuidanceScale   = $_.g
-            Scheduler       = $_.sched
-            Width           = $_.w
-            Height          = $_.h
+    It 'stops guidance after -GuidanceCutoff, records it, and remakes the scene piped back in or from a CSV column' {
+        $settings = @{ Prompt = 'a lighthouse'; NegativePrompt = 'fog'; Seed = 9; Steps = 6; Width = 64; Height = 64 }
+        $guided = New-MnemosyneScene @settings
+        $cut = New-MnemosyneScene @settings -GuidanceCutoff 0.4
+        $cut.GuidanceCutoff | Should -Be 0.4
+        [Convert]::ToHexString($cut.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($guided.Image.Rgb))
+        $cut.ParametersText() | Should -Match 'CFG scale: 5, CFG cutoff: 0\.4, Seed: 9,'
+        $guided.ParametersText() | Should -Not -Match 'CFG cutoff'
+        $again = $cut | New-MnemosyneScene
+        $again.GuidanceCutoff | Should -Be 0.4
+        [Convert]::ToHexString($again.Image.Rgb) | Should -Be ([Convert]::ToHexString($cut.Image.Rgb))
+        $row = [pscustomobject]@{ Prompt = 'a lighthouse'; NegativePrompt = 'fog'; Seed = '9'; Steps = '6'; Width = '64'; Height = '64'; GuidanceCutoff = '0.4' }
+        [Convert]::ToHexString(($row | New-MnemosyneScene).Image.Rgb) | Should -Be ([Convert]::ToHexString($cut.Image.Rgb))
+    }
+
+    It 'remakes diffusers'' picture for reference case <_.name>' -ForEach $pipelineBCases {
+        Assert-RemakesCase $_ $kira
+    }
+
+    if ($hasFidelity) {
+        Context 'with the independent checkpoint of ../shared/fidelity' {
+            BeforeAll {
+                Open-FidelityEngine
+                $script:fidelityKira = Import-MnemosyneReference (Join-Path $fidelity 'reference.png') -Name 'kira'
+            }
+            AfterAll { Restore-TestEngine }
+
+            It 'remakes diffusers'' picture for reference case <_.name>' -ForEach $fidelityCases {
+                Assert-RemakesCase $_ $fidelityKira
+            }
         }
-        if ($null -ne $_.negative) { $arguments.NegativePrompt = $_.negative }
-        if ($null -ne $_.seed) { $arguments.Seed = $_.seed }
-        else { $arguments.InitialNoisePath = Join-Path $fidelity "cases/$($_.name)/$($_.initial_noise)" }
-        $scene = New-MnemosyneScene @arguments
-        $expected = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode((Join-Path $fidelity "cases/$($_.name)/image.png")).Rgb
-        $within = 0
-        for ($i = 0; $i -lt $expected.Length; $i++) { if ([Math]::Abs([int]$scene.Image.Rgb[$i] - [int]$expected[$i]) -le 1) { $within++ } }
-        $within / $expected.Length | Should -BeGreaterOrEqual 0.999
     }
 
     It 'writes progress for every step' {

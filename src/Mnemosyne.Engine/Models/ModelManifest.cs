@@ -22,7 +22,7 @@ public enum ModelRole
 /// <summary>One file of a model: its path in the repository, and its size and SHA-256 where known.</summary>
 public sealed record ModelFile(string Path, long? Size, string? Sha256);
 
-/// <summary>Sampling settings a model requires (SDXL-Lightning: Euler, trailing spacing, 4 steps, no guidance).</summary>
+/// <summary>Sampling settings a model requires (SDXL-Lightning 4-step: Euler, trailing spacing, 4 steps, no guidance).</summary>
 public sealed record SchedulerSettings
 {
     [JsonConverter(typeof(JsonStringEnumConverter<SchedulerKind>))]
@@ -30,6 +30,10 @@ public sealed record SchedulerSettings
 
     /// <summary>diffusers' timestep_spacing: "leading", "trailing" or "linspace".</summary>
     public required string TimestepSpacing { get; init; }
+
+    /// <summary><see cref="TimestepSpacing"/> as the engine's enum.</summary>
+    [JsonIgnore]
+    public TimestepSpacing Spacing => Enum.Parse<TimestepSpacing>(TimestepSpacing, ignoreCase: true);
 
     public required int Steps { get; init; }
 

@@ -36,7 +36,7 @@ public sealed class ModelResolver
 
     public const string ImageEncoderModel = "ip-adapter-image-encoder-vit-h";
 
-    /// <summary>The few-step UNet Mnemosyne knows (4 trailing Euler steps, no guidance).</summary>
+    /// <summary>The few-step UNet the advice names (4 trailing Euler steps, no guidance; its 2- and 8-step siblings are known too).</summary>
     public const string FewStepUnetModel = "sdxl-lightning-4step-unet";
 
     /// <summary>What a single-file checkpoint lacks and takes from the base model's snapshot.</summary>
@@ -67,7 +67,7 @@ public sealed class ModelResolver
             if (Directory.Exists(options.CheckpointPath)) checkpointAdapterFolder = Path.Combine(options.CheckpointPath, IpAdapterFiles.CheckpointFolder);
         }
         options = WithIpAdapter(options, Given(request.IpAdapterPath), Given(request.ImageEncoderPath), checkpointAdapterFolder, notes);
-        if (Given(request.Model) is null && Given(request.UnetModel) is { } unetModel) options = options with { UnetWeightsPath = FindUnet(unetModel) };
+        if (Given(request.Model) is null && Given(request.UnetModel) is { } unetModel) options = WithUnet(options, unetModel);
         if (Given(request.UnetPath) is { } unetPath) options = options with { UnetWeightsPath = UnetFile(unetPath) };
         return new ModelResolution(options, notes) { Warnings = warnings };
     }
@@ -90,15 +90,20 @@ public sealed class ModelResolver
             Variant = pipeline.Variant,
             ModelName = pipeline.Name,
             UnetWeightsPath = unet is null ? null : statuses[1].EntryPath,
+            UnetSampling = unet?.Scheduler,
         };
     }
 
-    /// <summary>The weights file of a known replacement UNet (role unet), complete in the cache.</summary>
-    public string FindUnet(string unetModel)
+    /// <summary>
+    /// <paramref name="options"/> with the weights file of a known replacement UNet (role unet), complete in the cache,
+    /// and the sampling its manifest gives.
+    /// </summary>
+    public EngineOptions WithUnet(EngineOptions options, string unetModel)
     {
-        var status = Catalog.Inspect(Expect(unetModel, ModelRole.Unet, nameof(unetModel)));
+        var manifest = Expect(unetModel, ModelRole.Unet, nameof(unetModel));
+        var status = Catalog.Inspect(manifest);
         ThrowIfIncomplete([status]);
-        return status.EntryPath!;
+        return options with { UnetWeightsPath = status.EntryPath!, UnetSampling = manifest.Scheduler };
     }
 
     /// <summary>

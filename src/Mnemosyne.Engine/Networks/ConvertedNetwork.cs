@@ -13,10 +13,10 @@ namespace Mnemosyne.Engine.Networks;
 internal static class ConvertedNetwork
 {
     /// <param name="sources">Each weight file the network reads, with the stem its converted file is named by; the first names the folder.</param>
-    /// <param name="build">Builds the graph over the given sources (in order) with the given weight folder.</param>
+    /// <param name="build">Builds the graph (or graphs sharing the weights) over the given sources (in order) with the given weight folder.</param>
     /// <param name="checkBeforeConverting">Other checks that must pass before anything is converted.</param>
-    public static OnnxGraph Build(SessionSettings settings, IReadOnlyList<(string Stem, IWeightSource Source)> sources,
-        Func<IReadOnlyList<IWeightSource>, string?, OnnxGraph> build, Action? checkBeforeConverting = null)
+    public static TGraph Build<TGraph>(SessionSettings settings, IReadOnlyList<(string Stem, IWeightSource Source)> sources,
+        Func<IReadOnlyList<IWeightSource>, string?, TGraph> build, Action? checkBeforeConverting = null)
     {
         var plans = sources.Select(s => new WeightConversionPlan(s.Source)).ToList();
         build(plans, null);

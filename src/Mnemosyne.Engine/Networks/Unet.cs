@@ -41,6 +41,12 @@ public sealed class Unet : IDisposable
     public const string IpScaleInput = "ip_scale";
     public const string Output = "out_sample";
 
+    /// <summary>
+    /// A second output of the whole UNet, and the input of <see cref="RunFromFeature"/>: what enters the last layer of
+    /// the last up block beside the first skip connection (DeepCache's shallowest cached branch).
+    /// </summary>
+    public const string DeepCacheFeatureOutput = "deep_cache_feature";
+
     internal const string DownBlock = "DownBlock2D";
     internal const string CrossAttnDownBlock = "CrossAttnDownBlock2D";
     internal const string UpBlock = "UpBlock2D";
@@ -51,11 +57,14 @@ public sealed class Unet : IDisposable
     public const int TimeIdCount = 6;
 
     private readonly OnnxModel model;
+    private readonly Lazy<OnnxModel> shallowModel;
     private readonly IReadOnlyList<IpAdapterAttention.Layer> ipLayers;
 
-    private Unet(OnnxModel model, UnetConfig config, bool hasIpAdapter)
+    private Unet(OnnxModel model, OnnxGraph shallowGraph, SessionSettings settings, UnetConfig config, bool hasIpAdapter)
     {
         this.model = model;
+        // Made on first use: only a scene with DeepCache runs it.
+        shallowModel = new(() => OnnxModel.Create(shallowGraph, settings));
         Config = config;
         HasIpAdapter = hasIpAdapter;
         ipLayers = hasIpAdapter ? IpAdapterAttention.Layers(config) : [];
@@ -93,16 +102,16 @@ public sealed class Unet : IDisposable
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(settings);
         var withAdapter = ipAdapter is not null;
-        if (settings.Precision == WeightPrecision.Float32)
-        {
-            var graph = BuildGraph(config, weights, withAdapter, Path.GetDirectoryName(weights.Path));
-            if (ipAdapter is not null) CheckAdapter(config, ipAdapter);
-            return new Unet(OnnxModel.Create(graph, settings), config, withAdapter);
-        }
-        var converted = ConvertedNetwork.Build(settings, [("unet", weights)],
-            (sources, folder) => BuildGraph(config, sources[0], withAdapter, folder),
-            checkBeforeConverting: () => { if (ipAdapter is not null) CheckAdapter(config, ipAdapter); });
-        return new Unet(OnnxModel.Create(converted, settings), config, withAdapter);
+        // The whole UNet and DeepCache's shallow one read the same weights (the shallow one a few of them).
+        (OnnxGraph Whole, OnnxGraph Shallow) Build(IWeightSource source, string? folder)
+            => (BuildGraph(config, source, withAdapter, folder), BuildShallowGraph(config, source, withAdapter, folder));
+        void CheckAdapterFile() { if (ipAdapter is not null) CheckAdapter(config, ipAdapter); }
+
+        var (whole, shallow) = settings.Precision == WeightPrecision.Float32
+            ? Build(weights, Path.GetDirectoryName(weights.Path))
+            : ConvertedNetwork.Build(settings, [("unet", weights)], (sources, folder) => Build(sources[0], folder), CheckAdapterFile);
+        if (settings.Precision == WeightPrecision.Float32) CheckAdapterFile();
+        return new Unet(OnnxModel.Create(whole, settings), shallow, settings, config, withAdapter);
     }
 
     /// <summary>Loads a unet/ folder holding config.json and diffusion_pytorch_model.safetensors.</summary>
@@ -132,6 +141,19 @@ public sealed class Unet : IDisposable
         return new GraphBuilder(config, unetWeights, withIpAdapter, weightFolder).Build();
     }
 
+    /// <summary>
+    /// The shallow UNet of DeepCache's branch 0: the embeddings, conv_in, the last layer of the last up block and the
+    /// output head, run on a <see cref="DeepCacheFeatureOutput"/> of the whole UNet kept from an earlier step. It
+    /// takes the same inputs as the whole graph plus <see cref="DeepCacheFeatureOutput"/>.
+    /// </summary>
+    public static OnnxGraph BuildShallowGraph(UnetConfig config, IWeightSource unetWeights, bool withIpAdapter, string? weightFolder)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(unetWeights);
+        CheckSupported(config, unetWeights.Path);
+        return new GraphBuilder(config, unetWeights, withIpAdapter, weightFolder).BuildShallow();
+    }
+
     /// <summary>The adapter's projections must fit this UNet (layers and widths); its headers are read, not its weights.</summary>
     private static void CheckAdapter(UnetConfig config, IpAdapterFiles ipAdapter)
     {
@@ -148,6 +170,37 @@ public sealed class Unet : IDisposable
     /// item (fractional values are kept, as diffusers does for float timesteps).
     /// </summary>
     public FloatTensor Run(FloatTensor sample, float[] timesteps, UnetConditioning conditioning, CancellationToken cancellation = default)
+        => model.Run(Inputs(sample, timesteps, conditioning), [Output], cancellation)[0];
+
+    /// <summary>One UNet forward that also returns its <see cref="DeepCacheFeatureOutput"/>, for <see cref="RunFromFeature"/>.</summary>
+    public (FloatTensor Prediction, FloatTensor Feature) RunKeepingFeature(
+        FloatTensor sample, float timestep, UnetConditioning conditioning, CancellationToken cancellation = default)
+    {
+        var outputs = model.Run(Inputs(sample, [timestep], conditioning), [Output, DeepCacheFeatureOutput], cancellation);
+        return (outputs[0], outputs[1]);
+    }
+
+    /// <summary>
+    /// The noise prediction of the shallow UNet (<see cref="BuildShallowGraph"/>) on a feature that
+    /// <see cref="RunKeepingFeature"/> gave at an earlier step, for the same batch.
+    /// </summary>
+    public FloatTensor RunFromFeature(FloatTensor sample, float timestep, UnetConditioning conditioning, FloatTensor feature, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(feature);
+        var inputs = Inputs(sample, [timestep], conditioning);
+        long channels = Config.BlockOutChannels[0];
+        if (feature.Shape is not [var b, var c, var h, var w] || b != sample.Shape[0] || c != channels || h != sample.Shape[2] || w != sample.Shape[3])
+            throw new ArgumentException(
+                $"The feature must be [{sample.Shape[0]}, {channels}, {sample.Shape[2]}, {sample.Shape[3]}] (the sample's batch and size); it is {ShapeText(feature)}.",
+                nameof(feature));
+        inputs.Add(ModelInput.Float(DeepCacheFeatureOutput, feature));
+        // The shallow graph reads the adapter's keys and values of its own layers only (none when it has no attention).
+        var shallow = shallowModel.Value;
+        var accepted = shallow.InputNames;
+        return shallow.Run(inputs.Where(i => accepted.Contains(i.Name)).ToList(), [Output], cancellation)[0];
+    }
+
+    private List<ModelInput> Inputs(FloatTensor sample, float[] timesteps, UnetConditioning conditioning)
     {
         ArgumentNullException.ThrowIfNull(sample);
         ArgumentNullException.ThrowIfNull(timesteps);
@@ -173,10 +226,14 @@ public sealed class Unet : IDisposable
             }
             inputs.Add(ModelInput.Float(IpScaleInput, new FloatTensor([conditioning.IpScale], [])));
         }
-        return model.Run(inputs, [Output], cancellation)[0];
+        return inputs;
     }
 
-    public void Dispose() => model.Dispose();
+    public void Dispose()
+    {
+        model.Dispose();
+        if (shallowModel.IsValueCreated) shallowModel.Value.Dispose();
+    }
 
     private int CheckInputs(FloatTensor sample, float[] timesteps, UnetConditioning conditioning)
     {
@@ -296,14 +353,7 @@ public sealed class Unet : IDisposable
 
         public OnnxGraph Build()
         {
-            var sample = g.Input(SampleInput, DataType.Float, "batch", (long)config.InChannels, "height", "width");
-            var timestep = g.Input(TimestepInput, DataType.Float, "timesteps");
-            context = g.Input(EncoderHiddenStatesInput, DataType.Float, "batch", "text_tokens", crossDim);
-            var textEmbeds = g.Input(TextEmbedsInput, DataType.Float, "batch", (long)PooledTextWidth(config));
-            var timeIds = g.Input(TimeIdsInput, DataType.Float, "batch", (long)TimeIdCount);
-            if (withIpAdapter) ipScale = g.Input(IpScaleInput, DataType.Float);
-
-            activatedEmbedding = Act(Embedding(sample, timestep, textEmbeds, timeIds));
+            var sample = Inputs();
             var h = g.Conv2d(sample, w, "conv_in", config.InChannels, config.BlockOutChannels[0], config.ConvInKernel);
             var skips = new Stack<(string Value, long Channels)>();
             long channels = config.BlockOutChannels[0];
@@ -336,25 +386,66 @@ public sealed class Unet : IDisposable
             for (int i = 0; i < levels; i++)
             {
                 int level = levels - 1 - i;
-                var prefix = $"up_blocks.{i}";
                 long outChannels = config.BlockOutChannels[level];
                 for (int j = 0; j < config.LayersPerBlock[level] + 1; j++)
                 {
-                    var (skip, skipChannels) = skips.Pop();
-                    h = g.Concat(1, h, skip);
-                    h = Resnet(h, $"{prefix}.resnets.{j}", channels + skipChannels, outChannels);
+                    var skip = skips.Pop();
+                    if (skips.Count == 0)
+                    {
+                        g.Output(h, DeepCacheFeatureOutput, DataType.Float, "batch", channels, "height", "width");
+                        return Head(UpLayer(h, skip, i, j, channels));
+                    }
+                    h = UpLayer(h, skip, i, j, channels);
                     channels = outChannels;
-                    if (config.UpBlockTypes[i] == CrossAttnUpBlock)
-                        h = Transformer(h, $"{prefix}.attentions.{j}", channels, config.TransformerLayersPerBlock[level], config.HeadsAt(level));
                 }
-                if (i < levels - 1)
-                {
-                    // Upsample to the size of the next skip, not ×2: a stride-2 conv made ceil(n/2) of odd sizes.
-                    h = g.ResizeNearest(h, g.Concat(0, g.Slice(g.Shape(h), [0], [2], [0]), g.Slice(g.Shape(skips.Peek().Value), [2], [4], [0])));
-                    h = g.Conv2d(h, w, $"{prefix}.upsamplers.0.conv", channels, channels, 3);
-                }
+                // Upsample to the size of the next skip, not ×2: a stride-2 conv made ceil(n/2) of odd sizes.
+                h = g.ResizeNearest(h, g.Concat(0, g.Slice(g.Shape(h), [0], [2], [0]), g.Slice(g.Shape(skips.Peek().Value), [2], [4], [0])));
+                h = g.Conv2d(h, w, $"up_blocks.{i}.upsamplers.0.conv", channels, channels, 3);
             }
+            throw new InvalidOperationException("The up blocks used fewer skip connections than the down blocks made.");
+        }
 
+        /// <summary>
+        /// DeepCache's retrieval step: the last up layer on a kept feature and this step's conv_in output (the first
+        /// skip connection), then the head; every deeper block is skipped.
+        /// </summary>
+        public OnnxGraph BuildShallow()
+        {
+            var sample = Inputs();
+            long channels = config.BlockOutChannels[0];
+            var feature = g.Input(DeepCacheFeatureOutput, DataType.Float, "batch", channels, "height", "width");
+            var skip = g.Conv2d(sample, w, "conv_in", config.InChannels, channels, config.ConvInKernel);
+            int last = config.BlockOutChannels.Count - 1;
+            return Head(UpLayer(feature, (skip, channels), last, config.LayersPerBlock[0], channels));
+        }
+
+        /// <summary>The graph's inputs; sets the activated embedding, the text context and the adapter weight the layers read.</summary>
+        private string Inputs()
+        {
+            var sample = g.Input(SampleInput, DataType.Float, "batch", (long)config.InChannels, "height", "width");
+            var timestep = g.Input(TimestepInput, DataType.Float, "timesteps");
+            context = g.Input(EncoderHiddenStatesInput, DataType.Float, "batch", "text_tokens", crossDim);
+            var textEmbeds = g.Input(TextEmbedsInput, DataType.Float, "batch", (long)PooledTextWidth(config));
+            var timeIds = g.Input(TimeIdsInput, DataType.Float, "batch", (long)TimeIdCount);
+            if (withIpAdapter) ipScale = g.Input(IpScaleInput, DataType.Float);
+            activatedEmbedding = Act(Embedding(sample, timestep, textEmbeds, timeIds));
+            return sample;
+        }
+
+        /// <summary>Layer j of up block i: the skip connection beside h, a resnet, and the block's transformer if it has one.</summary>
+        private string UpLayer(string h, (string Value, long Channels) skip, int i, int j, long channels)
+        {
+            int level = config.BlockOutChannels.Count - 1 - i;
+            long outChannels = config.BlockOutChannels[level];
+            h = Resnet(g.Concat(1, h, skip.Value), $"up_blocks.{i}.resnets.{j}", channels + skip.Channels, outChannels);
+            return config.UpBlockTypes[i] == CrossAttnUpBlock
+                ? Transformer(h, $"up_blocks.{i}.attentions.{j}", outChannels, config.TransformerLayersPerBlock[level], config.HeadsAt(level))
+                : h;
+        }
+
+        private OnnxGraph Head(string h)
+        {
+            long channels = config.BlockOutChannels[0];
             h = Act(g.GroupNorm(h, w, "conv_norm_out", channels, groups, config.NormEps));
             h = g.Conv2d(h, w, "conv_out", channels, config.OutChannels, config.ConvOutKernel);
             g.Output(h, Output, DataType.Float, "batch", (long)config.OutChannels, "height", "width");

@@ -117,6 +117,9 @@ public sealed class OnnxModel : IDisposable
         }
     }
 
+    /// <summary>The graph's inputs, weights fed at run time included.</summary>
+    public IReadOnlySet<string> InputNames => session.InputMetadata.Keys.ToHashSet(StringComparer.Ordinal);
+
     /// <summary>Runs the graph; cancellation stops ONNX Runtime inside the run, not only between runs.</summary>
     public FloatTensor[] Run(IReadOnlyList<ModelInput> inputs, IReadOnlyList<string> outputs, CancellationToken cancellation = default)
     {

@@ -1,4 +1,6 @@
+using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Conversion;
+using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Onnx;
 
 namespace Mnemosyne.Engine.Pipeline;
@@ -27,6 +29,12 @@ public sealed record EngineOptions
     /// UNets want <see cref="SceneRequest.ForFewStepUnet"/>.
     /// </summary>
     public string? UnetWeightsPath { get; init; }
+
+    /// <summary>
+    /// The sampling <see cref="UnetWeightsPath"/> was distilled for, from its model manifest (e.g. 2 trailing Euler
+    /// steps for sdxl-lightning-2step-unet), which <see cref="SceneRequest.ForFewStepUnet"/> takes; null when unknown.
+    /// </summary>
+    public SchedulerSettings? UnetSampling { get; init; }
 
     /// <summary>ip-adapter_sdxl_vit-h.safetensors; null opens the engine without references.</summary>
     public string? IpAdapterPath { get; init; }

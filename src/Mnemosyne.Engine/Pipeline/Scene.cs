@@ -19,6 +19,8 @@ public sealed record Scene
     /// <summary>The timestep spacing the request asked for; null = the scheduler config's.</summary>
     public TimestepSpacing? Spacing { get; init; }
     public required float GuidanceScale { get; init; }
+    /// <summary>The fraction of the steps after which guidance stopped (<see cref="SceneRequest.GuidanceCutoff"/>); 1 = every step guided.</summary>
+    public double GuidanceCutoff { get; init; } = 1;
     public required int Width { get; init; }
     public required int Height { get; init; }
     public string? ReferenceName { get; init; }
@@ -27,6 +29,8 @@ public sealed record Scene
     /// <summary>The engine's weight precision: an Int8 picture differs slightly from the Float32 one of the same settings.</summary>
     public WeightPrecision Precision { get; init; }
     public string? InitialNoisePath { get; init; }
+    /// <summary>DeepCache's interval (1 = off): pictures made with it differ from the whole UNet's.</summary>
+    public int DeepCacheInterval { get; init; } = 1;
     public TimeSpan Elapsed { get; init; }
     /// <summary>The latents before the VAE (still scaled), for research and tests.</summary>
     public required FloatTensor FinalLatents { get; init; }
@@ -42,8 +46,10 @@ public sealed record Scene
         text.Append("\nSteps: ").Append(Steps.ToString(inv))
             .Append(", Sampler: ").Append(Scheduler);
         if (Spacing is { } spacing) text.Append(", Timestep spacing: ").Append(spacing.ToString().ToLowerInvariant());
-        text.Append(", CFG scale: ").Append(GuidanceScale.ToString("0.###", inv))
-            .Append(", Seed: ").Append(Seed.ToString(inv))
+        text.Append(", CFG scale: ").Append(GuidanceScale.ToString("0.###", inv));
+        // Every digit: the cutoff decides a step count, so a rounded value could make another picture.
+        if (GuidanceCutoff < 1) text.Append(", CFG cutoff: ").Append(GuidanceCutoff.ToString("R", inv));
+        text.Append(", Seed: ").Append(Seed.ToString(inv))
             .Append(", Size: ").Append(Width.ToString(inv)).Append('x').Append(Height.ToString(inv))
             .Append(", Model: ").Append(Model);
         if (Precision != WeightPrecision.Float32) text.Append(", Precision: ").Append(Precision);
@@ -51,6 +57,7 @@ public sealed record Scene
             text.Append(", Reference: ").Append(ReferenceName)
                 .Append(", Reference weight: ").Append(ReferenceWeight.ToString("0.###", inv));
         if (InitialNoisePath is not null) text.Append(", Initial noise: ").Append(Path.GetFileName(InitialNoisePath));
+        if (DeepCacheInterval > 1) text.Append(", DeepCache interval: ").Append(DeepCacheInterval.ToString(inv));
         text.Append(", Generator: Mnemosyne");
         return text.ToString();
     }

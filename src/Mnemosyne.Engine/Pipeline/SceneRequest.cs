@@ -1,3 +1,4 @@
+using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
 
@@ -20,6 +21,12 @@ public sealed record SceneRequest
     public required long Seed { get; init; }
     public int Steps { get; init; } = 20;
     public float GuidanceScale { get; init; } = 5.0f;
+    /// <summary>
+    /// Where classifier-free guidance stops, as a fraction of the steps: it runs through the step at index
+    /// ⌊Steps × GuidanceCutoff⌋ (counted from 0), and the steps after it run the conditional branch alone, half
+    /// the UNet work each, as diffusers' SDXLCFGCutoffCallback(cutoff_step_ratio) does. 1 guides every step.
+    /// </summary>
+    public double GuidanceCutoff { get; init; } = 1;
     public SchedulerKind Scheduler { get; init; } = SchedulerKind.Euler;
     /// <summary>Overrides the scheduler config's timestep_spacing; null keeps it (leading for SDXL base).</summary>
     public TimestepSpacing? Spacing { get; init; }
@@ -29,17 +36,32 @@ public sealed record SceneRequest
     public FloatTensor? InitialNoise { get; init; }
     public string? InitialNoisePath { get; init; }
 
+    public const int MaxDeepCacheInterval = 10;
+
+    /// <summary>
+    /// DeepCache: the whole UNet runs every this many steps and a shallow part of it on the steps between
+    /// (<see cref="DeepCache"/>); 1 runs the whole UNet every step.
+    /// </summary>
+    public int DeepCacheInterval { get; init; } = 1;
+
+    /// <summary>
+    /// How many of the steps are guided (0 when GuidanceScale ≤ 1). In double precision, as Python computes
+    /// int(num_timesteps * cutoff_step_ratio): 10 steps at a cutoff of 0.7 guide 8 (0.7f widened to double would give 7).
+    /// </summary>
+    public int GuidedSteps => GuidanceScale > 1 ? Math.Min(Steps, (int)(Steps * GuidanceCutoff) + 1) : 0;
+
     /// <summary>Steps an SDXL-Lightning-class 4-step UNet is distilled for.</summary>
     public const int FewStepUnetSteps = 4;
 
     /// <summary>
-    /// This request with the settings a few-step UNet (SDXL-Lightning, loaded with
-    /// <see cref="EngineOptions.UnetWeightsPath"/>) was distilled for: Euler with trailing timesteps
-    /// (999, 749, 499, 249 at 4 steps) and no classifier-free guidance. The reference still applies.
+    /// This request with the settings a few-step UNet (SDXL-Lightning's, loaded with
+    /// <see cref="EngineOptions.UnetWeightsPath"/>) was distilled for: <paramref name="sampling"/>, its manifest's
+    /// (<see cref="EngineOptions.UnetSampling"/>), or when that is unknown the 4-step UNet's: Euler with trailing
+    /// timesteps (999, 749, 499, 249) and no classifier-free guidance. The reference still applies.
     /// </summary>
-    /// <param name="steps">The UNet's step count: 4 for sdxl_lightning_4step_unet (2 and 8 for its siblings).</param>
-    public SceneRequest ForFewStepUnet(int steps = FewStepUnetSteps)
-        => this with { Steps = steps, Scheduler = SchedulerKind.Euler, Spacing = TimestepSpacing.Trailing, GuidanceScale = 0 };
+    public SceneRequest ForFewStepUnet(SchedulerSettings? sampling = null) => sampling is null
+        ? this with { Steps = FewStepUnetSteps, Scheduler = SchedulerKind.Euler, Spacing = TimestepSpacing.Trailing, GuidanceScale = 0 }
+        : this with { Steps = sampling.Steps, Scheduler = sampling.Kind, Spacing = sampling.Spacing, GuidanceScale = sampling.GuidanceScale };
 
     /// <summary>Checks the request; the message says what is wrong and what is allowed.</summary>
     public void Validate()
@@ -51,10 +73,16 @@ public sealed record SceneRequest
         CheckSide(Height, nameof(Height));
         if (Steps is < 1 or > MaxSteps)
             throw new ArgumentOutOfRangeException(nameof(Steps), Steps, $"Steps must be between 1 and {MaxSteps}.");
+        if (DeepCacheInterval is < 1 or > MaxDeepCacheInterval)
+            throw new ArgumentOutOfRangeException(nameof(DeepCacheInterval), DeepCacheInterval,
+                $"DeepCacheInterval must be from 1 (off: the whole UNet every step) to {MaxDeepCacheInterval}.");
         if (Spacing is { } spacing && !Enum.IsDefined(spacing))
             throw new ArgumentOutOfRangeException(nameof(Spacing), spacing, $"Spacing must be one of {string.Join(", ", Enum.GetNames<TimestepSpacing>())}, or null for the scheduler config's.");
         if (!float.IsFinite(GuidanceScale) || GuidanceScale < 0 || GuidanceScale > 100)
             throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "GuidanceScale must be a number from 0 to 100 (values up to 1 turn guidance off).");
+        if (!double.IsFinite(GuidanceCutoff) || GuidanceCutoff < 0 || GuidanceCutoff > 1)
+            throw new ArgumentOutOfRangeException(nameof(GuidanceCutoff), GuidanceCutoff,
+                "GuidanceCutoff must be from 0 to 1: the fraction of the steps after which guidance stops (1 guides every step).");
         if (!float.IsFinite(ReferenceWeight) || ReferenceWeight < 0 || ReferenceWeight > 2)
             throw new ArgumentOutOfRangeException(nameof(ReferenceWeight), ReferenceWeight, "ReferenceWeight must be from 0 to 2 (0 ignores the reference).");
         if (Seed is < 0 or > MaxSeed)

@@ -25,9 +25,11 @@ internal static class SdxlPipeline
         SceneRequest request, Conditioning conditioning, Unet unet, SchedulerConfig schedulerConfig,
         IProgress<SceneProgress>? progress, CancellationToken cancellation)
     {
-        // Classifier-free guidance runs the UNet on [unconditional, conditional] as one batch of two.
-        bool guided = request.GuidanceScale > 1;
-        var unetConditioning = UnetInputs(request, conditioning, guided);
+        // Classifier-free guidance runs the UNet on [unconditional, conditional] as one batch of two; after the
+        // guidance cutoff the conditional branch runs alone, the reference's tokens with it.
+        int guidedSteps = request.GuidedSteps;
+        var guidedInputs = guidedSteps > 0 ? UnetInputs(request, conditioning, guided: true) : null;
+        var conditionalInputs = guidedSteps < request.Steps ? UnetInputs(request, conditioning, guided: false) : null;
 
         var scheduler = Schedulers.Create(request.Scheduler, schedulerConfig, request.Steps, request.Spacing);
         var generator = new TorchGenerator((ulong)request.Seed);
@@ -37,17 +39,20 @@ internal static class SdxlPipeline
         for (int i = 0; i < latents.Length; i++) latents[i] = noise[i] * scheduler.InitNoiseSigma;
         int[] latentShape = [1, 4, latentHeight, latentWidth];
 
+        var deepCache = new DeepCache(request.DeepCacheInterval);
         var clock = Stopwatch.StartNew();
         var timesteps = scheduler.Timesteps;
         for (int step = 0; step < timesteps.Count; step++)
         {
             cancellation.ThrowIfCancellationRequested();
+            bool guided = step < guidedSteps;
             var input = new float[latents.Length * (guided ? 2 : 1)];
             latents.CopyTo(input, 0);
             if (guided) latents.CopyTo(input, latents.Length);
             scheduler.ScaleModelInput(input, step);
 
-            var prediction = unet.Run(new FloatTensor(input, [guided ? 2 : 1, .. latentShape[1..]]), timesteps[step], unetConditioning, cancellation).Data;
+            var prediction = deepCache.Predict(unet, new FloatTensor(input, [guided ? 2 : 1, .. latentShape[1..]]), step, timesteps[step],
+                guided ? guidedInputs! : conditionalInputs!, cancellation).Data;
             var noisePrediction = guided ? Guide(prediction, request.GuidanceScale) : prediction;
             scheduler.Step(noisePrediction, step, latents, generator);
 

@@ -54,6 +54,14 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [EmptyAsNull]
     public float? GuidanceScale { get; set; }
 
+    /// <summary>
+    /// The fraction of the steps after which classifier-free guidance stops (diffusers' cutoff_step_ratio); the later
+    /// steps run the UNet on the conditional branch alone. Double, as Python's float: the step count it gives must be Python's.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public double? GuidanceCutoff { get; set; }
+
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [EmptyAsNull]
     [ArgumentCompleter(typeof(SchedulerCompleter))]
@@ -78,6 +86,11 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [EmptyAsNull]
     public string? InitialNoisePath { get; set; }
 
+    /// <summary>DeepCache: the whole UNet every this many steps, a shallow part of it between (1 = off).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public int? DeepCacheInterval { get; set; }
+
     private bool warnedOfBaseUnet;
 
     protected override void ProcessRecord()
@@ -87,6 +100,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
 
         using var lease = AcquireEngine();
         var engine = lease.Engine;
+        if (Quality == SceneQuality.Fast) request = request.ForFewStepUnet(engine.Options.UnetSampling);
         if (Quality == SceneQuality.Fast && engine.Options.UnetWeightsPath is null && !warnedOfBaseUnet)
         {
             warnedOfBaseUnet = true;
@@ -137,7 +151,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         if (Quality == SceneQuality.Fast && FastConflicts() is { Count: > 0 } conflicts)
         {
             WriteError(ErrorRecords.Create(
-                $"-Quality Fast sets what a few-step UNet needs ({SceneRequest.FewStepUnetSteps} Euler steps, trailing spacing, no guidance), so it takes no " +
+                "-Quality Fast sets what the open few-step UNet was distilled for (its steps, Euler at trailing timesteps, no guidance), so it takes no " +
                 $"{string.Join(", ", conflicts)}. Leave {(conflicts.Count == 1 ? "it" : "them")} out, or leave out -Quality.",
                 "FastQualityConflict", ErrorCategory.InvalidArgument, Prompt));
             return null;
@@ -181,14 +195,15 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             ReferenceWeight = ReferenceWeight ?? defaults.ReferenceWeight,
             Steps = Steps ?? (int?)Quality ?? defaults.Steps,
             GuidanceScale = GuidanceScale ?? defaults.GuidanceScale,
+            GuidanceCutoff = GuidanceCutoff ?? defaults.GuidanceCutoff,
             Scheduler = Scheduler ?? defaults.Scheduler,
             Spacing = Spacing,
             Width = Width ?? defaults.Width,
             Height = Height ?? defaults.Height,
             InitialNoise = noise,
             InitialNoisePath = noisePath,
+            DeepCacheInterval = DeepCacheInterval ?? defaults.DeepCacheInterval,
         };
-        if (Quality == SceneQuality.Fast) request = request.ForFewStepUnet();
         try
         {
             request.Validate();
@@ -207,6 +222,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         var given = new List<string>();
         if (Steps is { } steps) given.Add(FormattableString.Invariant($"-Steps {steps}"));
         if (GuidanceScale is { } guidance) given.Add(FormattableString.Invariant($"-GuidanceScale {guidance}"));
+        if (GuidanceCutoff is { } cutoff) given.Add(FormattableString.Invariant($"-GuidanceCutoff {cutoff}"));
         if (Scheduler is { } scheduler) given.Add($"-Scheduler {scheduler}");
         if (Spacing is { } spacing) given.Add($"-Spacing {spacing}");
         return given;

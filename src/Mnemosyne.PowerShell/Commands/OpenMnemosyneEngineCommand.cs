@@ -39,7 +39,7 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     [ValidateNotNullOrEmpty]
     public string? ImageEncoderPath { get; set; }
 
-    /// <summary>A known replacement UNet (SDXL-Lightning's 4-step UNet), from the Hugging Face cache.</summary>
+    /// <summary>A known replacement UNet (SDXL-Lightning's 2-, 4- or 8-step UNet), from the Hugging Face cache; -Quality Fast then samples as its manifest says.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(UnetModelCompleter))]

@@ -3,6 +3,7 @@ using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Engine.Tests.Checkpoints;
 
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public class DiffusersCheckpointTests
 {
     [FidelityFact]
@@ -23,10 +24,11 @@ public class DiffusersCheckpointTests
         Assert.EndsWith("diffusion_pytorch_model.safetensors", checkpoint.Unet.WeightsPath);
     }
 
-    [FidelityFact]
-    public void OpensTheIpAdapterRepositoryLayout()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void OpensTheIpAdapterRepositoryLayout(string model)
     {
-        var files = IpAdapterFiles.FromRepository(Path.Combine(TestPaths.FidelityModel, "ip-adapter"));
+        var files = IpAdapterFiles.FromRepository(TinyModel.Named(model).IpAdapterRepository);
         Assert.Equal(16, files.ReadImageEncoderConfig().ProjectionDim);
     }
 

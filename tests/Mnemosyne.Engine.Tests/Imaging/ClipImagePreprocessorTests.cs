@@ -4,13 +4,16 @@ using Xunit.Abstractions;
 
 namespace Mnemosyne.Engine.Tests.Imaging;
 
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public class ClipImagePreprocessorTests(ITestOutputHelper output)
 {
-    [FidelityFact]
-    public void ReproducesDiffusersPixelValuesForTheReferenceImage()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void ReproducesDiffusersPixelValuesForTheReferenceImage(string model)
     {
-        var image = SafeImageDecoder.Default.Decode(Path.Combine(TestPaths.Fidelity, "reference.png"));
-        var expected = NpyFile.Read(Path.Combine(TestPaths.Fidelity, "reference-pixel-values.npy"));
+        var tiny = TinyModel.Named(model);
+        var image = SafeImageDecoder.Default.Decode(tiny.ReferenceImage);
+        var expected = NpyFile.Read(Path.Combine(tiny.ReferenceFolder, "reference-pixel-values.npy"));
 
         var actual = ClipImagePreprocessor.Preprocess(image);
 
@@ -23,7 +26,7 @@ public class ClipImagePreprocessorTests(ITestOutputHelper output)
             maxAbs = Math.Max(maxAbs, error);
             if (error > 0) differing++;
         }
-        output.WriteLine($"pixel_values max-abs error {maxAbs:E3}, {differing} of {expected.Data.Length} values differ");
+        output.WriteLine($"config {model} pixel_values max-abs error {maxAbs:E3}, {differing} of {expected.Data.Length} values differ");
         Assert.Equal(0, differing);
     }
 

@@ -3,24 +3,26 @@ using Mnemosyne.Engine.Tensors;
 
 namespace Mnemosyne.Engine.Tests.Imaging;
 
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public class DecoderOutputConverterTests
 {
+    /// <summary>Every whole-scene case of the tiny models that keeps diffusers' float image beside its PNG, as its folder.</summary>
     public static TheoryData<string> Cases()
     {
         var cases = new TheoryData<string>();
-        var folder = Path.Combine(TestPaths.Fidelity, "cases");
-        if (Directory.Exists(folder))
-            foreach (var dir in Directory.GetDirectories(folder).Order()) cases.Add(Path.GetFileName(dir));
-        else
-            cases.Add("(fidelity cases absent)");
+        foreach (var source in TinyModel.Present.SelectMany(m => m.SceneSources))
+            foreach (var c in TinyModel.SceneCases(source))
+            {
+                var folder = TinyModel.CaseFolder(source, c.GetProperty("name").GetString()!);
+                if (File.Exists(Path.Combine(folder, "image-float.npy"))) cases.Add(folder);
+            }
         return cases;
     }
 
-    [FidelityTheory]
+    [Theory]
     [MemberData(nameof(Cases))]
-    public void RoundsTheFloatImageAsDiffusersDid(string name)
+    public void RoundsTheFloatImageAsDiffusersDid(string folder)
     {
-        var folder = Path.Combine(TestPaths.Fidelity, "cases", name);
         var unit = NpyFile.Read(Path.Combine(folder, "image-float.npy"));
         var png = SafeImageDecoder.Default.Decode(Path.Combine(folder, "image.png"));
         Assert.Equal([1, png.Height, png.Width, 3], unit.Shape);
@@ -30,11 +32,10 @@ public class DecoderOutputConverterTests
         Assert.Equal(png.Rgb, rounded);
     }
 
-    [FidelityTheory]
+    [Theory]
     [MemberData(nameof(Cases))]
-    public void TurnsTheDecoderOutputIntoTheReferencePng(string name)
+    public void TurnsTheDecoderOutputIntoTheReferencePng(string folder)
     {
-        var folder = Path.Combine(TestPaths.Fidelity, "cases", name);
         var unit = NpyFile.Read(Path.Combine(folder, "image-float.npy"));
         var png = SafeImageDecoder.Default.Decode(Path.Combine(folder, "image.png"));
         int height = unit.Shape[1], width = unit.Shape[2], plane = height * width;

@@ -14,7 +14,7 @@ public sealed class ModelManifestTests
         var manifests = ModelManifest.LoadFolder(ManifestFolder);
 
         Assert.Equal(
-            ["ip-adapter-image-encoder-vit-h", "ip-adapter-sdxl-vit-h", "sdxl-base-1.0", "sdxl-lightning-4step-unet"],
+            ["ip-adapter-image-encoder-vit-h", "ip-adapter-sdxl-vit-h", "sdxl-base-1.0", "sdxl-lightning-2step-unet", "sdxl-lightning-4step-unet", "sdxl-lightning-8step-unet"],
             manifests.Select(m => m.Name));
         Assert.Equal(manifests.Select(m => m.ToJson()), ModelManifest.LoadFolder(ModelCatalog.DefaultManifestFolder).Select(m => m.ToJson()));
         Assert.All(manifests, m => Assert.True(m.IsPinned, $"{m.Name} should name a commit"));
@@ -38,6 +38,7 @@ public sealed class ModelManifestTests
     }
 
     [FidelityFact]
+    [Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
     public void SdxlBase_MergesHash_MatchesTheTokenizerFileInTheReferenceModel()
     {
         // The tiny reference model carries SDXL's own merges.txt: the manifest's hash must be that file's.
@@ -63,15 +64,22 @@ public sealed class ModelManifestTests
         Assert.Null(encoder.SizeBytes);
     }
 
-    [Fact]
-    public void Lightning_CarriesTheSchedulerItNeeds()
+    /// <summary>The model card: Euler at trailing timesteps, as many steps as the UNet was distilled for, guidance 0.</summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    [InlineData(8)]
+    public void Lightning_CarriesTheSchedulerItNeeds(int steps)
     {
-        var lightning = ModelManifest.Load(Path.Combine(ManifestFolder, "sdxl-lightning-4step-unet.json"));
+        var lightning = ModelManifest.Load(Path.Combine(ManifestFolder, $"sdxl-lightning-{steps}step-unet.json"));
 
         Assert.Equal(ModelRole.Unet, lightning.Role);
         Assert.Equal("sdxl-base-1.0", lightning.BaseModel);
-        Assert.Equal(new SchedulerSettings { Kind = SchedulerKind.Euler, TimestepSpacing = "trailing", Steps = 4, GuidanceScale = 0 }, lightning.Scheduler);
-        Assert.Equal("sdxl_lightning_4step_unet.safetensors", Assert.Single(lightning.Files).Path);
+        Assert.Equal(("ByteDance/SDXL-Lightning", "c9a24f48e1c025556787b0c58dd67a091ece2e44"), (lightning.Repository, lightning.Revision));
+        Assert.Equal(new SchedulerSettings { Kind = SchedulerKind.Euler, TimestepSpacing = "trailing", Steps = steps, GuidanceScale = 0 }, lightning.Scheduler);
+        Assert.Equal(TimestepSpacing.Trailing, lightning.Scheduler!.Spacing);
+        Assert.Equal($"sdxl_lightning_{steps}step_unet.safetensors", lightning.Entry);
+        Assert.Equal(lightning.Entry, Assert.Single(lightning.Files).Path);
     }
 
     [Theory]

@@ -80,8 +80,11 @@ public sealed class ModelResolverTests : IDisposable
         var options = Resolver().ForModel(ModelResolver.BaseModel, "sdxl-lightning-4step-unet");
 
         var unet = Path.Combine(Snapshot("sdxl-lightning-4step-unet"), "sdxl_lightning_4step_unet.safetensors");
-        Assert.Equal(unet, options.UnetWeightsPath);
-        Assert.Equal(unet, Resolver().FindUnet("sdxl-lightning-4step-unet"));
+        var sampling = ShippedManifest("sdxl-lightning-4step-unet").Scheduler;
+        Assert.Equal((unet, sampling), (options.UnetWeightsPath, options.UnetSampling));
+        var path = new EngineOptions { CheckpointPath = "elsewhere" };
+        Assert.Equal(path with { UnetWeightsPath = unet, UnetSampling = sampling }, Resolver().WithUnet(path, "sdxl-lightning-4step-unet"));
+        Assert.Null(Resolver().ForModel(ModelResolver.BaseModel).UnetSampling);
     }
 
     [Fact]

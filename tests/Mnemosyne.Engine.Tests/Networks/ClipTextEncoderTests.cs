@@ -8,6 +8,7 @@ using static Mnemosyne.Engine.Tests.Networks.NetworkFixtures;
 
 namespace Mnemosyne.Engine.Tests.Networks;
 
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public sealed class ClipTextEncoderTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string dir = Directory.CreateTempSubdirectory("mnemosyne-clip-text-").FullName;
@@ -16,14 +17,15 @@ public sealed class ClipTextEncoderTests(ITestOutputHelper output) : IDisposable
 
     private static (ClipTextOutput First, ClipTextOutput Second) EncodeBoth(long[] ids1, long[] ids2)
     {
-        using var encoder1 = ClipTextEncoder.Load(FidelityTextEncoder, SessionSettings.Default);
-        using var encoder2 = ClipTextEncoder.Load(FidelityTextEncoder2, SessionSettings.Default);
+        using var encoder1 = ClipTextEncoder.Load(TinyModel.A.TextEncoder, SessionSettings.Default);
+        using var encoder2 = ClipTextEncoder.Load(TinyModel.A.TextEncoder2, SessionSettings.Default);
         return (encoder1.Run([ids1]), encoder2.Run([ids2]));
     }
 
     /// <summary>
     /// SDXL's prompt embeds are the two penultimate states side by side and the pooled embeds are
-    /// text_encoder_2's text_embeds; the fidelity cases hold diffusers' encode_prompt output.
+    /// text_encoder_2's text_embeds; the fidelity cases hold diffusers' encode_prompt output (config B's
+    /// counterpart is <see cref="ConfigBTests.TextEncodersGiveTheUnetPromptEmbeds"/>).
     /// </summary>
     [FidelityTheory]
     [InlineData("euler-seed", "a photo of a cat wearing a red hat", "")]
@@ -46,28 +48,31 @@ public sealed class ClipTextEncoderTests(ITestOutputHelper output) : IDisposable
         Assert.InRange(pooledError, 0, Tolerance);
     }
 
-    [FidelityFact]
-    public void MatchesDiffusersOnTheNetworksABatch()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void MatchesDiffusersOnTheNetworkCases(string model)
     {
-        using var encoder1 = ClipTextEncoder.Load(FidelityTextEncoder, SessionSettings.Default);
-        using var encoder2 = ClipTextEncoder.Load(FidelityTextEncoder2, SessionSettings.Default);
-        var first = encoder1.Run(NetworksAIds("tokenizer"));
-        var second = encoder2.Run(NetworksAIds("tokenizer_2"));
+        var tiny = TinyModel.Named(model);
+        using var encoder1 = ClipTextEncoder.Load(tiny.TextEncoder, SessionSettings.Default);
+        using var encoder2 = ClipTextEncoder.Load(tiny.TextEncoder2, SessionSettings.Default);
+        var first = encoder1.Run(IdRows(tiny.NetworkCase("text-ids.json"), "tokenizer"));
+        var second = encoder2.Run(IdRows(tiny.NetworkCase("text-ids.json"), "tokenizer_2"));
 
-        var error1 = MaxAbsError(ReadNpy(Path.Combine(NetworksA, "text-encoder-penultimate.npy")), first.PenultimateHiddenStates);
-        var error2 = MaxAbsError(ReadNpy(Path.Combine(NetworksA, "text-encoder-2-penultimate.npy")), second.PenultimateHiddenStates);
-        var pooledError = MaxAbsError(ReadNpy(Path.Combine(NetworksA, "text-encoder-2-text-embeds.npy")), second.TextEmbeds!);
-        output.WriteLine($"networks-a: text_encoder {error1:E2}, text_encoder_2 {error2:E2}, text_embeds {pooledError:E2}");
+        Assert.Null(first.TextEmbeds);
+        var error1 = MaxAbsError(ReadNpy(tiny.NetworkCase("text-encoder-penultimate.npy")), first.PenultimateHiddenStates);
+        var error2 = MaxAbsError(ReadNpy(tiny.NetworkCase("text-encoder-2-penultimate.npy")), second.PenultimateHiddenStates);
+        var pooledError = MaxAbsError(ReadNpy(tiny.NetworkCase("text-encoder-2-text-embeds.npy")), second.TextEmbeds!);
+        output.WriteLine($"config {model}: text_encoder {error1:E2}, text_encoder_2 {error2:E2}, text_embeds {pooledError:E2}");
         Assert.InRange(error1, 0, Tolerance);
         Assert.InRange(error2, 0, Tolerance);
         Assert.InRange(pooledError, 0, Tolerance);
     }
 
-    [FidelityFact]
+    [Fact]
     public void EachRowOfABatchIsEncodedAlone()
     {
-        var rows = NetworksAIds("tokenizer_2");
-        using var encoder = ClipTextEncoder.Load(FidelityTextEncoder2, SessionSettings.Default);
+        var rows = IdRows(TinyModel.B.NetworkCase("text-ids.json"), "tokenizer_2");
+        using var encoder = ClipTextEncoder.Load(TinyModel.B.TextEncoder2, SessionSettings.Default);
         var batch = encoder.Run(rows);
         var single = encoder.Run([rows[2]]);
         // Rows that leaked into each other would differ by far more than rounding.
@@ -75,12 +80,19 @@ public sealed class ClipTextEncoderTests(ITestOutputHelper output) : IDisposable
         Assert.InRange(MaxAbsError(Rows(batch.TextEmbeds!, 2, 1), single.TextEmbeds!), 0, 1e-6f);
     }
 
-    [FidelityTheory]
-    [InlineData("text_encoder")]
-    [InlineData("text_encoder_2")]
-    public void AsksForExactlyTheTensorsOfTheCheckpoint(string component)
+    public static TheoryData<string, string> ModelsAndComponents()
     {
-        var folder = Path.Combine(TestPaths.FidelityModel, component);
+        var data = new TheoryData<string, string>();
+        foreach (var model in TinyModel.Present)
+            foreach (var component in new[] { "text_encoder", "text_encoder_2" }) data.Add(model.Name, component);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(ModelsAndComponents))]
+    public void AsksForExactlyTheTensorsOfTheCheckpoint(string model, string component)
+    {
+        var folder = Path.Combine(TinyModel.Named(model).Folder, component);
         var config = ConfigJson.Read<ClipTextConfig>(Path.Combine(folder, "config.json"));
         var recorder = new WeightRecorder("recorded");
         ClipTextEncoder.BuildGraph(config, recorder, null);
@@ -108,13 +120,13 @@ public sealed class ClipTextEncoderTests(ITestOutputHelper output) : IDisposable
         Assert.Equal([1280L, 1280L], recorder2.Tensors.Single(t => t.Name == "text_projection.weight").Shape);
     }
 
-    [FidelityTheory]
+    [Theory]
     [InlineData("text_encoder", "text_model.encoder.layers.1.mlp.fc2.bias")]
     [InlineData("text_encoder", "text_model.encoder.layers.2.self_attn.k_proj.weight")] // the last layer, not run but required
     [InlineData("text_encoder_2", "text_projection.weight")]
     public void RefusesACheckpointMissingATensor(string component, string missing)
     {
-        var copy = CopyComponent(Path.Combine(TestPaths.FidelityModel, component), "model.safetensors", dir,
+        var copy = CopyComponent(Path.Combine(TinyModel.B.Folder, component), "model.safetensors", dir,
             (name, shape) => name == missing ? null : shape);
         var e = Assert.Throws<CheckpointException>(() => ClipTextEncoder.Load(dir, SessionSettings.Default));
         Assert.Equal(copy, e.FilePath);
@@ -123,36 +135,43 @@ public sealed class ClipTextEncoderTests(ITestOutputHelper output) : IDisposable
         Assert.Contains(missing, e.Message);
     }
 
-    [FidelityFact]
+    [Fact]
     public void RefusesACheckpointWithAWrongShape()
     {
         const string wrong = "text_model.encoder.layers.0.mlp.fc1.weight";
-        var copy = CopyComponent(FidelityTextEncoder2, "model.safetensors", dir,
-            (name, shape) => name == wrong ? [shape[1], shape[0]] : shape);
+        long[] shape = [];
+        var copy = CopyComponent(TinyModel.B.TextEncoder2, "model.safetensors", dir, (name, s) =>
+        {
+            if (name != wrong) return s;
+            shape = s;
+            return [s[1], s[0]];
+        });
         var e = Assert.Throws<CheckpointException>(() => ClipTextEncoder.Load(dir, SessionSettings.Default));
         Assert.Equal(wrong, e.TensorName);
         Assert.Contains(copy, e.Message);
-        Assert.Contains("[32, 64]", e.Message);
-        Assert.Contains("[64, 32]", e.Message);
+        Assert.NotEqual(shape[0], shape[1]);
+        Assert.Contains($"[{shape[1]}, {shape[0]}]", e.Message);
+        Assert.Contains($"[{shape[0]}, {shape[1]}]", e.Message);
     }
 
-    [FidelityFact]
+    [Fact]
     public void RefusesIdRowsOfTheWrongLengthOrOutsideTheVocabulary()
     {
-        using var encoder = ClipTextEncoder.Load(FidelityTextEncoder, SessionSettings.Default);
+        using var encoder = ClipTextEncoder.Load(TinyModel.B.TextEncoder, SessionSettings.Default);
+        var vocabulary = ConfigJson.Read<ClipTextConfig>(Path.Combine(TinyModel.B.TextEncoder, "config.json")).VocabSize;
         var e = Assert.Throws<ArgumentException>(() => encoder.Run([new long[76]]));
         Assert.Contains("exactly 77", e.Message);
         var ids = new long[77];
-        ids[5] = 49408;
+        ids[5] = vocabulary;
         e = Assert.Throws<ArgumentException>(() => encoder.Run([ids]));
-        Assert.Contains("49408", e.Message);
+        Assert.Contains(vocabulary.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Message);
     }
 
-    [FidelityFact]
+    [Fact]
     public void RefusesAConfigWhoseWidthDoesNotSplitIntoHeads()
     {
-        using var weights = SafetensorsFile.Open(Path.Combine(FidelityTextEncoder, "model.safetensors"));
-        var config = ConfigJson.Read<ClipTextConfig>(Path.Combine(FidelityTextEncoder, "config.json")) with { NumAttentionHeads = 5 };
+        using var weights = SafetensorsFile.Open(Path.Combine(TinyModel.B.TextEncoder, "model.safetensors"));
+        var config = ConfigJson.Read<ClipTextConfig>(Path.Combine(TinyModel.B.TextEncoder, "config.json")) with { NumAttentionHeads = 5 };
         var e = Assert.Throws<InvalidDataException>(() => ClipTextEncoder.BuildGraph(config, weights, null));
         Assert.Contains("num_attention_heads 5", e.Message);
     }

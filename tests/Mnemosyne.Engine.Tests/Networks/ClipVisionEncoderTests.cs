@@ -8,54 +8,58 @@ using static Mnemosyne.Engine.Tests.Networks.NetworkFixtures;
 
 namespace Mnemosyne.Engine.Tests.Networks;
 
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public sealed class ClipVisionEncoderTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string dir = Directory.CreateTempSubdirectory("mnemosyne-clip-vision-").FullName;
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    private static ClipVisionEncoder LoadFidelity()
-        => ClipVisionEncoder.Load(IpAdapterFiles.FromRepository(FidelityIpAdapter), SessionSettings.Default);
+    private static ClipVisionEncoder Load(TinyModel model)
+        => ClipVisionEncoder.Load(IpAdapterFiles.FromRepository(model.IpAdapterRepository), SessionSettings.Default);
 
-    [FidelityFact]
-    public void MatchesDiffusersOnTheReferenceImage()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void MatchesDiffusersOnTheReferenceImage(string model)
     {
-        using var encoder = LoadFidelity();
-        var embeds = encoder.Run(ReadNpy(Path.Combine(TestPaths.Fidelity, "reference-pixel-values.npy")));
-        var error = MaxAbsError(ReadNpy(Path.Combine(TestPaths.Fidelity, "reference-image-embeds.npy")), embeds);
-        output.WriteLine($"fidelity reference image_embeds: {error:E2}");
+        var tiny = TinyModel.Named(model);
+        using var encoder = Load(tiny);
+        var embeds = encoder.Run(ReadNpy(Path.Combine(tiny.ReferenceFolder, "reference-pixel-values.npy")));
+        var error = MaxAbsError(ReadNpy(Path.Combine(tiny.ReferenceFolder, "reference-image-embeds.npy")), embeds);
+        output.WriteLine($"config {model} reference image_embeds: {error:E2}");
         Assert.InRange(error, 0, Tolerance);
     }
 
-    [FidelityTheory]
-    [InlineData("image-encoder-random-pixel-values.npy", "image-encoder-random-image-embeds.npy")]
-    [InlineData(null, "image-encoder-reference-image-embeds.npy")]
-    public void MatchesDiffusersOnTheNetworksACases(string? pixels, string embeds)
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void MatchesDiffusersOnRandomPixels(string model)
     {
-        var pixelPath = pixels is null ? Path.Combine(TestPaths.Fidelity, "reference-pixel-values.npy") : Path.Combine(NetworksA, pixels);
-        using var encoder = LoadFidelity();
-        var error = MaxAbsError(ReadNpy(Path.Combine(NetworksA, embeds)), encoder.Run(ReadNpy(pixelPath)));
-        output.WriteLine($"networks-a {embeds}: {error:E2}");
+        var tiny = TinyModel.Named(model);
+        using var encoder = Load(tiny);
+        var error = MaxAbsError(ReadNpy(tiny.NetworkCase("image-encoder-random-image-embeds.npy")), encoder.Run(tiny.RandomPixelValues()));
+        output.WriteLine($"config {model} random pixels' image_embeds: {error:E2}");
         Assert.InRange(error, 0, Tolerance);
     }
 
-    [FidelityFact]
+    [Fact]
     public void EncodesEachImageOfABatchAlone()
     {
-        var reference = ReadNpy(Path.Combine(TestPaths.Fidelity, "reference-pixel-values.npy"));
-        var random = ReadNpy(Path.Combine(NetworksA, "image-encoder-random-pixel-values.npy"));
+        var tiny = TinyModel.B;
+        var reference = ReadNpy(Path.Combine(tiny.ReferenceFolder, "reference-pixel-values.npy"));
+        var random = tiny.RandomPixelValues();
         var batch = new FloatTensor([.. random.Data, .. reference.Data], [2, 3, 224, 224]);
-        using var encoder = LoadFidelity();
+        using var encoder = Load(tiny);
         var embeds = encoder.Run(batch);
         Assert.Equal([2, 16], embeds.Shape);
-        Assert.InRange(MaxAbsError(ReadNpy(Path.Combine(NetworksA, "image-encoder-random-image-embeds.npy")), Rows(embeds, 0, 1)), 0, Tolerance);
-        Assert.InRange(MaxAbsError(ReadNpy(Path.Combine(TestPaths.Fidelity, "reference-image-embeds.npy")), Rows(embeds, 1, 1)), 0, Tolerance);
+        Assert.InRange(MaxAbsError(ReadNpy(tiny.NetworkCase("image-encoder-random-image-embeds.npy")), Rows(embeds, 0, 1)), 0, Tolerance);
+        Assert.InRange(MaxAbsError(ReadNpy(Path.Combine(tiny.ReferenceFolder, "reference-image-embeds.npy")), Rows(embeds, 1, 1)), 0, Tolerance);
     }
 
-    [FidelityFact]
-    public void AsksForExactlyTheTensorsOfTheCheckpoint()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void AsksForExactlyTheTensorsOfTheCheckpoint(string model)
     {
-        var files = IpAdapterFiles.FromRepository(FidelityIpAdapter);
+        var files = IpAdapterFiles.FromRepository(TinyModel.Named(model).IpAdapterRepository);
         var recorder = new WeightRecorder("recorded");
         ClipVisionEncoder.BuildGraph(files.ReadImageEncoderConfig(), recorder, null);
         Assert.Equal(KeySet(files.ImageEncoderWeightsPath, "vision_model.embeddings.position_ids"), KeySet(recorder));
@@ -72,11 +76,11 @@ public sealed class ClipVisionEncoderTests(ITestOutputHelper output) : IDisposab
         Assert.Equal([1280L, 3L, 14L, 14L], recorder.Tensors.Single(t => t.Name == "vision_model.embeddings.patch_embedding.weight").Shape);
     }
 
-    [FidelityFact]
+    [Fact]
     public void RefusesACheckpointMissingATensor()
     {
         const string missing = "vision_model.pre_layrnorm.weight";
-        var copy = CopyComponent(Path.Combine(FidelityIpAdapter, "models", "image_encoder"), "model.safetensors", dir,
+        var copy = CopyComponent(Path.Combine(TinyModel.B.IpAdapterRepository, "models", "image_encoder"), "model.safetensors", dir,
             (name, shape) => name == missing ? null : shape);
         var e = Assert.Throws<CheckpointException>(() => ClipVisionEncoder.Load(dir, SessionSettings.Default));
         Assert.Equal(copy, e.FilePath);
@@ -85,11 +89,11 @@ public sealed class ClipVisionEncoderTests(ITestOutputHelper output) : IDisposab
         Assert.Contains(missing, e.Message);
     }
 
-    [FidelityFact]
+    [Fact]
     public void RefusesACheckpointWithAWrongShape()
     {
         const string wrong = "visual_projection.weight";
-        var copy = CopyComponent(Path.Combine(FidelityIpAdapter, "models", "image_encoder"), "model.safetensors", dir,
+        var copy = CopyComponent(Path.Combine(TinyModel.B.IpAdapterRepository, "models", "image_encoder"), "model.safetensors", dir,
             (name, shape) => name == wrong ? [shape[1], shape[0]] : shape);
         var e = Assert.Throws<CheckpointException>(() => ClipVisionEncoder.Load(dir, SessionSettings.Default));
         Assert.Equal(copy, e.FilePath);
@@ -98,10 +102,10 @@ public sealed class ClipVisionEncoderTests(ITestOutputHelper output) : IDisposab
         Assert.Contains("[16, 32]", e.Message);
     }
 
-    [FidelityFact]
+    [Fact]
     public void RefusesPixelsOfTheWrongSize()
     {
-        using var encoder = LoadFidelity();
+        using var encoder = Load(TinyModel.B);
         var e = Assert.Throws<ArgumentException>(() => encoder.Run(new FloatTensor(new float[3 * 200 * 200], [1, 3, 200, 200])));
         Assert.Contains("[B, 3, 224, 224]", e.Message);
     }

@@ -9,8 +9,9 @@ namespace Mnemosyne.Engine.Tests.Networks;
 
 /// <summary>
 /// The CLIP text and image encoders with 8-bit linear weights (<see cref="WeightPrecision.Int8"/>) against the
-/// transformers outputs of networks-a: the deviation is reported, and bounded relative to the outputs' size.
+/// transformers outputs of the tiny models' network cases: the deviation is reported, and bounded relative to the outputs' size.
 /// </summary>
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public sealed class EncoderInt8Tests(ITestOutputHelper output) : IDisposable
 {
     /// <summary>Bound on max-abs(int8 − reference) / max-abs(reference); a wrong scale or layout gives errors of the output's size.</summary>
@@ -29,28 +30,32 @@ public sealed class EncoderInt8Tests(ITestOutputHelper output) : IDisposable
         Assert.True(error <= RelativeBound * peak, $"{what}: int8 is {error:g3} from transformers, over {RelativeBound:P0} of {peak:g3}");
     }
 
-    [FidelityFact]
-    public void TextEncodersStayCloseToTransformers()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void TextEncodersStayCloseToTransformers(string model)
     {
-        using var encoder1 = ClipTextEncoder.Load(FidelityTextEncoder, Int8);
-        using var encoder2 = ClipTextEncoder.Load(FidelityTextEncoder2, Int8);
-        var first = encoder1.Run(NetworksAIds("tokenizer"));
-        var second = encoder2.Run(NetworksAIds("tokenizer_2"));
+        var tiny = TinyModel.Named(model);
+        using var encoder1 = ClipTextEncoder.Load(tiny.TextEncoder, Int8);
+        using var encoder2 = ClipTextEncoder.Load(tiny.TextEncoder2, Int8);
+        var first = encoder1.Run(IdRows(tiny.NetworkCase("text-ids.json"), "tokenizer"));
+        var second = encoder2.Run(IdRows(tiny.NetworkCase("text-ids.json"), "tokenizer_2"));
 
-        Check("text_encoder penultimate", ReadNpy(Path.Combine(NetworksA, "text-encoder-penultimate.npy")), first.PenultimateHiddenStates);
-        Check("text_encoder_2 penultimate", ReadNpy(Path.Combine(NetworksA, "text-encoder-2-penultimate.npy")), second.PenultimateHiddenStates);
-        Check("text_encoder_2 text_embeds", ReadNpy(Path.Combine(NetworksA, "text-encoder-2-text-embeds.npy")), second.TextEmbeds!);
+        Check($"config {model} text_encoder penultimate", ReadNpy(tiny.NetworkCase("text-encoder-penultimate.npy")), first.PenultimateHiddenStates);
+        Check($"config {model} text_encoder_2 penultimate", ReadNpy(tiny.NetworkCase("text-encoder-2-penultimate.npy")), second.PenultimateHiddenStates);
+        Check($"config {model} text_encoder_2 text_embeds", ReadNpy(tiny.NetworkCase("text-encoder-2-text-embeds.npy")), second.TextEmbeds!);
         // Each encoder has its own folder of converted weights.
         Assert.Equal(2, Directory.GetDirectories(cache).Length);
     }
 
-    [FidelityFact]
-    public void TheImageEncoderStaysCloseToTransformers()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void TheImageEncoderStaysCloseToTransformers(string model)
     {
-        using var encoder = ClipVisionEncoder.Load(IpAdapterFiles.FromRepository(FidelityIpAdapter), Int8);
-        Check("image_embeds, random pixels", ReadNpy(Path.Combine(NetworksA, "image-encoder-random-image-embeds.npy")),
-            encoder.Run(ReadNpy(Path.Combine(NetworksA, "image-encoder-random-pixel-values.npy"))));
-        Check("image_embeds, reference image", ReadNpy(Path.Combine(TestPaths.Fidelity, "reference-image-embeds.npy")),
-            encoder.Run(ReadNpy(Path.Combine(TestPaths.Fidelity, "reference-pixel-values.npy"))));
+        var tiny = TinyModel.Named(model);
+        using var encoder = ClipVisionEncoder.Load(IpAdapterFiles.FromRepository(tiny.IpAdapterRepository), Int8);
+        Check($"config {model} image_embeds, random pixels", ReadNpy(tiny.NetworkCase("image-encoder-random-image-embeds.npy")),
+            encoder.Run(tiny.RandomPixelValues()));
+        Check($"config {model} image_embeds, reference image", ReadNpy(Path.Combine(tiny.ReferenceFolder, "reference-image-embeds.npy")),
+            encoder.Run(ReadNpy(Path.Combine(tiny.ReferenceFolder, "reference-pixel-values.npy"))));
     }
 }

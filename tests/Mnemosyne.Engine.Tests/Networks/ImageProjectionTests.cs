@@ -8,57 +8,67 @@ using static Mnemosyne.Engine.Tests.Networks.NetworkFixtures;
 
 namespace Mnemosyne.Engine.Tests.Networks;
 
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public sealed class ImageProjectionTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string dir = Directory.CreateTempSubdirectory("mnemosyne-image-proj-").FullName;
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    private static IpAdapterFiles Files => IpAdapterFiles.FromRepository(FidelityIpAdapter);
+    private static IpAdapterFiles Files(TinyModel model) => IpAdapterFiles.FromRepository(model.IpAdapterRepository);
 
-    /// <summary>The fidelity model's sizes, read from its configs as the engine will.</summary>
-    private static ImageProjectionConfig FidelityConfig()
-        => ImageProjectionConfig.For(Files.ReadImageEncoderConfig(), DiffusersCheckpoint.Open(TestPaths.FidelityModel).ReadUnetConfig());
+    /// <summary>A tiny model's sizes, read from its configs as the engine will.</summary>
+    private static ImageProjectionConfig Config(TinyModel model)
+        => ImageProjectionConfig.For(Files(model).ReadImageEncoderConfig(), DiffusersCheckpoint.Open(model.Folder).ReadUnetConfig());
 
-    private static ImageProjection LoadFidelity() => ImageProjection.Load(Files.AdapterPath, FidelityConfig(), SessionSettings.Default);
+    private static ImageProjection Load(TinyModel model) => ImageProjection.Load(Files(model).AdapterPath, Config(model), SessionSettings.Default);
 
+    /// <summary>The shared fidelity cases hold the reference's ip tokens; config B's reach the UNet in its whole-scene cases.</summary>
     [FidelityFact]
     public void MatchesDiffusersOnTheReferenceImageEmbeds()
     {
-        using var projection = LoadFidelity();
+        using var projection = Load(TinyModel.A);
         var tokens = projection.Run(ReadNpy(Path.Combine(TestPaths.Fidelity, "reference-image-embeds.npy")));
         var error = MaxAbsError(ReadNpy(Path.Combine(TestPaths.Fidelity, "reference-ip-tokens.npy")), tokens);
         output.WriteLine($"fidelity reference ip tokens: {error:E2}");
         Assert.InRange(error, 0, Tolerance);
     }
 
-    [FidelityFact]
-    public void MatchesDiffusersOnTheNetworksARows()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void MatchesDiffusersOnTheNetworkCases(string model)
     {
-        using var projection = LoadFidelity();
-        var tokens = projection.Run(ReadNpy(Path.Combine(NetworksA, "image-projection-embeds.npy")));
-        var error = MaxAbsError(ReadNpy(Path.Combine(NetworksA, "image-projection-ip-tokens.npy")), tokens);
-        output.WriteLine($"networks-a ip tokens: {error:E2}");
+        var tiny = TinyModel.Named(model);
+        using var projection = Load(tiny);
+        var tokens = projection.Run(ReadNpy(tiny.NetworkCase("image-projection-embeds.npy")));
+        var error = MaxAbsError(ReadNpy(tiny.NetworkCase("image-projection-ip-tokens.npy")), tokens);
+        var unetError = MaxAbsError(ReadNpy(tiny.NetworkCase("unet-ip-tokens.npy")), projection.Run(ReadNpy(tiny.NetworkCase("unet-image-embeds.npy"))));
+        output.WriteLine($"config {model} ip tokens: {error:E2}; of the UNet's image embeds: {unetError:E2}");
         Assert.InRange(error, 0, Tolerance);
+        Assert.InRange(unetError, 0, Tolerance);
     }
 
-    /// <summary>Row 0 of the networks-a rows is the pipeline's unconditional branch: zero embeds, projected.</summary>
-    [FidelityFact]
-    public void UnconditionalTokensAreTheProjectionOfZeroEmbeds()
+    /// <summary>Row 0 of the network cases' rows is the pipeline's unconditional branch: zero embeds, projected.</summary>
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void UnconditionalTokensAreTheProjectionOfZeroEmbeds(string model)
     {
-        using var projection = LoadFidelity();
+        var tiny = TinyModel.Named(model);
+        using var projection = Load(tiny);
         var tokens = projection.UnconditionalTokens();
-        var expected = Rows(ReadNpy(Path.Combine(NetworksA, "image-projection-ip-tokens.npy")), 0, 1);
+        var expected = Rows(ReadNpy(tiny.NetworkCase("image-projection-ip-tokens.npy")), 0, 1);
         Assert.InRange(MaxAbsError(expected, tokens), 0, Tolerance);
         Assert.Contains(tokens.Data, v => Math.Abs(v) > 0.1f);
     }
 
-    [FidelityFact]
-    public void AsksForExactlyTheImageProjTensorsOfTheAdapterFile()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void AsksForExactlyTheImageProjTensorsOfTheAdapterFile(string model)
     {
+        var tiny = TinyModel.Named(model);
         var recorder = new WeightRecorder("recorded");
-        ImageProjection.BuildGraph(FidelityConfig(), recorder, null);
-        var adapterKeys = KeySet(Files.AdapterPath);
+        ImageProjection.BuildGraph(Config(tiny), recorder, null);
+        var adapterKeys = KeySet(Files(tiny).AdapterPath);
         var imageProj = new SortedDictionary<string, string>(
             adapterKeys.Where(k => k.Key.StartsWith("image_proj.", StringComparison.Ordinal)).ToDictionary(), StringComparer.Ordinal);
         Assert.Equal(4, imageProj.Count);
@@ -81,13 +91,13 @@ public sealed class ImageProjectionTests(ITestOutputHelper output) : IDisposable
             KeySet(recorder));
     }
 
-    [FidelityFact]
+    [Fact]
     public void RefusesAnAdapterFileMissingATensor()
     {
         const string missing = "image_proj.norm.bias";
-        var copy = CopyComponent(Path.Combine(FidelityIpAdapter, "sdxl_models"), "ip-adapter_sdxl_vit-h.safetensors", dir,
+        var copy = CopyComponent(Path.Combine(TinyModel.B.IpAdapterRepository, "sdxl_models"), "ip-adapter_sdxl_vit-h.safetensors", dir,
             (name, shape) => name == missing ? null : shape);
-        var e = Assert.Throws<CheckpointException>(() => ImageProjection.Load(copy, FidelityConfig(), SessionSettings.Default));
+        var e = Assert.Throws<CheckpointException>(() => ImageProjection.Load(copy, Config(TinyModel.B), SessionSettings.Default));
         Assert.Equal(copy, e.FilePath);
         Assert.Equal(missing, e.TensorName);
         Assert.Contains(copy, e.Message);
@@ -95,13 +105,14 @@ public sealed class ImageProjectionTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>An adapter made for another UNet width (a different cross_attention_dim) is refused by shape.</summary>
-    [FidelityFact]
+    [Fact]
     public void RefusesAnAdapterOfAnotherWidth()
     {
-        var config = FidelityConfig() with { CrossAttentionDim = 32 };
-        var e = Assert.Throws<CheckpointException>(() => ImageProjection.Load(Files.AdapterPath, config, SessionSettings.Default));
+        var config = Config(TinyModel.B) with { CrossAttentionDim = 32 };
+        var adapter = Files(TinyModel.B).AdapterPath;
+        var e = Assert.Throws<CheckpointException>(() => ImageProjection.Load(adapter, config, SessionSettings.Default));
         Assert.Equal("image_proj.proj.weight", e.TensorName);
-        Assert.Contains(Files.AdapterPath, e.Message);
+        Assert.Contains(adapter, e.Message);
         Assert.Contains("[256, 16]", e.Message);
         Assert.Contains("[128, 16]", e.Message);
     }
@@ -117,10 +128,10 @@ public sealed class ImageProjectionTests(ITestOutputHelper output) : IDisposable
         Assert.Contains(plus, e.Message);
     }
 
-    [FidelityFact]
+    [Fact]
     public void RefusesEmbedsOfTheWrongWidth()
     {
-        using var projection = LoadFidelity();
+        using var projection = Load(TinyModel.B);
         var e = Assert.Throws<ArgumentException>(() => projection.Run(new FloatTensor(new float[1024], [1, 1024])));
         Assert.Contains("[B, 16]", e.Message);
     }

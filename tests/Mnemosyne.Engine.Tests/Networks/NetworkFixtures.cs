@@ -11,18 +11,6 @@ internal static class NetworkFixtures
     /// <summary>fp32 equivalence bound against diffusers on the tiny reference models.</summary>
     public const float Tolerance = 1e-4f;
 
-    /// <summary>Per-network cases made with diffusers for the fidelity checkpoint (config A).</summary>
-    public static string NetworksA => Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "networks-a");
-
-    /// <summary>The same cases for the engine's tiny random checkpoint (config B), which the tests regenerate.</summary>
-    public static string NetworksB => Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "networks-b");
-
-    public static string FidelityTextEncoder => Path.Combine(TestPaths.FidelityModel, "text_encoder");
-
-    public static string FidelityTextEncoder2 => Path.Combine(TestPaths.FidelityModel, "text_encoder_2");
-
-    public static string FidelityIpAdapter => Path.Combine(TestPaths.FidelityModel, "ip-adapter");
-
     public static FloatTensor ReadNpy(string path) => NpyFile.Read(path);
 
     /// <summary>The largest absolute difference, after checking that the shapes agree.</summary>
@@ -64,7 +52,7 @@ internal static class NetworkFixtures
         foreach (var (file, promptsAreObjects) in new[]
                  {
                      (Path.Combine(TestPaths.Fidelity, "tokenizer-cases.json"), true),
-                     (Path.Combine(NetworksA, "text-ids.json"), false),
+                     (TinyModel.A.NetworkCase("text-ids.json"), false),
                  })
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(file));
@@ -85,9 +73,6 @@ internal static class NetworkFixtures
     }
 
     private static long[] Ids(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt64()).ToArray();
-
-    /// <summary>The ids of every networks-a prompt, in order, for one tokenizer ("tokenizer" or "tokenizer_2").</summary>
-    public static long[][] NetworksAIds(string tokenizer) => IdRows(Path.Combine(NetworksA, "text-ids.json"), tokenizer);
 
     /// <summary>The id rows a fixture file (text-ids.json, unet-text-ids.json) holds for one tokenizer, in order.</summary>
     public static long[][] IdRows(string idsFile, string tokenizer)

@@ -10,11 +10,12 @@ namespace Mnemosyne.Engine.Tests.Networks;
 
 /// <summary>
 /// The UNet with 8-bit linear weights (<see cref="WeightPrecision.Int8"/>): which weights it quantises, how far its
-/// output lies from float32 and from diffusers on the fidelity checkpoint (reported, and bounded loosely enough
+/// output lies from float32 and from diffusers on the tiny models (reported, and bounded loosely enough
 /// for honest quantisation error but not for a broken quantiser), and its cache of converted weights.
 /// </summary>
-public sealed class UnetInt8Tests(ITestOutputHelper output, FidelityUnet fidelity, FidelityInt8Unet quantised, TinyUnetCheckpoint tiny)
-    : IClassFixture<FidelityUnet>, IClassFixture<FidelityInt8Unet>, IClassFixture<TinyUnetCheckpoint>, IDisposable
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
+public sealed class UnetInt8Tests(ITestOutputHelper output, TinyModelUnets float32Unets, TinyModelInt8Unets int8Unets, TinyUnetCheckpoint tiny)
+    : IClassFixture<TinyModelUnets>, IClassFixture<TinyModelInt8Unets>, IClassFixture<TinyUnetCheckpoint>, IDisposable
 {
     private readonly string cache = Directory.CreateTempSubdirectory("mnemosyne-int8-tiny-").FullName;
 
@@ -96,48 +97,22 @@ public sealed class UnetInt8Tests(ITestOutputHelper output, FidelityUnet fidelit
         Assert.Empty(Directory.GetFileSystemEntries(cache));
     }
 
-    [FidelityTheory]
+    [Theory]
     [MemberData(nameof(UnetTests.FixtureCases), MemberType = typeof(UnetTests))]
-    public void StaysCloseToFloat32AndToDiffusers(string caseName, string scale)
+    public void StaysCloseToFloat32AndToDiffusers(string model, string caseName, string scale)
     {
-        var (sample, timestep, conditioning, expected) = NetworkFixtures.ReadUnetCase(NetworkFixtures.NetworksA, caseName, scale, fidelity.AdapterKeys);
-        var float32 = fidelity.WithAdapter.Run(sample, timestep, conditioning);
-        var (_, _, int8Conditioning, _) = NetworkFixtures.ReadUnetCase(NetworkFixtures.NetworksA, caseName, scale, quantised.AdapterKeys);
-        var int8 = quantised.WithAdapter.Run(sample, timestep, int8Conditioning);
+        var tinyModel = TinyModel.Named(model);
+        var (sample, timestep, conditioning, expected) = NetworkFixtures.ReadUnetCase(tinyModel.NetworkCases, caseName, scale, float32Unets.AdapterKeys(tinyModel));
+        var float32 = float32Unets.WithAdapter(tinyModel).Run(sample, timestep, conditioning);
+        var (_, _, int8Conditioning, _) = NetworkFixtures.ReadUnetCase(tinyModel.NetworkCases, caseName, scale, int8Unets.AdapterKeys(tinyModel));
+        var int8 = int8Unets.WithAdapter(tinyModel).Run(sample, timestep, int8Conditioning);
 
         float peak = expected.Data.Max(Math.Abs);
         float fromDiffusers = NetworkFixtures.MaxAbsError(expected, int8);
         float fromFloat32 = NetworkFixtures.MaxAbsError(float32, int8);
-        output.WriteLine($"{caseName} at scale {scale}: int8 max-abs error {fromDiffusers:g3} against diffusers, {fromFloat32:g3} against float32 " +
+        output.WriteLine($"config {model} {caseName} at scale {scale}: int8 max-abs error {fromDiffusers:g3} against diffusers, {fromFloat32:g3} against float32 " +
                          $"(outputs up to {peak:g3}: {fromDiffusers / peak:P2})");
         Assert.True(fromDiffusers <= RelativeBound * peak, $"int8 is {fromDiffusers:g3} from diffusers, over {RelativeBound:P0} of {peak:g3}");
         Assert.True(fromFloat32 <= RelativeBound * peak, $"int8 is {fromFloat32:g3} from float32, over {RelativeBound:P0} of {peak:g3}");
-    }
-}
-
-/// <summary>The fidelity checkpoint's UNet with its IP-Adapter's keys and values in Int8, converting into a temporary cache.</summary>
-public sealed class FidelityInt8Unet : IDisposable
-{
-    private readonly string cache = Directory.CreateTempSubdirectory("mnemosyne-int8-").FullName;
-    private readonly Lazy<Unet> withAdapter;
-    private readonly Lazy<IpAdapterKeys> adapterKeys;
-
-    public FidelityInt8Unet()
-    {
-        var settings = new SessionSettings { Precision = WeightPrecision.Int8, ConvertedWeightsRoot = cache };
-        var adapter = IpAdapterFiles.FromRepository(UnetTests.AdapterRoot);
-        withAdapter = new(() => Unet.Load(UnetTests.UnetFolder, adapter, settings));
-        adapterKeys = new(() => IpAdapterKeys.Load(adapter.AdapterPath, ConfigJson.Read<UnetConfig>(Path.Combine(UnetTests.UnetFolder, "config.json")), settings));
-    }
-
-    public Unet WithAdapter => withAdapter.Value;
-
-    public IpAdapterKeys AdapterKeys => adapterKeys.Value;
-
-    public void Dispose()
-    {
-        if (withAdapter.IsValueCreated) withAdapter.Value.Dispose();
-        if (adapterKeys.IsValueCreated) adapterKeys.Value.Dispose();
-        Directory.Delete(cache, recursive: true);
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Onnx;
@@ -8,21 +9,14 @@ using Xunit.Abstractions;
 namespace Mnemosyne.Engine.Tests.Networks;
 
 /// <summary>
-/// The UNet against diffusers v0.30.0 (tests/reference/networks-a, made on ../shared/fidelity/model), and
-/// its weight contract: which tensors, with which shapes, a checkpoint must hold.
+/// The UNet against diffusers v0.30.0 on the tiny models (tests/reference/networks-b, and networks-a made on
+/// ../shared/fidelity/model), and its weight contract: which tensors, with which shapes, a checkpoint must hold.
 /// </summary>
-public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny, FidelityUnet fidelity)
-    : IClassFixture<TinyUnetCheckpoint>, IClassFixture<FidelityUnet>
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
+public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny, TinyModelUnets unets)
+    : IClassFixture<TinyUnetCheckpoint>, IClassFixture<TinyModelUnets>
 {
     private const float Tolerance = 1e-4f;
-
-    internal static string UnetFolder => Path.Combine(TestPaths.FidelityModel, "unet");
-
-    internal static string AdapterRoot => Path.Combine(TestPaths.FidelityModel, "ip-adapter");
-
-    private static string Fixtures => NetworkFixtures.NetworksA;
-
-    private static UnetConfig ReadFidelityConfig() => ConfigJson.Read<UnetConfig>(Path.Combine(UnetFolder, "config.json"));
 
     private static WeightRecorder Record(UnetConfig config)
     {
@@ -39,11 +33,13 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
         return max;
     }
 
-    [FidelityFact]
-    public void AsksForExactlyTheTensorsOfTheUnetFile()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void AsksForExactlyTheTensorsOfTheUnetFile(string model)
     {
-        var recorded = Record(ReadFidelityConfig());
-        using var file = SafetensorsFile.Open(Path.Combine(UnetFolder, "diffusion_pytorch_model.safetensors"));
+        var folder = TinyModel.Named(model).Unet;
+        var recorded = Record(ConfigJson.Read<UnetConfig>(Path.Combine(folder, "config.json")));
+        using var file = SafetensorsFile.Open(Path.Combine(folder, "diffusion_pytorch_model.safetensors"));
         var expected = file.Tensors.Values.ToDictionary(t => t.Name, t => t.ShapeText);
         var asked = recorded.Tensors.ToDictionary(t => t.Name, t => "[" + string.Join(", ", t.Shape) + "]");
         Assert.Equal(expected.OrderBy(p => p.Key), asked.OrderBy(p => p.Key));
@@ -81,23 +77,64 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
         Assert.Equal(numbers.SelectMany(n => new[] { $"ip_key_{n}", $"ip_value_{n}" }).Append(Unet.IpScaleInput).Order(StringComparer.Ordinal), ipInputs);
     }
 
-    public static TheoryData<string, string> FixtureCases() => new()
+    /// <summary>(model, case, IP-Adapter scale) of every UNet case of the tiny models present.</summary>
+    public static TheoryData<string, string, string> FixtureCases()
     {
-        { "unet-8x12", "0.6" }, { "unet-8x12", "0" },
-        { "unet-9x7", "0.6" }, { "unet-9x7", "0" },
-        { "unet-10x6", "0.6" }, { "unet-10x6", "0" },
-    };
+        var data = new TheoryData<string, string, string>();
+        foreach (var model in TinyModel.Present)
+            foreach (var caseName in new[] { "unet-8x12", "unet-9x7", "unet-10x6" })
+                foreach (var scale in new[] { "0.6", "0" }) data.Add(model.Name, caseName, scale);
+        return data;
+    }
 
-    [FidelityTheory]
+    [Theory]
     [MemberData(nameof(FixtureCases))]
-    public void MatchesDiffusers(string caseName, string scale)
+    public void MatchesDiffusers(string model, string caseName, string scale)
     {
-        var (sample, timestep, conditioning, expected) = NetworkFixtures.ReadUnetCase(Fixtures, caseName, scale, fidelity.AdapterKeys);
-        var result = fidelity.WithAdapter.Run(sample, timestep, conditioning);
+        var tinyModel = TinyModel.Named(model);
+        var (sample, timestep, conditioning, expected) = NetworkFixtures.ReadUnetCase(tinyModel.NetworkCases, caseName, scale, unets.AdapterKeys(tinyModel));
+        var result = unets.WithAdapter(tinyModel).Run(sample, timestep, conditioning);
 
         var error = MaxAbsDifference(expected, result);
-        output.WriteLine($"{caseName} at scale {scale}: max-abs error {error:g3} (outputs up to {expected.Data.Max(Math.Abs):g3})");
+        output.WriteLine($"config {model} {caseName} at scale {scale}: max-abs error {error:g3} (outputs up to {expected.Data.Max(Math.Abs):g3})");
         Assert.True(error <= Tolerance, $"{caseName} at IP-Adapter scale {scale}: max-abs error {error:g3} > {Tolerance:g3}");
+    }
+
+    /// <summary>
+    /// DeepCache's shallow UNet on the feature of the same step is the whole UNet again: what it skips is exactly
+    /// what the feature holds. Odd sizes take the skip-size up-sampling path.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(FixtureCases))]
+    public void TheShallowUnetOnItsOwnStepsFeatureIsTheWholeUnet(string model, string caseName, string scale)
+    {
+        var tinyModel = TinyModel.Named(model);
+        var (sample, timestep, conditioning, _) = NetworkFixtures.ReadUnetCase(tinyModel.NetworkCases, caseName, scale, unets.AdapterKeys(tinyModel));
+        var unet = unets.WithAdapter(tinyModel);
+
+        var (prediction, feature) = unet.RunKeepingFeature(sample, timestep, conditioning);
+        var shallow = unet.RunFromFeature(sample, timestep, conditioning, feature);
+
+        Assert.Equal(unet.Run(sample, timestep, conditioning).Data, prediction.Data);
+        Assert.Equal([sample.Shape[0], unet.Config.BlockOutChannels[0], sample.Shape[2], sample.Shape[3]], feature.Shape);
+        Assert.InRange(MaxAbsDifference(prediction, shallow), 0, 1e-5f);
+        // Another step's feature gives another prediction.
+        var (_, otherFeature) = unet.RunKeepingFeature(sample, timestep * 0.5f + 1, conditioning);
+        Assert.True(MaxAbsDifference(prediction, unet.RunFromFeature(sample, timestep, conditioning, otherFeature)) > 1e-3f);
+    }
+
+    /// <summary>The shallow UNet reads the embeddings, conv_in, the last up layer and the head: no deeper weight.</summary>
+    [Fact]
+    public void TheShallowUnetAsksOnlyForItsOwnLayers()
+    {
+        var recorder = new WeightRecorder("unet.safetensors");
+        Unet.BuildShallowGraph(new UnetConfig(), recorder, withIpAdapter: true, null);
+        string[] parts = ["conv_in.", "time_embedding.", "add_embedding.", "up_blocks.2.resnets.2.", "conv_norm_out.", "conv_out."];
+        var names = recorder.Tensors.Select(t => t.Name).ToList();
+        Assert.All(names, name => Assert.Contains(parts, part => name.StartsWith(part, StringComparison.Ordinal)));
+        Assert.All(parts, part => Assert.Contains(names, name => name.StartsWith(part, StringComparison.Ordinal)));
+        // SDXL's last up layer at 320 channels: a small fraction of the UNet's 2.57 G weights.
+        Assert.InRange(recorder.Tensors.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b)), 1, 20_000_000);
     }
 
     [Fact]
@@ -351,24 +388,47 @@ public sealed class TinyUnetCheckpoint : IDisposable
 }
 
 /// <summary>
-/// The fidelity checkpoint's UNet with its IP-Adapter, and the adapter's key/value projections, loaded once, on first
-/// use (tests that use them skip without ../shared).
+/// The tiny models' UNets with their IP-Adapters, and the adapters' key/value projections, loaded once per model on
+/// first use: in float32, or (<see cref="TinyModelInt8Unets"/>) Int8 converting into a temporary cache.
 /// </summary>
-public sealed class FidelityUnet : IDisposable
+public class TinyModelUnets : IDisposable
 {
-    private readonly Lazy<Unet> withAdapter = new(() =>
-        Unet.Load(UnetTests.UnetFolder, IpAdapterFiles.FromRepository(UnetTests.AdapterRoot), SessionSettings.Default));
+    private readonly ConcurrentDictionary<string, Lazy<(Unet Unet, IpAdapterKeys Keys)>> loaded = new();
 
-    private readonly Lazy<IpAdapterKeys> adapterKeys = new(() => IpAdapterKeys.Load(
-        IpAdapterFiles.FromRepository(UnetTests.AdapterRoot).AdapterPath, ConfigJson.Read<UnetConfig>(Path.Combine(UnetTests.UnetFolder, "config.json")), SessionSettings.Default));
+    protected virtual SessionSettings Settings => SessionSettings.Default;
 
-    public Unet WithAdapter => withAdapter.Value;
+    public Unet WithAdapter(TinyModel model) => Load(model).Unet;
 
-    public IpAdapterKeys AdapterKeys => adapterKeys.Value;
+    public IpAdapterKeys AdapterKeys(TinyModel model) => Load(model).Keys;
 
-    public void Dispose()
+    private (Unet Unet, IpAdapterKeys Keys) Load(TinyModel model) => loaded.GetOrAdd(model.Name, _ => new(() =>
     {
-        if (withAdapter.IsValueCreated) withAdapter.Value.Dispose();
-        if (adapterKeys.IsValueCreated) adapterKeys.Value.Dispose();
+        var adapter = IpAdapterFiles.FromRepository(model.IpAdapterRepository);
+        var unet = Unet.Load(model.Unet, adapter, Settings);
+        return (unet, IpAdapterKeys.Load(adapter.AdapterPath, ConfigJson.Read<UnetConfig>(Path.Combine(model.Unet, "config.json")), Settings));
+    })).Value;
+
+    public virtual void Dispose()
+    {
+        foreach (var entry in loaded.Values.Where(e => e.IsValueCreated))
+        {
+            entry.Value.Unet.Dispose();
+            entry.Value.Keys.Dispose();
+        }
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>The tiny models' UNets and adapter keys in Int8, converting into a temporary cache.</summary>
+public sealed class TinyModelInt8Unets : TinyModelUnets
+{
+    private readonly string cache = Directory.CreateTempSubdirectory("mnemosyne-int8-").FullName;
+
+    protected override SessionSettings Settings => new() { Precision = WeightPrecision.Int8, ConvertedWeightsRoot = cache };
+
+    public override void Dispose()
+    {
+        base.Dispose();
+        Directory.Delete(cache, recursive: true);
     }
 }

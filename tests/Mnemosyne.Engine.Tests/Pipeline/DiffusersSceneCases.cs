@@ -6,34 +6,40 @@ using Mnemosyne.Engine.Tensors;
 namespace Mnemosyne.Engine.Tests.Pipeline;
 
 /// <summary>
-/// The whole-scene cases diffusers made on the fidelity checkpoint: the shared ones and the repository's
-/// own made the same way (tests/reference/pipeline-a), as scene requests with their expected files.
+/// The whole-scene cases diffusers made on the tiny models (<see cref="TinyModel"/>): config B's
+/// (tests/reference/pipeline-b) always; config A's, the shared ones and the repository's own made the same way
+/// (tests/reference/pipeline-a), where ../shared is present. As scene requests with their expected files.
 /// </summary>
 public static class DiffusersSceneCases
 {
-    private static readonly string[] Sources =
-    [
-        TestPaths.Fidelity,
-        Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "pipeline-a"),
-    ];
-
-    /// <summary>(source, case name) for a theory; one placeholder row per source where ../shared is absent.</summary>
-    public static TheoryData<int, string> All()
+    /// <summary>(model, case name) for a theory.</summary>
+    public static TheoryData<string, string> All()
     {
-        var data = new TheoryData<int, string>();
-        for (int source = 0; source < Sources.Length; source++)
-        {
-            if (!TestPaths.HasFidelity) { data.Add(source, "absent"); continue; }
-            foreach (var c in Manifest(source)) data.Add(source, c.GetProperty("name").GetString()!);
-        }
+        var data = new TheoryData<string, string>();
+        foreach (var model in TinyModel.Present)
+            foreach (var source in model.SceneSources)
+                foreach (var c in TinyModel.SceneCases(source))
+                    data.Add(model.Name, c.GetProperty("name").GetString()!);
+        return data;
+    }
+
+    /// <summary>Config B's cases that follow a few-step UNet's manifest (their "unet_model"), with that model's name.</summary>
+    public static TheoryData<string, string> FewStepUnetCases()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var source in TinyModel.B.SceneSources)
+            foreach (var c in TinyModel.SceneCases(source))
+                if (c.TryGetProperty("unet_model", out var model)) data.Add(c.GetProperty("name").GetString()!, model.GetString()!);
         return data;
     }
 
     /// <summary>The case's request (with <paramref name="reference"/>) and the folder of its expected results.</summary>
-    public static (SceneRequest Request, string Folder) Load(int source, string name, CharacterReference reference)
+    public static (SceneRequest Request, string Folder) Load(TinyModel model, string name, CharacterReference reference)
     {
-        var c = Manifest(source).Single(e => e.GetProperty("name").GetString() == name);
-        var folder = source == 0 ? Path.Combine(Sources[source], "cases", name) : Path.Combine(Sources[source], name);
+        var (source, c) = model.SceneSources
+            .SelectMany(s => TinyModel.SceneCases(s).Select(e => (Source: s, Case: e)))
+            .Single(e => e.Case.GetProperty("name").GetString() == name);
+        var folder = TinyModel.CaseFolder(source, name);
         var seed = c.GetProperty("seed");
         var request = new SceneRequest
         {
@@ -43,18 +49,16 @@ public static class DiffusersSceneCases
             Height = c.GetProperty("h").GetInt32(),
             Steps = c.GetProperty("steps").GetInt32(),
             GuidanceScale = c.GetProperty("g").GetSingle(),
+            // SDXLCFGCutoffCallback's cutoff_step_ratio, a Python float: read as the same double.
+            GuidanceCutoff = c.TryGetProperty("cutoff", out var cutoff) ? cutoff.GetDouble() : 1,
             ReferenceWeight = c.GetProperty("ip").GetSingle(),
             Seed = seed.ValueKind == JsonValueKind.Null ? 0 : seed.GetInt64(),
             Scheduler = Enum.Parse<SchedulerKind>(c.GetProperty("sched").GetString()!),
+            Spacing = c.TryGetProperty("spacing", out var spacing) ? Enum.Parse<TimestepSpacing>(spacing.GetString()!, ignoreCase: true) : null,
             InitialNoise = c.TryGetProperty("initial_noise", out var noise) ? NpyFile.Read(Path.Combine(folder, noise.GetString()!)) : null,
+            DeepCacheInterval = c.TryGetProperty("deepcache", out var interval) ? interval.GetInt32() : 1,
             Reference = reference,
         };
         return (request, folder);
-    }
-
-    private static JsonElement[] Manifest(int source)
-    {
-        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(Sources[source], "manifest.json")));
-        return manifest.RootElement.GetProperty("cases").EnumerateArray().Select(c => c.Clone()).ToArray();
     }
 }

@@ -13,18 +13,20 @@ namespace Mnemosyne.Engine.Tests.Pipeline;
 /// latents drift from diffusers' (float32) over a whole sampling loop. Reported for every case, and bounded
 /// loosely: the int8 deviation of a few steps, not that of a broken UNet.
 /// </summary>
-public sealed class Int8SceneTests(Int8EngineFixture engine, ITestOutputHelper output) : IClassFixture<Int8EngineFixture>
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
+public sealed class Int8SceneTests(Int8EngineFixture engines, ITestOutputHelper output) : IClassFixture<Int8EngineFixture>
 {
     /// <summary>Bound on max-abs(int8 − diffusers) / max-abs(diffusers) of the final latents.</summary>
     private const double RelativeBound = 0.1;
 
-    [FidelityTheory]
+    [Theory]
     [MemberData(nameof(DiffusersSceneCases.All), MemberType = typeof(DiffusersSceneCases))]
-    public void FinalLatentsStayNearDiffusers(int source, string name)
+    public void FinalLatentsStayNearDiffusers(string model, string name)
     {
-        var (request, folder) = DiffusersSceneCases.Load(source, name, engine.Reference);
+        var tiny = TinyModel.Named(model);
+        var (request, folder) = DiffusersSceneCases.Load(tiny, name, engines.Reference(tiny));
 
-        var scene = engine.Engine.Generate(request);
+        var scene = engines.Engine(tiny).Generate(request);
         var latents = scene.FinalLatents;
 
         var expected = NpyFile.Read(Path.Combine(folder, "final-latents.npy"));
@@ -32,7 +34,7 @@ public sealed class Int8SceneTests(Int8EngineFixture engine, ITestOutputHelper o
         double error = expected.Data.Zip(latents.Data, (a, b) => Math.Abs(a - b)).Max();
         double peak = expected.Data.Max(Math.Abs);
         var pixels = SafeImageDecoder.Default.Decode(Path.Combine(folder, "image.png")).Rgb.Zip(scene.Image.Rgb, (a, b) => Math.Abs(a - b)).ToArray();
-        output.WriteLine($"{name}: int8 final latents max-abs {error:E2} from diffusers (latents up to {peak:F2}: {error / peak:P2}); "
+        output.WriteLine($"{model} {name}: int8 final latents max-abs {error:E2} from diffusers (latents up to {peak:F2}: {error / peak:P2}); "
                          + $"8-bit pixels {pixels.Average():F2} levels apart on average, {pixels.Count(d => d <= 4) / (double)pixels.Length:P1} within 4");
         Assert.True(error <= RelativeBound * peak, $"int8 final latents are {error:E2} from diffusers, over {RelativeBound:P0} of {peak:F2}");
     }
@@ -85,26 +87,8 @@ public sealed class Int8SingleFileTests : IDisposable
     }
 }
 
-/// <summary>An Int8 engine over the fidelity checkpoint, converting into a temporary cache.</summary>
-public sealed class Int8EngineFixture : IDisposable
+/// <summary>Int8 engines over the tiny models, converting into a temporary cache.</summary>
+public sealed class Int8EngineFixture : SceneEngineFixture
 {
-    private readonly string cache = Directory.CreateTempSubdirectory("mnemosyne-int8-engine-").FullName;
-    private SceneEngine? engine;
-    private CharacterReference? reference;
-
-    public SceneEngine Engine => engine ??= SceneEngine.Open(new EngineOptions
-    {
-        CheckpointPath = TestPaths.FidelityModel,
-        IpAdapterPath = Path.Combine(TestPaths.FidelityModel, "ip-adapter", "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"),
-        Precision = WeightPrecision.Int8,
-        ConvertedWeightsPath = cache,
-    });
-
-    public CharacterReference Reference => reference ??= Engine.EncodeReference([Path.Combine(TestPaths.Fidelity, "reference.png")], "fidelity");
-
-    public void Dispose()
-    {
-        engine?.Dispose();
-        Directory.Delete(cache, recursive: true);
-    }
+    protected override WeightPrecision Precision => WeightPrecision.Int8;
 }

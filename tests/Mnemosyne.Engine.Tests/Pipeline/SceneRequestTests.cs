@@ -65,4 +65,32 @@ public class SceneRequestTests
         var e = Assert.Throws<ArgumentException>(() => Request(before + (char)surrogate + after).Validate());
         Assert.Contains($"unpaired UTF-16 surrogate at position {position}", e.Message);
     }
+
+    /// <summary>
+    /// diffusers' SDXLCFGCutoffCallback turns guidance off after step int(num_timesteps * cutoff_step_ratio), in
+    /// Python's doubles: 10 × 0.7 is 7.000000000000001 there, so 8 steps are guided (a float 0.7 widened to double would give 7).
+    /// </summary>
+    [Theory]
+    [InlineData(6, 5f, 1.0, 6)]
+    [InlineData(6, 5f, 0.9, 6)]
+    [InlineData(6, 5f, 0.4, 3)]
+    [InlineData(6, 5f, 0.0, 1)]
+    [InlineData(10, 5f, 0.7, 8)]
+    [InlineData(20, 5f, 0.4, 9)]
+    [InlineData(6, 1f, 0.4, 0)]
+    [InlineData(6, 0f, 1.0, 0)]
+    public void GuidesTheStepsUpToTheCutoffAsDiffusersCountsThem(int steps, float guidance, double cutoff, int guided)
+        => Assert.Equal(guided, (Request() with { Steps = steps, GuidanceScale = guidance, GuidanceCutoff = cutoff }).GuidedSteps);
+
+    [Theory]
+    [InlineData(-0.1)]
+    [InlineData(1.01)]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    public void RefusesACutoffOutsideZeroToOne(double cutoff)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => (Request() with { GuidanceCutoff = cutoff }).Validate());
+        Assert.Equal(nameof(SceneRequest.GuidanceCutoff), e.ParamName);
+        Assert.Contains("from 0 to 1", e.Message);
+    }
 }

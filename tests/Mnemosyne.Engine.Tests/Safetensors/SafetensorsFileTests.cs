@@ -4,6 +4,7 @@ using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Engine.Tests.Safetensors;
 
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public sealed class SafetensorsFileTests : IDisposable
 {
     private readonly string dir = Directory.CreateTempSubdirectory("mnemosyne-st-").FullName;
@@ -87,10 +88,11 @@ public sealed class SafetensorsFileTests : IDisposable
         Assert.Throws<CheckpointException>(() => SafetensorsFile.Open(path));
     }
 
-    [FidelityFact]
-    public void ReadsTheFidelityUnet()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void ReadsATinyModelsUnet(string model)
     {
-        using var file = SafetensorsFile.Open(Path.Combine(TestPaths.FidelityModel, "unet", "diffusion_pytorch_model.safetensors"));
+        using var file = SafetensorsFile.Open(Path.Combine(TinyModel.Named(model).Unet, "diffusion_pytorch_model.safetensors"));
         Assert.Equal([32L, 4L, 3L, 3L], file["conv_in.weight"].Shape);
         Assert.All(file.ReadFloat32("conv_in.weight"), v => Assert.True(float.IsFinite(v)));
     }

@@ -2,12 +2,15 @@ using Mnemosyne.Engine.Sampling;
 
 namespace Mnemosyne.Engine.Tests.Sampling;
 
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public class SchedulerConfigTests
 {
-    [FidelityFact]
-    public void ReadsTheFidelityCheckpointsSchedulerFolder()
+    /// <summary>Both tiny models carry SDXL base 1.0's scheduler_config.json, key for key.</summary>
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void ReadsATinyModelsSchedulerFolder(string model)
     {
-        var config = SchedulerConfig.Load(Path.Combine(TestPaths.FidelityModel, "scheduler"));
+        var config = SchedulerConfig.Load(Path.Combine(TinyModel.Named(model).Folder, "scheduler"));
         Assert.Equal("EulerDiscreteScheduler", config.ClassName);
         Assert.Equal("scaled_linear", config.BetaSchedule);
         Assert.Equal(0.00085, config.BetaStart);

@@ -3,13 +3,22 @@ using Mnemosyne.Engine.Sampling;
 
 namespace Mnemosyne.Engine.Tests.Sampling;
 
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public class TorchGeneratorTests
 {
     private sealed record RandnCase(ulong Seed, int[] Shape, string File);
 
-    private static IReadOnlyList<RandnCase> Cases()
+    /// <summary>The repository's torch.randn draws (tests/reference/torch-randn), and ../shared's where present.</summary>
+    public static TheoryData<string> Sources()
     {
-        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.TorchRandn, "manifest.json")));
+        var data = new TheoryData<string> { Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "torch-randn") };
+        if (TestPaths.HasTorchRandn) data.Add(TestPaths.TorchRandn);
+        return data;
+    }
+
+    private static IReadOnlyList<RandnCase> Cases(string source)
+    {
+        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(source, "manifest.json")));
         return manifest.RootElement.GetProperty("cases").EnumerateArray()
             .Select(c => new RandnCase(
                 c.GetProperty("seed").GetUInt64(),
@@ -18,16 +27,16 @@ public class TorchGeneratorTests
             .ToList();
     }
 
-    private static float[] ReadReference(string file)
+    private static float[] ReadReference(string source, string file)
     {
-        var bytes = File.ReadAllBytes(Path.Combine(TestPaths.TorchRandn, file));
+        var bytes = File.ReadAllBytes(Path.Combine(source, file));
         var values = new float[bytes.Length / sizeof(float)];
         for (int i = 0; i < values.Length; i++) values[i] = BitConverter.ToSingle(bytes, i * sizeof(float));
         return values;
     }
 
-    private static float[] Reference(ulong seed, int count) =>
-        ReadReference(Cases().Single(c => c.Seed == seed && c.Shape.Aggregate(1, (a, b) => a * b) == count).File);
+    private static float[] Reference(string source, ulong seed, int count) =>
+        ReadReference(source, Cases(source).Single(c => c.Seed == seed && c.Shape.Aggregate(1, (a, b) => a * b) == count).File);
 
     private static void AssertBitwiseEqual(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
     {
@@ -37,36 +46,39 @@ public class TorchGeneratorTests
                 Assert.Fail($"{what}: element {i} is {actual[i]:R}, torch gives {expected[i]:R}.");
     }
 
-    [TorchRandnFact]
-    public void EveryReferenceFileMatchesBitForBit()
+    [Theory]
+    [MemberData(nameof(Sources))]
+    public void EveryReferenceFileMatchesBitForBit(string source)
     {
-        var cases = Cases();
+        var cases = Cases(source);
         Assert.NotEmpty(cases);
         foreach (var c in cases)
         {
-            var expected = ReadReference(c.File);
+            var expected = ReadReference(source, c.File);
             Assert.Equal(c.Shape.Aggregate(1, (a, b) => a * b), expected.Length);
             AssertBitwiseEqual(expected, new TorchGenerator(c.Seed).Randn(c.Shape), c.File);
         }
     }
 
-    [TorchRandnFact]
-    public void SuccessiveBlockDrawsContinueTheStream()
+    [Theory]
+    [MemberData(nameof(Sources))]
+    public void SuccessiveBlockDrawsContinueTheStream(string source)
     {
         // As diffusers draws initial latents, then a latent-shaped noise per step: torch's blocks of 16
         // are positional, so 256 then 24320 values are the two parts of one 24576-value draw.
-        var expected = Reference(0, 24576);
+        var expected = Reference(source, 0, 24576);
         var generator = new TorchGenerator(0);
         AssertBitwiseEqual(expected.AsSpan(0, 256), generator.Randn(1, 4, 8, 8), "first draw");
         AssertBitwiseEqual(expected.AsSpan(256), generator.Randn(24320), "second draw");
     }
 
-    [TorchRandnFact]
-    public void TheCachedSmallDrawSurvivesABlockDraw()
+    [Theory]
+    [MemberData(nameof(Sources))]
+    public void TheCachedSmallDrawSurvivesABlockDraw(string source)
     {
         // Under 16 elements torch keeps the second value of each Box–Muller pair in the generator;
         // a block draw in between neither uses nor clears it, so the next small draw starts with it.
-        var expected = Reference(0, 15);
+        var expected = Reference(source, 0, 15);
         var generator = new TorchGenerator(0);
         var first = generator.Randn(3);
         generator.Randn(20);
@@ -74,18 +86,20 @@ public class TorchGeneratorTests
         AssertBitwiseEqual(expected.AsSpan(0, 4), [.. first, .. next], "3 + 1 values around a block draw");
     }
 
-    [TorchRandnFact]
-    public void SuccessiveSmallDrawsContinueThePairs()
+    [Theory]
+    [MemberData(nameof(Sources))]
+    public void SuccessiveSmallDrawsContinueThePairs(string source)
     {
-        var expected = Reference(42, 15);
+        var expected = Reference(source, 42, 15);
         var generator = new TorchGenerator(42);
         AssertBitwiseEqual(expected, [.. generator.Randn(3), .. generator.Randn(12)], "3 then 12 values");
     }
 
-    [TorchRandnFact]
-    public void OnlyTheLow32BitsOfTheSeedMatter()
+    [Theory]
+    [MemberData(nameof(Sources))]
+    public void OnlyTheLow32BitsOfTheSeedMatter(string source)
     {
-        var expected = Reference(4294967303, 100);
+        var expected = Reference(source, 4294967303, 100);
         AssertBitwiseEqual(expected, new TorchGenerator(7).Randn(100), "seed 7 against seed 2^32 + 7");
     }
 

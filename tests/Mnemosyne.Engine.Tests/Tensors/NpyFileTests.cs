@@ -2,6 +2,7 @@ using Mnemosyne.Engine.Tensors;
 
 namespace Mnemosyne.Engine.Tests.Tensors;
 
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public class NpyFileTests
 {
     [Fact]
@@ -17,10 +18,11 @@ public class NpyFileTests
         Assert.Equal(tensor.Data, back.Data);
     }
 
-    [FidelityFact]
-    public void ReadsTheFidelityFixtures()
+    [Theory]
+    [MemberData(nameof(TinyModel.Names), MemberType = typeof(TinyModel))]
+    public void ReadsTheReferenceFixtures(string model)
     {
-        var pixels = NpyFile.Read(Path.Combine(TestPaths.Fidelity, "reference-pixel-values.npy"));
+        var pixels = NpyFile.Read(Path.Combine(TinyModel.Named(model).ReferenceFolder, "reference-pixel-values.npy"));
         Assert.Equal([1, 3, 224, 224], pixels.Shape);
     }
 

@@ -14,6 +14,7 @@ public sealed class ReferenceCasesFactAttribute : FactAttribute
     }
 }
 
+[Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public class ClipTokenizerTests
 {
     private const int Bos = 49406;
