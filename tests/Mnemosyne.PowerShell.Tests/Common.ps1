@@ -108,7 +108,8 @@ function Wait-Until {
 }
 
 # The tiny SDXL + IP-Adapter checkpoint the engine's generator writes (every run the same for a seed), the same
-# weights as one single file, and a stand-in for SDXL-Lightning's 4-step UNet: what New-FakeHubCache lays out.
+# weights as one single file, a stand-in for SDXL-Lightning's 4-step UNet and a tiny decoder in TAESDXL's layout:
+# what New-FakeHubCache lays out.
 function New-TinyModelFiles {
     param([Parameter(Mandatory)] [string] $Root, [uint64] $Seed = 7)
     $shape = [Mnemosyne.Engine.Checkpoints.CheckpointShape]::Tiny
@@ -116,15 +117,17 @@ function New-TinyModelFiles {
         Folder     = Join-Path $Root 'tiny-sdxl'
         SingleFile = Join-Path $Root 'tiny-sdxl.safetensors'
         Lightning  = Join-Path $Root 'lightning/sdxl_lightning_4step_unet.safetensors'
+        TinyDecoder = Join-Path $Root 'taesd'
     }
     [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::Write($files.Folder, $shape, $Seed, $null)
     [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::WriteSingleFile($files.SingleFile, $shape, $Seed, [Mnemosyne.Engine.Checkpoints.TensorDType]::F32)
     [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::WriteUnet($files.Lightning, $shape.Unet, $Seed + 1, [Mnemosyne.Engine.Checkpoints.TensorDType]::F16)
+    [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::WriteTinyDecoder($files.TinyDecoder, [Mnemosyne.Engine.Checkpoints.RandomCheckpoint]::TinyDecoderShape, $Seed + 2)
     $files
 }
 
 # A Hugging Face hub cache (models--org--name/snapshots/<revision>/…, plain files) holding the tiny files as the
-# known models named in -Include, at the shipped manifests' repositories and revisions; and a manifest folder for
+# known models named in -Include (taesdxl only when named), at the shipped manifests' repositories and revisions; and a manifest folder for
 # $env:MNEMOSYNE_MODELS_PATH: the shipped manifests with file lists and sizes that fit the tiny files (the shipped
 # ones list SDXL's own, so the tiny files would count as incomplete). Every model gets its manifest; those left
 # out of -Include are simply not in the cache. -Fp16Names stores sdxl-base-1.0's weights under the names of
@@ -149,6 +152,7 @@ function New-FakeHubCache {
         'ip-adapter-sdxl-vit-h'          = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('sdxl_models/') })
         'ip-adapter-image-encoder-vit-h' = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('models/image_encoder/') })
         'sdxl-lightning-4step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_4step_unet.safetensors' })
+        'taesdxl'                        = @(Get-RelativeFiles $From.TinyDecoder)
     }
     $snapshots = @{}
     foreach ($name in $contents.Keys) {

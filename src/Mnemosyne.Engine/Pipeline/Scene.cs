@@ -27,6 +27,8 @@ public sealed record Scene
     /// <summary>The engine's weight precision: an Int8 picture differs slightly from the Float32 one of the same settings.</summary>
     public WeightPrecision Precision { get; init; }
     public string? InitialNoisePath { get; init; }
+    /// <summary>Which network decoded the picture: a Tiny one differs a little from the Full (VAE) one of the same latents.</summary>
+    public SceneDecoder Decoder { get; init; }
     public TimeSpan Elapsed { get; init; }
     /// <summary>The latents before the VAE (still scaled), for research and tests.</summary>
     public required FloatTensor FinalLatents { get; init; }
@@ -47,6 +49,7 @@ public sealed record Scene
             .Append(", Size: ").Append(Width.ToString(inv)).Append('x').Append(Height.ToString(inv))
             .Append(", Model: ").Append(Model);
         if (Precision != WeightPrecision.Float32) text.Append(", Precision: ").Append(Precision);
+        if (Decoder != SceneDecoder.Full) text.Append(", Decoder: ").Append(Decoder);
         if (ReferenceName is not null)
             text.Append(", Reference: ").Append(ReferenceName)
                 .Append(", Reference weight: ").Append(ReferenceWeight.ToString("0.###", inv));
@@ -61,4 +64,10 @@ public sealed record SceneProgress(string Prompt, int Step, int TotalSteps, Time
 {
     /// <summary>The UNet timestep of the step just taken (e.g. 999 first with trailing spacing).</summary>
     public float Timestep { get; init; }
+
+    /// <summary>The live preview file (<see cref="PreviewSettings"/>) once one has been written; null without previews.</summary>
+    public string? PreviewPath { get; init; }
+
+    /// <summary>The step whose denoised estimate the preview file shows.</summary>
+    public int? PreviewStep { get; init; }
 }

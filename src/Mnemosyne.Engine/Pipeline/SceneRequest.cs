@@ -28,6 +28,8 @@ public sealed record SceneRequest
     /// <summary>Explicit initial noise [1, 4, H/8, W/8] (unscaled, as torch.randn gives it) instead of the seed's.</summary>
     public FloatTensor? InitialNoise { get; init; }
     public string? InitialNoisePath { get; init; }
+    /// <summary>Full (the VAE) or Tiny (the engine's tiny decoder, which it must have been opened with).</summary>
+    public SceneDecoder Decoder { get; init; }
 
     /// <summary>Steps an SDXL-Lightning-class 4-step UNet is distilled for.</summary>
     public const int FewStepUnetSteps = 4;
@@ -57,6 +59,8 @@ public sealed record SceneRequest
             throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "GuidanceScale must be a number from 0 to 100 (values up to 1 turn guidance off).");
         if (!float.IsFinite(ReferenceWeight) || ReferenceWeight < 0 || ReferenceWeight > 2)
             throw new ArgumentOutOfRangeException(nameof(ReferenceWeight), ReferenceWeight, "ReferenceWeight must be from 0 to 2 (0 ignores the reference).");
+        if (!Enum.IsDefined(Decoder))
+            throw new ArgumentOutOfRangeException(nameof(Decoder), Decoder, $"Decoder must be one of {string.Join(", ", Enum.GetNames<SceneDecoder>())}.");
         if (Seed is < 0 or > MaxSeed)
             throw new ArgumentOutOfRangeException(nameof(Seed), Seed,
                 $"Seed must be from 0 to {MaxSeed}: PyTorch's generator keeps only the low 32 bits, so a larger seed would repeat a smaller one's picture.");
