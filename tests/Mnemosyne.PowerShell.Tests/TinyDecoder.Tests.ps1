@@ -48,6 +48,8 @@ Describe 'New-MnemosyneScene -Decoder' {
         $tiny.Decoder | Should -Be 'Tiny'
         $tiny.FinalLatents.Data | Should -Be $full.FinalLatents.Data
         [Convert]::ToHexString($tiny.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($full.Image.Rgb))
+        ($tiny | Format-List | Out-String) | Should -Match 'Decoder\s+:\s+Tiny'
+        ($full | Format-List | Out-String) | Should -Not -Match 'Decoder'
         $file = Join-Path $TestDrive 'tiny.png'
         $tiny | Save-MnemosyneImage -Path $file
         ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($file) | Where-Object Keyword -EQ 'parameters').Text | Should -Match ', Decoder: Tiny, '
