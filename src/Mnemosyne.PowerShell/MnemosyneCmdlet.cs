@@ -91,6 +91,11 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         "Open it again with Open-MnemosyneEngine -IPAdapterPath <ip-adapter_sdxl_vit-h.safetensors> -ImageEncoderPath <image encoder folder>, " +
         $"or run Install-MnemosyneModel {ModelResolver.IpAdapterModel}, {ModelResolver.ImageEncoderModel} and open it again: they are then taken from the Hugging Face cache.";
 
+    /// <summary>What to do when the open engine has no tiny decoder, for -Decoder Tiny and live previews.</summary>
+    internal const string NoTinyDecoderAdvice =
+        "Open it again with Open-MnemosyneEngine -TinyDecoderPath <madebyollin/taesdxl folder>, " +
+        $"or run Install-MnemosyneModel {ModelResolver.TinyDecoderModel} and open it again: it is then taken from the Hugging Face cache.";
+
     /// <summary>
     /// A lease on the open engine. When none is open, opens the one that $env:MNEMOSYNE_MODEL names, else
     /// sdxl-base-1.0 from the Hugging Face cache (with the cached IP-Adapter when it is there); when neither
@@ -104,7 +109,7 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         {
             var options = ResolveEngineOptions(model, Environment.GetEnvironmentVariable(IPAdapterVariable),
                 Environment.GetEnvironmentVariable(ImageEncoderVariable), threads: 0, $"$env:{ModelVariable}");
-            return OpenEngine(options, $"$env:{ModelVariable}");
+            return OpenEngine(WithTinyDecoder(options, tinyDecoder: null, cachePath: null), $"$env:{ModelVariable}");
         }
         var resolver = OpenModelResolver(cachePath: null);
         var resolution = resolver.TryDefault();
@@ -263,6 +268,29 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
             return resolution.Options;
         }
         return options with { IpAdapterPath = adapterFile, ImageEncoderPath = encoderFolder };
+    }
+
+    /// <summary>
+    /// Fills in the tiny decoder: the folder (or weights file) given, else the cached taesdxl when it is complete.
+    /// Without one, scenes can be made, but not with -Decoder Tiny or live previews.
+    /// </summary>
+    internal EngineOptions WithTinyDecoder(EngineOptions options, string? tinyDecoder, string? cachePath)
+    {
+        if (!string.IsNullOrWhiteSpace(tinyDecoder))
+        {
+            var given = FileSystemPath(tinyDecoder);
+            if (!File.Exists(given) && !Directory.Exists(given))
+            {
+                ThrowTerminatingError(ErrorRecords.Create(
+                    $"No tiny decoder at {given}. Give madebyollin/taesdxl's folder (config.json + diffusion_pytorch_model.safetensors), " +
+                    $"or run Install-MnemosyneModel {ModelResolver.TinyDecoderModel} and leave -TinyDecoderPath out.",
+                    "TinyDecoderNotFound", ErrorCategory.ObjectNotFound, given));
+            }
+            return options with { TinyDecoderPath = given };
+        }
+        var resolution = OpenModelResolver(cachePath).WithCachedTinyDecoder(options);
+        foreach (var note in resolution.Notes) WriteVerbose(note);
+        return resolution.Options;
     }
 
     /// <summary>The folder a single-file checkpoint takes its tokenizers, scheduler and configs from: the one given, else the cached sdxl-base-1.0.</summary>

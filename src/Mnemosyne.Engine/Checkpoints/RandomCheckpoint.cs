@@ -62,7 +62,7 @@ public sealed record CheckpointShape(
 /// The tensors are whatever the engine's networks ask for, so the generator never drifts from the
 /// engine. Weights are a deterministic function of the seed and the tensor's (diffusers) name.
 /// </summary>
-public static class RandomCheckpoint
+public static partial class RandomCheckpoint
 {
     public const string IpAdapterFolder = "ip-adapter";
 

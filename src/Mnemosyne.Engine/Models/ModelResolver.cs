@@ -20,6 +20,9 @@ public sealed class ModelResolver(ModelCatalog catalog)
 
     public const string ImageEncoderModel = "ip-adapter-image-encoder-vit-h";
 
+    /// <summary>The tiny decoder (TAESDXL) for Decoder Tiny scenes and live previews.</summary>
+    public const string TinyDecoderModel = "taesdxl";
+
     /// <summary>The few-step UNet the advice names (4 trailing Euler steps, no guidance; its 2- and 8-step siblings are known too).</summary>
     public const string FewStepUnetModel = "sdxl-lightning-4step-unet";
 
@@ -105,14 +108,32 @@ public sealed class ModelResolver(ModelCatalog catalog)
     }
 
     /// <summary>
-    /// What opens when nothing is named: <see cref="BaseModel"/> from the cache, with the cached IP-Adapter when
-    /// it is there; null when the catalog does not know the base model or it is not complete in the cache.
+    /// <paramref name="options"/> with the cached <see cref="TinyDecoderModel"/> when it is complete; the notes say
+    /// where it came from, or what is missing. Options that name a tiny decoder are returned as they are.
+    /// </summary>
+    public ModelResolution WithCachedTinyDecoder(EngineOptions options)
+    {
+        if (options.TinyDecoderPath is not null) return new(options, []);
+        var manifest = Known(TinyDecoderModel);
+        if (manifest is null) return new(options, [$"The model catalog has no {TinyDecoderModel}: scenes can be made, but without Decoder Tiny or live previews."]);
+        var status = Catalog.Inspect(manifest);
+        return status.IsComplete
+            ? new(options with { TinyDecoderPath = status.EntryPath }, [$"Tiny decoder from the Hugging Face cache: {status.EntryPath}."])
+            : new(options, [$"{TinyDecoderModel} is not complete in the Hugging Face cache {Catalog.Cache.Root}: scenes can be made, but without "
+                            + $"Decoder Tiny or live previews. Run Install-MnemosyneModel {TinyDecoderModel} to use them."]);
+    }
+
+    /// <summary>
+    /// What opens when nothing is named: <see cref="BaseModel"/> from the cache, with the cached IP-Adapter and tiny
+    /// decoder when they are there; null when the catalog does not know the base model or it is not complete in the cache.
     /// </summary>
     public ModelResolution? TryDefault()
     {
         var manifest = Known(BaseModel);
         if (manifest is null || manifest.Role != ModelRole.Pipeline || !Catalog.Inspect(manifest).IsComplete) return null;
-        return WithCachedIpAdapter(ForModel(BaseModel));
+        var withAdapter = WithCachedIpAdapter(ForModel(BaseModel));
+        var withDecoder = WithCachedTinyDecoder(withAdapter.Options);
+        return new(withDecoder.Options, [.. withAdapter.Notes, .. withDecoder.Notes]);
     }
 
     private ModelManifest? Known(string name) =>
@@ -144,6 +165,7 @@ public sealed class ModelResolver(ModelCatalog catalog)
         ModelRole.IpAdapter => ("an IP-Adapter", "IP-Adapters"),
         ModelRole.ImageEncoder => ("an image encoder", "image encoders"),
         ModelRole.Unet => ("a replacement UNet", "replacement UNets"),
+        ModelRole.TinyDecoder => ("a tiny decoder", "tiny decoders"),
         _ => ($"a {role} model", $"{role} models"),
     };
 

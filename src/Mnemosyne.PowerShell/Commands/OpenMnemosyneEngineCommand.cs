@@ -50,6 +50,14 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     [ValidateNotNullOrEmpty]
     public string? UnetPath { get; set; }
 
+    /// <summary>
+    /// The tiny decoder for -Decoder Tiny and live previews: madebyollin/taesdxl's folder (or its weights file).
+    /// Left out, the cached taesdxl is taken when it is complete.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? TinyDecoderPath { get; set; }
+
     /// <summary>The hub cache to look in; by default the one huggingface_hub uses.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -85,6 +93,7 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
 
         var options = ParameterSetName == ModelSet ? ModelOptions() : PathOptions();
         if (UnetPath is not null) options = options with { UnetWeightsPath = UnetFile(UnetPath) };
+        options = WithTinyDecoder(options, TinyDecoderPath, CachePath);
         options = options with { LowMemory = LowMemory.IsPresent, Precision = Precision };
 
         using var lease = OpenEngine(options);
