@@ -8,13 +8,14 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'TinyModel', 'Bench', 'Demo', 'Soak', 'Package')]
+    [ValidateSet('Build', 'Test', 'TinyModel', 'TinyDecoder', 'Bench', 'Demo', 'Soak', 'Package')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release',
 
-    # TinyModel: where to write the checkpoint; Size: Tiny or Full (SDXL base 1.0 sizes; Bench's default).
+    # TinyModel, TinyDecoder: where to write the checkpoint (or tiny decoder); Size: Tiny or Full (SDXL base 1.0 and
+    # TAESDXL sizes; Bench's default).
     [string] $Output,
     [ValidateSet('Tiny', 'Full')]
     [string] $Size = 'Tiny',
@@ -185,6 +186,10 @@ switch ($Task) {
     'TinyModel' {
         if (-not $Output) { throw 'TinyModel needs -Output <folder>.' }
         Invoke-Tool @('tiny-model', '--output', $Output, '--size', $Size, '--seed', $Seed)
+    }
+    'TinyDecoder' {
+        if (-not $Output) { throw 'TinyDecoder needs -Output <folder>.' }
+        Invoke-Tool @('tiny-decoder', '--output', $Output, '--size', $Size, '--seed', $Seed)
     }
     'Demo' { Invoke-Demo }
     'Package' { Invoke-Package }

@@ -26,3 +26,5 @@ public sealed class SchedulerCompleter : EnumNameCompleter<SchedulerKind>;
 public sealed class QualityCompleter : EnumNameCompleter<SceneQuality>;
 
 public sealed class SpacingCompleter : EnumNameCompleter<TimestepSpacing>;
+
+public sealed class DecoderCompleter : EnumNameCompleter<Mnemosyne.Engine.Pipeline.SceneDecoder>;

@@ -97,6 +97,11 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         "Open it again with Open-MnemosyneEngine -IPAdapterPath <ip-adapter_sdxl_vit-h.safetensors> -ImageEncoderPath <image encoder folder>, " +
         $"or run Install-MnemosyneModel {ModelResolver.IpAdapterModel}, {ModelResolver.ImageEncoderModel} and open it again: they are then taken from the Hugging Face cache.";
 
+    /// <summary>What to do when the open engine has no tiny decoder, for -Decoder Tiny and live previews.</summary>
+    internal const string NoTinyDecoderAdvice =
+        "Open it again with Open-MnemosyneEngine -TinyDecoderPath <madebyollin/taesdxl folder>, " +
+        $"or run Install-MnemosyneModel {ModelResolver.TinyDecoderModel} and open it again: it is then taken from the Hugging Face cache.";
+
     /// <summary>
     /// A lease on the open engine. When none is open, opens the one that $env:MNEMOSYNE_MODEL names, else
     /// sdxl-base-1.0 from the Hugging Face cache (with the cached IP-Adapter when it is there); when neither

@@ -18,6 +18,8 @@ public sealed class MnemosyneEngineInfo
         LowMemory = engine.Options.LowMemory;
         Precision = engine.Options.Precision;
         SupportsReferences = engine.SupportsReferences;
+        TinyDecoderPath = engine.Options.TinyDecoderPath;
+        SupportsTinyDecoder = engine.SupportsTinyDecoder;
         OpenedAt = openedAt;
     }
 
@@ -37,5 +39,8 @@ public sealed class MnemosyneEngineInfo
     /// <summary>Float32, or Int8 for 8-bit weights in the UNet's linear layers.</summary>
     public WeightPrecision Precision { get; }
     public bool SupportsReferences { get; }
+    /// <summary>The tiny decoder (TAESDXL) for -Decoder Tiny and live previews; null when the engine has none.</summary>
+    public string? TinyDecoderPath { get; }
+    public bool SupportsTinyDecoder { get; }
     public DateTimeOffset OpenedAt { get; }
 }

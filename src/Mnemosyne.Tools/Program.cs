@@ -1,4 +1,5 @@
 using System.Globalization;
+using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Testing;
 using Mnemosyne.Tools.Bench;
@@ -19,6 +20,9 @@ public static class Program
             {
                 case "tiny-model":
                     WriteCheckpoint(options);
+                    return 0;
+                case "tiny-decoder":
+                    WriteTinyDecoder(options);
                     return 0;
                 case "sample-character":
                     var path = options.Require("output");
@@ -54,6 +58,16 @@ public static class Program
         var clock = System.Diagnostics.Stopwatch.StartNew();
         RandomCheckpoint.Write(output, shape, seed, new Progress<string>(part => Console.WriteLine($"  writing {part}")));
         Console.WriteLine($"Wrote the {shape.Name} random checkpoint (seed {seed}) to {Path.GetFullPath(output)} in {clock.Elapsed.TotalSeconds:0.0} s.");
+    }
+
+    private static void WriteTinyDecoder(Options options)
+    {
+        var output = options.Require("output");
+        var size = options.Get("size", "Tiny");
+        var config = Shape(size) == CheckpointShape.Tiny ? RandomCheckpoint.TinyDecoderShape : new TinyAutoencoderConfig();
+        var seed = ulong.Parse(options.Get("seed", "1"), CultureInfo.InvariantCulture);
+        RandomCheckpoint.WriteTinyDecoder(output, config, seed);
+        Console.WriteLine($"Wrote a random tiny decoder ({size} size, seed {seed}) to {Path.GetFullPath(output)}.");
     }
 
     private static BenchSettings BenchSettingsFrom(Options options)
@@ -100,6 +114,7 @@ public static class Program
     private static int Usage()
     {
         Console.Error.WriteLine("usage: Mnemosyne.Tools tiny-model --output DIR [--size Tiny|Full] [--seed N]");
+        Console.Error.WriteLine("       Mnemosyne.Tools tiny-decoder --output DIR [--size Tiny|Full] [--seed N]");
         Console.Error.WriteLine("       Mnemosyne.Tools sample-character --output FILE.png");
         Console.Error.WriteLine("       Mnemosyne.Tools bench [--size Full|Tiny] [--threads N] [--sizes 512,1024] [--steps 4] [--quick true]");
         Console.Error.WriteLine("                             [--precision Float32|Int8]");

@@ -228,6 +228,16 @@ BeforeDiscovery {
         @{ Name = 'an empty negative prompt'; Settings = @{ NegativePrompt = '' }; Check = { param($scene, $warnings) $scene.NegativePrompt | Should -Be '' } }
     )
 
+    # Live preview paths for New-MnemosyneScene -PreviewPath ('{drive}' is the test's folder): refused before any scene.
+    $badPreviews = @(
+        @{ Name = 'a missing folder'; Target = '{drive}/missing/preview.png'; Category = 'ObjectNotFound'; ErrorId = 'FolderNotFound'; Advice = 'does not exist\. Create it first' }
+        @{ Name = 'a file that is not .png'; Target = '{drive}/preview.jpg'; Category = 'InvalidArgument'; ErrorId = 'PreviewNotPng'; Advice = 'PNG picture: give -PreviewPath a \.png file name' }
+        @{ Name = 'a folder'; Target = '{drive}/previews'; Category = 'InvalidArgument'; ErrorId = 'PathIsFolder'; Advice = 'is a folder: give -PreviewPath a \.png file name in it'
+            Prepare = { param($target) $null = New-Item -ItemType Directory $target -Force } }
+        @{ Name = 'a path under a file'; Target = '{drive}/a-file/preview.png'; Category = 'InvalidArgument'; ErrorId = 'FolderIsFile'; Advice = 'is a file, so it cannot hold preview\.png'
+            Prepare = { param($target) Set-Content (Split-Path $target) 'not a folder' } }
+    )
+
     # Output paths: Run writes to the target, which Target builds ('{drive}' is the test's folder).
     $badOutputs = @(
         @{ Name = 'Save-MnemosyneImage into a missing folder'; ErrorId = 'FolderNotFound'; Target = '{drive}/missing/cat.png'; Category = 'ObjectNotFound'; Advice = 'does not exist\. Create it first'
@@ -278,6 +288,9 @@ BeforeAll {
     . $PSScriptRoot/Common.ps1
     Import-Mnemosyne
     . $PSScriptRoot/BadInputHelpers.ps1
+    # No model of the machine's own cache (a tiny decoder, say) may join the engine these cases open.
+    Save-HubEnvironment
+    Use-HubCache
 
     # The tiny random checkpoint (with its IP-Adapter), open as the session's engine for every case.
     $script:checkpoint = Join-Path $TestDrive 'tiny'
@@ -293,6 +306,7 @@ BeforeAll {
 AfterAll {
     # Later test files open config B only when no engine is open.
     Close-MnemosyneEngine
+    Restore-HubEnvironment
 }
 
 Describe 'Bad pictures for Import-MnemosyneReference' {
@@ -458,6 +472,55 @@ Describe 'Bad settings for New-MnemosyneScene' {
         $top = New-MnemosyneScene 'a cat' -Seed 4294967295 @tiny
         $zero = New-MnemosyneScene 'a cat' -Seed 0 @tiny
         [Convert]::ToHexString($top.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($zero.Image.Rgb))
+    }
+}
+
+Describe 'The tiny decoder and live previews' {
+    It 'a tiny decoder of another architecture (the VAE''s folder): InvalidData, naming its config; the open engine stays' {
+        $failure = Get-OnlyFailure { Open-MnemosyneEngine $checkpoint -TinyDecoderPath (Join-Path $checkpoint 'vae') }
+        Assert-Failure $failure -Category InvalidData -Target (Join-Path $checkpoint 'vae/config.json') -ErrorId 'EngineOpenFailed' `
+            -Advice "_class_name is 'AutoencoderKL', not 'AutoencoderTiny'.*madebyollin/taesdxl"
+        (Get-MnemosyneEngine).Path | Should -Be $checkpoint
+        Assert-SessionUsable
+    }
+
+    It 'a tiny decoder that is not there: ObjectNotFound, naming it' {
+        $missing = Join-Path $TestDrive 'no-taesd'
+        $failure = Get-OnlyFailure { Open-MnemosyneEngine $checkpoint -TinyDecoderPath $missing }
+        Assert-Failure $failure -Category ObjectNotFound -Target $missing -ErrorId 'TinyDecoderNotFound' -Advice 'No tiny decoder at .*Install-MnemosyneModel taesdxl'
+        Assert-SessionUsable
+    }
+
+    It '-Decoder Tiny with no tiny decoder: InvalidOperation, saying how to get one' {
+        $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 1 -Decoder Tiny @tiny }
+        Assert-Failure $failure -Category InvalidOperation -Target ([Mnemosyne.Engine.Pipeline.SceneDecoder]::Tiny) -ErrorId 'NoTinyDecoder' `
+            -Advice 'has no tiny decoder, so it cannot decode scenes with -Decoder Tiny\. Open it again with Open-MnemosyneEngine -TinyDecoderPath .*Install-MnemosyneModel taesdxl'
+        Assert-SessionUsable
+    }
+
+    It '-PreviewPath with no tiny decoder: InvalidOperation, naming the preview, and no file' {
+        $preview = Join-Path $TestDrive 'no-decoder.png'
+        $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 1 -PreviewPath $preview @tiny }
+        Assert-Failure $failure -Category InvalidOperation -Target $preview -ErrorId 'NoTinyDecoder' -Advice 'cannot draw live previews \(-PreviewPath\)'
+        $preview | Should -Not -Exist
+        Assert-SessionUsable
+    }
+
+    It 'a preview path in <Name>: <Category>, naming the path' -ForEach $badPreviews {
+        $target = $Target.Replace('{drive}', $TestDrive)
+        if ($_['Prepare']) { Invoke-Case $_['Prepare'] $target }
+        $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 1 -PreviewPath $target @tiny }
+        Assert-Failure $failure -Category $Category -Target $target -Advice $Advice -ErrorId $ErrorId
+        Assert-SessionUsable
+    }
+
+    It '-PreviewEvery without -PreviewPath: InvalidArgument' {
+        $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 1 -PreviewEvery 2 @tiny }
+        Assert-Failure $failure -Category InvalidArgument -Target 2 -ErrorId 'PreviewEveryWithoutPath' -Advice 'no -PreviewPath says where'
+    }
+
+    It '-PreviewEvery 0: refused at binding' {
+        { New-MnemosyneScene 'a cat' -PreviewPath (Join-Path $TestDrive 'p.png') -PreviewEvery 0 -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError,*'
     }
 }
 

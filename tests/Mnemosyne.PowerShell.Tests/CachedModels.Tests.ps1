@@ -8,6 +8,7 @@ BeforeAll {
     $script:full = New-FakeHubCache -Root (Join-Path $TestDrive 'full') -From $files
     $script:baseOnly = New-FakeHubCache -Root (Join-Path $TestDrive 'base-only') -From $files -Include 'sdxl-base-1.0'
     $script:adapterOnly = New-FakeHubCache -Root (Join-Path $TestDrive 'adapter-only') -From $files -Include 'ip-adapter-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h'
+    $script:withTiny = New-FakeHubCache -Root (Join-Path $TestDrive 'with-tiny') -From $files -Include 'sdxl-base-1.0', 'taesdxl'
     $script:picture = Join-Path $TestDrive 'character.png'
     $rgb = [byte[]]::new(24 * 32 * 3)
     for ($i = 0; $i -lt $rgb.Length; $i++) { $rgb[$i] = [byte](($i * 11) % 256) }
@@ -179,6 +180,26 @@ Describe 'Open-MnemosyneEngine -Model with models missing from the cache' {
         { Import-MnemosyneReference $picture -ErrorAction Stop } | Should -Throw -ErrorId 'NoIPAdapter,*' -ExpectedMessage '*Install-MnemosyneModel ip-adapter-sdxl-vit-h, ip-adapter-image-encoder-vit-h*'
     }
 
+    It 'takes the tiny decoder from the cache when it is there, and says how to get it when not' {
+        Use-HubCache $withTiny
+        $info = Open-MnemosyneEngine -Model sdxl-base-1.0 -PassThru
+        $info.TinyDecoderPath | Should -Be $withTiny.Snapshots['taesdxl']
+        $info.SupportsTinyDecoder | Should -BeTrue
+        (New-MnemosyneScene 'a cat' -Steps 1 -Decoder Tiny @scene).Decoder | Should -Be 'Tiny'
+
+        Use-HubCache $baseOnly
+        $verbose = Open-MnemosyneEngine -Model sdxl-base-1.0 -Verbose 4>&1
+        (Get-MnemosyneEngine).SupportsTinyDecoder | Should -BeFalse
+        ($verbose -join "`n") | Should -Match 'taesdxl is not complete .*Run Install-MnemosyneModel taesdxl'
+    }
+
+    It 'keeps a tiny decoder given by path over the cached one' {
+        Use-HubCache $withTiny
+        $copy = Join-Path $TestDrive 'my-taesd'
+        Copy-Item $files.TinyDecoder $copy -Recurse -Force
+        (Open-MnemosyneEngine -Model sdxl-base-1.0 -TinyDecoderPath $copy -PassThru).TinyDecoderPath | Should -Be $copy
+    }
+
     It 'reports a manifest folder that is not there' {
         Use-HubCache $full
         $env:MNEMOSYNE_MODELS_PATH = Join-Path $TestDrive 'no-manifests'
@@ -258,6 +279,16 @@ Describe 'The engine opened when none is open' {
         $env:MNEMOSYNE_MODEL = $files.Folder
         (New-MnemosyneScene 'a cat' -Steps 1 @scene).Model | Should -Be 'tiny-sdxl'
         (Get-MnemosyneEngine).Path | Should -Be $files.Folder
+    }
+
+    It 'has the cached tiny decoder, opened from the cache or from $env:MNEMOSYNE_MODEL' {
+        Use-HubCache $withTiny
+        (New-MnemosyneScene 'a cat' -Steps 1 -Decoder Tiny @scene).Decoder | Should -Be 'Tiny'
+        (Get-MnemosyneEngine).TinyDecoderPath | Should -Be $withTiny.Snapshots['taesdxl']
+        Close-MnemosyneEngine
+        $env:MNEMOSYNE_MODEL = $files.Folder
+        (New-MnemosyneScene 'a cat' -Steps 1 -Decoder Tiny @scene).Decoder | Should -Be 'Tiny'
+        (Get-MnemosyneEngine).TinyDecoderPath | Should -Be $withTiny.Snapshots['taesdxl']
     }
 
     It 'is none while sdxl-base-1.0 is not complete: the error names both ways to get one' {

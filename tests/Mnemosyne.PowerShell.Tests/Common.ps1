@@ -166,7 +166,8 @@ function Wait-Until {
 }
 
 # The tiny SDXL + IP-Adapter checkpoint the tests' generator writes (every run the same for a seed), the same
-# weights as one single file, and a stand-in for SDXL-Lightning's UNets: what New-FakeHubCache lays out.
+# weights as one single file, a stand-in for SDXL-Lightning's UNets and a tiny decoder in TAESDXL's layout:
+# what New-FakeHubCache lays out.
 function New-TinyModelFiles {
     param([Parameter(Mandatory)] [string] $Root, [uint64] $Seed = 7)
     $shape = [Mnemosyne.Testing.CheckpointShape]::Tiny
@@ -174,15 +175,17 @@ function New-TinyModelFiles {
         Folder     = Join-Path $Root 'tiny-sdxl'
         SingleFile = Join-Path $Root 'tiny-sdxl.safetensors'
         Lightning  = Join-Path $Root 'lightning/sdxl_lightning_4step_unet.safetensors'
+        TinyDecoder = Join-Path $Root 'taesd'
     }
     [Mnemosyne.Testing.RandomCheckpoint]::Write($files.Folder, $shape, $Seed, $null)
     [Mnemosyne.Testing.RandomCheckpoint]::WriteSingleFile($files.SingleFile, $shape, $Seed, [Mnemosyne.Engine.Safetensors.TensorDType]::F32)
     [Mnemosyne.Testing.RandomCheckpoint]::WriteUnet($files.Lightning, $shape.Unet, $Seed + 1, [Mnemosyne.Engine.Safetensors.TensorDType]::F16)
+    [Mnemosyne.Testing.RandomCheckpoint]::WriteTinyDecoder($files.TinyDecoder, [Mnemosyne.Testing.RandomCheckpoint]::TinyDecoderShape, $Seed + 2)
     $files
 }
 
 # A Hugging Face hub cache (models--org--name/snapshots/<revision>/…, plain files) holding the tiny files as the
-# known models named in -Include, at the shipped manifests' repositories and revisions; and a manifest folder for
+# known models named in -Include (taesdxl only when named), at the shipped manifests' repositories and revisions; and a manifest folder for
 # $env:MNEMOSYNE_MODELS_PATH: the shipped manifests with file lists and sizes that fit the tiny files (the shipped
 # ones list SDXL's own, so the tiny files would count as incomplete). Every model gets its manifest; those left
 # out of -Include are simply not in the cache. -Fp16Names stores sdxl-base-1.0's weights under the names of
@@ -211,6 +214,7 @@ function New-FakeHubCache {
         'sdxl-lightning-2step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_2step_unet.safetensors' })
         'sdxl-lightning-4step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_4step_unet.safetensors' })
         'sdxl-lightning-8step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_8step_unet.safetensors' })
+        'taesdxl'                        = @(Get-RelativeFiles $From.TinyDecoder)
     }
     $snapshots = @{}
     foreach ($name in $contents.Keys) {

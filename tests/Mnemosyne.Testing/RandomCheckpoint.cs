@@ -13,7 +13,7 @@ namespace Mnemosyne.Testing;
 /// The tensors are whatever the engine's networks ask for, so the generator never drifts from the
 /// engine. Weights are a deterministic function of the seed and the tensor's (diffusers) name.
 /// </summary>
-public static class RandomCheckpoint
+public static partial class RandomCheckpoint
 {
     /// <summary>Where the checkpoint folder holds its IP-Adapter: where the engine looks for one when none is given.</summary>
     public const string IpAdapterFolder = IpAdapterFiles.CheckpointFolder;

@@ -73,7 +73,7 @@ CASES_B = [
          sched="DpmPlusPlus2M", deepcache=2),
     # Guidance cutoffs (SDXLCFGCutoffCallback) and SDXL-Lightning's sampling.
     dict(name="euler-guided", prompt="a knight in the rain", negative="blurry", w=64, h=64, steps=6, g=5.0, ip=0.6, seed=5, sched="Euler"),
-    dict(name="euler-guidance-cutoff", prompt="a knight in the rain", negative="blurry", w=64, h=64, steps=6, g=5.0, ip=0.6, seed=5, sched="Euler", cutoff=0.4),
+    dict(name="euler-guidance-cutoff-knight", prompt="a knight in the rain", negative="blurry", w=64, h=64, steps=6, g=5.0, ip=0.6, seed=5, sched="Euler", cutoff=0.4),
     # 10 * 0.7 is 7.000000000000001 in doubles: 8 guided steps (7 from a float32 0.7 widened to double).
     dict(name="dpm2m-guidance-cutoff-wide", prompt="a lighthouse at dusk", negative=None, w=96, h=64, steps=10, g=6.0, ip=0.8, seed=9, sched="DpmPlusPlus2M", cutoff=0.7),
     dict(name="lightning-2step", prompt="a cat astronaut", negative=None, w=64, h=64, steps=2, g=0.0, ip=0.7, seed=3, sched="Euler", spacing="trailing", unet_model="sdxl-lightning-2step-unet"),

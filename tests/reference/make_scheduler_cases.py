@@ -59,14 +59,19 @@ def run_case(make, config, steps, noise, model_term):
         case["final_alpha_cumprod"] = floats([float(scheduler.final_alpha_cumprod)])[0]
     generator = torch.Generator("cpu").manual_seed(ANCESTRAL_SEED)
     latents = noise * scheduler.init_noise_sigma
-    trajectory, first_model_input = [floats(latents)], None
+    trajectory, originals, first_model_input = [floats(latents)], [], None
     for t in scheduler.timesteps:
         model_input = scheduler.scale_model_input(latents, t)
         first_model_input = floats(model_input) if first_model_input is None else first_model_input
         model_output = MODEL_GAIN * model_input + model_term
-        latents = scheduler.step(model_output, t, latents, generator=generator, return_dict=False)[0]
+        result = scheduler.step(model_output, t, latents, generator=generator)
+        latents = result.prev_sample
         trajectory.append(floats(latents))
-    case.update(first_scaled_model_input=first_model_input, latents=trajectory, final_latents=trajectory[-1])
+        # DPM-Solver returns no pred_original_sample; the data prediction its step used is its last model output.
+        original = getattr(result, "pred_original_sample", None)
+        originals.append(floats(original if original is not None else scheduler.model_outputs[-1]))
+    case.update(first_scaled_model_input=first_model_input, latents=trajectory, final_latents=trajectory[-1],
+                pred_original=originals)
     if isinstance(scheduler, EulerAncestralDiscreteScheduler):
         # Each ancestral step draws one randn of the latent shape from the generator; replay the draws so that a
         # test can check the step arithmetic apart from the random number generator.
@@ -90,7 +95,8 @@ def main():
                  "for each t in timesteps: model_input = scale_model_input(latents, t); model_output = "
                  f"{MODEL_GAIN} * model_input + model_term; latents = step(model_output, t, latents, generator). "
                  "latents[0] is the initial latents, latents[i+1] the result of step i; first_scaled_model_input is "
-                 "scale_model_input(latents[0], timesteps[0]). The ancestral generator is torch.Generator('cpu')."
+                 "scale_model_input(latents[0], timesteps[0]); pred_original[i] is step i's estimate of the denoised sample "
+                 "(pred_original_sample; for DPM-Solver its data prediction, model_outputs[-1] after the step). The ancestral generator is torch.Generator('cpu')."
                  f"manual_seed({ANCESTRAL_SEED}); ancestral_noise[i] is the randn step i drew."),
         "noise": floats(noise), "model_term": floats(model_term), "model_gain": MODEL_GAIN,
     }

@@ -67,6 +67,29 @@ public sealed record VaeConfig
     public bool MidBlockAddAttention { get; init; } = true;
 }
 
+/// <summary>
+/// A tiny autoencoder's config.json (diffusers AutoencoderTiny: madebyollin/taesdxl). The defaults are TAESDXL's;
+/// its file leaves out scaling_factor, which is then 1: it decodes the UNet's latents as they are.
+/// </summary>
+public sealed record TinyAutoencoderConfig
+{
+    [JsonPropertyName("_class_name")] public string ClassName { get; init; } = "AutoencoderTiny";
+    public int InChannels { get; init; } = 3;
+    public int OutChannels { get; init; } = 3;
+    public IntList EncoderBlockOutChannels { get; init; } = new int[] { 64, 64, 64, 64 };
+    public IntList DecoderBlockOutChannels { get; init; } = new int[] { 64, 64, 64, 64 };
+    public string ActFn { get; init; } = "relu";
+    public string UpsampleFn { get; init; } = "nearest";
+    public int LatentChannels { get; init; } = 4;
+    public int UpsamplingScalingFactor { get; init; } = 2;
+    public IntList NumEncoderBlocks { get; init; } = new int[] { 1, 3, 3, 3 };
+    public IntList NumDecoderBlocks { get; init; } = new int[] { 3, 3, 3, 1 };
+    public float LatentMagnitude { get; init; } = 3;
+    public float LatentShift { get; init; } = 0.5f;
+    public bool ForceUpcast { get; init; }
+    public float ScalingFactor { get; init; } = 1;
+}
+
 /// <summary>text_encoder*/config.json (transformers CLIPTextModel / CLIPTextModelWithProjection).</summary>
 public sealed record ClipTextConfig
 {

@@ -17,6 +17,8 @@ public enum ModelRole
     ImageEncoder,
     /// <summary>A UNet that replaces the pipeline's own (e.g. a few-step distillation).</summary>
     Unet,
+    /// <summary>A tiny distilled latent decoder (TAESDXL): fast drafts and live previews.</summary>
+    TinyDecoder,
 }
 
 /// <summary>One file of a model: its path in the repository, and its size and SHA-256 where known.</summary>

@@ -12,6 +12,7 @@ public enum ModelPathProblem
     IpAdapterNotFound,
     ImageEncoderNotFound,
     UnetNotFound,
+    TinyDecoderNotFound,
 }
 
 /// <summary>

@@ -30,4 +30,7 @@ public sealed record ModelRequest
 
     /// <summary>A replacement UNet weights file in diffusers names.</summary>
     public string? UnetPath { get; init; }
+
+    /// <summary>The tiny decoder: madebyollin/taesdxl's folder, or its weights file.</summary>
+    public string? TinyDecoderPath { get; init; }
 }

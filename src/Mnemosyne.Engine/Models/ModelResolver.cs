@@ -17,8 +17,9 @@ public sealed record ModelResolution(EngineOptions Options, IReadOnlyList<string
 /// Decides what an engine opens. <see cref="Resolve"/> takes what a user named (paths, known models) and fills in
 /// the rest by one policy: the IP-Adapter given, else the one in a diffusers checkpoint's ip-adapter/ folder, else
 /// the cached one; the image encoder given, else the one beside the adapter; a single-file checkpoint's base folder
-/// given, else the cached sdxl-base-1.0. Known models open from where the catalog finds them in the Hugging Face
-/// cache: a pipeline's snapshot as the checkpoint, a replacement UNet's weights file. Nothing is copied.
+/// given, else the cached sdxl-base-1.0; the tiny decoder given, else the cached taesdxl. Known models open from where
+/// the catalog finds them in the Hugging Face cache: a pipeline's snapshot as the checkpoint, a replacement UNet's
+/// weights file. Nothing is copied.
 /// </summary>
 public sealed class ModelResolver
 {
@@ -35,6 +36,9 @@ public sealed class ModelResolver
     public const string IpAdapterModel = "ip-adapter-sdxl-vit-h";
 
     public const string ImageEncoderModel = "ip-adapter-image-encoder-vit-h";
+
+    /// <summary>The tiny decoder (TAESDXL) for Decoder Tiny scenes and live previews.</summary>
+    public const string TinyDecoderModel = "taesdxl";
 
     /// <summary>The few-step UNet the advice names (4 trailing Euler steps, no guidance; its 2- and 8-step siblings are known too).</summary>
     public const string FewStepUnetModel = "sdxl-lightning-4step-unet";
@@ -69,6 +73,7 @@ public sealed class ModelResolver
         options = WithIpAdapter(options, Given(request.IpAdapterPath), Given(request.ImageEncoderPath), checkpointAdapterFolder, notes);
         if (Given(request.Model) is null && Given(request.UnetModel) is { } unetModel) options = WithUnet(options, unetModel);
         if (Given(request.UnetPath) is { } unetPath) options = options with { UnetWeightsPath = UnetFile(unetPath) };
+        options = WithTinyDecoder(options, Given(request.TinyDecoderPath), notes);
         return new ModelResolution(options, notes) { Warnings = warnings };
     }
 
@@ -149,14 +154,32 @@ public sealed class ModelResolver
     }
 
     /// <summary>
-    /// What opens when nothing is named: <see cref="BaseModel"/> from the cache, with the cached IP-Adapter when
-    /// it is there; null when the catalog does not know the base model or it is not complete in the cache.
+    /// <paramref name="options"/> with the cached <see cref="TinyDecoderModel"/> when it is complete; the notes say
+    /// where it came from, or what is missing. Options that name a tiny decoder are returned as they are.
+    /// </summary>
+    public ModelResolution WithCachedTinyDecoder(EngineOptions options)
+    {
+        if (options.TinyDecoderPath is not null) return new(options, []);
+        var manifest = Known(TinyDecoderModel);
+        if (manifest is null) return new(options, [$"The model catalog has no {TinyDecoderModel}: scenes can be made, but without Decoder Tiny or live previews."]);
+        var status = Catalog.Inspect(manifest);
+        return status.IsComplete
+            ? new(options with { TinyDecoderPath = status.EntryPath }, [$"Tiny decoder from the Hugging Face cache: {status.EntryPath}."])
+            : new(options, [$"{TinyDecoderModel} is not complete in the Hugging Face cache {Catalog.Cache.Root}: scenes can be made, but without "
+                            + $"Decoder Tiny or live previews. Run Install-MnemosyneModel {TinyDecoderModel} to use them."]);
+    }
+
+    /// <summary>
+    /// What opens when nothing is named: <see cref="BaseModel"/> from the cache, with the cached IP-Adapter and tiny
+    /// decoder when they are there; null when the catalog does not know the base model or it is not complete in the cache.
     /// </summary>
     public ModelResolution? TryDefault()
     {
         var manifest = Known(BaseModel);
         if (manifest is null || manifest.Role != ModelRole.Pipeline || !Catalog.Inspect(manifest).IsComplete) return null;
-        return WithCachedIpAdapter(ForModel(BaseModel));
+        var withAdapter = WithCachedIpAdapter(ForModel(BaseModel));
+        var withDecoder = WithCachedTinyDecoder(withAdapter.Options);
+        return new(withDecoder.Options, [.. withAdapter.Notes, .. withDecoder.Notes]);
     }
 
     private static string? Given(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
@@ -259,6 +282,24 @@ public sealed class ModelResolver
         return options with { IpAdapterPath = adapterFile, ImageEncoderPath = encoderFolder };
     }
 
+    /// <summary>The tiny decoder given (madebyollin/taesdxl's folder or its weights file), else the cached one (<see cref="WithCachedTinyDecoder"/>).</summary>
+    private EngineOptions WithTinyDecoder(EngineOptions options, string? tinyDecoder, List<string> notes)
+    {
+        if (tinyDecoder is not null)
+        {
+            var given = Path.GetFullPath(tinyDecoder);
+            return File.Exists(given) || Directory.Exists(given)
+                ? options with { TinyDecoderPath = given }
+                : throw new ModelPathException(
+                    $"No tiny decoder at {given}. Give madebyollin/taesdxl's folder (config.json + diffusion_pytorch_model.safetensors), " +
+                    $"or run Install-MnemosyneModel {TinyDecoderModel} and leave -TinyDecoderPath out.",
+                    ModelPathProblem.TinyDecoderNotFound, given);
+        }
+        var cached = WithCachedTinyDecoder(options);
+        notes.AddRange(cached.Notes);
+        return cached.Options;
+    }
+
     private static string UnetFile(string path)
     {
         var file = Path.GetFullPath(path);
@@ -298,6 +339,7 @@ public sealed class ModelResolver
         ModelRole.IpAdapter => ("an IP-Adapter", "IP-Adapters"),
         ModelRole.ImageEncoder => ("an image encoder", "image encoders"),
         ModelRole.Unet => ("a replacement UNet", "replacement UNets"),
+        ModelRole.TinyDecoder => ("a tiny decoder", "tiny decoders"),
         _ => ($"a {role} model", $"{role} models"),
     };
 

@@ -11,7 +11,7 @@ namespace Mnemosyne.Engine.Networks;
 /// leaves them (still multiplied by scaling_factor) → image [B, out_channels, f·h, f·w] in about [-1, 1],
 /// where f = 2^(blocks − 1) (8 for SDXL). The encoder half is not built.
 /// </summary>
-public sealed class VaeDecoder : IDisposable
+public sealed class VaeDecoder : ILatentDecoder
 {
     public const string LatentsInput = "latents";
     public const string ImageOutput = "image";
@@ -31,6 +31,8 @@ public sealed class VaeDecoder : IDisposable
     }
 
     public VaeConfig Config { get; }
+
+    public int LatentChannels => Config.LatentChannels;
 
     /// <summary>Pixels per latent along each side.</summary>
     public int UpscaleFactor => 1 << (Config.BlockOutChannels.Count - 1);
@@ -97,7 +99,7 @@ public sealed class VaeDecoder : IDisposable
                 current = output;
             }
             if (i < blocks - 1)
-                x = g.Conv2d(UpsampleNearest2x(g, x), weights, $"{prefix}.upsamplers.0.conv", output, output, 3);
+                x = g.Conv2d(g.UpsampleNearest(x, 2), weights, $"{prefix}.upsamplers.0.conv", output, output, 3);
         }
 
         x = g.GroupNorm(x, weights, "decoder.conv_norm_out", current, groups, NormEpsilon);
@@ -111,16 +113,7 @@ public sealed class VaeDecoder : IDisposable
     /// <summary>Decodes latents [B, latent_channels, h, w] (as the sampler leaves them) to an image in about [-1, 1].</summary>
     public FloatTensor Run(FloatTensor latents, CancellationToken cancellation = default)
     {
-        ArgumentNullException.ThrowIfNull(latents);
-        var shape = latents.Shape;
-        if (shape.Length != 4 || shape[1] != Config.LatentChannels || shape.Any(d => d <= 0))
-            throw new ArgumentException(
-                $"VAE latents must be [batch, {Config.LatentChannels}, height, width] with every size positive; got [{string.Join(", ", shape)}].",
-                nameof(latents));
-        if (latents.Length != shape.Aggregate(1L, (a, d) => a * d))
-            throw new ArgumentException(
-                $"VAE latents hold {latents.Length} values but their shape [{string.Join(", ", shape)}] needs {shape.Aggregate(1L, (a, d) => a * d)}.",
-                nameof(latents));
+        LatentInput.Check(latents, Config.LatentChannels, "VAE");
         return model.Run([ModelInput.Float(LatentsInput, latents)], [ImageOutput], cancellation)[0];
     }
 
@@ -201,13 +194,4 @@ public sealed class VaeDecoder : IDisposable
         => weights is SafetensorsFile file && !file.Contains(prefix + ".to_q.weight") && file.Contains(prefix + ".query.weight")
             ? ("query", "key", "value", "proj_attn")
             : ("to_q", "to_k", "to_v", "to_out.0");
-
-    /// <summary>torch's interpolate(scale_factor=2, mode="nearest"): output pixel i reads input pixel ⌊i/2⌋.</summary>
-    private static string UpsampleNearest2x(OnnxGraph g, string x)
-        => g.Node("Resize", [x, null, g.Constant([1f, 1f, 2f, 2f], 4)], new Dictionary<string, object>
-        {
-            ["mode"] = "nearest",
-            ["coordinate_transformation_mode"] = "asymmetric",
-            ["nearest_mode"] = "floor",
-        });
 }

@@ -66,6 +66,8 @@ public static class GraphLayers
 
     public static string Silu(this OnnxGraph g, string x) => g.Mul(x, g.Node("Sigmoid", [x]));
 
+    public static string Relu(this OnnxGraph g, string x) => g.Node("Relu", [x]);
+
     /// <summary>Exact (erf) GELU.</summary>
     public static string Gelu(this OnnxGraph g, string x) => g.Node("Gelu", [x]);
 
@@ -77,6 +79,7 @@ public static class GraphLayers
         "silu" or "swish" => g.Silu(x),
         "gelu" => g.Gelu(x),
         "quick_gelu" => g.QuickGelu(x),
+        "relu" => g.Relu(x),
         _ => throw new NotSupportedException($"Activation '{name}' is not supported."),
     };
 
@@ -125,6 +128,11 @@ public static class GraphLayers
     public static string Attention(this OnnxGraph g, string q, string k, string v, int heads, string? attentionBias = null)
         => g.Node("MultiHeadAttention", attentionBias is null ? [q, k, v] : [q, k, v, null, null, attentionBias],
             Attrs(("num_heads", (long)heads)), "com.microsoft");
+
+    /// <summary>torch's interpolate(scale_factor=f, mode="nearest") on NCHW: output pixel i reads input pixel ⌊i/f⌋.</summary>
+    public static string UpsampleNearest(this OnnxGraph g, string x, int factor)
+        => g.Node("Resize", [x, null, g.Constant([1f, 1f, factor, factor], 4)], Attrs(
+            ("mode", "nearest"), ("coordinate_transformation_mode", "asymmetric"), ("nearest_mode", "floor")));
 
     /// <summary>Nearest-neighbour resize of NCHW to an explicit [H, W], as torch's interpolate(mode="nearest").</summary>
     public static string ResizeNearest(this OnnxGraph g, string x, string sizes)

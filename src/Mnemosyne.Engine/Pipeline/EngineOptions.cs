@@ -46,6 +46,13 @@ public sealed record EngineOptions
     public string? ImageEncoderPath { get; init; }
 
     /// <summary>
+    /// A tiny autoencoder folder in the diffusers layout (madebyollin/taesdxl: config.json +
+    /// diffusion_pytorch_model.safetensors), or its weights file: loaded at open (a few MB), it decodes scenes that ask
+    /// for <see cref="SceneDecoder.Tiny"/> and draws live previews. Null: the engine offers neither.
+    /// </summary>
+    public string? TinyDecoderPath { get; init; }
+
+    /// <summary>
     /// The name stored with every scene (e.g. "sdxl-base-1.0" for a model opened from the Hugging Face cache,
     /// whose snapshot folder is named by a commit hash); null takes the checkpoint's folder or file name.
     /// </summary>

@@ -31,6 +31,8 @@ public sealed record Scene
     public string? InitialNoisePath { get; init; }
     /// <summary>DeepCache's interval (1 = off): pictures made with it differ from the whole UNet's.</summary>
     public int DeepCacheInterval { get; init; } = 1;
+    /// <summary>Which network decoded the picture: a Tiny one differs a little from the Full (VAE) one of the same latents.</summary>
+    public SceneDecoder Decoder { get; init; }
     public TimeSpan Elapsed { get; init; }
     /// <summary>The latents before the VAE (still scaled), for research and tests.</summary>
     public required FloatTensor FinalLatents { get; init; }
@@ -53,6 +55,7 @@ public sealed record Scene
             .Append(", Size: ").Append(Width.ToString(inv)).Append('x').Append(Height.ToString(inv))
             .Append(", Model: ").Append(Model);
         if (Precision != WeightPrecision.Float32) text.Append(", Precision: ").Append(Precision);
+        if (Decoder != SceneDecoder.Full) text.Append(", Decoder: ").Append(Decoder);
         if (ReferenceName is not null)
             text.Append(", Reference: ").Append(ReferenceName)
                 .Append(", Reference weight: ").Append(ReferenceWeight.ToString("0.###", inv));
@@ -68,4 +71,10 @@ public sealed record SceneProgress(string Prompt, int Step, int TotalSteps, Time
 {
     /// <summary>The UNet timestep of the step just taken (e.g. 999 first with trailing spacing).</summary>
     public float Timestep { get; init; }
+
+    /// <summary>The live preview file (<see cref="PreviewSettings"/>) once one has been written; null without previews.</summary>
+    public string? PreviewPath { get; init; }
+
+    /// <summary>The step whose denoised estimate the preview file shows.</summary>
+    public int? PreviewStep { get; init; }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Conversion;
 using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Safetensors;
@@ -31,6 +32,7 @@ public sealed class SceneEngine : IDisposable
     private readonly OnDemandNetwork<Unet> unet;
     private readonly UnetConfig unetConfig;
     private readonly VaeDecoder vae;
+    private readonly TinyAutoencoderDecoder? tinyDecoder;
     private readonly OnDemandNetwork<ClipVisionEncoder>? imageEncoder;
     private readonly ImageProjection? projection;
     private readonly IpAdapterKeys? adapterKeys;
@@ -42,8 +44,8 @@ public sealed class SceneEngine : IDisposable
 
     private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
         ClipTokenizer tokenizer, ClipTokenizer tokenizer2, OnDemandNetwork<ClipTextEncoder> textEncoder, OnDemandNetwork<ClipTextEncoder> textEncoder2,
-        OnDemandNetwork<Unet> unet, VaeDecoder vae, OnDemandNetwork<ClipVisionEncoder>? imageEncoder, ImageProjection? projection,
-        IpAdapterKeys? adapterKeys, string? encoderIdentity)
+        OnDemandNetwork<Unet> unet, VaeDecoder vae, TinyAutoencoderDecoder? tinyDecoder, OnDemandNetwork<ClipVisionEncoder>? imageEncoder,
+        ImageProjection? projection, IpAdapterKeys? adapterKeys, string? encoderIdentity)
     {
         Options = options;
         this.model = model;
@@ -57,6 +59,7 @@ public sealed class SceneEngine : IDisposable
         this.unet = unet;
         unetConfig = model.Configs.Unet;
         this.vae = vae;
+        this.tinyDecoder = tinyDecoder;
         this.imageEncoder = imageEncoder;
         this.projection = projection;
         this.adapterKeys = adapterKeys;
@@ -72,6 +75,9 @@ public sealed class SceneEngine : IDisposable
     public string ModelName { get; }
 
     public bool SupportsReferences => imageEncoder is not null;
+
+    /// <summary>Whether the engine has a tiny decoder (<see cref="EngineOptions.TinyDecoderPath"/>), for <see cref="SceneDecoder.Tiny"/> and live previews.</summary>
+    public bool SupportsTinyDecoder => tinyDecoder is not null;
 
     /// <summary>Which image encoder references are made with; null without an IP-Adapter.</summary>
     public string? ImageEncoderIdentity { get; }
@@ -109,6 +115,13 @@ public sealed class SceneEngine : IDisposable
             // Building a graph reads only the weights' headers: a wrong encoder is refused here, not at the first scene.
             ClipTextEncoder.BuildGraph(configs.TextEncoder, model.TextEncoder, null);
             ClipTextEncoder.BuildGraph(configs.TextEncoder2, model.TextEncoder2, null);
+            // A few MB, loaded before the UNet so that a wrong file is refused before the long load.
+            var tinyDecoder = options.TinyDecoderPath is null ? null : Track("tiny decoder", () => TinyAutoencoderDecoder.Load(options.TinyDecoderPath, settings));
+            if (tinyDecoder is not null && tinyDecoder.LatentChannels != configs.Unet.OutChannels)
+                throw new CheckpointException(
+                    $"{tinyDecoder.Folder}: this tiny decoder decodes {tinyDecoder.LatentChannels}-channel latents, but the UNet makes {configs.Unet.OutChannels}: " +
+                    "it belongs to another model family (TAESD3 and TAEF1 take 16). SDXL's is madebyollin/taesdxl.",
+                    Path.Combine(tinyDecoder.Folder, TinyAutoencoderDecoder.ConfigFileName));
             var textEncoder = OnDemand(opened, log, "text_encoder", () => ClipTextEncoder.Load(configs.TextEncoder, model.TextEncoder, settings), options.KeepEncodersLoaded);
             var textEncoder2 = OnDemand(opened, log, "text_encoder_2", () => ClipTextEncoder.Load(configs.TextEncoder2, model.TextEncoder2, settings), options.KeepEncodersLoaded);
             // The UNet stays loaded between scenes; only a decode that would not fit beside it releases it.
@@ -137,7 +150,7 @@ public sealed class SceneEngine : IDisposable
                 identity = $"clip-vision-{encoderConfig.HiddenSize}x{encoderConfig.NumHiddenLayers}-proj{encoderConfig.ProjectionDim}-{new FileInfo(adapterFiles.ImageEncoderWeightsPath).Length}";
             }
             return new SceneEngine(options, model, schedulerConfig, tokenizer, tokenizer2, textEncoder, textEncoder2,
-                unet, vae, imageEncoder, projection, adapterKeys, identity);
+                unet, vae, tinyDecoder, imageEncoder, projection, adapterKeys, identity);
         }
         catch
         {
@@ -219,10 +232,15 @@ public sealed class SceneEngine : IDisposable
         }
     }
 
-    public Scene Generate(SceneRequest request, IProgress<SceneProgress>? progress = null, CancellationToken cancellation = default)
+    /// <param name="preview">Where to write a live preview of the scene as it forms; needs the tiny decoder.</param>
+    public Scene Generate(SceneRequest request, IProgress<SceneProgress>? progress = null, CancellationToken cancellation = default,
+        PreviewSettings? preview = null)
     {
         request.Validate();
+        preview?.Validate();
         if (request.Reference is { } reference) CheckReference(reference);
+        if (request.Decoder == SceneDecoder.Tiny) RequireTinyDecoder("make a scene with Decoder Tiny");
+        if (preview is not null) RequireTinyDecoder("draw live previews");
         var clock = Stopwatch.StartNew();
         lock (gate)
         {
@@ -238,9 +256,12 @@ public sealed class SceneEngine : IDisposable
             if (request.Reference is { } r && request.ReferenceWeight > 0) ipKeyValues = ReferenceKeyValues(r, cancellation);
 
             var conditioning = new SdxlPipeline.Conditioning(positive, negative, ipKeyValues, unconditionalKeyValues);
-            var latents = unet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation));
-            if (Options.LowMemory || !DecodeFitsBesideUnet(request)) unet.Release();
-            var image = SdxlPipeline.Decode(vae, latents, cancellation);
+            var observer = preview is null ? null : new LivePreview(tinyDecoder!, preview, warnings);
+            var latents = unet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer));
+            ILatentDecoder decoder = request.Decoder == SceneDecoder.Tiny ? tinyDecoder! : vae;
+            // The tiny decoder's activations are a small part of the VAE's: it always decodes beside the UNet.
+            if (decoder == vae && (Options.LowMemory || !DecodeFitsBesideUnet(request))) unet.Release();
+            var image = SdxlPipeline.Decode(decoder, latents, cancellation);
             return new Scene
             {
                 Image = image,
@@ -260,6 +281,7 @@ public sealed class SceneEngine : IDisposable
                 Precision = Options.Precision,
                 InitialNoisePath = request.InitialNoisePath,
                 DeepCacheInterval = request.DeepCacheInterval,
+                Decoder = request.Decoder,
                 Elapsed = clock.Elapsed,
                 FinalLatents = latents,
                 Warnings = warnings,
@@ -291,6 +313,14 @@ public sealed class SceneEngine : IDisposable
                 $"Reference '{reference.Name}' holds {reference.Embedding.Length} values, but this engine's image encoder makes {ReferenceEmbeddingLength}: " +
                 "the saved reference is damaged. Import the reference images again with this engine.",
                 nameof(reference));
+    }
+
+    private void RequireTinyDecoder(string what)
+    {
+        if (tinyDecoder is null)
+            throw new InvalidOperationException(
+                $"This engine was opened without a tiny decoder, so it cannot {what}. Open it with -TinyDecoderPath <madebyollin/taesdxl folder>, " +
+                $"or run Install-MnemosyneModel {ModelResolver.TinyDecoderModel} and open it again: it is then taken from the Hugging Face cache.");
     }
 
     private OnDemandNetwork<ClipVisionEncoder> RequireImageEncoder() => imageEncoder
@@ -373,6 +403,7 @@ public sealed class SceneEngine : IDisposable
             textEncoder2.Dispose();
             unet.Dispose();
             vae.Dispose();
+            tinyDecoder?.Dispose();
             imageEncoder?.Dispose();
             projection?.Dispose();
             adapterKeys?.Dispose();

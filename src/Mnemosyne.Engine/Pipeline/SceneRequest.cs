@@ -35,6 +35,8 @@ public sealed record SceneRequest
     /// <summary>Explicit initial noise [1, 4, H/8, W/8] (unscaled, as torch.randn gives it) instead of the seed's.</summary>
     public FloatTensor? InitialNoise { get; init; }
     public string? InitialNoisePath { get; init; }
+    /// <summary>Full (the VAE) or Tiny (the engine's tiny decoder, which it must have been opened with).</summary>
+    public SceneDecoder Decoder { get; init; }
 
     public const int MaxDeepCacheInterval = 10;
 
@@ -85,6 +87,8 @@ public sealed record SceneRequest
                 "GuidanceCutoff must be from 0 to 1: the fraction of the steps after which guidance stops (1 guides every step).");
         if (!float.IsFinite(ReferenceWeight) || ReferenceWeight < 0 || ReferenceWeight > 2)
             throw new ArgumentOutOfRangeException(nameof(ReferenceWeight), ReferenceWeight, "ReferenceWeight must be from 0 to 2 (0 ignores the reference).");
+        if (!Enum.IsDefined(Decoder))
+            throw new ArgumentOutOfRangeException(nameof(Decoder), Decoder, $"Decoder must be one of {string.Join(", ", Enum.GetNames<SceneDecoder>())}.");
         if (Seed is < 0 or > MaxSeed)
             throw new ArgumentOutOfRangeException(nameof(Seed), Seed,
                 $"Seed must be from 0 to {MaxSeed}: PyTorch's generator keeps only the low 32 bits, so a larger seed would repeat a smaller one's picture.");

@@ -20,10 +20,10 @@ internal static class SdxlPipeline
     /// <param name="UnconditionalIpKeyValues">Those of the unconditional branch's tokens; needed with a reference and guidance.</param>
     public sealed record Conditioning(PromptEmbedding Positive, PromptEmbedding? Negative, IpAdapterKeyValues? IpKeyValues, IpAdapterKeyValues? UnconditionalIpKeyValues);
 
-    /// <summary>From the seed's noise to the final latents (still scaled), step by step.</summary>
+    /// <summary>From the seed's noise to the final latents (still scaled), step by step; <paramref name="observer"/> sees each step's denoised estimate.</summary>
     public static FloatTensor Denoise(
         SceneRequest request, Conditioning conditioning, Unet unet, SchedulerConfig schedulerConfig,
-        IProgress<SceneProgress>? progress, CancellationToken cancellation)
+        IProgress<SceneProgress>? progress, CancellationToken cancellation, IDenoisingObserver? observer = null)
     {
         // Classifier-free guidance runs the UNet on [unconditional, conditional] as one batch of two; after the
         // guidance cutoff the conditional branch runs alone, the reference's tokens with it.
@@ -57,18 +57,20 @@ internal static class SdxlPipeline
             scheduler.Step(noisePrediction, step, latents, generator);
 
             var elapsed = clock.Elapsed;
-            progress?.Report(new SceneProgress(request.Prompt, step + 1, timesteps.Count, elapsed,
-                elapsed / (step + 1) * (timesteps.Count - step - 1)) { Timestep = timesteps[step] });
+            var report = new SceneProgress(request.Prompt, step + 1, timesteps.Count, elapsed,
+                elapsed / (step + 1) * (timesteps.Count - step - 1)) { Timestep = timesteps[step] };
+            if (observer is not null) report = observer.StepTaken(report, new FloatTensor(scheduler.PredictedOriginal.ToArray(), latentShape), cancellation);
+            progress?.Report(report);
         }
 
         return new FloatTensor(latents, latentShape);
     }
 
-    /// <summary>The VAE's picture of the latents, clamped and rounded to 8 bits as diffusers does.</summary>
-    public static RgbImage Decode(VaeDecoder vae, FloatTensor latents, CancellationToken cancellation)
+    /// <summary>The decoder's picture of the latents, clamped and rounded to 8 bits as diffusers does.</summary>
+    public static RgbImage Decode(ILatentDecoder decoder, FloatTensor latents, CancellationToken cancellation)
     {
         cancellation.ThrowIfCancellationRequested();
-        return DecoderOutputConverter.ToRgbImage(vae.Run(latents, cancellation));
+        return DecoderOutputConverter.ToRgbImage(decoder.Run(latents, cancellation));
     }
 
     /// <summary>ε = ε_u + g·(ε_c − ε_u), on a batch of [unconditional, conditional].</summary>

@@ -46,7 +46,7 @@ public sealed class DdimScheduler : SchedulerBase
     /// <summary>ᾱ used past the first training step: 1 with set_alpha_to_one, else ᾱ_0.</summary>
     public float FinalAlphaCumprod => finalAlphaCumprod;
 
-    private protected override void StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
+    private protected override float[] StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
     {
         int timestep = (int)timesteps[stepIndex];
         int previous = timestep - stepRatio;
@@ -57,6 +57,7 @@ public sealed class DdimScheduler : SchedulerBase
         float originalScale = MathF.Sqrt(alphaProductPrevious);
         float directionScale = MathF.Sqrt(1f - alphaProductPrevious);
 
+        var originals = new float[sample.Length];
         for (int i = 0; i < sample.Length; i++)
         {
             float original, epsilon;
@@ -76,8 +77,10 @@ public sealed class DdimScheduler : SchedulerBase
                     break;
             }
             if (clipRange is float range) original = Math.Clamp(original, -range, range);
+            originals[i] = original;
             sample[i] = originalScale * original + directionScale * epsilon;
         }
+        return originals;
     }
 
     /// <summary>ᾱ at a timestep, a negative one counting from the end as Python indexing does (trailing spacing can yield −1).</summary>

@@ -64,7 +64,7 @@ public sealed class DpmSolverMultistepScheduler : SchedulerBase
 
     public override float InitNoiseSigma => 1f;
 
-    private protected override void StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
+    private protected override float[] StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
     {
         var (alpha, sigma) = AlphaSigma(sigmas[stepIndex]);
         var original = new float[sample.Length];
@@ -108,6 +108,7 @@ public sealed class DpmSolverMultistepScheduler : SchedulerBase
             }
         }
         previousOriginal = original;
+        return original;
     }
 
     /// <summary>α = 1/√(σ² + 1) and σ·α for a schedule sigma.</summary>

@@ -34,7 +34,7 @@ public sealed class EulerAncestralScheduler : SchedulerBase
     private protected override void ScaleModelInputCore(Span<float> sample, int stepIndex) =>
         EulerMath.DivideByInputScale(sample, sigmas[stepIndex]);
 
-    private protected override void StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
+    private protected override float[] StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
     {
         if (generator is null)
             throw new ArgumentNullException(nameof(generator), "Euler ancestral adds fresh noise at every step and needs the generator the initial noise came from.");
@@ -56,5 +56,6 @@ public sealed class EulerAncestralScheduler : SchedulerBase
         var noise = new float[sample.Length];
         generator.FillNormal(noise);
         for (int i = 0; i < sample.Length; i++) sample[i] += noise[i] * sigmaUp;
+        return original;
     }
 }

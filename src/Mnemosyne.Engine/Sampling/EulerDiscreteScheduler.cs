@@ -56,7 +56,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase
     private protected override void ScaleModelInputCore(Span<float> sample, int stepIndex) =>
         EulerMath.DivideByInputScale(sample, sigmas[stepIndex]);
 
-    private protected override void StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
+    private protected override float[] StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
     {
         // diffusers draws the churn noise on every step and, with s_churn 0, never uses it; drawing it
         // keeps the generator where diffusers leaves it.
@@ -71,6 +71,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase
             float derivative = (sample[i] - original[i]) / sigma;
             sample[i] += derivative * dt;
         }
+        return original;
     }
 }
 

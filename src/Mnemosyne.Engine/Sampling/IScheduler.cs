@@ -32,4 +32,11 @@ public interface IScheduler
     /// ancestral needs the generator, the others take null.
     /// </summary>
     void Step(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator);
+
+    /// <summary>
+    /// The denoised sample x0 that the step last taken estimated from the model output, in the latents' scale:
+    /// diffusers' pred_original_sample (Euler, Euler ancestral, DDIM after clipping), DPM-Solver's data prediction.
+    /// Empty before the first step.
+    /// </summary>
+    ReadOnlySpan<float> PredictedOriginal { get; }
 }

@@ -12,6 +12,7 @@ internal enum PredictionKind
 public abstract class SchedulerBase : IScheduler
 {
     private int nextStep;
+    private float[] predictedOriginal = [];
 
     private protected SchedulerBase(SchedulerKind kind, SchedulerConfig config, int steps)
     {
@@ -44,15 +45,18 @@ public abstract class SchedulerBase : IScheduler
             throw new InvalidOperationException($"{Kind}: step {stepIndex} was asked for, but the next step is {nextStep}; take the steps in order, each once.");
         if (modelOutput.Length != sample.Length)
             throw new ArgumentException($"The model output has {modelOutput.Length} values but the sample has {sample.Length}.", nameof(modelOutput));
-        StepCore(modelOutput, stepIndex, sample, generator);
+        predictedOriginal = StepCore(modelOutput, stepIndex, sample, generator);
         nextStep++;
     }
+
+    public ReadOnlySpan<float> PredictedOriginal => predictedOriginal;
 
     private protected virtual void ScaleModelInputCore(Span<float> sample, int stepIndex)
     {
     }
 
-    private protected abstract void StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator);
+    /// <returns>The denoised sample x0 the step estimated (not changed afterwards).</returns>
+    private protected abstract float[] StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator);
 
     private protected PredictionKind Prediction(params PredictionKind[] supported)
     {

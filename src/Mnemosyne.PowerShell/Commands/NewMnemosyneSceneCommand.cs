@@ -91,7 +91,55 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [EmptyAsNull]
     public int? DeepCacheInterval { get; set; }
 
+    /// <summary>Full (the VAE, the default) or Tiny (the engine's tiny decoder: much faster, a little softer).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    [ArgumentCompleter(typeof(DecoderCompleter))]
+    public SceneDecoder? Decoder { get; set; }
+
+    /// <summary>A .png file that shows each scene as it forms: the tiny decoder's picture of the current estimate, rewritten as the steps go.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? PreviewPath { get; set; }
+
+    /// <summary>Draw the preview after every this many steps (and after the last).</summary>
+    [Parameter]
+    [ValidateRange(1, SceneRequest.MaxSteps)]
+    public int PreviewEvery { get; set; } = 1;
+
     private bool warnedOfBaseUnet;
+    private PreviewSettings? preview;
+
+    /// <summary>A preview that cannot be written is refused before any scene is made.</summary>
+    protected override void BeginProcessing()
+    {
+        if (PreviewPath is null)
+        {
+            if (MyInvocation.BoundParameters.ContainsKey(nameof(PreviewEvery)))
+            {
+                ThrowTerminatingError(ErrorRecords.Create(
+                    $"-PreviewEvery {PreviewEvery} says how often to draw the live preview, but no -PreviewPath says where: give both, or neither.",
+                    "PreviewEveryWithoutPath", ErrorCategory.InvalidArgument, PreviewEvery));
+            }
+            return;
+        }
+        var path = FileSystemPath(PreviewPath);
+        if (Directory.Exists(path))
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"{path} is a folder: give -PreviewPath a .png file name in it, for example {Path.Combine(path, "preview.png")}.",
+                "PathIsFolder", ErrorCategory.InvalidArgument, path));
+        }
+        if (!path.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"The live preview is a PNG picture: give -PreviewPath a .png file name, not {path}.",
+                "PreviewNotPng", ErrorCategory.InvalidArgument, path));
+        }
+        // Each preview replaces the one before, so an existing file is no obstacle.
+        if (OutputFiles.CheckWritable(path, force: true) is { } problem) ThrowTerminatingError(problem);
+        preview = new PreviewSettings { Path = path, Every = PreviewEvery };
+    }
 
     protected override void ProcessRecord()
     {
@@ -116,13 +164,21 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
                 "NoIPAdapter", ErrorCategory.InvalidOperation, request.Reference));
         }
 
+        if ((request.Decoder == SceneDecoder.Tiny || preview is not null) && !engine.SupportsTinyDecoder)
+        {
+            bool tiny = request.Decoder == SceneDecoder.Tiny;
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"The open engine ({engine.ModelName}) has no tiny decoder, so it cannot {(tiny ? "decode scenes with -Decoder Tiny" : "draw live previews (-PreviewPath)")}. " + NoTinyDecoderAdvice,
+                "NoTinyDecoder", ErrorCategory.InvalidOperation, tiny ? SceneDecoder.Tiny : preview!.Path));
+        }
+
         var activity = $"New-MnemosyneScene (seed {request.Seed.ToString(CultureInfo.InvariantCulture)})";
         ReportProgress(ProgressActivityIds.Scene, activity, "Encoding the prompt", currentOperation: request.Prompt);
         Scene scene;
         try
         {
             scene = RunOnWorker<Scene, SceneProgress>(
-                (progress, token) => engine.Generate(request, progress, token),
+                (progress, token) => engine.Generate(request, progress, token, preview),
                 step => WriteStep(activity, step));
         }
         catch (Exception e) when (e is not PipelineStoppedException)
@@ -203,6 +259,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             InitialNoise = noise,
             InitialNoisePath = noisePath,
             DeepCacheInterval = DeepCacheInterval ?? defaults.DeepCacheInterval,
+            Decoder = Decoder ?? defaults.Decoder,
         };
         try
         {
@@ -247,5 +304,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         string.Create(CultureInfo.InvariantCulture, $"Step {step.Step} of {step.TotalSteps}, {step.Elapsed:hh\\:mm\\:ss} elapsed"),
         step.TotalSteps > 0 ? Math.Clamp(100 * step.Step / step.TotalSteps, 0, 100) : -1,
         step.Remaining is { } remaining ? (int)Math.Ceiling(remaining.TotalSeconds) : -1,
-        step.Prompt);
+        step.PreviewPath is { } previewPath
+            ? string.Create(CultureInfo.InvariantCulture, $"Preview of step {step.PreviewStep}: {previewPath}")
+            : step.Prompt);
 }

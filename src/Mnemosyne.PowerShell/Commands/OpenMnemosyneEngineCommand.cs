@@ -50,6 +50,14 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     [ValidateNotNullOrEmpty]
     public string? UnetPath { get; set; }
 
+    /// <summary>
+    /// The tiny decoder for -Decoder Tiny and live previews: madebyollin/taesdxl's folder (or its weights file).
+    /// Left out, the cached taesdxl is taken when it is complete.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? TinyDecoderPath { get; set; }
+
     /// <summary>The hub cache to look in; by default the one huggingface_hub uses.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -94,6 +102,7 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
             ImageEncoderPath = OptionalPath(ImageEncoderPath),
             UnetModel = UnetModel,
             UnetPath = OptionalPath(UnetPath),
+            TinyDecoderPath = OptionalPath(TinyDecoderPath),
         };
         var options = ResolveEngineOptions(request, CachePath) with { Threads = Threads, LowMemory = LowMemory.IsPresent, Precision = Precision };
 

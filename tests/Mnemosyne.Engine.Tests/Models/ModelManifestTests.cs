@@ -1,4 +1,5 @@
 using Mnemosyne.Engine.Models;
+using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Sampling;
 
 namespace Mnemosyne.Engine.Tests.Models;
@@ -14,7 +15,7 @@ public sealed class ModelManifestTests
         var manifests = ModelManifest.LoadFolder(ManifestFolder);
 
         Assert.Equal(
-            ["ip-adapter-image-encoder-vit-h", "ip-adapter-sdxl-vit-h", "sdxl-base-1.0", "sdxl-lightning-2step-unet", "sdxl-lightning-4step-unet", "sdxl-lightning-8step-unet"],
+            ["ip-adapter-image-encoder-vit-h", "ip-adapter-sdxl-vit-h", "sdxl-base-1.0", "sdxl-lightning-2step-unet", "sdxl-lightning-4step-unet", "sdxl-lightning-8step-unet", "taesdxl"],
             manifests.Select(m => m.Name));
         Assert.Equal(manifests.Select(m => m.ToJson()), ModelManifest.LoadFolder(ModelCatalog.DefaultManifestFolder).Select(m => m.ToJson()));
         Assert.All(manifests, m => Assert.True(m.IsPinned, $"{m.Name} should name a commit"));
@@ -80,6 +81,18 @@ public sealed class ModelManifestTests
         Assert.Equal(TimestepSpacing.Trailing, lightning.Scheduler!.Spacing);
         Assert.Equal($"sdxl_lightning_{steps}step_unet.safetensors", lightning.Entry);
         Assert.Equal(lightning.Entry, Assert.Single(lightning.Files).Path);
+    }
+
+    [Fact]
+    public void TheTinyDecoder_IsTheFolderTheEngineOpens()
+    {
+        var taesdxl = ModelManifest.Load(Path.Combine(ManifestFolder, "taesdxl.json"));
+
+        Assert.Equal(ModelResolver.TinyDecoderModel, taesdxl.Name);
+        Assert.Equal(ModelRole.TinyDecoder, taesdxl.Role);
+        Assert.Equal("madebyollin/taesdxl", taesdxl.Repository);
+        Assert.Equal("", taesdxl.Entry);
+        Assert.Equal([TinyAutoencoderDecoder.ConfigFileName, TinyAutoencoderDecoder.WeightsFileName], taesdxl.Files.Select(f => f.Path));
     }
 
     [Theory]

@@ -240,13 +240,15 @@ public sealed class ModelResolverTests : IDisposable
     [Fact]
     public void ACheckpointFolder_TakesTheAdapterInItsIpAdapterFolder_AndTheEncoderBesideIt_WithoutReadingTheCatalog()
     {
-        var folder = Files("sdxl/model_index.json", "sdxl/ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors", "sdxl/ip-adapter/models/image_encoder/config.json");
+        var folder = Files("sdxl/model_index.json", "sdxl/ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors", "sdxl/ip-adapter/models/image_encoder/config.json",
+            "taesd/config.json");
 
-        var resolution = WithoutCatalog().Resolve(new ModelRequest { CheckpointPath = Path.Combine(folder, "sdxl") });
+        var resolution = WithoutCatalog().Resolve(new ModelRequest { CheckpointPath = Path.Combine(folder, "sdxl"), TinyDecoderPath = Path.Combine(folder, "taesd") });
 
         Assert.Equal(Path.Combine(folder, "sdxl"), resolution.Options.CheckpointPath);
         Assert.Equal(Path.Combine(folder, "sdxl", "ip-adapter", "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"), resolution.Options.IpAdapterPath);
         Assert.Equal(Path.Combine(folder, "sdxl", "ip-adapter", "models", "image_encoder"), resolution.Options.ImageEncoderPath);
+        Assert.Equal(Path.Combine(folder, "taesd"), resolution.Options.TinyDecoderPath);
         Assert.Null(resolution.Options.BaseModelPath);
         Assert.Empty(resolution.Notes);
     }
@@ -254,11 +256,12 @@ public sealed class ModelResolverTests : IDisposable
     [Fact]
     public void AnAdapterGivenAsItsFolder_IsFoundInTheH94Layout_AndTheGivenEncoderIsKept()
     {
-        var folder = Files("sdxl/model_index.json", "h94/sdxl_models/ip-adapter_sdxl_vit-h.safetensors", "vit-h/config.json");
+        var folder = Files("sdxl/model_index.json", "h94/sdxl_models/ip-adapter_sdxl_vit-h.safetensors", "vit-h/config.json", "taesd.safetensors");
 
         var options = WithoutCatalog().Resolve(new ModelRequest
         {
             CheckpointPath = Path.Combine(folder, "sdxl"), IpAdapterPath = Path.Combine(folder, "h94"), ImageEncoderPath = Path.Combine(folder, "vit-h"),
+            TinyDecoderPath = Path.Combine(folder, "taesd.safetensors"),
         }).Options;
 
         Assert.Equal(Path.Combine(folder, "h94", "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"), options.IpAdapterPath);
@@ -275,7 +278,7 @@ public sealed class ModelResolverTests : IDisposable
         var resolution = Resolver().Resolve(new ModelRequest { CheckpointPath = Path.Combine(folder, "sdxl"), BaseModelPath = folder });
 
         Assert.Equal(Path.Combine(Snapshot(ModelResolver.IpAdapterModel), "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"), resolution.Options.IpAdapterPath);
-        Assert.Contains("IP-Adapter from the Hugging Face cache", Assert.Single(resolution.Notes));
+        Assert.Contains(resolution.Notes, note => note.StartsWith("IP-Adapter from the Hugging Face cache", StringComparison.Ordinal));
         Assert.StartsWith("-BaseModelPath is ignored", Assert.Single(resolution.Warnings));
         Assert.Null(resolution.Options.BaseModelPath);
     }
@@ -309,28 +312,35 @@ public sealed class ModelResolverTests : IDisposable
     }
 
     [Theory]
-    [InlineData("missing", null, null, null, null, null, ModelPathProblem.CheckpointNotFound, "missing")]
-    [InlineData("model.ckpt", null, null, null, null, null, ModelPathProblem.CheckpointNotSupported, "model.ckpt")]
-    [InlineData("model.safetensors", "missing", null, null, null, null, ModelPathProblem.BaseModelNotFound, "missing")]
-    [InlineData("sdxl", null, "missing.safetensors", null, null, null, ModelPathProblem.IpAdapterNotFound, "missing.safetensors")]
-    [InlineData("sdxl", null, null, "missing", null, null, ModelPathProblem.ImageEncoderNotFound, "missing")]
-    [InlineData("sdxl", null, "loose/ip-adapter_sdxl_vit-h.safetensors", null, null, null, ModelPathProblem.ImageEncoderNotFound, "loose/ip-adapter_sdxl_vit-h.safetensors")]
-    [InlineData("sdxl", null, null, null, "missing.safetensors", null, ModelPathProblem.UnetNotFound, "missing.safetensors")]
-    public void APathThatIsNotThere_IsAModelPathError_NamingThePathToFix(
-        string checkpoint, string? baseModel, string? adapter, string? encoder, string? unet, string? model, ModelPathProblem problem, string path)
+    [InlineData(nameof(ModelRequest.CheckpointPath), "missing", ModelPathProblem.CheckpointNotFound)]
+    [InlineData(nameof(ModelRequest.CheckpointPath), "model.ckpt", ModelPathProblem.CheckpointNotSupported)]
+    [InlineData(nameof(ModelRequest.BaseModelPath), "missing", ModelPathProblem.BaseModelNotFound)]
+    [InlineData(nameof(ModelRequest.IpAdapterPath), "missing.safetensors", ModelPathProblem.IpAdapterNotFound)]
+    [InlineData(nameof(ModelRequest.ImageEncoderPath), "missing", ModelPathProblem.ImageEncoderNotFound)]
+    [InlineData(nameof(ModelRequest.IpAdapterPath), "loose/ip-adapter_sdxl_vit-h.safetensors", ModelPathProblem.ImageEncoderNotFound)]
+    [InlineData(nameof(ModelRequest.UnetPath), "missing.safetensors", ModelPathProblem.UnetNotFound)]
+    [InlineData(nameof(ModelRequest.TinyDecoderPath), "missing", ModelPathProblem.TinyDecoderNotFound)]
+    public void APathThatIsNotThere_IsAModelPathError_NamingThePathToFix(string part, string path, ModelPathProblem problem)
     {
-        var folder = Files("model.ckpt", "model.safetensors", "loose/ip-adapter_sdxl_vit-h.safetensors",
+        var folder = Files("model.ckpt", "model.safetensors", "loose/ip-adapter_sdxl_vit-h.safetensors", "base/tokenizer/vocab.json", "taesd/config.json",
             "sdxl/model_index.json", "sdxl/ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors", "sdxl/ip-adapter/models/image_encoder/config.json");
-        string? Local(string? relative) => relative is null ? null : Path.Combine(folder, relative);
-
-        var error = Assert.Throws<ModelPathException>(() => WithoutCatalog().Resolve(new ModelRequest
+        var wrong = Path.Combine(folder, path);
+        string? Local(string name, string? relative) => name == part ? wrong : relative is null ? null : Path.Combine(folder, relative);
+        // A good request, but for the one part this case gets wrong (a base model goes with the single file).
+        var request = new ModelRequest
         {
-            CheckpointPath = Local(checkpoint), CheckpointSource = "-Path", Model = model, BaseModelPath = Local(baseModel),
-            IpAdapterPath = Local(adapter), ImageEncoderPath = Local(encoder), UnetPath = Local(unet),
-        }));
+            CheckpointPath = Local(nameof(ModelRequest.CheckpointPath), part == nameof(ModelRequest.BaseModelPath) ? "model.safetensors" : "sdxl"),
+            BaseModelPath = Local(nameof(ModelRequest.BaseModelPath), "base"),
+            IpAdapterPath = Local(nameof(ModelRequest.IpAdapterPath), null),
+            ImageEncoderPath = Local(nameof(ModelRequest.ImageEncoderPath), null),
+            UnetPath = Local(nameof(ModelRequest.UnetPath), null),
+            TinyDecoderPath = Local(nameof(ModelRequest.TinyDecoderPath), "taesd"),
+        };
+
+        var error = Assert.Throws<ModelPathException>(() => WithoutCatalog().Resolve(request));
 
         Assert.Equal(problem, error.Problem);
-        Assert.Equal(Local(path), error.Path);
+        Assert.Equal(wrong, error.Path);
     }
 
     [Fact]

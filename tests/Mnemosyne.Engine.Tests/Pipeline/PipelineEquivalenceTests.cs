@@ -28,7 +28,7 @@ public sealed class PipelineEquivalenceTests(SceneEngineFixture engines, ITestOu
         int within = expectedImage.Rgb.Zip(scene.Image.Rgb, (a, b) => Math.Abs(a - b) <= 1 ? 1 : 0).Sum();
         double fraction = within / (double)expectedImage.Rgb.Length;
         output.WriteLine($"{model} {name}: final latents max-abs {latentError:E2}; {fraction:P3} of 8-bit values within 1 level");
-        Assert.True(latentError <= 1e-3, $"final latents differ by {latentError}");
+        Assert.True(latentError <= 2e-4, $"final latents differ by {latentError}");
         Assert.True(fraction >= 0.999, $"only {fraction:P3} of pixels within 1 level");
     }
 

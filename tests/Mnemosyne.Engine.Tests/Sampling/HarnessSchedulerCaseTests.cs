@@ -17,8 +17,8 @@ public sealed class SchedulerCasesFactAttribute : FactAttribute
 
 /// <summary>
 /// Every scheduler case of the reference harness (diffusers v0.30.0, PyTorch 1.13): timesteps, sigmas,
-/// the initial noise scale, the scaled model input and every intermediate latent of a whole loop with a
-/// fake model must equal diffusers' float32 values bit for bit, and Euler ancestral's noise must be the
+/// the initial noise scale, the scaled model input, every intermediate latent of a whole loop with a
+/// fake model and each step's estimate of the denoised sample must equal diffusers' float32 values bit for bit, and Euler ancestral's noise must be the
 /// draws of <c>torch.Generator('cpu').manual_seed(7)</c>.
 /// </summary>
 public class HarnessSchedulerCaseTests
@@ -78,6 +78,9 @@ public class HarnessSchedulerCaseTests
         var modelTerm = Floats(root.GetProperty("model_term"));
         float gain = root.GetProperty("model_gain").GetSingle();
         var expected = root.GetProperty("latents").EnumerateArray().Select(Floats).ToArray();
+        var expectedOriginals = root.GetProperty("pred_original").EnumerateArray().Select(Floats).ToArray();
+        Assert.Equal(scheduler.Timesteps.Count, expectedOriginals.Length);
+        Assert.True(scheduler.PredictedOriginal.IsEmpty, $"{file}: an estimate before the first step");
         Assert.Equal(scheduler.Timesteps.Count + 1, expected.Length);
         AssertBits(expected[0], latents, $"{file} latents[0]");
 
@@ -98,6 +101,7 @@ public class HarnessSchedulerCaseTests
             for (int i = 0; i < input.Length; i++) modelOutput[i] = gain * input[i] + modelTerm[i];
             scheduler.Step(modelOutput, step, latents, generator);
             AssertBits(expected[step + 1], latents, $"{file} latents[{step + 1}]");
+            AssertBits(expectedOriginals[step], scheduler.PredictedOriginal.ToArray(), $"{file} pred_original[{step}]");
         }
     }
 
