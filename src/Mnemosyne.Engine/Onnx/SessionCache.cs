@@ -138,7 +138,7 @@ public sealed class SessionCache
             TryDelete(temporary);
             var plain = OnnxModel.FromGraph(bytes, graph.WeightFolder, settings);
             warnings.Enqueue($"The optimised session of {graph.Name} could not be kept in {entry.Slot} ({Reason(e)}); it is optimised again at every open. " +
-                "Free some disk space or choose another folder for optimised sessions (Open-MnemosyneEngine -SessionCachePath).");
+                "Free some disk space or choose another folder for optimised sessions (SessionCachePath).");
             return plain;
         }
         try

@@ -214,7 +214,7 @@ public sealed class SessionCacheTests : IDisposable
         Assert.Equal((0, 0), (cache.Loaded, cache.Saved));
         var warning = Assert.Single(cache.TakeWarnings());
         Assert.Contains("could not be kept", warning);
-        Assert.Contains("-SessionCachePath", warning);
+        Assert.Contains("SessionCachePath", warning);
     }
 
     [Fact]
