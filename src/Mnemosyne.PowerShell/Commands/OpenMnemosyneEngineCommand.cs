@@ -79,6 +79,15 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     [Parameter]
     public WeightPrecision Precision { get; set; }
 
+    /// <summary>Where each network's optimised session is kept for later opens to map; by default beside the converted weights.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? SessionCachePath { get; set; }
+
+    /// <summary>Optimise every network at this open and keep nothing on disk.</summary>
+    [Parameter]
+    public SwitchParameter NoSessionCache { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -94,7 +103,13 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
         var options = ParameterSetName == ModelSet ? ModelOptions() : PathOptions();
         if (UnetPath is not null) options = options with { UnetWeightsPath = UnetFile(UnetPath) };
         options = WithTinyDecoder(options, TinyDecoderPath, CachePath);
-        options = options with { LowMemory = LowMemory.IsPresent, Precision = Precision };
+        options = options with
+        {
+            LowMemory = LowMemory.IsPresent,
+            Precision = Precision,
+            SessionCachePath = SessionCachePath is null ? null : FileSystemPath(SessionCachePath),
+            DisableSessionCache = NoSessionCache.IsPresent,
+        };
 
         using var lease = OpenEngine(options);
         if (!lease.Engine.SupportsReferences)
