@@ -36,7 +36,10 @@ param(
     [string] $Precision = 'Float32',
 
     # Test: with ../shared hidden, as in a clone with nothing beside it: the xunit tests that read it where present, and Pester.
-    [switch] $WithoutShared
+    [switch] $WithoutShared,
+
+    # Bench: the phases other than open-uncached/open-caching/open-cached optimise every session instead of using saved ones.
+    [switch] $NoSessionCache
 )
 
 $ErrorActionPreference = 'Stop'
@@ -118,6 +121,8 @@ Import-Module '$pester' -MinimumVersion 6.2.0
 `$c.TestResult.Enabled = `$true
 `$c.TestResult.OutputPath = '$results/pester.xml'
 `$env:MNEMOSYNE_MODULE = '$moduleOut'
+# Engines opened by the tests keep their optimised sessions here, not in the user's cache.
+`$env:XDG_CACHE_HOME = '$results/cache'
 `$r = Invoke-Pester -Configuration `$c
 @{ Passed = `$r.PassedCount; Failed = `$r.FailedCount; Skipped = `$r.SkippedCount } | ConvertTo-Json | Set-Content '$results/pester-counts.json'
 exit ([int](`$r.FailedCount -gt 0 -or `$r.Result -ne 'Passed'))
@@ -206,7 +211,8 @@ switch ($Task) {
         }
         $arguments = @('bench', '--size', $(if ($PSBoundParameters.ContainsKey('Size')) { $Size } else { 'Full' }),
             '--threads', $Threads, '--precision', $Precision, '--sizes', ($Sizes -join ','), '--steps', $Steps, '--quick', $Quick.IsPresent, '--low-memory', $LowMemory.IsPresent,
-            '--output', (Join-Path $root 'out/bench'), '--peer', $Peer.IsPresent, '--peer-harness', $harness)
+            '--output', (Join-Path $root 'out/bench'), '--peer', $Peer.IsPresent, '--peer-harness', $harness,
+            '--session-cache', (-not $NoSessionCache.IsPresent))
         if ($PeerVendor) { $arguments += @('--peer-vendor', $PeerVendor) }
         if ($Phases) { $arguments += @('--phases', ($Phases -join ',')) }
         Invoke-Tool $arguments

@@ -179,12 +179,19 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
             {
                 ReportProgress(ProgressActivityIds.Open, activity, "Done", completed: true);
             }
+            WriteEngineWarnings(engine);
             return ModuleState.Install(engine);
         }
         finally
         {
             ModuleState.OpeningGate.Release();
         }
+    }
+
+    /// <summary>What the engine's session cache reports (an entry damaged or stale and replaced, one that could not be written).</summary>
+    internal void WriteEngineWarnings(SceneEngine engine)
+    {
+        foreach (var warning in engine.SessionCache?.TakeWarnings() ?? []) WriteWarning(warning);
     }
 
     /// <summary>

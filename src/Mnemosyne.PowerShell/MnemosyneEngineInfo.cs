@@ -17,6 +17,7 @@ public sealed class MnemosyneEngineInfo
         Threads = engine.Options.Threads;
         LowMemory = engine.Options.LowMemory;
         Precision = engine.Options.Precision;
+        SessionCachePath = engine.SessionCache?.Root;
         SupportsReferences = engine.SupportsReferences;
         TinyDecoderPath = engine.Options.TinyDecoderPath;
         SupportsTinyDecoder = engine.SupportsTinyDecoder;
@@ -38,6 +39,8 @@ public sealed class MnemosyneEngineInfo
     public bool LowMemory { get; }
     /// <summary>Float32, or Int8 for 8-bit weights in the UNet's linear layers.</summary>
     public WeightPrecision Precision { get; }
+    /// <summary>Where the networks' optimised sessions are kept; null when opened with -NoSessionCache.</summary>
+    public string? SessionCachePath { get; }
     public bool SupportsReferences { get; }
     /// <summary>The tiny decoder (TAESDXL) for -Decoder Tiny and live previews; null when the engine has none.</summary>
     public string? TinyDecoderPath { get; }

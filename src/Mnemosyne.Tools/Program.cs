@@ -37,7 +37,8 @@ public static class Program
                         Int(options.Get("threads", "0"), "threads"), Sizes(options.Require("sizes")), Int(options.Require("steps"), "steps"),
                         options.Require("work"), options.Require("result"),
                         long.Parse(options.Get("decode-bytes", "0"), CultureInfo.InvariantCulture),
-                        Flag(options.Get("low-memory", "false"), "low-memory"), Precision(options.Get("precision", "Float32"))));
+                        Flag(options.Get("low-memory", "false"), "low-memory"), Precision(options.Get("precision", "Float32")),
+                        Flag(options.Get("session-cache", "true"), "session-cache")));
                     return 0;
                 default:
                     return Usage();
@@ -83,6 +84,7 @@ public static class Program
             Phases = options.Get("phases", string.Join(',', BenchPhases.All)).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             OutputFolder = options.Get("output", Path.Combine("out", "bench")),
             LowMemory = Flag(options.Get("low-memory", "false"), "low-memory"),
+            SessionCache = Flag(options.Get("session-cache", "true"), "session-cache"),
             Peer = Flag(options.Get("peer", "false"), "peer"),
             PeerHarness = options.Get("peer-harness", ""),
             PeerVendor = options.Get("peer-vendor", ""),
@@ -117,7 +119,7 @@ public static class Program
         Console.Error.WriteLine("       Mnemosyne.Tools tiny-decoder --output DIR [--size Tiny|Full] [--seed N]");
         Console.Error.WriteLine("       Mnemosyne.Tools sample-character --output FILE.png");
         Console.Error.WriteLine("       Mnemosyne.Tools bench [--size Full|Tiny] [--threads N] [--sizes 512,1024] [--steps 4] [--quick true]");
-        Console.Error.WriteLine("                             [--precision Float32|Int8]");
+        Console.Error.WriteLine("                             [--precision Float32|Int8] [--session-cache true|false]");
         Console.Error.WriteLine("                             [--phases a,b] [--output DIR] [--peer true --peer-harness DIR --peer-vendor DIR [--peer-python PATH]]");
         return 2;
     }

@@ -157,6 +157,57 @@ Describe 'Open, Get and Close with the tiny checkpoint' {
         }
     }
 
+    It 'keeps each network''s optimised session in -SessionCachePath, and the next open makes the same scenes from it' {
+        $cache = Join-Path $TestDrive 'sessions'
+        try {
+            $info = Open-MnemosyneEngine $modelPath -SessionCachePath $cache -PassThru
+            $info.SessionCachePath | Should -Be $cache
+            $expected = New-MnemosyneScene 'a cat' -Seed 1 @tiny
+            $files = @(Get-ChildItem $cache -Recurse -File)
+            @($files | Where-Object Name -eq 'manifest.json').Count | Should -Be 5 -Because 'the UNet, the VAE, the image projection and both text encoders are kept'
+
+            Open-MnemosyneEngine $modelPath -SessionCachePath $cache -WarningVariable warnings
+            (New-MnemosyneScene 'a cat' -Seed 1 @tiny -WarningVariable sceneWarnings).Image.Rgb | Should -Be $expected.Image.Rgb
+            @($warnings) + @($sceneWarnings) | Should -BeNullOrEmpty
+            foreach ($file in $files) { (Get-Item $file.FullName).LastWriteTimeUtc | Should -Be $file.LastWriteTimeUtc -Because 'the saved sessions are read, not written again' }
+        }
+        finally {
+            Close-MnemosyneEngine
+        }
+    }
+
+    It 'warns about a damaged saved session and replaces it' {
+        $cache = Join-Path $TestDrive 'damaged-sessions'
+        try {
+            Open-MnemosyneEngine $modelPath -SessionCachePath $cache
+            $data = Get-ChildItem $cache -Recurse -File -Filter model.data | Select-Object -First 1
+            $stream = [IO.File]::Open($data.FullName, 'Open')
+            try { $stream.SetLength($stream.Length / 2) } finally { $stream.Dispose() }
+
+            Open-MnemosyneEngine $modelPath -SessionCachePath $cache -WarningVariable warnings -WarningAction SilentlyContinue
+            $warnings.Count | Should -Be 1
+            "$warnings" | Should -Match 'is damaged'
+            "$warnings" | Should -Match ([regex]::Escape($data.DirectoryName))
+            (Get-Item $data.FullName).Length | Should -BeGreaterThan ($data.Length / 2) -Because 'the entry is written again whole'
+        }
+        finally {
+            Close-MnemosyneEngine
+        }
+    }
+
+    It 'keeps nothing with -NoSessionCache' {
+        $cache = Join-Path $TestDrive 'no-sessions'
+        try {
+            $info = Open-MnemosyneEngine $modelPath -SessionCachePath $cache -NoSessionCache -PassThru
+            $info.SessionCachePath | Should -BeNullOrEmpty
+            $null = New-MnemosyneScene 'a cat' -Seed 1 @tiny
+            Test-Path $cache | Should -BeFalse
+        }
+        finally {
+            Close-MnemosyneEngine
+        }
+    }
+
     It 'opens in Float32 by default' {
         (Open-MnemosyneEngine $modelPath -PassThru).Precision | Should -Be 'Float32'
     }

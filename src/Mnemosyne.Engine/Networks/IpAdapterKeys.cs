@@ -86,7 +86,8 @@ public sealed class IpAdapterKeys : IDisposable
                     .ToList()
                 // With Int8 the projections read 8-bit weights converted once into the cache (0.38 GB at SDXL sizes): one session.
                 : [(layers, ConvertedNetwork.Build(settings, [("ip-adapter-keys", weights)], (converted, convertedFolder) => BuildGraph(config, converted[0], convertedFolder)))];
-            return new IpAdapterKeys(config, weights, parts, settings with { PrePackWeights = false });
+            // A session per run, unpacked: an optimised copy kept on disk would save nothing but would duplicate the weights.
+            return new IpAdapterKeys(config, weights, parts, settings with { PrePackWeights = false, SessionCache = null });
         }
         catch
         {

@@ -25,6 +25,7 @@ public sealed class OnnxGraph
     private readonly Dictionary<string, string> weightValues = new(StringComparer.Ordinal);
     private readonly Dictionary<string, QuantisedValues> quantisedValues = new(StringComparer.Ordinal);
     private readonly List<BoundWeight> boundWeights = [];
+    private readonly SortedSet<string> externalFiles = new(StringComparer.Ordinal);
     private readonly string? ownWeightsFolder;
     private int counter;
 
@@ -49,6 +50,15 @@ public sealed class OnnxGraph
     /// weight is stored as external data.
     /// </summary>
     public string? WeightFolder { get; private set; }
+
+    /// <summary>The files in <see cref="WeightFolder"/> that initializers point into, by name.</summary>
+    public IReadOnlyCollection<string> ExternalFiles => externalFiles;
+
+    /// <summary>The graph's name (the network it is), as ONNX Runtime sees it.</summary>
+    public string Name => model.Graph.Name;
+
+    /// <summary>The name with the inputs and outputs: tells apart graphs of one network over the same weights (a UNet with and without the IP-Adapter).</summary>
+    public string Signature => $"{Name}({string.Join(',', model.Graph.Input.Select(i => i.Name))}) -> {string.Join(',', model.Graph.Output.Select(o => o.Name))}";
 
     /// <summary>Weights from files outside <see cref="WeightFolder"/>, fed as inputs at run time.</summary>
     public IReadOnlyList<BoundWeight> BoundWeights => boundWeights;
@@ -183,6 +193,7 @@ public sealed class OnnxGraph
         var tensor = new TensorProto { Name = name, DataType = (int)ToOnnx(info.DType), DataLocation = TensorProto.Types.DataLocation.External };
         tensor.Dims.AddRange(info.Shape);
         tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = location });
+        externalFiles.Add(location);
         tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = info.Offset.ToString(CultureInfo.InvariantCulture) });
         tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = info.ByteLength.ToString(CultureInfo.InvariantCulture) });
         model.Graph.Initializer.Add(tensor);

@@ -39,6 +39,12 @@ public sealed record SessionSettings
     /// </summary>
     public bool PrePackWeights { get; init; } = true;
 
+    /// <summary>
+    /// Where sessions are kept once optimised, with their pre-packed weights, for later opens to map instead of
+    /// optimising and packing again (<see cref="Onnx.SessionCache"/>); null optimises every session from its graph.
+    /// </summary>
+    public SessionCache? SessionCache { get; init; }
+
     public static SessionSettings Default { get; } = new();
 }
 
@@ -79,9 +85,35 @@ public sealed class OnnxModel : IDisposable
     public static OnnxModel Create(OnnxGraph graph, SessionSettings settings)
     {
         OnnxRuntimeNative.Register();
-        using var options = new SessionOptions
+        // Weights from other files: read once as float32 and fed with every run (no copy per run).
+        var values = new List<OrtValue>();
+        try
         {
-            GraphOptimizationLevel = settings.OptimizationLevel,
+            foreach (var bound in graph.BoundWeights)
+            {
+                var data = new float[bound.Tensor.ElementCount];
+                bound.File.ReadFloat32(bound.Tensor, data);
+                values.Add(OrtValue.CreateTensorValueFromMemory(data, bound.Tensor.Shape));
+            }
+            // Only a graph over its own weight files is worth keeping: its optimised form and packed weights are what an open costs.
+            var session = settings.SessionCache is { } cache && graph.WeightFolder is not null
+                ? cache.CreateSession(graph, settings)
+                : FromGraph(graph.ToBytes(), graph.WeightFolder, settings);
+            return new OnnxModel(session, values, graph.BoundWeights.Select(b => b.InputName).ToArray());
+        }
+        catch
+        {
+            foreach (var v in values) v.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The options of a session made with <paramref name="settings"/>, at <paramref name="level"/>; the caller disposes them.</summary>
+    internal static SessionOptions Options(SessionSettings settings, GraphOptimizationLevel level)
+    {
+        var options = new SessionOptions
+        {
+            GraphOptimizationLevel = level,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             IntraOpNumThreads = settings.Threads,
             InterOpNumThreads = 1,
@@ -94,27 +126,21 @@ public sealed class OnnxModel : IDisposable
             options.EnableProfiling = true;
         }
         if (!settings.PrePackWeights) options.AddSessionConfigEntry("session.disable_prepacking", "1");
-        if (graph.WeightFolder is not null)
-            options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", graph.WeightFolder);
+        return options;
+    }
 
-        // Weights from other files: read once as float32 and fed with every run (no copy per run).
-        var values = new List<OrtValue>();
-        try
-        {
-            foreach (var bound in graph.BoundWeights)
-            {
-                var data = new float[bound.Tensor.ElementCount];
-                bound.File.ReadFloat32(bound.Tensor, data);
-                values.Add(OrtValue.CreateTensorValueFromMemory(data, bound.Tensor.Shape));
-            }
-            var session = new InferenceSession(graph.ToBytes(), options);
-            return new OnnxModel(session, values, graph.BoundWeights.Select(b => b.InputName).ToArray());
-        }
-        catch
-        {
-            foreach (var v in values) v.Dispose();
-            throw;
-        }
+    /// <summary>A session optimised from the graph's bytes as <paramref name="settings"/> say.</summary>
+    internal static InferenceSession FromGraph(byte[] graph, string? weightFolder, SessionSettings settings)
+    {
+        using var options = Options(settings, settings.OptimizationLevel);
+        return FromGraph(graph, weightFolder, options);
+    }
+
+    /// <summary>A session from the graph's bytes, whose external data ONNX Runtime reads from <paramref name="weightFolder"/>.</summary>
+    internal static InferenceSession FromGraph(byte[] graph, string? weightFolder, SessionOptions options)
+    {
+        if (weightFolder is not null) options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", weightFolder);
+        return new InferenceSession(graph, options);
     }
 
     /// <summary>The graph's inputs, weights fed at run time included.</summary>

@@ -88,4 +88,13 @@ public sealed record EngineOptions
 
     /// <summary>Where weights converted for <see cref="Precision"/> are kept; null uses <see cref="ConvertedWeightCache.DefaultRoot"/>.</summary>
     public string? ConvertedWeightsPath { get; init; }
+
+    /// <summary>
+    /// Where each network's session is kept once ONNX Runtime has optimised it and pre-packed its weights, so that later
+    /// opens map it instead of doing that work again (<see cref="SessionCache"/>); null uses <see cref="SessionCache.DefaultRoot"/>.
+    /// </summary>
+    public string? SessionCachePath { get; init; }
+
+    /// <summary>Optimise every network's session at every open, and keep nothing in <see cref="SessionCachePath"/>.</summary>
+    public bool DisableSessionCache { get; init; }
 }

@@ -45,7 +45,7 @@ public sealed class SceneEngine : IDisposable
     private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
         ClipTokenizer tokenizer, ClipTokenizer tokenizer2, OnDemandNetwork<ClipTextEncoder> textEncoder, OnDemandNetwork<ClipTextEncoder> textEncoder2,
         OnDemandNetwork<Unet> unet, VaeDecoder vae, TinyAutoencoderDecoder? tinyDecoder, OnDemandNetwork<ClipVisionEncoder>? imageEncoder,
-        ImageProjection? projection, IpAdapterKeys? adapterKeys, string? encoderIdentity)
+        ImageProjection? projection, IpAdapterKeys? adapterKeys, string? encoderIdentity, SessionCache? sessionCache)
     {
         Options = options;
         this.model = model;
@@ -64,6 +64,7 @@ public sealed class SceneEngine : IDisposable
         this.projection = projection;
         this.adapterKeys = adapterKeys;
         ImageEncoderIdentity = encoderIdentity;
+        SessionCache = sessionCache;
     }
 
     public EngineOptions Options { get; }
@@ -78,6 +79,12 @@ public sealed class SceneEngine : IDisposable
 
     /// <summary>Whether the engine has a tiny decoder (<see cref="EngineOptions.TinyDecoderPath"/>), for <see cref="SceneDecoder.Tiny"/> and live previews.</summary>
     public bool SupportsTinyDecoder => tinyDecoder is not null;
+
+    /// <summary>
+    /// Where the networks' optimised sessions are kept (<see cref="EngineOptions.SessionCachePath"/>), with what it has
+    /// loaded and saved and what went wrong; null when <see cref="EngineOptions.DisableSessionCache"/>.
+    /// </summary>
+    public SessionCache? SessionCache { get; }
 
     /// <summary>Which image encoder references are made with; null without an IP-Adapter.</summary>
     public string? ImageEncoderIdentity { get; }
@@ -95,7 +102,11 @@ public sealed class SceneEngine : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var adapterFiles = options.IpAdapterPath is null ? null : IpAdapterFiles.Open(options.IpAdapterPath, options.ImageEncoderPath);
         var model = SdxlModelFiles.Open(options);
-        var settings = new SessionSettings { Threads = options.Threads, Precision = options.Precision, ConvertedWeightsRoot = options.ConvertedWeightsPath };
+        var sessionCache = options.DisableSessionCache ? null : new SessionCache(options.SessionCachePath);
+        var settings = new SessionSettings
+        {
+            Threads = options.Threads, Precision = options.Precision, ConvertedWeightsRoot = options.ConvertedWeightsPath, SessionCache = sessionCache,
+        };
         var schedulerConfig = ReadCheckpointFile(model.SchedulerConfigPath, SchedulerConfig.Load);
         var tokenizer = ReadCheckpointFile(model.Tokenizer, ClipTokenizer.Load);
         var tokenizer2 = ReadCheckpointFile(model.Tokenizer2, ClipTokenizer.Load);
@@ -150,7 +161,7 @@ public sealed class SceneEngine : IDisposable
                 identity = $"clip-vision-{encoderConfig.HiddenSize}x{encoderConfig.NumHiddenLayers}-proj{encoderConfig.ProjectionDim}-{new FileInfo(adapterFiles.ImageEncoderWeightsPath).Length}";
             }
             return new SceneEngine(options, model, schedulerConfig, tokenizer, tokenizer2, textEncoder, textEncoder2,
-                unet, vae, tinyDecoder, imageEncoder, projection, adapterKeys, identity);
+                unet, vae, tinyDecoder, imageEncoder, projection, adapterKeys, identity, sessionCache);
         }
         catch
         {
@@ -262,6 +273,8 @@ public sealed class SceneEngine : IDisposable
             // The tiny decoder's activations are a small part of the VAE's: it always decodes beside the UNet.
             if (decoder == vae && (Options.LowMemory || !DecodeFitsBesideUnet(request))) unet.Release();
             var image = SdxlPipeline.Decode(decoder, latents, cancellation);
+            // The encoders load on demand, so their cache's warnings arrive with the scene that loaded them.
+            if (SessionCache is not null) warnings.AddRange(SessionCache.TakeWarnings());
             return new Scene
             {
                 Image = image,

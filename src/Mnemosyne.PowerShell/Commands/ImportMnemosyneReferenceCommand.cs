@@ -61,6 +61,7 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
             return;
         }
         ReportProgress(ProgressActivityIds.Reference, activity, "Done", completed: true);
+        WriteEngineWarnings(lease.Engine);
         WriteObject(reference);
     }
 

@@ -88,6 +88,7 @@ public sealed class MeasureMnemosyneConsistencyCommand : MnemosyneCmdlet
             WriteError(ErrorRecords.From(e, "MeasureFailed", (object?)path ?? prompt));
             return;
         }
+        WriteEngineWarnings(engine);
         WriteObject(new ConsistencyResult(Reference.Name, similarity, path, prompt, seed));
     }
 }

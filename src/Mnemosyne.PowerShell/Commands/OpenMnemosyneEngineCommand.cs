@@ -80,6 +80,15 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     [Parameter]
     public WeightPrecision Precision { get; set; }
 
+    /// <summary>Where each network's optimised session is kept for later opens to map; by default beside the converted weights.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? SessionCachePath { get; set; }
+
+    /// <summary>Optimise every network at this open and keep nothing on disk.</summary>
+    [Parameter]
+    public SwitchParameter NoSessionCache { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -104,7 +113,14 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
             UnetPath = OptionalPath(UnetPath),
             TinyDecoderPath = OptionalPath(TinyDecoderPath),
         };
-        var options = ResolveEngineOptions(request, CachePath) with { Threads = Threads, LowMemory = LowMemory.IsPresent, Precision = Precision };
+        var options = ResolveEngineOptions(request, CachePath) with
+        {
+            Threads = Threads,
+            LowMemory = LowMemory.IsPresent,
+            Precision = Precision,
+            SessionCachePath = OptionalPath(SessionCachePath),
+            DisableSessionCache = NoSessionCache.IsPresent,
+        };
 
         using var lease = OpenEngine(options);
         if (!lease.Engine.SupportsReferences)

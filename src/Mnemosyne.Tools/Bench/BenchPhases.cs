@@ -16,22 +16,30 @@ namespace Mnemosyne.Tools.Bench;
 /// measurement, so a phase killed for memory still leaves what it measured. <paramref name="DecodeBytes"/>:
 /// what the VAE phase saw a decode at the scene's size add to memory, or 0 when unknown.
 /// </summary>
+/// <paramref name="SessionCache"/>: whether networks keep their optimised sessions (<see cref="Engine.Onnx.SessionCache"/>) outside the
+/// phases that measure the cache itself.
 public sealed record PhaseRequest(string Phase, string Checkpoint, int Threads, int[] Sizes, int Steps, string WorkFolder, string ResultPath, long DecodeBytes = 0, bool LowMemory = false,
-    WeightPrecision Precision = WeightPrecision.Float32)
+    WeightPrecision Precision = WeightPrecision.Float32, bool SessionCache = true)
 {
     /// <summary>Converted weights are kept beside the benchmark's checkpoint, not in the user's cache.</summary>
     public string ConvertedWeightsRoot => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Checkpoint))!, "converted-weights");
+
+    /// <summary>Optimised sessions too.</summary>
+    public string SessionCacheRoot => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Checkpoint))!, "sessions");
 }
 
 /// <summary>
 /// The benchmark's phases. Each runs in its own process (see <see cref="Benchmark"/>), so its peak
 /// resident memory is its own and nothing stays loaded from one phase to the next. Components are
-/// loaded on their own where the phase is about one network; "open-cold" and "scene" open the whole
+/// loaded on their own where the phase is about one network; the "open-…" phases and "scene" open the whole
 /// engine as a user would.
 /// </summary>
 public static class BenchPhases
 {
     public const string MatMulPeak = "matmul-peak";
+    public const string OpenUncached = "open-uncached";
+    public const string OpenCaching = "open-caching";
+    public const string OpenCached = "open-cached";
     public const string OpenCold = "open-cold";
     public const string Text = "text";
     public const string Reference = "reference";
@@ -42,7 +50,7 @@ public static class BenchPhases
     /// <summary>Converts the UNet's weights for a precision other than Float32; run before the others, not chosen.</summary>
     public const string Convert = "convert";
 
-    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenCold, Text, Reference, Vae, UnetStep, Scene];
+    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenUncached, OpenCaching, OpenCached, OpenCold, Text, Reference, Vae, UnetStep, Scene];
 
 
     private const string Prompt = "a portrait of a red-haired explorer in a rain-soaked neon market, cinematic light";
@@ -55,6 +63,9 @@ public static class BenchPhases
         switch (request.Phase)
         {
             case MatMulPeak: RunMatMulPeak(context); break;
+            case OpenUncached: RunOpenWarm(context, sessionCache: false, "engine open, warm, without the session cache"); break;
+            case OpenCaching: RunOpenCaching(context); break;
+            case OpenCached: RunOpenWarm(context, sessionCache: true, "engine open, warm, from the session cache"); break;
             case OpenCold: RunOpenCold(context); break;
             case Text: RunText(context); break;
             case Reference: RunReference(context); break;
@@ -117,7 +128,8 @@ public static class BenchPhases
 
     /// <summary>
     /// Evicts the checkpoint's files from the page cache, then opens the whole engine. "Cold" means
-    /// not in this machine's page cache; the virtual disk's host may still cache them.
+    /// not in this machine's page cache; the virtual disk's host may still cache them. With the session cache
+    /// (the default) the engine opens from the sessions that "open-caching" saved, and they are evicted too.
     /// </summary>
     private static void RunOpenCold(PhaseContext c)
     {
@@ -126,22 +138,81 @@ public static class BenchPhases
         // An Int8 engine reads the UNet from its converted weights: they are evicted too.
         if (Directory.Exists(c.Request.ConvertedWeightsRoot) && c.Request.Precision != WeightPrecision.Float32)
             files.AddRange(Directory.EnumerateFiles(c.Request.ConvertedWeightsRoot, "*", SearchOption.AllDirectories));
+        if (Directory.Exists(c.Request.SessionCacheRoot) && c.Request.SessionCache)
+            files.AddRange(Directory.EnumerateFiles(c.Request.SessionCacheRoot, "*", SearchOption.AllDirectories));
         c.Result.Values["pageCacheBytesBefore"] = PageCache.ResidentBytes(files);
         PageCache.Evict(files);
         c.Result.Values["pageCacheBytesAfterEviction"] = PageCache.ResidentBytes(files);
-        OpenEngine(c, "engine open, cold", files).Dispose();
+        var name = c.Request.SessionCache ? "engine open, cold, from the session cache" : "engine open, cold, without the session cache";
+        using var engine = OpenEngine(c, name, files, sessionCache: c.Request.SessionCache);
+        CountSessions(c, name, engine.SessionCache);
+    }
+
+    /// <summary>Opens the whole engine from a warm page cache, with or without the sessions "open-caching" saved, then loads the encoders.</summary>
+    private static void RunOpenWarm(PhaseContext c, bool sessionCache, string name)
+    {
+        var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
+        if (sessionCache && Directory.Exists(c.Request.SessionCacheRoot))
+            files.AddRange(Directory.EnumerateFiles(c.Request.SessionCacheRoot, "*", SearchOption.AllDirectories));
+        c.Result.Values["pageCacheBytesBefore"] = PageCache.ResidentBytes(files);
+        using (var engine = OpenEngine(c, name, files, sessionCache: sessionCache)) CountSessions(c, name, engine.SessionCache);
+        LoadEncoders(c, name.Replace("engine open", "encoders load", StringComparison.Ordinal), sessionCache);
+    }
+
+    /// <summary>
+    /// Empties the benchmark's session cache, then opens the whole engine and loads the encoders: every network is
+    /// optimised and saved, so that the phases after it open from the saved sessions.
+    /// </summary>
+    private static void RunOpenCaching(PhaseContext c)
+    {
+        var root = c.Request.SessionCacheRoot;
+        if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
+        c.Result.Values["pageCacheBytesBefore"] = PageCache.ResidentBytes(files);
+        const string name = "engine open, warm, optimising and saving the sessions";
+        using (var engine = OpenEngine(c, name, files, sessionCache: true)) CountSessions(c, name, engine.SessionCache);
+        LoadEncoders(c, "encoders load, optimising and saving the sessions", sessionCache: true);
+        c.Result.Values["sessionCacheBytes"] = Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+        c.Save();
+    }
+
+    /// <summary>Both text encoders and the image encoder, as a scene with a new prompt and a new reference loads them.</summary>
+    private static void LoadEncoders(PhaseContext c, string name, bool sessionCache)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        var options = EngineOptionsFor(c.Request);
+        var adapter = IpAdapterFiles.Open(options.IpAdapterPath!, Path.Combine(c.Request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.ImageEncoderRelativePath));
+        var settings = c.Settings(null) with { SessionCache = sessionCache ? new SessionCache(c.Request.SessionCacheRoot) : null };
+        var seconds = Time(() =>
+        {
+            ClipTextEncoder.Load(checkpoint.TextEncoder, settings).Dispose();
+            ClipTextEncoder.Load(checkpoint.TextEncoder2, settings).Dispose();
+            ClipVisionEncoder.Load(adapter, settings).Dispose();
+        });
+        c.Add(new Measurement(name, [seconds], c.Memory.ProcessPeak) { Note = "both text encoders and the image encoder, one after the other" });
+        CountSessions(c, name, settings.SessionCache);
+    }
+
+    private static void CountSessions(PhaseContext c, string name, SessionCache? cache)
+    {
+        if (cache is null) return;
+        c.Result.Values[$"{name}: sessions loaded"] = cache.Loaded;
+        c.Result.Values[$"{name}: sessions saved"] = cache.Saved;
+        foreach (var warning in cache.TakeWarnings()) Console.WriteLine($"  warning: {warning}");
+        c.Save();
     }
 
     /// <summary>
     /// Opens the engine, timing each network it loads. <paramref name="loads"/> keeps hearing the engine's
     /// "Loading …" messages after the open: networks loaded on demand (the encoders) are named there.
     /// </summary>
-    private static SceneEngine OpenEngine(PhaseContext c, string name, IReadOnlyList<string> files, List<string>? loads = null)
+    private static SceneEngine OpenEngine(PhaseContext c, string name, IReadOnlyList<string> files, List<string>? loads = null, bool? sessionCache = null)
     {
         var marks = new List<(string What, TimeSpan At)>();
         var clock = Stopwatch.StartNew();
         bool opened = false;
-        var engine = SceneEngine.Open(EngineOptionsFor(c.Request), new ImmediateProgress<string>(m =>
+        var options = EngineOptionsFor(c.Request) with { DisableSessionCache = !(sessionCache ?? c.Request.SessionCache) };
+        var engine = SceneEngine.Open(options, new ImmediateProgress<string>(m =>
         {
             if (!opened) marks.Add((m, clock.Elapsed));
             else loads?.Add(m.Replace("Loading ", "", StringComparison.Ordinal));
@@ -169,6 +240,8 @@ public static class BenchPhases
         LowMemory = request.LowMemory,
         Precision = request.Precision,
         ConvertedWeightsPath = request.ConvertedWeightsRoot,
+        SessionCachePath = request.SessionCacheRoot,
+        DisableSessionCache = !request.SessionCache,
     };
 
     /// <summary>
@@ -180,7 +253,8 @@ public static class BenchPhases
         var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
         var options = EngineOptionsFor(c.Request);
         var adapter = IpAdapterFiles.Open(options.IpAdapterPath!, Path.Combine(c.Request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.ImageEncoderRelativePath));
-        var settings = c.Settings(null);
+        // Only the conversion is timed here: "open-caching" saves the sessions.
+        var settings = c.Settings(null) with { SessionCache = null };
         var root = c.Request.ConvertedWeightsRoot;
         IEnumerable<FileInfo> Files() => Directory.Exists(root)
             ? new DirectoryInfo(root).EnumerateFiles("*.safetensors", SearchOption.AllDirectories) : [];
@@ -492,6 +566,7 @@ public static class BenchPhases
             ProfilePathPrefix = profilePrefix,
             Precision = Request.Precision,
             ConvertedWeightsRoot = Request.ConvertedWeightsRoot,
+            SessionCache = Request.SessionCache ? new SessionCache(Request.SessionCacheRoot) : null,
         };
 
         public void Add(Measurement measurement)

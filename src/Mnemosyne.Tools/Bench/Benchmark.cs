@@ -22,6 +22,11 @@ public sealed record BenchSettings
     public required string OutputFolder { get; init; }
     /// <summary>Opens the engine with <see cref="Engine.Pipeline.EngineOptions.LowMemory"/>.</summary>
     public bool LowMemory { get; init; }
+    /// <summary>
+    /// Whether the phases other than "open-uncached", "open-caching" and "open-cached" (which measure it) keep and use
+    /// optimised sessions (<see cref="Engine.Onnx.SessionCache"/>, under out/bench/sessions).
+    /// </summary>
+    public bool SessionCache { get; init; } = true;
     public bool Peer { get; init; }
     public string? PeerHarness { get; init; }
     public string? PeerVendor { get; init; }
@@ -162,7 +167,7 @@ public static class Benchmark
             "--threads", settings.Threads.ToString(CultureInfo.InvariantCulture), "--precision", settings.Precision.ToString(),
             "--sizes", string.Join(',', settings.Sizes), "--steps", settings.Steps.ToString(CultureInfo.InvariantCulture),
             "--work", work, "--result", resultPath, "--decode-bytes", decodeBytes.ToString(CultureInfo.InvariantCulture),
-            "--low-memory", settings.LowMemory ? "true" : "false",
+            "--low-memory", settings.LowMemory ? "true" : "false", "--session-cache", settings.SessionCache ? "true" : "false",
         }) start.ArgumentList.Add(arg);
         File.Delete(resultPath);
         using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start a benchmark phase process.");
