@@ -63,8 +63,9 @@ public sealed class Unet : IDisposable
     private Unet(OnnxModel model, OnnxGraph shallowGraph, SessionSettings settings, UnetConfig config, bool hasIpAdapter)
     {
         this.model = model;
-        // Made on first use: only a scene with DeepCache runs it.
-        shallowModel = new(() => OnnxModel.Create(shallowGraph, settings));
+        // Made on first use: only a scene with DeepCache runs it. A profile of it is a file of its own.
+        var shallowSettings = settings.ProfilePathPrefix is null ? settings : settings with { ProfilePathPrefix = settings.ProfilePathPrefix + "-shallow" };
+        shallowModel = new(() => OnnxModel.Create(shallowGraph, shallowSettings));
         Config = config;
         HasIpAdapter = hasIpAdapter;
         ipLayers = hasIpAdapter ? IpAdapterAttention.Layers(config) : [];

@@ -364,6 +364,18 @@ public static class BenchPhases
         var runs = OrtProfile.Read(OrtProfile.Find(prefix));
         for (int i = 0; i < c.Request.Sizes.Length; i++)
             c.Add(new Measurement($"VAE decode {c.Request.Sizes[i]}²", [times[i]], peaks[i]) { Work = WorkSummary.Of(runs[i]) });
+
+        // The tiny decoder (TAESDXL's sizes, random weights written beside the benchmark's files once).
+        var tinyFolder = Path.Combine(Path.GetDirectoryName(c.Request.WorkFolder)!, "taesdxl-random");
+        if (!File.Exists(Path.Combine(tinyFolder, "config.json"))) RandomCheckpoint.WriteTinyDecoder(tinyFolder, new TinyAutoencoderConfig(), seed: 1);
+        using var tiny = TinyAutoencoderDecoder.Load(tinyFolder, c.Settings(null));
+        foreach (var size in c.Request.Sizes)
+        {
+            c.Memory.ResetPeak();
+            var latents = new FloatTensor(RandomValues(4 * (size / 8) * (size / 8), size), [1, 4, size / 8, size / 8]);
+            var seconds = Time(() => tiny.Run(latents));
+            c.Add(new Measurement($"tiny decoder (TAESDXL) decode {size}²", [seconds], c.Memory.Sample($"after tiny decode {size}²").Peak));
+        }
     }
 
     /// <summary>
@@ -404,7 +416,19 @@ public static class BenchPhases
             IpKeyValues = keyValues,
             IpScale = 0.6f,
         };
+        // The conditional half alone: a step after a guidance cutoff, or of an unguided (few-step) scene.
+        var conditional = new UnetConditioning(
+            new FloatTensor(conditioning.EncoderHiddenStates.Data[(77 * config.CrossAttentionDim)..], [1, 77, config.CrossAttentionDim]),
+            new FloatTensor(conditioning.TextEmbeds.Data[unet.PooledTextDim..], [1, unet.PooledTextDim]),
+            new FloatTensor(conditioning.TimeIds.Data[Unet.TimeIdCount..], [1, Unet.TimeIdCount]))
+        {
+            IpKeyValues = new IpAdapterKeyValues(keyValues.Layers.Select(l => new IpAdapterLayerKeyValue(l.Number,
+                new FloatTensor(l.Key.Data[(l.Key.Data.Length / 2)..], [1, .. l.Key.Shape[1..]]),
+                new FloatTensor(l.Value.Data[(l.Value.Data.Length / 2)..], [1, .. l.Value.Shape[1..]]))).ToList()),
+            IpScale = 0.6f,
+        };
         var plan = new List<(int Size, List<double> Times, long Peak)>();
+        var others = new List<Measurement>();
         foreach (var size in c.Request.Sizes)
         {
             int side = size / 8;
@@ -417,20 +441,38 @@ public static class BenchPhases
                 Console.WriteLine($"  UNet step {size}²: {times[^1]:0.00} s");
             }
             plan.Add((size, times, c.Memory.Sample($"after UNet {size}²").Peak));
+
+            // What the faster scenes run instead: an unguided step, and DeepCache's whole step (keeping its feature)
+            // and shallow step, guided and not.
+            var single = new FloatTensor(sample.Data[(sample.Data.Length / 2)..], [1, 4, side, side]);
+            FloatTensor feature = null!;
+            var unguided = Time(() => unet.Run(single, 999f, conditional));
+            var keeping = Time(() => feature = unet.RunKeepingFeature(sample, 999f, conditioning).Feature);
+            var shallow = Time(() => unet.RunFromFeature(sample, 999f, conditioning, feature));
+            var singleFeature = new FloatTensor(feature.Data[(feature.Data.Length / 2)..], [1, .. feature.Shape[1..]]);
+            var shallowSingle = Time(() => unet.RunFromFeature(single, 999f, conditional, singleFeature));
+            long peak = c.Memory.Sample($"after UNet variants {size}²").Peak;
+            Console.WriteLine($"  UNet {size}²: unguided {unguided:0.00} s, keeping the feature {keeping:0.00} s, shallow {shallow:0.00} s guided / {shallowSingle:0.00} s unguided");
+            others.Add(new Measurement($"UNet step {size}², unguided (batch 1)", [unguided], peak));
+            others.Add(new Measurement($"UNet step {size}² keeping DeepCache's feature (batch 2)", [keeping], peak));
+            others.Add(new Measurement($"DeepCache shallow step {size}² (batch 2)", [shallow], peak));
+            others.Add(new Measurement($"DeepCache shallow step {size}², unguided (batch 1)", [shallowSingle], peak));
         }
         unet.Dispose();
         var runs = OrtProfile.Read(OrtProfile.Find(prefix));
         int index = 0;
         foreach (var (size, times, peak) in plan)
         {
-            // The last run of a size is its steady state; its profile is the one kept.
+            // The last run of a size is its steady state; its profile is the one kept. The variants' runs follow it.
             index += times.Count;
             c.Add(new Measurement($"UNet step {size}² (batch 2)", times, peak)
             {
                 Work = WorkSummary.Of(runs[index - 1]),
                 Note = times.Count > 1 ? "first and second run" : "one run",
             });
+            index += 2;
         }
+        foreach (var measurement in others) c.Add(measurement);
     }
 
     /// <summary>
