@@ -46,11 +46,12 @@ public static class BenchPhases
     public const string Vae = "vae";
     public const string UnetStep = "unet";
     public const string Scene = "scene";
+    public const string FastScene = "fast-scene";
 
     /// <summary>Converts the UNet's weights for a precision other than Float32; run before the others, not chosen.</summary>
     public const string Convert = "convert";
 
-    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenUncached, OpenCaching, OpenCached, OpenCold, Text, Reference, Vae, UnetStep, Scene];
+    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenUncached, OpenCaching, OpenCached, OpenCold, Text, Reference, Vae, UnetStep, Scene, FastScene];
 
 
     private const string Prompt = "a portrait of a red-haired explorer in a rain-soaked neon market, cinematic light";
@@ -72,6 +73,7 @@ public static class BenchPhases
             case Vae: RunVae(context); break;
             case UnetStep: RunUnet(context); break;
             case Scene: RunScene(context); break;
+            case FastScene: RunFastScene(context); break;
             case Convert: RunConvert(context); break;
             default: throw new ArgumentException($"Unknown benchmark phase '{request.Phase}': use one of {string.Join(", ", All)}.");
         }
@@ -206,12 +208,13 @@ public static class BenchPhases
     /// Opens the engine, timing each network it loads. <paramref name="loads"/> keeps hearing the engine's
     /// "Loading …" messages after the open: networks loaded on demand (the encoders) are named there.
     /// </summary>
-    private static SceneEngine OpenEngine(PhaseContext c, string name, IReadOnlyList<string> files, List<string>? loads = null, bool? sessionCache = null)
+    private static SceneEngine OpenEngine(PhaseContext c, string name, IReadOnlyList<string> files, List<string>? loads = null, bool? sessionCache = null,
+        string? tinyDecoder = null)
     {
         var marks = new List<(string What, TimeSpan At)>();
         var clock = Stopwatch.StartNew();
         bool opened = false;
-        var options = EngineOptionsFor(c.Request) with { DisableSessionCache = !(sessionCache ?? c.Request.SessionCache) };
+        var options = EngineOptionsFor(c.Request) with { DisableSessionCache = !(sessionCache ?? c.Request.SessionCache), TinyDecoderPath = tinyDecoder };
         var engine = SceneEngine.Open(options, new ImmediateProgress<string>(m =>
         {
             if (!opened) marks.Add((m, clock.Elapsed));
@@ -365,10 +368,7 @@ public static class BenchPhases
         for (int i = 0; i < c.Request.Sizes.Length; i++)
             c.Add(new Measurement($"VAE decode {c.Request.Sizes[i]}²", [times[i]], peaks[i]) { Work = WorkSummary.Of(runs[i]) });
 
-        // The tiny decoder (TAESDXL's sizes, random weights written beside the benchmark's files once).
-        var tinyFolder = Path.Combine(Path.GetDirectoryName(c.Request.WorkFolder)!, "taesdxl-random");
-        if (!File.Exists(Path.Combine(tinyFolder, "config.json"))) RandomCheckpoint.WriteTinyDecoder(tinyFolder, new TinyAutoencoderConfig(), seed: 1);
-        using var tiny = TinyAutoencoderDecoder.Load(tinyFolder, c.Settings(null));
+        using var tiny = TinyAutoencoderDecoder.Load(TinyDecoderFolder(c), c.Settings(null));
         foreach (var size in c.Request.Sizes)
         {
             c.Memory.ResetPeak();
@@ -481,6 +481,49 @@ public static class BenchPhases
     /// exceeds MemAvailable), rather than letting the kernel's OOM killer end it, which thrashes a shared
     /// machine; the steps are measured either way.
     /// </summary>
+    /// <summary>A tiny decoder of TAESDXL's sizes with random weights, written beside the benchmark's files once.</summary>
+    private static string TinyDecoderFolder(PhaseContext c)
+    {
+        var folder = Path.Combine(Path.GetDirectoryName(c.Request.WorkFolder)!, "taesdxl-random");
+        if (!File.Exists(Path.Combine(folder, "config.json"))) RandomCheckpoint.WriteTinyDecoder(folder, new TinyAutoencoderConfig(), seed: 1);
+        return folder;
+    }
+
+    /// <summary>
+    /// Scenes as -Quality Fast makes them (4 unguided steps at trailing timesteps, the reference on), decoded by the
+    /// tiny decoder, at every size, each made twice (the first also loads what the engine loads on demand). The
+    /// benchmark's UNet stands in for SDXL-Lightning's: the same architecture, so the same work.
+    /// </summary>
+    private static void RunFastScene(PhaseContext c)
+    {
+        var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
+        var loads = new List<string>();
+        using var engine = OpenEngine(c, "engine open, warm, with the tiny decoder", files, loads, tinyDecoder: TinyDecoderFolder(c));
+        var referencePath = Path.Combine(c.Request.WorkFolder, "reference.png");
+        PngFile.Save(referencePath, SyntheticImage(768, 768), overwrite: true);
+        c.Memory.ResetPeak();
+        CharacterReference reference = null!;
+        var encode = Time(() => reference = engine.EncodeReference([referencePath], "bench"));
+        c.Add(new Measurement("reference import (decode + encode)", [encode], c.Memory.Sample("after reference").Peak) { Note = LoadedOnDemand(loads) });
+        foreach (var size in c.Request.Sizes)
+        {
+            var request = new SceneRequest { Prompt = Prompt, Seed = 1, Width = size, Height = size, Reference = reference, Decoder = SceneDecoder.Tiny }
+                .ForFewStepUnet();
+            c.Memory.ResetPeak();
+            var times = new List<double>();
+            for (int run = 0; run < 2; run++)
+            {
+                loads.Clear();
+                times.Add(Time(() => engine.Generate(request)));
+                Console.WriteLine($"  fast scene {size}²: {times[^1]:0.00} s{Also(LoadedOnDemand(loads))}");
+            }
+            c.Add(new Measurement($"fast scene {size}², 4 unguided steps, tiny decoder", times, c.Memory.Sample($"after fast scenes {size}²").Peak)
+            {
+                Note = "first and second scene",
+            });
+        }
+    }
+
     private static void RunScene(PhaseContext c)
     {
         var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
