@@ -499,12 +499,7 @@ public static class BenchPhases
         var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
         var loads = new List<string>();
         using var engine = OpenEngine(c, "engine open, warm, with the tiny decoder", files, loads, tinyDecoder: TinyDecoderFolder(c));
-        var referencePath = Path.Combine(c.Request.WorkFolder, "reference.png");
-        PngFile.Save(referencePath, SyntheticImage(768, 768), overwrite: true);
-        c.Memory.ResetPeak();
-        CharacterReference reference = null!;
-        var encode = Time(() => reference = engine.EncodeReference([referencePath], "bench"));
-        c.Add(new Measurement("reference import (decode + encode)", [encode], c.Memory.Sample("after reference").Peak) { Note = LoadedOnDemand(loads) });
+        var reference = ImportReference(c, engine, loads);
         foreach (var size in c.Request.Sizes)
         {
             var request = new SceneRequest { Prompt = Prompt, Seed = 1, Width = size, Height = size, Reference = reference, Decoder = SceneDecoder.Tiny }
@@ -524,19 +519,25 @@ public static class BenchPhases
         }
     }
 
+    /// <summary>A synthetic character picture imported as a user would, timed with what it loaded on demand.</summary>
+    private static CharacterReference ImportReference(PhaseContext c, SceneEngine engine, List<string> loads)
+    {
+        var referencePath = Path.Combine(c.Request.WorkFolder, "reference.png");
+        PngFile.Save(referencePath, SyntheticImage(768, 768), overwrite: true);
+        c.Memory.ResetPeak();
+        CharacterReference reference = null!;
+        var encode = Time(() => reference = engine.EncodeReference([referencePath], "bench"));
+        c.Add(new Measurement("reference import (decode + encode)", [encode], c.Memory.Sample("after reference").Peak) { Note = LoadedOnDemand(loads) });
+        return reference;
+    }
+
     private static void RunScene(PhaseContext c)
     {
         var files = Directory.EnumerateFiles(c.Request.Checkpoint, "*", SearchOption.AllDirectories).ToList();
         c.Result.Values["pageCacheBytesBefore"] = PageCache.ResidentBytes(files);
         var loads = new List<string>();
         using var engine = OpenEngine(c, "engine open, warm", files, loads);
-        var referencePath = Path.Combine(c.Request.WorkFolder, "reference.png");
-        PngFile.Save(referencePath, SyntheticImage(768, 768), overwrite: true);
-
-        c.Memory.ResetPeak();
-        CharacterReference reference = null!;
-        var encode = Time(() => reference = engine.EncodeReference([referencePath], "bench"));
-        c.Add(new Measurement("reference import (decode + encode)", [encode], c.Memory.Sample("after reference").Peak) { Note = LoadedOnDemand(loads) });
+        var reference = ImportReference(c, engine, loads);
 
         int size = c.Request.Sizes.Max();
         var name = $"scene {size}², {c.Request.Steps} steps, guided, with reference";
