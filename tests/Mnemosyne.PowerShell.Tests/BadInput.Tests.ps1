@@ -677,3 +677,34 @@ New-FakeScene -Seed 8 | Save-MnemosyneImage -Path '$folder/small.png'
         Get-Content -Raw (Join-Path $folder 'existing.png') | Should -Be 'precious'
     }
 }
+
+Describe 'Saving: special files, same-run collisions, unclear names (issue 16)' {
+    It 'Save-MnemosyneImage -Force onto a <Name>: InvalidArgument, naming it, and it is left as it was' -ForEach @(
+        @{ Name = 'named pipe'; Kind = 'not a regular file but a named pipe'; ErrorId = 'NotARegularFile'; Make = { param($path) mkfifo $path } }
+        @{ Name = 'symbolic link'; Kind = 'a symbolic link to .*linked\.png'; ErrorId = 'PathIsLink'
+            Make = { param($path) Set-Content (Join-Path (Split-Path $path) 'linked.png') 'linked' -NoNewline; $null = New-Item -ItemType SymbolicLink $path -Target (Join-Path (Split-Path $path) 'linked.png') } }
+        @{ Name = 'dangling symbolic link'; Kind = 'a symbolic link to .*nowhere\.png'; ErrorId = 'PathIsLink'
+            Make = { param($path) $null = New-Item -ItemType SymbolicLink $path -Target (Join-Path (Split-Path $path) 'nowhere.png') } }
+    ) {
+        if ($IsWindows) { Set-ItResult -Skipped -Because 'named pipes and links are made with Unix tools here'; return }
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive "special-$([guid]::NewGuid().ToString('N'))")
+        $target = Join-Path $folder 'out.png'
+        Invoke-Case $Make $target
+        $failure = Get-OnlyFailure { $scene | Save-MnemosyneImage -Path $target -Force }
+        Assert-Failure $failure -Category InvalidArgument -Target $target -ErrorId $ErrorId -Advice "is $Kind.*nothing was written"
+        $item = Get-Item -LiteralPath $target -Force
+        if ($Name -eq 'named pipe') { $item.UnixStat.ItemType | Should -Be 'NamedPipe' } else { $item.LinkType | Should -Be 'SymbolicLink' }
+        if ($Name -eq 'symbolic link') { Get-Content -Raw (Join-Path $folder 'linked.png') | Should -Be 'linked' }
+        Get-ChildItem $folder -Force -Filter '*.tmp' | Should -BeNullOrEmpty
+        Assert-SessionUsable
+    }
+
+    It 'Save-MnemosyneImage -Force onto a character device: refused, the device left alone' {
+        if ($IsWindows) { Set-ItResult -Skipped -Because 'Windows has no device files'; return }
+        # Root could replace /dev/null itself if this regressed, so root makes a null device of its own; others cannot replace /dev/null anyway.
+        $device = if ((id -u) -eq 0) { Join-Path $TestDrive 'null-device'; mknod (Join-Path $TestDrive 'null-device') c 1 3 } else { '/dev/null' }
+        $failure = Get-OnlyFailure { $scene | Save-MnemosyneImage -Path $device -Force }
+        Assert-Failure $failure -Category InvalidArgument -Target $device -ErrorId 'NotARegularFile' -Advice 'is not a regular file but a character device'
+        (Get-Item $device -Force).UnixStat.ItemType | Should -Be 'CharacterDevice'
+    }
+}

@@ -27,7 +27,7 @@ public sealed class ExportMnemosyneReferenceCommand : MnemosyneCmdlet
     {
         var path = FileSystemPath(Path);
         if (!ShouldProcess(path, $"Save character reference '{Reference.Name}'")) return;
-        if (OutputFiles.CheckWritable(path, Force) is { } problem)
+        if (OutputFiles.CheckWritable(path, Force, InvokeProvider) is { } problem)
         {
             WriteError(problem);
             return;

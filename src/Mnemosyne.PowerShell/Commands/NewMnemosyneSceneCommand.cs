@@ -137,7 +137,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
                 "PreviewNotPng", ErrorCategory.InvalidArgument, path));
         }
         // Each preview replaces the one before, so an existing file is no obstacle.
-        if (OutputFiles.CheckWritable(path, force: true) is { } problem) ThrowTerminatingError(problem);
+        if (OutputFiles.CheckWritable(path, force: true, InvokeProvider) is { } problem) ThrowTerminatingError(problem);
         preview = new PreviewSettings { Path = path, Every = PreviewEvery };
     }
 

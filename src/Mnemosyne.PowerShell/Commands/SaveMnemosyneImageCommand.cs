@@ -70,7 +70,7 @@ public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
             ? System.IO.Path.Combine(folder, template.Format(Scene, index))
             : FileSystemPath(Path);
         if (!ShouldProcess(path, $"Save scene image (seed {Scene.Seed})")) return;
-        if (OutputFiles.CheckWritable(path, Force) is { } problem)
+        if (OutputFiles.CheckWritable(path, Force, InvokeProvider) is { } problem)
         {
             WriteError(problem);
             return;
