@@ -707,4 +707,31 @@ Describe 'Saving: special files, same-run collisions, unclear names (issue 16)' 
         Assert-Failure $failure -Category InvalidArgument -Target $device -ErrorId 'NotARegularFile' -Advice 'is not a regular file but a character device'
         (Get-Item $device -Force).UnixStat.ItemType | Should -Be 'CharacterDevice'
     }
+
+    It 'two prompts that make one file name under -Directory -Force: both kept, the second numbered' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'collide')
+        $first = New-FakeScene -Prompt 'dog!' -Seed 9
+        $second = New-FakeScene -Prompt 'dog?' -Seed 9 -Width 16
+        $files = @($first, $second | Save-MnemosyneImage -Directory $folder -Force -PassThru -ErrorAction Stop)
+        $files.Name | Should -Be '9-dog.png', '9-dog-2.png'
+        ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($files[0].FullName) | Where-Object Keyword -EQ 'parameters').Text | Should -Match '^dog!'
+        ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($files[1].FullName) | Where-Object Keyword -EQ 'parameters').Text | Should -Match '^dog\?'
+    }
+
+    It '-NameTemplate {seed} -Force with one seed: every scene kept' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'one-seed')
+        Set-Content (Join-Path $folder '5.png') 'from an earlier run'
+        $files = @(1..3 | ForEach-Object { New-FakeScene -Prompt "cat $_" -Seed 5 } | Save-MnemosyneImage -Directory $folder -NameTemplate '{seed}' -Force -PassThru -ErrorAction Stop)
+        $files.Name | Should -Be '5.png', '5-2.png', '5-3.png'
+        (Get-ChildItem $folder).Count | Should -Be 3
+    }
+
+    It 'one -Path for two scenes with -Force: the first kept, the second a ResourceExists error' {
+        $target = Join-Path $TestDrive 'twice.png'
+        $all = @((New-FakeScene -Prompt 'first' -Seed 1), (New-FakeScene -Prompt 'second' -Seed 2) | Save-MnemosyneImage -Path $target -Force -ErrorAction Continue 2>&1)
+        $failures = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $failures.Count | Should -Be 1
+        Assert-Failure $failures[0] -Category ResourceExists -Target $target -ErrorId 'FileWrittenThisRun' -Advice 'already written by this command.*its own file'
+        ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($target) | Where-Object Keyword -EQ 'parameters').Text | Should -Match '^first'
+    }
 }
