@@ -734,4 +734,29 @@ Describe 'Saving: special files, same-run collisions, unclear names (issue 16)' 
         Assert-Failure $failures[0] -Category ResourceExists -Target $target -ErrorId 'FileWrittenThisRun' -Advice 'already written by this command.*its own file'
         ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($target) | Where-Object Keyword -EQ 'parameters').Text | Should -Match '^first'
     }
+
+    It '-Directory that is a file: InvalidArgument, saying it is a file' {
+        $file = Join-Path $TestDrive 'not-a-folder.txt'
+        Set-Content $file 'x'
+        $failure = Get-OnlyFailure { $scene | Save-MnemosyneImage -Directory $file }
+        Assert-Failure $failure -Category InvalidArgument -Target $file -ErrorId 'DirectoryIsFile' -Advice 'is a file, not a folder'
+    }
+
+    It 'a name template with a brace without its pair (<Template>): refused' -ForEach @(@{ Template = '{seed' }, @{ Template = 'seed}' }, @{ Template = '{{seed}}' }) {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive "braces-$([guid]::NewGuid().ToString('N'))")
+        $failure = Get-OnlyFailure { $scene | Save-MnemosyneImage -Directory $folder -NameTemplate $Template }
+        Assert-Failure $failure -Category InvalidArgument -Target $Template -ErrorId 'InvalidNameTemplate' -Advice 'without its pair; write each setting in braces'
+        "$failure" | Should -Not -Match "\(Parameter '"
+        Get-ChildItem $folder | Should -BeNullOrEmpty
+    }
+
+    It 'a .jpg path: saved (PNG bytes) with a warning that says so' {
+        $target = Join-Path $TestDrive 'photo.jpg'
+        $scene | Save-MnemosyneImage -Path $target -WarningVariable warnings -WarningAction SilentlyContinue -ErrorAction Stop
+        @($warnings).Count | Should -Be 1
+        "$($warnings[0])" | Should -Match 'holds a PNG picture.*Name it \.png'
+        [IO.File]::ReadAllBytes($target)[1..3] | Should -Be 0x50, 0x4E, 0x47
+        $scene | Save-MnemosyneImage -Path (Join-Path $TestDrive 'plain.png') -WarningVariable none -ErrorAction Stop
+        $none | Should -BeNullOrEmpty
+    }
 }

@@ -51,6 +51,12 @@ public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
     {
         if (ParameterSetName != DirectorySet) return;
         folder = FileSystemPath(Directory);
+        if (File.Exists(folder))
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"{folder} is a file, not a folder. Give -Directory a folder (New-Item -ItemType Directory makes one), or save one scene to a file with -Path.",
+                "DirectoryIsFile", ErrorCategory.InvalidArgument, folder));
+        }
         if (!System.IO.Directory.Exists(folder))
         {
             ThrowTerminatingError(new ErrorRecord(
@@ -97,6 +103,8 @@ public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
             return;
         }
         written.Add(path);
+        if (ParameterSetName == PathSet && !System.IO.Path.GetExtension(path).Equals(".png", StringComparison.OrdinalIgnoreCase))
+            WriteWarning($"{path} holds a PNG picture, whatever its name says; programs that go by the name may not open it. Name it .png.");
         WriteVerbose($"Saved {path}.");
         // Through the provider, so that the FileInfo carries PSPath and formats as Get-Item's does.
         if (PassThru) WriteObject(InvokeProvider.Item.Get([path], force: true, literalPath: true), enumerateCollection: true);
