@@ -760,3 +760,77 @@ Describe 'Saving: special files, same-run collisions, unclear names (issue 16)' 
         $none | Should -BeNullOrEmpty
     }
 }
+
+Describe 'Piped rows New-MnemosyneScene cannot use (issue 16)' {
+    It 'cells that do not convert (<Cell>): one error naming the row and the column, no scene for that row, the others made' -ForEach @(
+        @{ Cell = 'Seed=abc'; Column = 'Seed'; Value = 'abc'; Expected = 'a whole number' }
+        @{ Cell = 'Steps=two'; Column = 'Steps'; Value = 'two'; Expected = 'a whole number' }
+        @{ Cell = 'Scheduler=NoSuchScheduler'; Column = 'Scheduler'; Value = 'NoSuchScheduler'; Expected = 'one of Euler, .*Ddim' }
+        @{ Cell = 'Quality=Bogus'; Column = 'Quality'; Value = 'Bogus'; Expected = 'one of Fast, Draft, Standard, Best' }
+        @{ Cell = 'GuidanceScale=high'; Column = 'GuidanceScale'; Value = 'high'; Expected = 'a number' }
+    ) {
+        # The rows give the steps: a setting given on the command line is not taken from the rows.
+        $rows = @(1..3 | ForEach-Object { [pscustomobject]@{ Prompt = ('first', 'second', 'third')[$_ - 1]; Seed = "$_"; Steps = '2' } })
+        $rows[1] | Add-Member -Force $Column $Value
+        $all = @($rows | New-MnemosyneScene -Width 64 -Height 64 -ErrorAction Continue 2>&1)
+        ($all | Where-Object { $_ -is [Mnemosyne.Engine.Pipeline.Scene] }).Prompt | Should -Be 'first', 'third'
+        $failures = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $failures.Count | Should -Be 1
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'InvalidPipedValue,*'
+        [object]::ReferenceEquals($failures[0].TargetObject.PSObject.BaseObject, $rows[1].PSObject.BaseObject) | Should -BeTrue
+        "$($failures[0])" | Should -Match "^Piped object 2: $Column is '$Value', which is not $Expected\. Correct that value, or leave it empty"
+        Assert-SessionUsable
+    }
+
+    It 'two bad cells in one row: one error naming both' {
+        $row = 'Prompt,Seed,Steps', 'a cat,abc,two' | ConvertFrom-Csv
+        $failure = Get-OnlyFailure { $row | New-MnemosyneScene -Width 64 -Height 64 }
+        "$failure" | Should -Match "Seed is 'abc', which is not a whole number; Steps is 'two', which is not a whole number\. Correct those values"
+    }
+
+    It 'a CSV delimited by '';'': an error naming its one column and -Delimiter, not a scene of the row''s text' {
+        $row = 'Prompt;Seed', 'a cat;1' | ConvertFrom-Csv
+        $failure = Get-OnlyFailure { $row | New-MnemosyneScene @tiny }
+        Assert-Failure $failure -Category InvalidArgument -Target $row -ErrorId 'NoPromptProperty' -Advice "has no Prompt property \(it has only 'Prompt;Seed'\).*-Delimiter ';'"
+        Assert-SessionUsable
+    }
+
+    It 'a CSV without a Prompt column: an error naming the columns it has' {
+        $row = 'Seed,Steps', '1,2' | ConvertFrom-Csv
+        $failure = Get-OnlyFailure { $row | New-MnemosyneScene @tiny }
+        Assert-Failure $failure -Category InvalidArgument -Target $row -ErrorId 'NoPromptProperty' -Advice "Piped object 1 has no Prompt property \(it has only 'Seed', 'Steps'\).*Give each row a Prompt column, or give -Prompt"
+    }
+
+    It 'rows without a Prompt column and -Prompt given: the rows give the settings' {
+        $rows = 'Seed', '1', '2' | ConvertFrom-Csv
+        $scenes = @($rows | New-MnemosyneScene 'a cat' @tiny -ErrorAction Stop)
+        $scenes.Seed | Should -Be 1, 2
+        $scenes.Prompt | Should -Be 'a cat', 'a cat'
+    }
+
+    It 'an unknown column (Seeds): one warning naming it, the scene made' {
+        $rows = 'Prompt,Seeds', 'a cat,1', 'a dog,2' | ConvertFrom-Csv
+        $scenes = @($rows | New-MnemosyneScene @tiny -WarningVariable warnings -WarningAction SilentlyContinue -ErrorAction Stop)
+        $scenes.Count | Should -Be 2
+        @($warnings).Count | Should -Be 1
+        "$($warnings[0])" | Should -Match "The column 'Seeds' names no parameter of New-MnemosyneScene, so it is ignored\. The columns it takes: .*Seed"
+    }
+
+    It 'a scene piped back in: made again without warnings' {
+        $first = New-MnemosyneScene 'a cat' -Seed 3 @tiny
+        $again = @($first | New-MnemosyneScene -WarningVariable warnings -ErrorAction Stop)
+        $warnings | Should -BeNullOrEmpty
+        [Convert]::ToHexString($again[0].Image.Rgb) | Should -Be ([Convert]::ToHexString($first.Image.Rgb))
+    }
+
+    It 'a blank line of a prompt file: the error names its line and file' {
+        $file = Join-Path $TestDrive 'prompts.txt'
+        Set-Content $file 'a cat', '', 'a dog'
+        $all = @(Get-Content $file | New-MnemosyneScene -Seed 1 @tiny -ErrorAction Continue 2>&1)
+        ($all | Where-Object { $_ -is [Mnemosyne.Engine.Pipeline.Scene] }).Prompt | Should -Be 'a cat', 'a dog'
+        $failure = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $failure.Count | Should -Be 1
+        Assert-Failure $failure[0] -Category InvalidArgument -Target '' -ErrorId 'EmptyPrompt' -Advice "The prompt \(line 2 of $([regex]::Escape($file))\) is empty"
+    }
+}
