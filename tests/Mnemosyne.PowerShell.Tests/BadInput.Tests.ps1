@@ -834,3 +834,46 @@ Describe 'Piped rows New-MnemosyneScene cannot use (issue 16)' {
         Assert-Failure $failure[0] -Category InvalidArgument -Target '' -ErrorId 'EmptyPrompt' -Advice "The prompt \(line 2 of $([regex]::Escape($file))\) is empty"
     }
 }
+
+Describe 'Text and references that could not be saved (issue 16)' {
+    It 'a prompt with the noncharacter <Name>: InvalidArgument naming it and its position, not .NET''s normalization error' -ForEach @(
+        @{ Name = 'U+FFFE'; Prompt = "a cat$([char]0xFFFE)"; Advice = 'The prompt has the noncharacter U\+FFFE at position 6' }
+        @{ Name = 'U+1FFFF'; Prompt = "a $([char]::ConvertFromUtf32(0x1FFFF)) cat"; Advice = 'The prompt has the noncharacter U\+1FFFF at position 3' }
+        @{ Name = 'U+FDD0'; Prompt = "$([char]0xFDD0)a cat"; Advice = 'The prompt has the noncharacter U\+FDD0 at position 1' }
+    ) {
+        $failure = Get-OnlyFailure { New-MnemosyneScene $Prompt -Seed 1 @tiny }
+        Assert-Failure $failure -Category InvalidArgument -Target $Prompt -ErrorId 'InvalidSceneSetting' -Advice "$Advice, which Unicode reserves.*remove it"
+        "$failure" | Should -Not -Match "\(Parameter '"
+        Assert-SessionUsable
+    }
+
+    It 'a reference -Name with a NUL: refused at import, before any picture is read' {
+        $name = "ki`0ra"
+        $failure = Get-OnlyFailure { Import-MnemosyneReference $picture -Name $name }
+        Assert-Failure $failure -Category InvalidArgument -Target $name -ErrorId 'InvalidReferenceName' -Advice 'The reference name has the control character U\+0000 at position 3; remove it'
+        "$failure" | Should -Not -Match "\(Parameter '"
+        Assert-SessionUsable
+    }
+
+    It 'a saved reference whose name holds a NUL: InvalidData, naming the file' {
+        $path = Join-Path $TestDrive 'nul-name.json'
+        $saved = Join-Path $TestDrive 'plain-name.json'
+        $reference | Export-MnemosyneReference -Path $saved -Force
+        Set-Content $path ((Get-Content -Raw $saved) -replace '"name": "kira"', '"name": "ki\u0000ra"') -NoNewline
+        (Get-Content -Raw $path) | Should -Match 'ki\\u0000ra'
+        $failure = Get-OnlyFailure { Import-MnemosyneReference $path }
+        Assert-Failure $failure -Category InvalidData -Target $path -ErrorId 'SavedReferenceUnreadable' -Advice "saved reference's name has the control character U\+0000 at position 3.*Correct it in the file"
+    }
+
+    It 'Export-MnemosyneReference of a reference holding NaN: refused (Import would refuse the file), nothing written' {
+        $embedding = [float[]]$reference.Embedding.Clone()
+        $embedding[7] = [float]::NaN
+        $damaged = [Mnemosyne.Engine.Pipeline.CharacterReference]@{ Name = 'kira'; Encoder = $reference.Encoder; Created = $reference.Created; Sources = $reference.Sources; Embedding = $embedding }
+        $path = Join-Path $TestDrive 'nan-kira.json'
+        $failure = Get-OnlyFailure { $damaged | Export-MnemosyneReference -Path $path }
+        Assert-Failure $failure -Category InvalidArgument -Target $damaged -ErrorId 'ReferenceDamaged' -Advice "The reference 'kira' holds NaN at position 8 of its embedding.*cannot be saved.*Import its pictures again"
+        "$failure" | Should -Not -Match "\(Parameter '"
+        $path | Should -Not -Exist
+        Get-ChildItem $TestDrive -Force -Filter '*.tmp' | Should -BeNullOrEmpty
+    }
+}

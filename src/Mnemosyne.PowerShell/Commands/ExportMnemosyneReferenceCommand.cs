@@ -36,6 +36,12 @@ public sealed class ExportMnemosyneReferenceCommand : MnemosyneCmdlet
         {
             AtomicFile.Write(path, Reference.Save, Force);
         }
+        catch (ArgumentException e) when (e.ParamName == nameof(CharacterReference.Embedding))
+        {
+            // The reference itself cannot be saved (a non-finite value); nothing was written.
+            WriteError(ErrorRecords.From(e, "ReferenceDamaged", Reference));
+            return;
+        }
         catch (Exception e)
         {
             WriteError(OutputFiles.WriteFailure(e, path, Force));
