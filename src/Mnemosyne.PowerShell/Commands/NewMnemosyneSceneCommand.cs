@@ -219,7 +219,14 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     /// </summary>
     private bool CheckPipedObject()
     {
-        if (InputObject?.BaseObject is not { } piped || piped is string or CharacterReference || piped.GetType().IsPrimitive) return true;
+        if (InputObject?.BaseObject is not { } piped) return true;
+        // PowerShell binds the values that convert and skips the rest without a word (and may keep an earlier row's
+        // value), so the settings are taken from each row here, each converted as PowerShell converts it.
+        foreach (var parameter in ByPropertyName.Values)
+        {
+            if (parameter.Name != nameof(Prompt) && !givenOnCommandLine.Contains(parameter.Name)) parameter.SetValue(this, null);
+        }
+        if (piped is string or CharacterReference || piped.GetType().IsPrimitive) return true;
 
         var properties = InputObject.Properties.Where(p => p.IsGettable).ToList();
         var row = string.Create(CultureInfo.InvariantCulture, $"Piped object {inputCount}");
@@ -236,12 +243,6 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             return false;
         }
 
-        // PowerShell binds the values that convert and skips the rest without a word (and may keep an earlier row's
-        // value), so the settings are taken from the row here, each converted as PowerShell converts it.
-        foreach (var parameter in ByPropertyName.Values)
-        {
-            if (parameter.Name != nameof(Prompt) && !givenOnCommandLine.Contains(parameter.Name)) parameter.SetValue(this, null);
-        }
         var bad = new List<string>();
         foreach (var property in properties)
         {
