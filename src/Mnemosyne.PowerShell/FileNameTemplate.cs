@@ -45,7 +45,7 @@ internal sealed partial class FileNameTemplate
 
     public static string KnownNames => string.Join(", ", Values.Keys.Select(k => "{" + k + "}"));
 
-    /// <exception cref="ArgumentException">The template names an unknown value or holds a folder separator.</exception>
+    /// <exception cref="ArgumentException">The template names an unknown value, has an unpaired brace or holds a folder separator.</exception>
     public static FileNameTemplate Parse(string template)
     {
         if (template.IndexOfAny(['/', '\\']) >= 0)
@@ -55,6 +55,9 @@ internal sealed partial class FileNameTemplate
             if (!Values.ContainsKey(token.Groups[1].Value))
                 throw new ArgumentException($"The name template '{template}' uses {token.Value}, which is not a scene setting. Use {KnownNames}.", nameof(template));
         }
+        var outside = TokenPattern().Replace(template, "");
+        if (outside.IndexOfAny(['{', '}']) is var brace and >= 0)
+            throw new ArgumentException($"The name template '{template}' has a '{outside[brace]}' without its pair; write each setting in braces, as in {{seed}}-{{prompt}}.png.", nameof(template));
         if (Clean(TokenPattern().Replace(template, "x")).Length == 0)
             throw new ArgumentException($"The name template '{template}' makes no usable file name.", nameof(template));
         return new FileNameTemplate(template);

@@ -677,3 +677,203 @@ New-FakeScene -Seed 8 | Save-MnemosyneImage -Path '$folder/small.png'
         Get-Content -Raw (Join-Path $folder 'existing.png') | Should -Be 'precious'
     }
 }
+
+Describe 'Saving: special files, same-run collisions, unclear names (issue 16)' {
+    It 'Save-MnemosyneImage -Force onto a <Name>: InvalidArgument, naming it, and it is left as it was' -ForEach @(
+        @{ Name = 'named pipe'; Kind = 'not a regular file but a named pipe'; ErrorId = 'NotARegularFile'; Make = { param($path) mkfifo $path } }
+        @{ Name = 'symbolic link'; Kind = 'a symbolic link to .*linked\.png'; ErrorId = 'PathIsLink'
+            Make = { param($path) Set-Content (Join-Path (Split-Path $path) 'linked.png') 'linked' -NoNewline; $null = New-Item -ItemType SymbolicLink $path -Target (Join-Path (Split-Path $path) 'linked.png') } }
+        @{ Name = 'dangling symbolic link'; Kind = 'a symbolic link to .*nowhere\.png'; ErrorId = 'PathIsLink'
+            Make = { param($path) $null = New-Item -ItemType SymbolicLink $path -Target (Join-Path (Split-Path $path) 'nowhere.png') } }
+    ) {
+        if ($IsWindows) { Set-ItResult -Skipped -Because 'named pipes and links are made with Unix tools here'; return }
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive "special-$([guid]::NewGuid().ToString('N'))")
+        $target = Join-Path $folder 'out.png'
+        Invoke-Case $Make $target
+        $failure = Get-OnlyFailure { $scene | Save-MnemosyneImage -Path $target -Force }
+        Assert-Failure $failure -Category InvalidArgument -Target $target -ErrorId $ErrorId -Advice "is $Kind.*nothing was written"
+        $item = Get-Item -LiteralPath $target -Force
+        if ($Name -eq 'named pipe') { $item.UnixStat.ItemType | Should -Be 'NamedPipe' } else { $item.LinkType | Should -Be 'SymbolicLink' }
+        if ($Name -eq 'symbolic link') { Get-Content -Raw (Join-Path $folder 'linked.png') | Should -Be 'linked' }
+        Get-ChildItem $folder -Force -Filter '*.tmp' | Should -BeNullOrEmpty
+        Assert-SessionUsable
+    }
+
+    It 'Save-MnemosyneImage -Force onto a character device: refused, the device left alone' {
+        if ($IsWindows) { Set-ItResult -Skipped -Because 'Windows has no device files'; return }
+        # Root could replace /dev/null itself if this regressed, so root makes a null device of its own; others cannot replace /dev/null anyway.
+        $device = if ((id -u) -eq 0) { Join-Path $TestDrive 'null-device'; mknod (Join-Path $TestDrive 'null-device') c 1 3 } else { '/dev/null' }
+        $failure = Get-OnlyFailure { $scene | Save-MnemosyneImage -Path $device -Force }
+        Assert-Failure $failure -Category InvalidArgument -Target $device -ErrorId 'NotARegularFile' -Advice 'is not a regular file but a character device'
+        (Get-Item $device -Force).UnixStat.ItemType | Should -Be 'CharacterDevice'
+    }
+
+    It 'two prompts that make one file name under -Directory -Force: both kept, the second numbered' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'collide')
+        $first = New-FakeScene -Prompt 'dog!' -Seed 9
+        $second = New-FakeScene -Prompt 'dog?' -Seed 9 -Width 16
+        $files = @($first, $second | Save-MnemosyneImage -Directory $folder -Force -PassThru -ErrorAction Stop)
+        $files.Name | Should -Be '9-dog.png', '9-dog-2.png'
+        ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($files[0].FullName) | Where-Object Keyword -EQ 'parameters').Text | Should -Match '^dog!'
+        ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($files[1].FullName) | Where-Object Keyword -EQ 'parameters').Text | Should -Match '^dog\?'
+    }
+
+    It '-NameTemplate {seed} -Force with one seed: every scene kept' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'one-seed')
+        Set-Content (Join-Path $folder '5.png') 'from an earlier run'
+        $files = @(1..3 | ForEach-Object { New-FakeScene -Prompt "cat $_" -Seed 5 } | Save-MnemosyneImage -Directory $folder -NameTemplate '{seed}' -Force -PassThru -ErrorAction Stop)
+        $files.Name | Should -Be '5.png', '5-2.png', '5-3.png'
+        (Get-ChildItem $folder).Count | Should -Be 3
+    }
+
+    It 'one -Path for two scenes with -Force: the first kept, the second a ResourceExists error' {
+        $target = Join-Path $TestDrive 'twice.png'
+        $all = @((New-FakeScene -Prompt 'first' -Seed 1), (New-FakeScene -Prompt 'second' -Seed 2) | Save-MnemosyneImage -Path $target -Force -ErrorAction Continue 2>&1)
+        $failures = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $failures.Count | Should -Be 1
+        Assert-Failure $failures[0] -Category ResourceExists -Target $target -ErrorId 'FileWrittenThisRun' -Advice 'already written by this command.*its own file'
+        ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($target) | Where-Object Keyword -EQ 'parameters').Text | Should -Match '^first'
+    }
+
+    It '-Directory that is a file: InvalidArgument, saying it is a file' {
+        $file = Join-Path $TestDrive 'not-a-folder.txt'
+        Set-Content $file 'x'
+        $failure = Get-OnlyFailure { $scene | Save-MnemosyneImage -Directory $file }
+        Assert-Failure $failure -Category InvalidArgument -Target $file -ErrorId 'DirectoryIsFile' -Advice 'is a file, not a folder'
+    }
+
+    It 'a name template with a brace without its pair (<Template>): refused' -ForEach @(@{ Template = '{seed' }, @{ Template = 'seed}' }, @{ Template = '{{seed}}' }) {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive "braces-$([guid]::NewGuid().ToString('N'))")
+        $failure = Get-OnlyFailure { $scene | Save-MnemosyneImage -Directory $folder -NameTemplate $Template }
+        Assert-Failure $failure -Category InvalidArgument -Target $Template -ErrorId 'InvalidNameTemplate' -Advice 'without its pair; write each setting in braces'
+        "$failure" | Should -Not -Match "\(Parameter '"
+        Get-ChildItem $folder | Should -BeNullOrEmpty
+    }
+
+    It 'a .jpg path: saved (PNG bytes) with a warning that says so' {
+        $target = Join-Path $TestDrive 'photo.jpg'
+        $scene | Save-MnemosyneImage -Path $target -WarningVariable warnings -WarningAction SilentlyContinue -ErrorAction Stop
+        @($warnings).Count | Should -Be 1
+        "$($warnings[0])" | Should -Match 'holds a PNG picture.*Name it \.png'
+        [IO.File]::ReadAllBytes($target)[1..3] | Should -Be 0x50, 0x4E, 0x47
+        $scene | Save-MnemosyneImage -Path (Join-Path $TestDrive 'plain.png') -WarningVariable none -ErrorAction Stop
+        $none | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Piped rows New-MnemosyneScene cannot use (issue 16)' {
+    It 'cells that do not convert (<Cell>): one error naming the row and the column, no scene for that row, the others made' -ForEach @(
+        @{ Cell = 'Seed=abc'; Column = 'Seed'; Value = 'abc'; Expected = 'a whole number' }
+        @{ Cell = 'Steps=two'; Column = 'Steps'; Value = 'two'; Expected = 'a whole number' }
+        @{ Cell = 'Scheduler=NoSuchScheduler'; Column = 'Scheduler'; Value = 'NoSuchScheduler'; Expected = 'one of Euler, .*Ddim' }
+        @{ Cell = 'Quality=Bogus'; Column = 'Quality'; Value = 'Bogus'; Expected = 'one of Fast, Draft, Standard, Best' }
+        @{ Cell = 'GuidanceScale=high'; Column = 'GuidanceScale'; Value = 'high'; Expected = 'a number' }
+    ) {
+        # The rows give the steps: a setting given on the command line is not taken from the rows.
+        $rows = @(1..3 | ForEach-Object { [pscustomobject]@{ Prompt = ('first', 'second', 'third')[$_ - 1]; Seed = "$_"; Steps = '2' } })
+        $rows[1] | Add-Member -Force $Column $Value
+        $all = @($rows | New-MnemosyneScene -Width 64 -Height 64 -ErrorAction Continue 2>&1)
+        ($all | Where-Object { $_ -is [Mnemosyne.Engine.Pipeline.Scene] }).Prompt | Should -Be 'first', 'third'
+        $failures = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $failures.Count | Should -Be 1
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'InvalidPipedValue,*'
+        [object]::ReferenceEquals($failures[0].TargetObject.PSObject.BaseObject, $rows[1].PSObject.BaseObject) | Should -BeTrue
+        "$($failures[0])" | Should -Match "^Piped object 2: $Column is '$Value', which is not $Expected\. Correct that value, or leave it empty"
+        Assert-SessionUsable
+    }
+
+    It 'two bad cells in one row: one error naming both' {
+        $row = 'Prompt,Seed,Steps', 'a cat,abc,two' | ConvertFrom-Csv
+        $failure = Get-OnlyFailure { $row | New-MnemosyneScene -Width 64 -Height 64 }
+        "$failure" | Should -Match "Seed is 'abc', which is not a whole number; Steps is 'two', which is not a whole number\. Correct those values"
+    }
+
+    It 'a CSV delimited by '';'': an error naming its one column and -Delimiter, not a scene of the row''s text' {
+        $row = 'Prompt;Seed', 'a cat;1' | ConvertFrom-Csv
+        $failure = Get-OnlyFailure { $row | New-MnemosyneScene @tiny }
+        Assert-Failure $failure -Category InvalidArgument -Target $row -ErrorId 'NoPromptProperty' -Advice "has no Prompt property \(it has only 'Prompt;Seed'\).*-Delimiter ';'"
+        Assert-SessionUsable
+    }
+
+    It 'a CSV without a Prompt column: an error naming the columns it has' {
+        $row = 'Seed,Steps', '1,2' | ConvertFrom-Csv
+        $failure = Get-OnlyFailure { $row | New-MnemosyneScene @tiny }
+        Assert-Failure $failure -Category InvalidArgument -Target $row -ErrorId 'NoPromptProperty' -Advice "Piped object 1 has no Prompt property \(it has only 'Seed', 'Steps'\).*Give each row a Prompt column, or give -Prompt"
+    }
+
+    It 'rows without a Prompt column and -Prompt given: the rows give the settings' {
+        $rows = 'Seed', '1', '2' | ConvertFrom-Csv
+        $scenes = @($rows | New-MnemosyneScene 'a cat' @tiny -ErrorAction Stop)
+        $scenes.Seed | Should -Be 1, 2
+        $scenes.Prompt | Should -Be 'a cat', 'a cat'
+    }
+
+    It 'an unknown column (Seeds): one warning naming it, the scene made' {
+        $rows = 'Prompt,Seeds', 'a cat,1', 'a dog,2' | ConvertFrom-Csv
+        $scenes = @($rows | New-MnemosyneScene @tiny -WarningVariable warnings -WarningAction SilentlyContinue -ErrorAction Stop)
+        $scenes.Count | Should -Be 2
+        @($warnings).Count | Should -Be 1
+        "$($warnings[0])" | Should -Match "The column 'Seeds' names no parameter of New-MnemosyneScene, so it is ignored\. The columns it takes: .*Seed"
+    }
+
+    It 'a scene piped back in: made again without warnings' {
+        $first = New-MnemosyneScene 'a cat' -Seed 3 @tiny
+        $again = @($first | New-MnemosyneScene -WarningVariable warnings -ErrorAction Stop)
+        $warnings | Should -BeNullOrEmpty
+        [Convert]::ToHexString($again[0].Image.Rgb) | Should -Be ([Convert]::ToHexString($first.Image.Rgb))
+    }
+
+    It 'a blank line of a prompt file: the error names its line and file' {
+        $file = Join-Path $TestDrive 'prompts.txt'
+        Set-Content $file 'a cat', '', 'a dog'
+        $all = @(Get-Content $file | New-MnemosyneScene -Seed 1 @tiny -ErrorAction Continue 2>&1)
+        ($all | Where-Object { $_ -is [Mnemosyne.Engine.Pipeline.Scene] }).Prompt | Should -Be 'a cat', 'a dog'
+        $failure = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $failure.Count | Should -Be 1
+        Assert-Failure $failure[0] -Category InvalidArgument -Target '' -ErrorId 'EmptyPrompt' -Advice "The prompt \(line 2 of $([regex]::Escape($file))\) is empty"
+    }
+}
+
+Describe 'Text and references that could not be saved (issue 16)' {
+    It 'a prompt with the noncharacter <Name>: InvalidArgument naming it and its position, not .NET''s normalization error' -ForEach @(
+        @{ Name = 'U+FFFE'; Prompt = "a cat$([char]0xFFFE)"; Advice = 'The prompt has the noncharacter U\+FFFE at position 6' }
+        @{ Name = 'U+1FFFF'; Prompt = "a $([char]::ConvertFromUtf32(0x1FFFF)) cat"; Advice = 'The prompt has the noncharacter U\+1FFFF at position 3' }
+        @{ Name = 'U+FDD0'; Prompt = "$([char]0xFDD0)a cat"; Advice = 'The prompt has the noncharacter U\+FDD0 at position 1' }
+    ) {
+        $failure = Get-OnlyFailure { New-MnemosyneScene $Prompt -Seed 1 @tiny }
+        Assert-Failure $failure -Category InvalidArgument -Target $Prompt -ErrorId 'InvalidSceneSetting' -Advice "$Advice, which Unicode reserves.*remove it"
+        "$failure" | Should -Not -Match "\(Parameter '"
+        Assert-SessionUsable
+    }
+
+    It 'a reference -Name with a NUL: refused at import, before any picture is read' {
+        $name = "ki`0ra"
+        $failure = Get-OnlyFailure { Import-MnemosyneReference $picture -Name $name }
+        Assert-Failure $failure -Category InvalidArgument -Target $name -ErrorId 'InvalidReferenceName' -Advice 'The reference name has the control character U\+0000 at position 3; remove it'
+        "$failure" | Should -Not -Match "\(Parameter '"
+        Assert-SessionUsable
+    }
+
+    It 'a saved reference whose name holds a NUL: InvalidData, naming the file' {
+        $path = Join-Path $TestDrive 'nul-name.json'
+        $saved = Join-Path $TestDrive 'plain-name.json'
+        $reference | Export-MnemosyneReference -Path $saved -Force
+        Set-Content $path ((Get-Content -Raw $saved) -replace '"name": "kira"', '"name": "ki\u0000ra"') -NoNewline
+        (Get-Content -Raw $path) | Should -Match 'ki\\u0000ra'
+        $failure = Get-OnlyFailure { Import-MnemosyneReference $path }
+        Assert-Failure $failure -Category InvalidData -Target $path -ErrorId 'SavedReferenceUnreadable' -Advice "saved reference's name has the control character U\+0000 at position 3.*Correct it in the file"
+    }
+
+    It 'Export-MnemosyneReference of a reference holding NaN: refused (Import would refuse the file), nothing written' {
+        $embedding = [float[]]$reference.Embedding.Clone()
+        $embedding[7] = [float]::NaN
+        $damaged = [Mnemosyne.Engine.Pipeline.CharacterReference]@{ Name = 'kira'; Encoder = $reference.Encoder; Created = $reference.Created; Sources = $reference.Sources; Embedding = $embedding }
+        $path = Join-Path $TestDrive 'nan-kira.json'
+        $failure = Get-OnlyFailure { $damaged | Export-MnemosyneReference -Path $path }
+        Assert-Failure $failure -Category InvalidArgument -Target $damaged -ErrorId 'ReferenceDamaged' -Advice "The reference 'kira' holds NaN at position 8 of its embedding.*cannot be saved.*Import its pictures again"
+        "$failure" | Should -Not -Match "\(Parameter '"
+        $path | Should -Not -Exist
+        Get-ChildItem $TestDrive -Force -Filter '*.tmp' | Should -BeNullOrEmpty
+    }
+}

@@ -39,8 +39,15 @@ public sealed record CharacterReference
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
+    /// <exception cref="ArgumentException">The embedding holds a non-finite value, which Load would refuse.</exception>
     public void Save(Stream stream)
-        => JsonSerializer.Serialize(stream, new FileModel(FormatName, FormatVersion, Name, Encoder, Created, Sources.ToArray(), Embedding), Json);
+    {
+        if (Array.FindIndex(Embedding, v => !float.IsFinite(v)) is var bad and >= 0)
+            throw new ArgumentException(
+                $"The reference '{Name}' holds {Embedding[bad]} at position {bad + 1} of its embedding, so it is damaged and cannot be saved (it could not be read back). " +
+                "Import its pictures again with Import-MnemosyneReference.", nameof(Embedding));
+        JsonSerializer.Serialize(stream, new FileModel(FormatName, FormatVersion, Name, Encoder, Created, Sources.ToArray(), Embedding), Json);
+    }
 
     public static CharacterReference Load(string path)
     {
@@ -66,6 +73,14 @@ public sealed record CharacterReference
             throw new InvalidDataException($"{path}: the saved embedding is empty or holds non-finite values; the file is corrupted. Export it again.");
         if (string.IsNullOrWhiteSpace(model.Encoder) || string.IsNullOrWhiteSpace(model.Name))
             throw new InvalidDataException($"{path}: the saved reference has no name or encoder; the file is corrupted. Export it again.");
+        try
+        {
+            SceneRequest.CheckText(model.Name, nameof(Name), "saved reference's name");
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message[..e.Message.IndexOf(" (Parameter '", StringComparison.Ordinal)]} Correct it in the file, or import the pictures again with a plain -Name.", e);
+        }
         return new CharacterReference
         {
             Name = model.Name,

@@ -99,19 +99,25 @@ public sealed record SceneRequest
     }
 
     /// <summary>
-    /// Text that is not valid Unicode, or holds control characters other than tab and line breaks, comes
-    /// from a binary file or a wrong encoding; a NUL could not even be saved in the PNG's text chunk.
+    /// Text that is not valid Unicode, or holds control characters other than tab and line breaks or
+    /// noncharacters (U+FFFE, U+FDD0…), comes from a binary file or a wrong encoding; a NUL could not even be
+    /// saved in the PNG's text chunk, and Unicode normalization refuses a noncharacter.
     /// </summary>
-    private static void CheckText(string text, string name, string what)
+    /// <param name="name">The setting, for the exception's ParamName.</param>
+    /// <param name="what">The text as the user knows it ("prompt", "reference name").</param>
+    /// <exception cref="ArgumentException">The text is one of those.</exception>
+    public static void CheckText(string text, string name, string what)
     {
         for (int i = 0; i < text.Length; i++)
         {
             char c = text[i];
             if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
             {
+                CheckNoncharacter(char.ConvertToUtf32(c, text[i + 1]), i, name, what);
                 i++;
                 continue;
             }
+            CheckNoncharacter(c, i, name, what);
             if (char.IsSurrogate(c))
                 throw new ArgumentException(
                     $"The {what} has an unpaired UTF-16 surrogate at position {i + 1}, so it is not valid Unicode text; type it again, or read its file with the right encoding.", name);
@@ -119,6 +125,14 @@ public sealed record SceneRequest
                 throw new ArgumentException(
                     $"The {what} has the control character U+{(int)c:X4} at position {i + 1}; remove it (was a binary file, or a file in another encoding, read as text?).", name);
         }
+    }
+
+    private static void CheckNoncharacter(int codePoint, int index, string name, string what)
+    {
+        if ((codePoint & 0xFFFE) == 0xFFFE || codePoint is >= 0xFDD0 and <= 0xFDEF)
+            throw new ArgumentException(
+                $"The {what} has the noncharacter U+{codePoint:X4} at position {index + 1}, which Unicode reserves and never uses as text; " +
+                "remove it (was a file in another encoding, or with a reversed byte-order mark, read as text?).", name);
     }
 
     private static void CheckSide(int value, string name)

@@ -27,7 +27,7 @@ public sealed class ExportMnemosyneReferenceCommand : MnemosyneCmdlet
     {
         var path = FileSystemPath(Path);
         if (!ShouldProcess(path, $"Save character reference '{Reference.Name}'")) return;
-        if (OutputFiles.CheckWritable(path, Force) is { } problem)
+        if (OutputFiles.CheckWritable(path, Force, InvokeProvider) is { } problem)
         {
             WriteError(problem);
             return;
@@ -35,6 +35,12 @@ public sealed class ExportMnemosyneReferenceCommand : MnemosyneCmdlet
         try
         {
             AtomicFile.Write(path, Reference.Save, Force);
+        }
+        catch (ArgumentException e) when (e.ParamName == nameof(CharacterReference.Embedding))
+        {
+            // The reference itself cannot be saved (a non-finite value); nothing was written.
+            WriteError(ErrorRecords.From(e, "ReferenceDamaged", Reference));
+            return;
         }
         catch (Exception e)
         {

@@ -25,6 +25,20 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
 
+    /// <summary>A name that cannot be written into a PNG's text (a NUL, say) is refused here, not when each scene made with it is saved.</summary>
+    protected override void BeginProcessing()
+    {
+        if (Name is null) return;
+        try
+        {
+            SceneRequest.CheckText(Name, nameof(Name), "reference name");
+        }
+        catch (ArgumentException e)
+        {
+            ThrowTerminatingError(ErrorRecords.From(e, "InvalidReferenceName", Name));
+        }
+    }
+
     protected override void ProcessRecord()
     {
         foreach (var path in Path)

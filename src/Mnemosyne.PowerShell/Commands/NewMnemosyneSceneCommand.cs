@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Management.Automation;
+using System.Reflection;
 using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Sampling;
@@ -107,12 +108,28 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [ValidateRange(1, SceneRequest.MaxSteps)]
     public int PreviewEvery { get; set; } = 1;
 
+    /// <summary>
+    /// The piped object itself, beside what PowerShell binds from it: binding by property name silently skips a value
+    /// it cannot convert (Seed=abc) and binds a row without a Prompt column as its text, so each row is checked here.
+    /// </summary>
+    [Parameter(ValueFromPipeline = true, DontShow = true)]
+    public PSObject? InputObject { get; set; }
+
+    /// <summary>The parameters a piped object's properties bind to, by name (as PowerShell matches them: ignoring case).</summary>
+    private static readonly Dictionary<string, PropertyInfo> ByPropertyName = typeof(NewMnemosyneSceneCommand).GetProperties()
+        .Where(p => p.GetCustomAttributes<ParameterAttribute>().Any(a => a.ValueFromPipelineByPropertyName))
+        .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+
     private bool warnedOfBaseUnet;
     private PreviewSettings? preview;
+    private HashSet<string> givenOnCommandLine = null!;
+    private readonly HashSet<string> warnedColumns = new(StringComparer.OrdinalIgnoreCase);
+    private int inputCount;
 
     /// <summary>A preview that cannot be written is refused before any scene is made.</summary>
     protected override void BeginProcessing()
     {
+        givenOnCommandLine = new HashSet<string>(MyInvocation.BoundParameters.Keys, StringComparer.OrdinalIgnoreCase);
         if (PreviewPath is null)
         {
             if (MyInvocation.BoundParameters.ContainsKey(nameof(PreviewEvery)))
@@ -137,12 +154,14 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
                 "PreviewNotPng", ErrorCategory.InvalidArgument, path));
         }
         // Each preview replaces the one before, so an existing file is no obstacle.
-        if (OutputFiles.CheckWritable(path, force: true) is { } problem) ThrowTerminatingError(problem);
+        if (OutputFiles.CheckWritable(path, force: true, InvokeProvider) is { } problem) ThrowTerminatingError(problem);
         preview = new PreviewSettings { Path = path, Every = PreviewEvery };
     }
 
     protected override void ProcessRecord()
     {
+        if (InputObject is not null) inputCount++;
+        if (!CheckPipedObject()) return;
         var request = BuildRequest();
         if (request is null) return;
 
@@ -193,13 +212,93 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         WriteObject(scene);
     }
 
+    /// <summary>
+    /// Whether the piped object (if any) can make a scene: a string or a reference passes; an object needs a Prompt
+    /// property (unless -Prompt is given) and properties that convert to the parameters they name, or it is one error
+    /// naming it and its bad properties. Columns that name no parameter are warned of once.
+    /// </summary>
+    private bool CheckPipedObject()
+    {
+        if (InputObject?.BaseObject is not { } piped) return true;
+        // PowerShell binds the values that convert and skips the rest without a word (and may keep an earlier row's
+        // value), so the settings are taken from each row here, each converted as PowerShell converts it.
+        foreach (var parameter in ByPropertyName.Values)
+        {
+            if (parameter.Name != nameof(Prompt) && !givenOnCommandLine.Contains(parameter.Name)) parameter.SetValue(this, null);
+        }
+        if (piped is string or CharacterReference || piped.GetType().IsPrimitive) return true;
+
+        var properties = InputObject.Properties.Where(p => p.IsGettable).ToList();
+        var row = string.Create(CultureInfo.InvariantCulture, $"Piped object {inputCount}");
+        if (!givenOnCommandLine.Contains(nameof(Prompt)) && !properties.Any(p => p.Name.Equals(nameof(Prompt), StringComparison.OrdinalIgnoreCase)))
+        {
+            var names = properties.Select(p => p.Name).ToList();
+            var has = names.Count == 0 ? "no properties" : "only " + string.Join(", ", names.Take(12).Select(n => $"'{n}'")) + (names.Count > 12 ? ", …" : "");
+            var delimiter = names.Count == 1 && names[0].IndexOfAny([';', '\t', '|']) >= 0
+                ? " Its one column name holds separators: if the file is not comma-separated, give Import-Csv its -Delimiter (for example -Delimiter ';')."
+                : "";
+            WriteError(ErrorRecords.Create(
+                $"{row} has no Prompt property (it has {has}), so it cannot make a scene. Give each row a Prompt column, or give -Prompt.{delimiter}",
+                "NoPromptProperty", ErrorCategory.InvalidArgument, InputObject));
+            return false;
+        }
+
+        var bad = new List<string>();
+        foreach (var property in properties)
+        {
+            if (!ByPropertyName.TryGetValue(property.Name, out var parameter))
+            {
+                if (piped is PSCustomObject && warnedColumns.Add(property.Name))
+                {
+                    WriteWarning($"The column '{property.Name}' names no parameter of New-MnemosyneScene, so it is ignored. " +
+                        $"The columns it takes: {string.Join(", ", ByPropertyName.Keys)}.");
+                }
+                continue;
+            }
+            if (parameter.Name == nameof(Prompt) || givenOnCommandLine.Contains(parameter.Name)) continue;
+            var value = property.Value is PSObject wrapped ? wrapped.BaseObject : property.Value;
+            if (value is null || value is string text && string.IsNullOrWhiteSpace(text)) continue;
+            var type = Nullable.GetUnderlyingType(parameter.PropertyType) ?? parameter.PropertyType;
+            try
+            {
+                parameter.SetValue(this, LanguagePrimitives.ConvertTo(value, type, CultureInfo.InvariantCulture));
+            }
+            catch (PSInvalidCastException)
+            {
+                bad.Add($"{property.Name} is '{value}', which is not {Expected(type)}");
+            }
+        }
+        if (bad.Count == 0) return true;
+        WriteError(ErrorRecords.Create(
+            $"{row}: {string.Join("; ", bad)}. Correct {(bad.Count == 1 ? "that value" : "those values")}, or leave {(bad.Count == 1 ? "it" : "them")} empty for the default; no scene was made from it.",
+            "InvalidPipedValue", ErrorCategory.InvalidArgument, InputObject));
+        return false;
+    }
+
+    /// <summary>What a value of a parameter's type looks like, for an error about one that is not.</summary>
+    private static string Expected(Type type) => type switch
+    {
+        _ when type.IsEnum => "one of " + string.Join(", ", Enum.GetNames(type)),
+        _ when type == typeof(int) || type == typeof(long) => "a whole number",
+        _ when type == typeof(float) || type == typeof(double) => "a number",
+        _ => $"a {type.Name}",
+    };
+
+    /// <summary>Where a piped prompt came from, when Get-Content says (its line and file), for an error about it.</summary>
+    private string PromptSource()
+    {
+        if (InputObject?.BaseObject is not string || InputObject.Properties["ReadCount"]?.Value is not { } line) return "";
+        var file = InputObject.Properties["PSPath"]?.Value is string psPath ? " of " + SessionState.Path.GetUnresolvedProviderPathFromPSPath(psPath) : "";
+        return string.Create(CultureInfo.InvariantCulture, $" (line {line}{file})");
+    }
+
     /// <summary>The request for this input, or null (after writing a non-terminating error) when the input is unusable.</summary>
     private SceneRequest? BuildRequest()
     {
         if (string.IsNullOrWhiteSpace(Prompt))
         {
             WriteError(ErrorRecords.Create(
-                $"The prompt is {(Prompt.Length == 0 ? "empty" : "only white space")}; describe the scene (for example New-MnemosyneScene 'a knight in the rain'). " +
+                $"The prompt{PromptSource()} is {(Prompt.Length == 0 ? "empty" : "only white space")}; describe the scene (for example New-MnemosyneScene 'a knight in the rain'). " +
                 "To skip the blank lines of a prompt file, filter them out: Get-Content prompts.txt | Where-Object { $_.Trim() } | New-MnemosyneScene.",
                 "EmptyPrompt", ErrorCategory.InvalidArgument, Prompt));
             return null;
