@@ -161,7 +161,7 @@ public sealed class ModelInstaller : IDisposable
                 }
                 catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
                 {
-                    throw new TimeoutException($"No data for {options.ReadTimeout.TotalSeconds:0} s.");
+                    throw new TimeoutException($"No data for {options.ReadTimeout.TotalSeconds:0.###} s.");
                 }
                 if (read == 0) break;
                 await output.WriteAsync(buffer.AsMemory(0, read), cancellation).ConfigureAwait(false);
