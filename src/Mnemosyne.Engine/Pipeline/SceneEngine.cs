@@ -275,6 +275,7 @@ public sealed class SceneEngine : IDisposable
             var image = SdxlPipeline.Decode(decoder, latents, cancellation);
             // The encoders load on demand, so their cache's warnings arrive with the scene that loaded them.
             if (SessionCache is not null) warnings.AddRange(SessionCache.TakeWarnings());
+            warnings.AddRange(ConvertedWeightCache.TakeWarnings());
             return new Scene
             {
                 Image = image,
