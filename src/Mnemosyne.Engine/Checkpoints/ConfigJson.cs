@@ -28,7 +28,9 @@ public static class ConfigJson
         }
         catch (JsonException e)
         {
-            throw new CheckpointException($"{path}: not a valid {typeof(T).Name} config ({e.Message}). Restore it from the model's download.", path, null, e);
+            // A converter's own message does not say where it failed; the serializer's path does.
+            var key = e.Path is { } at && !e.Message.Contains(at, StringComparison.Ordinal) ? $", at {at}" : "";
+            throw new CheckpointException($"{path}: not a valid {typeof(T).Name} config ({e.Message}{key}). Restore it from the model's download.", path, null, e);
         }
     }
 
