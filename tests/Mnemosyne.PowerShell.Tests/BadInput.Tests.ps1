@@ -677,3 +677,29 @@ New-FakeScene -Seed 8 | Save-MnemosyneImage -Path '$folder/small.png'
         Get-Content -Raw (Join-Path $folder 'existing.png') | Should -Be 'precious'
     }
 }
+
+Describe 'Bad install settings for Install-MnemosyneModel' {
+    AfterEach {
+        $env:HF_ENDPOINT = $null
+    }
+
+    It 'HF_ENDPOINT that is not http(s): InvalidArgument, naming the value, before anything is fetched' {
+        $env:HF_ENDPOINT = 'ftp://mirror.example'
+        $failure = Get-OnlyFailure { Install-MnemosyneModel taesdxl -CachePath (Join-Path $TestDrive 'hub-ftp') -Confirm:$false }
+        Assert-Failure $failure -Category InvalidArgument -Target 'ftp://mirror.example' -Advice 'not an http\(s\) URL\. Set it to one such as https://huggingface\.co' -ErrorId 'InvalidHubEndpoint'
+        Assert-SessionUsable
+    }
+
+    It '-CachePath that is a file: InvalidArgument at once, naming it, not a missing lock file after retries' {
+        $file = Join-Path $TestDrive 'hub-cache-file'
+        Set-Content $file 'not a folder'
+        $env:HF_ENDPOINT = 'http://127.0.0.1:9'
+        $elapsed = Measure-Command {
+            $script:failure = Get-OnlyFailure { Install-MnemosyneModel taesdxl -CachePath $file -Confirm:$false }
+        }
+        Assert-Failure $failure -Category InvalidArgument -Target $file -Advice 'is a file, not a folder\. Give the folder of a Hugging Face hub cache' -ErrorId 'ModelCacheNotAFolder'
+        $elapsed.TotalSeconds | Should -BeLessThan 5
+        Get-Content $file | Should -Be 'not a folder'
+        Assert-SessionUsable
+    }
+}

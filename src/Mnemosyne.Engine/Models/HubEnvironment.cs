@@ -34,7 +34,7 @@ public static class HubEnvironment
     {
         var endpoint = NonEmpty(variable("HF_ENDPOINT")) ?? DefaultEndpoint;
         if (!Uri.TryCreate(endpoint.TrimEnd('/'), UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            throw new ArgumentException($"HF_ENDPOINT '{endpoint}' is not an http(s) URL such as {DefaultEndpoint}.");
+            throw new ArgumentException($"HF_ENDPOINT '{endpoint}' is not an http(s) URL. Set it to one such as {DefaultEndpoint} (or a mirror's), or remove it.");
         return uri;
     }
 

@@ -18,8 +18,12 @@ public sealed class ModelInstaller : IDisposable
     private readonly HubOptions options;
     private readonly HubClient client;
 
+    /// <exception cref="ArgumentException">The cache root is a file.</exception>
     public ModelInstaller(HubOptions options)
     {
+        // Caught here, not as a failed lock file after a round of retries.
+        if (File.Exists(options.CacheRoot))
+            throw new ArgumentException($"The model cache {options.CacheRoot} is a file, not a folder. Give the folder of a Hugging Face hub cache (or a new folder's path).");
         this.options = options;
         Cache = new HubCache(options.CacheRoot);
         client = new HubClient(options);
