@@ -233,7 +233,9 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
     {
         try
         {
-            return ModelCatalog.Default(OptionalPath(cachePath));
+            var catalog = ModelCatalog.Default(OptionalPath(cachePath));
+            foreach (var warning in catalog.Warnings) WriteWarning(warning);
+            return catalog;
         }
         catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
         {

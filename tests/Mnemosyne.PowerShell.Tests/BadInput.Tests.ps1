@@ -681,6 +681,22 @@ New-FakeScene -Seed 8 | Save-MnemosyneImage -Path '$folder/small.png'
 Describe 'Bad install settings for Install-MnemosyneModel' {
     AfterEach {
         $env:HF_ENDPOINT = $null
+        $env:MNEMOSYNE_MODELS_PATH = $null
+    }
+
+    It 'a broken and a repeated manifest in MNEMOSYNE_MODELS_PATH: each skipped with a warning naming it, the other models listed' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'manifests')
+        Copy-Item (Join-Path $PSScriptRoot '../../models/*.json') $folder
+        Copy-Item (Join-Path $folder 'taesdxl.json') (Join-Path $folder 'zz-taesdxl-copy.json')
+        Set-Content (Join-Path $folder 'broken.json') '{ "name": '
+        $env:MNEMOSYNE_MODELS_PATH = $folder.FullName
+        $models = Get-MnemosyneModel -CachePath (Join-Path $TestDrive 'hub-manifests') -WarningVariable warnings -WarningAction SilentlyContinue -ErrorAction Stop
+        $models.Name | Should -Contain 'sdxl-base-1.0'
+        @($models | Where-Object Name -EQ 'taesdxl').Count | Should -Be 1
+        $warnings.Count | Should -Be 2
+        "$($warnings[0])" | Should -Match 'broken\.json: not a valid model manifest.*skipped'
+        "$($warnings[1])" | Should -Match "both named 'taesdxl'.*zz-taesdxl-copy\.json; the second is skipped"
+        Assert-SessionUsable
     }
 
     It 'HF_ENDPOINT that is not http(s): InvalidArgument, naming the value, before anything is fetched' {
