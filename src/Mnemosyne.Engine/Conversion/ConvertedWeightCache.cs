@@ -95,8 +95,11 @@ public static class ConvertedWeightCache
         {
             // Another process may have written the same file meanwhile; only without one is this a failure.
             if (TryOpen(path, identity, weights) is { } written) return written;
+            var advice = FileInTheWay(folder) is { } file
+                ? $"{file} is a file, not a folder: move it, or choose another folder for converted weights"
+                : "Free some disk space or choose another folder for converted weights";
             throw new IOException($"Could not write the converted weights of {plan.Source.Path} to {path}: {e.Message} " +
-                "Free some disk space or choose another folder for converted weights (EngineOptions.ConvertedWeightsPath).", e);
+                $"{advice} (EngineOptions.ConvertedWeightsPath).", e);
         }
         DeleteStale(folder, $"{stem}-{readKey}-", path);
         return (Damage(path) is null ? TryOpen(path, identity, weights) : null)
@@ -135,6 +138,14 @@ public static class ConvertedWeightCache
             catch (UnauthorizedAccessException) { }
             throw;
         }
+    }
+
+    /// <summary>A file where <paramref name="folder"/> or one of the folders above it should be, if any.</summary>
+    private static string? FileInTheWay(string folder)
+    {
+        for (var at = folder; !string.IsNullOrEmpty(at); at = System.IO.Path.GetDirectoryName(at))
+            if (File.Exists(at)) return at;
+        return null;
     }
 
     /// <summary>Why the file at <paramref name="path"/> is not the one that was written; null when it is, or is not there.</summary>

@@ -182,7 +182,8 @@ public sealed class ConvertedWeightCacheTests : IDisposable
         var blocked = Path.Combine(dir, "not-a-folder");
         File.WriteAllText(blocked, "a file where the cache folder should be");
         var e = Assert.Throws<IOException>(() => ConvertedWeightCache.Open(Path.Combine(blocked, "model"), "unet", Plan(source)));
-        Assert.Contains(blocked, e.Message);
+        Assert.Contains($"{blocked} is a file, not a folder: move it, or choose another folder", e.Message);
+        Assert.DoesNotContain("disk space", e.Message);
         Assert.Contains("ConvertedWeightsPath", e.Message);
     }
 
