@@ -719,3 +719,15 @@ Describe 'Bad install settings for Install-MnemosyneModel' {
         Assert-SessionUsable
     }
 }
+
+Describe 'Non-finite values, refused where they enter' {
+    It 'a noise file holding NaN: InvalidArgument naming the file, before the scene is computed' {
+        $path = Join-Path $TestDrive 'nan-noise.npy'
+        $values = [float[]]::new(256)
+        $values[37] = [float]::NaN
+        [Mnemosyne.Engine.Tensors.NpyFile]::Write($path, [Mnemosyne.Engine.Tensors.FloatTensor]::new($values, [int[]](1, 4, 8, 8)))
+        $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 1 @tiny -InitialNoisePath $path }
+        Assert-Failure $failure -Category InvalidArgument -Target $path -Advice 'The initial noise holds NaN at value 37 of 256; noise must be finite numbers\. Make the file again\.$' -ErrorId 'InvalidSceneSetting'
+        Assert-SessionUsable
+    }
+}
