@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using System.Threading.Channels;
+using Mnemosyne.Engine.Conversion;
 using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
 
@@ -188,10 +189,14 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         }
     }
 
-    /// <summary>What the engine's session cache reports (an entry damaged or stale and replaced, one that could not be written).</summary>
+    /// <summary>
+    /// What the engine's caches report (a session entry damaged or stale and replaced, one that could not be written, a
+    /// damaged file of converted weights converted again).
+    /// </summary>
     internal void WriteEngineWarnings(SceneEngine engine)
     {
         foreach (var warning in engine.SessionCache?.TakeWarnings() ?? []) WriteWarning(warning);
+        foreach (var warning in ConvertedWeightCache.TakeWarnings()) WriteWarning(warning);
     }
 
     /// <summary>
@@ -228,7 +233,9 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
     {
         try
         {
-            return ModelCatalog.Default(OptionalPath(cachePath));
+            var catalog = ModelCatalog.Default(OptionalPath(cachePath));
+            foreach (var warning in catalog.Warnings) WriteWarning(warning);
+            return catalog;
         }
         catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
         {

@@ -876,4 +876,57 @@ Describe 'Text and references that could not be saved (issue 16)' {
         $path | Should -Not -Exist
         Get-ChildItem $TestDrive -Force -Filter '*.tmp' | Should -BeNullOrEmpty
     }
+
+Describe 'Bad install settings for Install-MnemosyneModel' {
+    AfterEach {
+        $env:HF_ENDPOINT = $null
+        $env:MNEMOSYNE_MODELS_PATH = $null
+    }
+
+    It 'a broken and a repeated manifest in MNEMOSYNE_MODELS_PATH: each skipped with a warning naming it, the other models listed' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'manifests')
+        Copy-Item (Join-Path $PSScriptRoot '../../models/*.json') $folder
+        Copy-Item (Join-Path $folder 'taesdxl.json') (Join-Path $folder 'zz-taesdxl-copy.json')
+        Set-Content (Join-Path $folder 'broken.json') '{ "name": '
+        $env:MNEMOSYNE_MODELS_PATH = $folder.FullName
+        $models = Get-MnemosyneModel -CachePath (Join-Path $TestDrive 'hub-manifests') -WarningVariable warnings -WarningAction SilentlyContinue -ErrorAction Stop
+        $models.Name | Should -Contain 'sdxl-base-1.0'
+        @($models | Where-Object Name -EQ 'taesdxl').Count | Should -Be 1
+        $warnings.Count | Should -Be 2
+        "$($warnings[0])" | Should -Match 'broken\.json: not a valid model manifest.*skipped'
+        "$($warnings[1])" | Should -Match "both named 'taesdxl'.*zz-taesdxl-copy\.json; the second is skipped"
+        Assert-SessionUsable
+    }
+
+    It 'HF_ENDPOINT that is not http(s): InvalidArgument, naming the value, before anything is fetched' {
+        $env:HF_ENDPOINT = 'ftp://mirror.example'
+        $failure = Get-OnlyFailure { Install-MnemosyneModel taesdxl -CachePath (Join-Path $TestDrive 'hub-ftp') -Confirm:$false }
+        Assert-Failure $failure -Category InvalidArgument -Target 'ftp://mirror.example' -Advice 'not an http\(s\) URL\. Set it to one such as https://huggingface\.co' -ErrorId 'InvalidHubEndpoint'
+        Assert-SessionUsable
+    }
+
+    It '-CachePath that is a file: InvalidArgument at once, naming it, not a missing lock file after retries' {
+        $file = Join-Path $TestDrive 'hub-cache-file'
+        Set-Content $file 'not a folder'
+        $env:HF_ENDPOINT = 'http://127.0.0.1:9'
+        $elapsed = Measure-Command {
+            $script:failure = Get-OnlyFailure { Install-MnemosyneModel taesdxl -CachePath $file -Confirm:$false }
+        }
+        Assert-Failure $failure -Category InvalidArgument -Target $file -Advice 'is a file, not a folder\. Give the folder of a Hugging Face hub cache' -ErrorId 'ModelCacheNotAFolder'
+        $elapsed.TotalSeconds | Should -BeLessThan 5
+        Get-Content $file | Should -Be 'not a folder'
+        Assert-SessionUsable
+    }
+}
+
+Describe 'Non-finite values, refused where they enter' {
+    It 'a noise file holding NaN: InvalidArgument naming the file, before the scene is computed' {
+        $path = Join-Path $TestDrive 'nan-noise.npy'
+        $values = [float[]]::new(256)
+        $values[37] = [float]::NaN
+        [Mnemosyne.Engine.Tensors.NpyFile]::Write($path, [Mnemosyne.Engine.Tensors.FloatTensor]::new($values, [int[]](1, 4, 8, 8)))
+        $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 1 @tiny -InitialNoisePath $path }
+        Assert-Failure $failure -Category InvalidArgument -Target $path -Advice 'The initial noise holds NaN at value 37 of 256; noise must be finite numbers\. Make the file again\.$' -ErrorId 'InvalidSceneSetting'
+        Assert-SessionUsable
+    }
 }

@@ -21,14 +21,32 @@ public static class ConfigJson
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Config file not found: {path}", path);
         // A checkpoint's defect: reported with the file's path, which callers show as the thing to fix.
+        T config;
         try
         {
-            return JsonSerializer.Deserialize<T>(File.ReadAllText(path), Options)
+            config = JsonSerializer.Deserialize<T>(File.ReadAllText(path), Options)
                 ?? throw new CheckpointException($"{path}: config is empty. Restore it from the model's download.", path);
         }
         catch (JsonException e)
         {
-            throw new CheckpointException($"{path}: not a valid {typeof(T).Name} config ({e.Message}). Restore it from the model's download.", path, null, e);
+            // A converter's own message does not say where it failed; the serializer's path does.
+            var key = e.Path is { } at && !e.Message.Contains(at, StringComparison.Ordinal) ? $", at {at}" : "";
+            throw new CheckpointException($"{path}: not a valid {typeof(T).Name} config ({e.Message}{key}). Restore it from the model's download.", path, null, e);
+        }
+        CheckEpsilons(config, path);
+        return config;
+    }
+
+    /// <summary>A normalisation's epsilon that is not positive makes NaN in every scene: refused where it is read.</summary>
+    private static void CheckEpsilons<T>(T config, string path)
+    {
+        foreach (var property in typeof(T).GetProperties())
+        {
+            if (!property.Name.EndsWith("Eps", StringComparison.Ordinal) || property.GetValue(config) is not float epsilon || epsilon > 0) continue;
+            var key = Options.PropertyNamingPolicy!.ConvertName(property.Name);
+            throw new CheckpointException(
+                $"{path}: {key} is {epsilon.ToString(System.Globalization.CultureInfo.InvariantCulture)}; a normalisation's epsilon must be a small positive number " +
+                "(diffusers' models use 1e-5 or 1e-6). Restore it from the model's download.", path);
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
@@ -13,12 +14,18 @@ namespace Mnemosyne.Engine.Conversion;
 /// managed memory). Each source checkpoint gets a folder, and every file a session reads lies in it, since
 /// ONNX Runtime takes external data from one folder per session. A file is named by its source's identity
 /// (path, size, modification time), the conversion's format and the list of weights the network reads, so a
-/// changed checkpoint or network gets a new file and the stale one is deleted.
+/// changed checkpoint or network gets a new file and the stale one is deleted. Beside each file lies its length and
+/// checksum (<see cref="FileChecksum"/>), recorded when it is written and checked at every open: a damaged file is
+/// converted again, with a warning (<see cref="TakeWarnings"/>).
 /// </summary>
 public static class ConvertedWeightCache
 {
     /// <summary>Changes whenever the conversion does, so files of an older engine are not reused.</summary>
     public const string Format = "mnemosyne-int8-block32-symmetric-1";
+
+    private const string ChecksumSuffix = ".checksum";
+
+    private static readonly ConcurrentQueue<string> Warnings = new();
 
     /// <summary>$XDG_CACHE_HOME/mnemosyne/converted-weights (else ~/.cache/…); %LOCALAPPDATA%\Mnemosyne\converted-weights on Windows.</summary>
     public static string DefaultRoot
@@ -35,6 +42,14 @@ public static class ConvertedWeightCache
         }
     }
 
+    /// <summary>What went wrong since the last call (a damaged file converted again), once each.</summary>
+    public static IReadOnlyList<string> TakeWarnings()
+    {
+        var taken = new List<string>();
+        while (Warnings.TryDequeue(out var warning)) taken.Add(warning);
+        return taken;
+    }
+
     /// <summary>The folder for the weights converted from <paramref name="sourcePath"/> (e.g. the UNet's file) for <paramref name="precision"/>.</summary>
     public static string FolderFor(string sourcePath, WeightPrecision precision, string? root = null)
     {
@@ -49,8 +64,9 @@ public static class ConvertedWeightCache
     /// ("unet", "ip-adapter"): the cached file when it is there and whole, else converted from the plan's source
     /// now (written to a temporary file and renamed, so a cut-short conversion leaves nothing half-written).
     /// </summary>
+    /// <param name="warn">Where a damaged file's warning goes; null queues it for <see cref="TakeWarnings"/>.</param>
     /// <exception cref="IOException">The folder cannot be written (the message names it).</exception>
-    public static ConvertedWeights Open(string folder, string stem, WeightConversionPlan plan)
+    public static ConvertedWeights Open(string folder, string stem, WeightConversionPlan plan, Action<string>? warn = null)
     {
         ArgumentNullException.ThrowIfNull(plan);
         var weights = plan.Weights;
@@ -59,7 +75,10 @@ public static class ConvertedWeightCache
         var readKey = Hash(System.IO.Path.GetFullPath(plan.Source.Path) + "|" + WeightList(weights), 8);
         var identity = Identity(plan.Source.Path, weights);
         var path = System.IO.Path.Combine(folder, $"{stem}-{readKey}-{Hash(identity, 16)}.safetensors");
-        if (TryOpen(path, identity, weights) is { } cached) return cached;
+        if (Damage(path) is { } damage)
+            (warn ?? Warnings.Enqueue)($"The converted weights of {plan.Source.Path} cached in {path} are damaged ({damage}); they are converted again.");
+        else if (TryOpen(path, identity, weights) is { } cached)
+            return cached;
 
         try
         {
@@ -76,17 +95,20 @@ public static class ConvertedWeightCache
         {
             // Another process may have written the same file meanwhile; only without one is this a failure.
             if (TryOpen(path, identity, weights) is { } written) return written;
+            var advice = FileInTheWay(folder) is { } file
+                ? $"{file} is a file, not a folder: move it, or choose another folder for converted weights"
+                : "Free some disk space or choose another folder for converted weights";
             throw new IOException($"Could not write the converted weights of {plan.Source.Path} to {path}: {e.Message} " +
-                "Free some disk space or choose another folder for converted weights (EngineOptions.ConvertedWeightsPath).", e);
+                $"{advice} (EngineOptions.ConvertedWeightsPath).", e);
         }
         DeleteStale(folder, $"{stem}-{readKey}-", path);
-        return TryOpen(path, identity, weights)
+        return (Damage(path) is null ? TryOpen(path, identity, weights) : null)
             ?? throw new InvalidDataException($"The converted weights just written to {path} do not read back whole; the disk may be failing.");
     }
 
     /// <summary>
-    /// Streams the file to a temporary name beside it and renames it into place, so it appears whole or not at all
-    /// (several GB: it cannot be staged in memory first).
+    /// Streams the file to a temporary name beside it, records its checksum beside it, and renames it into place, so it
+    /// appears whole or not at all (several GB: it cannot be staged in memory first).
     /// </summary>
     private static void WriteThenRename(string path, Action<Stream> write)
     {
@@ -98,15 +120,52 @@ public static class ConvertedWeightCache
                 write(stream);
                 stream.Flush(flushToDisk: true);
             }
+            // The checksum first: a file never appears without one (a concurrent writer's is the same, the conversion being deterministic).
+            var length = new FileInfo(temporary).Length;
+            var record = temporary + ChecksumSuffix;
+            File.WriteAllText(record, $"{length} {FileChecksum.Of(temporary, length)}\n");
+            File.Move(record, path + ChecksumSuffix, overwrite: true);
             File.Move(temporary, path, overwrite: true);
         }
         catch
         {
-            try { File.Delete(temporary); }
+            try
+            {
+                File.Delete(temporary);
+                File.Delete(temporary + ChecksumSuffix);
+            }
             catch (IOException) { } // the original failure is the one to report
             catch (UnauthorizedAccessException) { }
             throw;
         }
+    }
+
+    /// <summary>A file where <paramref name="folder"/> or one of the folders above it should be, if any.</summary>
+    private static string? FileInTheWay(string folder)
+    {
+        for (var at = folder; !string.IsNullOrEmpty(at); at = System.IO.Path.GetDirectoryName(at))
+            if (File.Exists(at)) return at;
+        return null;
+    }
+
+    /// <summary>Why the file at <paramref name="path"/> is not the one that was written; null when it is, or is not there.</summary>
+    private static string? Damage(string path)
+    {
+        var file = new FileInfo(path);
+        if (!file.Exists) return null;
+        string[] recorded;
+        try
+        {
+            recorded = File.ReadAllText(path + ChecksumSuffix).Split(' ', StringSplitOptions.TrimEntries);
+        }
+        catch (Exception e) when (e is FileNotFoundException or IOException or UnauthorizedAccessException)
+        {
+            return "its checksum is missing";
+        }
+        if (recorded.Length != 2 || !long.TryParse(recorded[0], NumberStyles.None, CultureInfo.InvariantCulture, out var length))
+            return "its checksum record is unreadable";
+        if (file.Length != length) return $"it has {file.Length} bytes, not {length}";
+        return FileChecksum.Of(path, length) == recorded[1] ? null : "it does not match its checksum";
     }
 
     private static ConvertedWeights? TryOpen(string path, string identity, IReadOnlyList<PlannedWeight> weights)
@@ -183,7 +242,11 @@ public static class ConvertedWeightCache
         foreach (var stale in Directory.EnumerateFiles(folder, prefix + "*.safetensors"))
         {
             if (stale == current) continue;
-            try { File.Delete(stale); }
+            try
+            {
+                File.Delete(stale);
+                File.Delete(stale + ChecksumSuffix);
+            }
             catch (IOException) { } // in use by another process: left for a later open
             catch (UnauthorizedAccessException) { }
         }

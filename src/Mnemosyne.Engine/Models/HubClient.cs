@@ -33,7 +33,7 @@ internal sealed class HubClient : IDisposable
             AllowAutoRedirect = false,
             AutomaticDecompression = DecompressionMethods.None,
             UseCookies = false,
-            ConnectTimeout = TimeSpan.FromSeconds(30),
+            ConnectTimeout = options.ConnectTimeout,
         })
         {
             Timeout = Timeout.InfiniteTimeSpan,
@@ -150,7 +150,17 @@ internal sealed class HubClient : IDisposable
         // Only the endpoint itself gets the token; a CDN it redirects to must not.
         if (options.Token is { Length: > 0 } token && SameOrigin(uri, options.Endpoint))
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        return await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellation).ConfigureAwait(false);
+        // A server that accepts and then says nothing would otherwise hold the install for ever.
+        using var silence = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        silence.CancelAfter(options.ReadTimeout);
+        try
+        {
+            return await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, silence.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+        {
+            throw new TimeoutException($"{uri.Host} did not answer within {options.ReadTimeout.TotalSeconds:0.###} s.");
+        }
     }
 
     private static bool SameOrigin(Uri a, Uri b) =>

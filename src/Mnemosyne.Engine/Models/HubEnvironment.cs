@@ -34,7 +34,7 @@ public static class HubEnvironment
     {
         var endpoint = NonEmpty(variable("HF_ENDPOINT")) ?? DefaultEndpoint;
         if (!Uri.TryCreate(endpoint.TrimEnd('/'), UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            throw new ArgumentException($"HF_ENDPOINT '{endpoint}' is not an http(s) URL such as {DefaultEndpoint}.");
+            throw new ArgumentException($"HF_ENDPOINT '{endpoint}' is not an http(s) URL. Set it to one such as {DefaultEndpoint} (or a mirror's), or remove it.");
         return uri;
     }
 
@@ -87,7 +87,13 @@ public sealed class HubOptions
     /// <summary>The wait after the first failure; it doubles after each further one.</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>How long a read may stall before the connection counts as broken (and is retried).</summary>
+    /// <summary>How long opening a connection may take before it counts as broken (and is retried).</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long a server may stay silent, before its answer's headers or between two reads of a body, before the
+    /// connection counts as broken (and is retried). Idle time, not the whole download's.
+    /// </summary>
     public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Written by hand so that the token can never reach a log through a ToString.</summary>

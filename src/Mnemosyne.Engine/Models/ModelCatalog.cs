@@ -61,6 +61,9 @@ public sealed class ModelCatalog
 
     public HubCache Cache { get; }
 
+    /// <summary>Manifests left out (damaged, or a name used twice), one sentence each.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
     /// <summary>Names a folder of manifests to use instead of the shipped ones (other revisions, or models of one's own).</summary>
     public const string ManifestFolderVariable = "MNEMOSYNE_MODELS_PATH";
 
@@ -71,8 +74,12 @@ public sealed class ModelCatalog
             : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(typeof(ModelCatalog).Assembly.Location)!, "models");
 
     /// <summary>The shipped manifests over the cache huggingface_hub would use in this process.</summary>
-    public static ModelCatalog Default(string? cacheRoot = null) =>
-        new(ModelManifest.LoadFolder(DefaultManifestFolder), cacheRoot is null ? HubCache.FromEnvironment() : new HubCache(cacheRoot));
+    public static ModelCatalog Default(string? cacheRoot = null)
+    {
+        var warnings = new List<string>();
+        var manifests = ModelManifest.LoadFolder(DefaultManifestFolder, warnings.Add);
+        return new(manifests, cacheRoot is null ? HubCache.FromEnvironment() : new HubCache(cacheRoot)) { Warnings = warnings };
+    }
 
     /// <summary>The manifest named <paramref name="name"/> (case-insensitive).</summary>
     public ModelManifest Get(string name) =>

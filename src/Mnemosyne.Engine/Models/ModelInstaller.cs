@@ -18,8 +18,12 @@ public sealed class ModelInstaller : IDisposable
     private readonly HubOptions options;
     private readonly HubClient client;
 
+    /// <exception cref="ArgumentException">The cache root is a file.</exception>
     public ModelInstaller(HubOptions options)
     {
+        // Caught here, not as a failed lock file after a round of retries.
+        if (File.Exists(options.CacheRoot))
+            throw new ArgumentException($"The model cache {options.CacheRoot} is a file, not a folder. Give the folder of a Hugging Face hub cache (or a new folder's path).");
         this.options = options;
         Cache = new HubCache(options.CacheRoot);
         client = new HubClient(options);
@@ -161,7 +165,7 @@ public sealed class ModelInstaller : IDisposable
                 }
                 catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
                 {
-                    throw new TimeoutException($"No data for {options.ReadTimeout.TotalSeconds:0} s.");
+                    throw new TimeoutException($"No data for {options.ReadTimeout.TotalSeconds:0.###} s.");
                 }
                 if (read == 0) break;
                 await output.WriteAsync(buffer.AsMemory(0, read), cancellation).ConfigureAwait(false);

@@ -116,15 +116,37 @@ public sealed partial record ModelManifest
     }
 
     /// <summary>Every *.json directly in <paramref name="folder"/>, sorted by name; names must be unique.</summary>
-    public static IReadOnlyList<ModelManifest> LoadFolder(string folder)
+    /// <param name="skip">
+    /// Takes a warning for each manifest that does not load or repeats an earlier one's name, which is then left out;
+    /// null makes either an error.
+    /// </param>
+    public static IReadOnlyList<ModelManifest> LoadFolder(string folder, Action<string>? skip = null)
     {
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"Model manifest folder not found: {folder}. It ships beside the engine as models/.");
-        var manifests = Directory.GetFiles(folder, "*.json").Order(StringComparer.Ordinal).Select(Load).ToList();
-        var duplicate = manifests.GroupBy(m => m.Name, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
-        if (duplicate is not null)
-            throw new InvalidDataException(
-                $"Two model manifests are both named '{duplicate.Key}': {string.Join(", ", duplicate.Select(m => m.SourcePath))}.");
+        var manifests = new List<ModelManifest>();
+        foreach (var path in Directory.GetFiles(folder, "*.json").Order(StringComparer.Ordinal))
+        {
+            ModelManifest manifest;
+            try
+            {
+                manifest = Load(path);
+            }
+            catch (Exception e) when (skip is not null && e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                // One bad file must not hide every model.
+                skip($"{e.Message.TrimEnd('.')}; the manifest is skipped, the other models are available. Fix or remove it.");
+                continue;
+            }
+            if (manifests.FirstOrDefault(m => string.Equals(m.Name, manifest.Name, StringComparison.OrdinalIgnoreCase)) is { } first)
+            {
+                var twins = $"Two model manifests are both named '{first.Name}': {first.SourcePath}, {manifest.SourcePath}";
+                if (skip is null) throw new InvalidDataException(twins + ".");
+                skip($"{twins}; the second is skipped. Rename or remove one of them.");
+                continue;
+            }
+            manifests.Add(manifest);
+        }
         return manifests;
     }
 

@@ -37,11 +37,6 @@ public sealed class SessionCache
     private const string ManifestFile = "manifest.json";
     private const string TemporarySuffix = ".tmp";
 
-    /// <summary>A data file up to this size is checksummed whole; a larger one in <see cref="Samples"/> samples of <see cref="SampleBytes"/>.</summary>
-    private const long WholeChecksumLimit = 64L << 20;
-    private const int Samples = 64;
-    private const int SampleBytes = 1 << 20;
-
     /// <summary>A temporary folder left this long is a writer's that ended without cleaning up (killed).</summary>
     private static readonly TimeSpan AbandonedAfter = TimeSpan.FromDays(1);
 
@@ -181,7 +176,7 @@ public sealed class SessionCache
     {
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite)) stream.Flush(flushToDisk: true);
         var length = new FileInfo(path).Length;
-        return new StoredFile(Path.GetFileName(path), length, Checksum(path, length));
+        return new StoredFile(Path.GetFileName(path), length, FileChecksum.Of(path, length));
     }
 
     private static void Verify(string path, StoredFile expected)
@@ -189,33 +184,7 @@ public sealed class SessionCache
         var file = new FileInfo(path);
         if (!file.Exists) throw new InvalidDataException($"{expected.Name} is missing");
         if (file.Length != expected.Length) throw new InvalidDataException($"{expected.Name} has {file.Length} bytes, not {expected.Length}");
-        if (Checksum(path, file.Length) != expected.Checksum) throw new InvalidDataException($"{expected.Name} does not match its checksum");
-    }
-
-    /// <summary>
-    /// SHA-256 of the whole file when it is small, else of samples spread over it: a truncated, cut or overwritten file
-    /// is caught without reading gigabytes at every open (a single flipped bit far from every sample is not).
-    /// </summary>
-    private static string Checksum(string path, long length)
-    {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[SampleBytes];
-        if (length <= WholeChecksumLimit)
-        {
-            int read;
-            while ((read = stream.Read(buffer)) > 0) hash.AppendData(buffer, 0, read);
-        }
-        else
-        {
-            for (int i = 0; i < Samples; i++)
-            {
-                stream.Position = (length - SampleBytes) * i / (Samples - 1);
-                stream.ReadExactly(buffer);
-                hash.AppendData(buffer);
-            }
-        }
-        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+        if (FileChecksum.Of(path, file.Length) != expected.Checksum) throw new InvalidDataException($"{expected.Name} does not match its checksum");
     }
 
     private Entry Locate(OnnxGraph graph, byte[] bytes, SessionSettings settings)

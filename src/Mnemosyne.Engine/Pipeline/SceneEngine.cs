@@ -107,7 +107,13 @@ public sealed class SceneEngine : IDisposable
         {
             Threads = options.Threads, Precision = options.Precision, ConvertedWeightsRoot = options.ConvertedWeightsPath, SessionCache = sessionCache,
         };
-        var schedulerConfig = ReadCheckpointFile(model.SchedulerConfigPath, SchedulerConfig.Load);
+        var schedulerConfig = ReadCheckpointFile(model.SchedulerConfigPath, path =>
+        {
+            var config = SchedulerConfig.Load(path);
+            // A config that makes no training schedule (num_train_timesteps 0, bad betas) is refused here, not at every scene.
+            TrainingSchedule.From(config, pinTerminalAlphaCumprod: false);
+            return config;
+        });
         var tokenizer = ReadCheckpointFile(model.Tokenizer, ClipTokenizer.Load);
         var tokenizer2 = ReadCheckpointFile(model.Tokenizer2, ClipTokenizer.Load);
 
@@ -275,6 +281,7 @@ public sealed class SceneEngine : IDisposable
             var image = SdxlPipeline.Decode(decoder, latents, cancellation);
             // The encoders load on demand, so their cache's warnings arrive with the scene that loaded them.
             if (SessionCache is not null) warnings.AddRange(SessionCache.TakeWarnings());
+            warnings.AddRange(ConvertedWeightCache.TakeWarnings());
             return new Scene
             {
                 Image = image,

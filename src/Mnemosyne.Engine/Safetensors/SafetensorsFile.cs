@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Mnemosyne.Engine.Safetensors;
 
@@ -50,8 +51,11 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
         if (length < 8 || stream.ReadAtLeast(prefix, 8, throwOnEndOfStream: false) < 8)
             throw new CheckpointException($"{path}: file is too short to be a safetensors file ({length} bytes); {Damaged}.", path);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
-        if (headerLength < 2 || headerLength > (ulong)MaxHeaderLength || headerLength > (ulong)(length - 8))
+        if (headerLength < 2 || headerLength > (ulong)(length - 8))
             throw new CheckpointException($"{path}: bad safetensors header length {headerLength} for a file of {length} bytes (truncated or not a safetensors file); {Damaged}.", path);
+        if (headerLength > MaxHeaderLength)
+            throw new CheckpointException(
+                $"{path}: its safetensors header declares {headerLength} bytes, over the {MaxHeaderLength >> 20} MB this reader accepts (real checkpoints' headers are far smaller); {Damaged}.", path);
         var header = new byte[headerLength];
         stream.ReadExactly(header);
         long dataStart = 8 + (long)headerLength;
@@ -61,6 +65,9 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
 
     private static (Dictionary<string, TensorInfo>, Dictionary<string, string>) ParseHeader(string path, byte[] header, long dataStart, long dataLength)
     {
+        // The JSON reader checks the UTF-8 of values only when they are read, and names nothing when it fails.
+        if (!Utf8.IsValid(header))
+            throw new CheckpointException($"{path}: safetensors header is not valid UTF-8; {Damaged}.", path);
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }
         catch (JsonException e) { throw new CheckpointException($"{path}: safetensors header is not valid JSON ({e.Message}); {Damaged}.", path, null, e); }
@@ -79,7 +86,8 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
                         metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
                 continue;
             }
-            result.Add(entry.Name, ParseTensor(path, entry.Name, entry.Value, dataStart, dataLength));
+            if (!result.TryAdd(entry.Name, ParseTensor(path, entry.Name, entry.Value, dataStart, dataLength)))
+                throw new CheckpointException($"{path}: tensor '{entry.Name}' is named twice in the safetensors header; {Damaged}.", path, entry.Name);
         }
 
         // Tensors may not overlap: sort by start and check each begins after the previous ends.

@@ -30,8 +30,9 @@ public sealed class DdimScheduler : SchedulerBase
         clipRange = config.ClipSample ?? true ? (float)(config.ClipSampleRange ?? DefaultClipSampleRange) : null;
         Spacing = spacing ?? config.SpacingOr(TimestepSpacing.Leading);
         stepRatio = schedule.TrainTimesteps / steps;
-        timesteps = InferenceTimesteps.ForDdim(Spacing, schedule.TrainTimesteps, steps, config.StepsOffset ?? 0)
-            .Select(t => (float)t).ToArray();
+        var integerTimesteps = InferenceTimesteps.ForDdim(Spacing, schedule.TrainTimesteps, steps, config.StepsOffset ?? 0);
+        CheckTimesteps(integerTimesteps, schedule.TrainTimesteps, steps, Spacing);
+        timesteps = integerTimesteps.Select(t => (float)t).ToArray();
     }
 
     public TimestepSpacing Spacing { get; }

@@ -40,7 +40,11 @@ public sealed class DpmSolverMultistepScheduler : SchedulerBase
             sigmas = KarrasSigmas.Ramp(config.SigmaMin ?? schedule.Sigmas[0], config.SigmaMax ?? schedule.Sigmas[^1], steps);
             integerTimesteps = sigmas.Select(s => (long)ReferenceArithmetic.Round(KarrasSigmas.SigmaToTimestep(s, schedule.LogSigmas))).ToArray();
         }
-        else sigmas = integerTimesteps.Select(t => ReferenceArithmetic.NumpyInterp(t, schedule.Sigmas)).ToArray();
+        else
+        {
+            CheckTimesteps(integerTimesteps, schedule.TrainTimesteps, steps, Spacing);
+            sigmas = integerTimesteps.Select(t => ReferenceArithmetic.NumpyInterp(t, schedule.Sigmas)).ToArray();
+        }
 
         float finalSigma = config.FinalSigmasType switch
         {

@@ -51,6 +51,23 @@ public abstract class SchedulerBase : IScheduler
 
     public ReadOnlySpan<float> PredictedOriginal => predictedOriginal;
 
+    /// <summary>
+    /// Refuses a step count whose timesteps (descending) leave the trained ones or repeat: diffusers then indexes past
+    /// the schedule's end, or takes a step of zero length and divides by it.
+    /// </summary>
+    private protected void CheckTimesteps(IReadOnlyList<long> timesteps, int trainTimesteps, int steps, TimestepSpacing spacing)
+    {
+        for (int i = 0; i < timesteps.Count; i++)
+        {
+            bool outside = timesteps[i] < 0 || timesteps[i] >= trainTimesteps;
+            if (!outside && (i == 0 || timesteps[i] < timesteps[i - 1])) continue;
+            var problem = outside ? $"reach timestep {timesteps[i]}, outside the model's 0 to {trainTimesteps - 1}" : $"take timestep {timesteps[i]} twice";
+            throw new ArgumentOutOfRangeException(nameof(steps), steps,
+                $"{Kind} with {spacing} timestep spacing and steps_offset {Config.StepsOffset ?? 0} cannot take {steps} steps: its timesteps would {problem}. " +
+                "Use fewer steps or another scheduler.");
+        }
+    }
+
     private protected virtual void ScaleModelInputCore(Span<float> sample, int stepIndex)
     {
     }

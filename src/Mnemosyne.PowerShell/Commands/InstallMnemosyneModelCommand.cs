@@ -31,9 +31,26 @@ public sealed class InstallMnemosyneModelCommand : MnemosyneCmdlet
     protected override void BeginProcessing()
     {
         catalog = OpenModelCatalog(CachePath);
-        var environment = HubEnvironment.FromProcess();
+        HubOptions environment;
+        try
+        {
+            environment = HubEnvironment.FromProcess();
+        }
+        catch (ArgumentException e)
+        {
+            ThrowTerminatingError(ErrorRecords.From(e, "InvalidHubEndpoint", Environment.GetEnvironmentVariable("HF_ENDPOINT")));
+            throw;
+        }
         var options = new HubOptions { CacheRoot = catalog.Cache.Root, Endpoint = environment.Endpoint, Token = environment.Token };
-        installer = new ModelInstaller(options);
+        try
+        {
+            installer = new ModelInstaller(options);
+        }
+        catch (ArgumentException e)
+        {
+            ThrowTerminatingError(ErrorRecords.From(e, "ModelCacheNotAFolder", options.CacheRoot));
+            throw;
+        }
         WriteVerbose($"Hub {options.Endpoint}, cache {options.CacheRoot}, {(options.Token is null ? "no token" : "with a token")}.");
     }
 

@@ -80,7 +80,7 @@ public sealed class ConvertedWeightCacheTests : IDisposable
             AssertHolds(again, 0.125f);
         }
         Assert.Equal(written, File.GetLastWriteTimeUtc(path));
-        Assert.Single(Directory.GetFiles(Folder));
+        Assert.Single(Directory.GetFiles(Folder, "*.safetensors"));
     }
 
     [Fact]
@@ -100,7 +100,7 @@ public sealed class ConvertedWeightCacheTests : IDisposable
             AssertHolds(converted, 0.75f);
         }
         Assert.False(File.Exists(first));
-        Assert.Single(Directory.GetFiles(Folder));
+        Assert.Single(Directory.GetFiles(Folder, "*.safetensors"));
     }
 
     [Fact]
@@ -114,6 +114,47 @@ public sealed class ConvertedWeightCacheTests : IDisposable
         using var again = ConvertedWeightCache.Open(Folder, "unet", Plan(source));
         Assert.Equal(path, again.Path);
         AssertHolds(again, 0.125f);
+    }
+
+    [Fact]
+    public void AFileOverwrittenInPlace_FailsItsChecksum_AndIsConvertedAgainWithAWarning()
+    {
+        using var source = SafetensorsFile.Open(WriteSource(0.125f));
+        string path;
+        using (var converted = ConvertedWeightCache.Open(Folder, "unet", Plan(source))) path = converted.Path;
+        // Zeroes over the quantised blocks: the header still reads, the size and the modification time of the source are unchanged.
+        var length = new FileInfo(path).Length;
+        using (var stream = new FileStream(path, FileMode.Open))
+        {
+            stream.Position = length - 200;
+            stream.Write(new byte[100]);
+        }
+
+        var warnings = new List<string>();
+        using var again = ConvertedWeightCache.Open(Folder, "unet", Plan(source), warnings.Add);
+
+        Assert.Equal(path, again.Path);
+        AssertHolds(again, 0.125f);
+        var warning = Assert.Single(warnings);
+        Assert.Contains(path, warning);
+        Assert.Contains("does not match its checksum", warning);
+        Assert.Contains("converted again", warning);
+    }
+
+    [Fact]
+    public void AFileWithoutItsChecksum_IsConvertedAgainWithAWarning()
+    {
+        using var source = SafetensorsFile.Open(WriteSource(0.125f));
+        string path;
+        using (var converted = ConvertedWeightCache.Open(Folder, "unet", Plan(source))) path = converted.Path;
+        File.Delete(Assert.Single(Directory.GetFiles(Folder, "*.checksum")));
+
+        var warnings = new List<string>();
+        using (var again = ConvertedWeightCache.Open(Folder, "unet", Plan(source), warnings.Add)) AssertHolds(again, 0.125f);
+        using (ConvertedWeightCache.Open(Folder, "unet", Plan(source), warnings.Add)) { }
+
+        Assert.Contains("its checksum is missing", Assert.Single(warnings));
+        Assert.Equal([path + ".checksum"], Directory.GetFiles(Folder, "*.checksum"));
     }
 
     [Fact]
@@ -141,7 +182,8 @@ public sealed class ConvertedWeightCacheTests : IDisposable
         var blocked = Path.Combine(dir, "not-a-folder");
         File.WriteAllText(blocked, "a file where the cache folder should be");
         var e = Assert.Throws<IOException>(() => ConvertedWeightCache.Open(Path.Combine(blocked, "model"), "unet", Plan(source)));
-        Assert.Contains(blocked, e.Message);
+        Assert.Contains($"{blocked} is a file, not a folder: move it, or choose another folder", e.Message);
+        Assert.DoesNotContain("disk space", e.Message);
         Assert.Contains("ConvertedWeightsPath", e.Message);
     }
 

@@ -34,7 +34,7 @@ public sealed class HostedFile(byte[] content, bool lfs)
 /// resolve endpoint: HEAD/GET <c>/{org}/{name}/resolve/{revision}/{path}</c> with X-Repo-Commit,
 /// ETag/X-Linked-Etag and X-Linked-Size; LFS files redirect to <c>/cdn/{sha}</c> on another host
 /// name (localhost) as the hub redirects to its CDN; the CDN honours Range with 206. Faults can be
-/// scripted: status codes, connections cut mid-body, bodies held until released.
+/// scripted: status codes, connections cut mid-body, bodies held until released, requests never answered.
 /// </summary>
 public sealed class FakeHub : IAsyncDisposable
 {
@@ -44,6 +44,7 @@ public sealed class FakeHub : IAsyncDisposable
     private readonly Dictionary<(string Repository, string Path), HostedFile> files = new();
     private readonly ConcurrentDictionary<string, ConcurrentQueue<int>> failures = new();
     private readonly ConcurrentDictionary<string, int> cuts = new();
+    private readonly ConcurrentDictionary<string, int> stalls = new();
     private readonly Task acceptLoop;
 
     public FakeHub()
@@ -85,6 +86,9 @@ public sealed class FakeHub : IAsyncDisposable
         var queue = failures.GetOrAdd(pathPrefix, _ => new ConcurrentQueue<int>());
         for (var i = 0; i < times; i++) queue.Enqueue(status);
     }
+
+    /// <summary>The next <paramref name="times"/> requests whose path starts with <paramref name="pathPrefix"/> are read and never answered.</summary>
+    public void StallNext(string pathPrefix, int times) => stalls.AddOrUpdate(pathPrefix, times, (_, left) => left + times);
 
     /// <summary>The next CDN GET of this content sends <paramref name="bytes"/> bytes of the body and then closes the connection.</summary>
     public void CutNextBody(HostedFile file, int bytes) => cuts[file.Sha256] = bytes;
@@ -168,6 +172,13 @@ public sealed class FakeHub : IAsyncDisposable
         headers.TryGetValue("Authorization", out var authorization);
         headers.TryGetValue("Range", out var range);
         Requests.Enqueue(new RecordedRequest(method, path, headers.GetValueOrDefault("Host", ""), authorization, range));
+
+        foreach (var prefix in stalls.Keys)
+            if (path.StartsWith(prefix, StringComparison.Ordinal) && TakeOne(stalls, prefix))
+            {
+                await Task.Delay(Timeout.Infinite, stopping.Token);
+                return;
+            }
 
         foreach (var (prefix, queue) in failures)
             if (path.StartsWith(prefix, StringComparison.Ordinal) && queue.TryDequeue(out var status))
@@ -267,6 +278,13 @@ public sealed class FakeHub : IAsyncDisposable
             body = body[hold..];
         }
         await stream.WriteAsync(body);
+    }
+
+    private static bool TakeOne(ConcurrentDictionary<string, int> counts, string key)
+    {
+        while (counts.TryGetValue(key, out var left) && left > 0)
+            if (counts.TryUpdate(key, left - 1, left)) return true;
+        return false;
     }
 
     /// <summary>Ends the connection with the declared length unsent, as a dropped connection does (after what was sent arrives).</summary>

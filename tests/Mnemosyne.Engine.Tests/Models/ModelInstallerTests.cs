@@ -249,6 +249,37 @@ public sealed class ModelInstallerTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task AServerThatAcceptsButDoesNotAnswer_IsRetried_ThenTheInstallSucceeds()
+    {
+        var file = hub.Add(Repository, "model.safetensors", weights, lfs: true);
+        hub.StallNext("/tiny-org/tiny-sdxl/resolve/", 1);
+        hub.StallNext("/cdn/", 1);
+        var manifest = Manifest(Repository, "main", new ModelFile("model.safetensors", weights.Length, file.Sha256));
+
+        using var installer = new ModelInstaller(Options(cache.Path, hub, readTimeout: TimeSpan.FromMilliseconds(300)));
+        var status = await installer.InstallAsync(manifest).WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.True(status.IsComplete);
+        Assert.Equal(2, hub.Requests.Count(r => r.Method == "HEAD"));
+        Assert.Equal(2, hub.CdnGets.Count());
+    }
+
+    [Fact]
+    public async Task AServerThatNeverAnswers_GivesUpAfterTheLastAttempt_WithAClearError()
+    {
+        hub.Add(Repository, "model.safetensors", weights, lfs: true);
+        hub.StallNext("/tiny-org/", 10);
+        var manifest = Manifest(Repository, "main", new ModelFile("model.safetensors", null, null));
+
+        using var installer = new ModelInstaller(Options(cache.Path, hub, maxAttempts: 3, readTimeout: TimeSpan.FromMilliseconds(300)));
+        var error = await Assert.ThrowsAsync<HubRequestException>(() => installer.InstallAsync(manifest).WaitAsync(TimeSpan.FromSeconds(20)));
+
+        Assert.Contains("failed 3 times", error.Message);
+        Assert.Contains("did not answer within 0.3 s", error.Message);
+        Assert.Equal(3, hub.Requests.Count);
+    }
+
+    [Fact]
     public async Task TheToken_NeverAppearsInErrorsOrProgress()
     {
         const string token = "hf_NeverPrintMe0123456789";

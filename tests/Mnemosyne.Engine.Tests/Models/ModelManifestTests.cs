@@ -146,4 +146,24 @@ public sealed class ModelManifestTests
 
         Assert.Contains("both named 'twin'", error.Message);
     }
+
+    [Fact]
+    public void LoadFolder_WithWarnings_SkipsABrokenOrRepeatedManifest_AndKeepsTheOthers()
+    {
+        using var folder = new TemporaryFolder();
+        var json = File.ReadAllText(Path.Combine(ManifestFolder, "taesdxl.json"));
+        File.WriteAllText(Path.Combine(folder.Path, "a.json"), json);
+        File.WriteAllText(Path.Combine(folder.Path, "b.json"), json);
+        File.WriteAllText(Path.Combine(folder.Path, "c.json"), "{ \"name\": ");
+        File.Copy(Path.Combine(ManifestFolder, "sdxl-base-1.0.json"), Path.Combine(folder.Path, "d.json"));
+        var warnings = new List<string>();
+
+        var manifests = ModelManifest.LoadFolder(folder.Path, warnings.Add);
+
+        Assert.Equal(["taesdxl", "sdxl-base-1.0"], manifests.Select(m => m.Name));
+        Assert.Equal(Path.Combine(folder.Path, "a.json"), manifests[0].SourcePath);
+        Assert.Collection(warnings,
+            w => Assert.Matches("both named 'taesdxl'.*b\\.json; the second is skipped", w),
+            w => Assert.Matches("c\\.json: not a valid model manifest.*the manifest is skipped, the other models are available", w));
+    }
 }

@@ -42,14 +42,14 @@ internal static class ModelTestSupport
         Files = files,
     };
 
-    public static HubOptions Options(string cacheRoot, FakeHub hub, string? token = null, int maxAttempts = 4) => new()
+    public static HubOptions Options(string cacheRoot, FakeHub hub, string? token = null, int maxAttempts = 4, TimeSpan? readTimeout = null) => new()
     {
         CacheRoot = cacheRoot,
         Endpoint = hub.Endpoint,
         Token = token,
         MaxAttempts = maxAttempts,
         RetryDelay = TimeSpan.FromMilliseconds(10),
-        ReadTimeout = TimeSpan.FromSeconds(30),
+        ReadTimeout = readTimeout ?? TimeSpan.FromSeconds(30),
     };
 
     /// <summary>Deterministic bytes, different per seed.</summary>

@@ -26,4 +26,24 @@ public sealed class BrokenCheckpointTests : IDisposable
         Assert.Contains(problem, e.Message);
         Assert.Contains("estore it from the model's download", e.Message);
     }
+
+    [Theory]
+    [InlineData("scheduler/scheduler_config.json", "num_train_timesteps", "0", "num_train_timesteps 0 is too small")]
+    [InlineData("unet/config.json", "layers_per_block", "\"two\"", "layers_per_block")]
+    [InlineData("unet/config.json", "norm_eps", "-1", "norm_eps is -1; a normalisation's epsilon must be a small positive number")]
+    [InlineData("text_encoder/config.json", "layer_norm_eps", "0", "layer_norm_eps is 0; a normalisation's epsilon")]
+    [InlineData("unet/config.json", "block_out_channels", "[\"32\", \"64\"]", "block_out_channels")]
+    public void ABadConfigValue_IsRefusedAtOpen_NamingTheFileAndTheKey(string file, string key, string value, string problem)
+    {
+        RandomCheckpoint.Write(root, CheckpointShape.Tiny, 1);
+        var path = Path.Combine(root, file);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        config[key] = System.Text.Json.Nodes.JsonNode.Parse(value);
+        File.WriteAllText(path, config.ToJsonString());
+
+        var e = Assert.Throws<CheckpointException>(() => SceneEngine.Open(new EngineOptions { CheckpointPath = root }));
+
+        Assert.Equal(path, e.FilePath);
+        Assert.Contains(problem, e.Message);
+    }
 }

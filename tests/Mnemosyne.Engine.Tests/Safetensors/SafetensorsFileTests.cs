@@ -60,6 +60,7 @@ public sealed class SafetensorsFileTests : IDisposable
     [InlineData("{\"x\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, null, "bad dimension")]
     [InlineData("not json at all", 0, null, "not valid JSON")]
     [InlineData("{}", 0, 1UL << 40, "bad safetensors header length")]
+    [InlineData("{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, null, "tensor 'x' is named twice")]
     public void RefusesDefectsNamingTheFile(string header, int dataBytes, ulong? declared, string expected)
     {
         var path = Raw(header, dataBytes, declared);
@@ -67,6 +68,30 @@ public sealed class SafetensorsFileTests : IDisposable
         Assert.Contains(expected, e.Message);
         Assert.Contains(path, e.Message);
         Assert.Equal(path, e.FilePath);
+    }
+
+    [Fact]
+    public void RefusesAHeaderThatIsNotUtf8_NamingTheFile()
+    {
+        var path = Raw("{\"x?\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
+        var bytes = File.ReadAllBytes(path);
+        bytes[Array.IndexOf(bytes, (byte)'?')] = 0xFF;
+        File.WriteAllBytes(path, bytes);
+
+        var e = Assert.Throws<CheckpointException>(() => SafetensorsFile.Open(path));
+        Assert.Contains("not valid UTF-8", e.Message);
+        Assert.Equal(path, e.FilePath);
+    }
+
+    [Fact]
+    public void RefusesAHeaderOverTheCap_SayingSoRatherThanTruncated()
+    {
+        var path = Raw("{}", 0, 300UL << 20);
+        using (var stream = new FileStream(path, FileMode.Open)) stream.SetLength(8 + (301L << 20)); // sparse
+
+        var e = Assert.Throws<CheckpointException>(() => SafetensorsFile.Open(path));
+        Assert.Contains($"declares {300L << 20} bytes, over the 100 MB", e.Message);
+        Assert.DoesNotContain("truncated", e.Message);
     }
 
     [Fact]

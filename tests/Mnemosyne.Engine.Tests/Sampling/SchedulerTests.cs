@@ -105,6 +105,31 @@ public class SchedulerTests
         Assert.Equal([32f, 15f, -1f], scheduler.Timesteps.TakeLast(3));
     }
 
+    [Theory]
+    [InlineData(SchedulerKind.Ddim, 1000, "reach timestep 1000, outside the model's 0 to 999")]
+    [InlineData(SchedulerKind.DpmPlusPlus2M, 999, "reach timestep 1000, outside the model's 0 to 999")]
+    [InlineData(SchedulerKind.DpmPlusPlus2M, 1000, "take timestep 1 twice")]
+    public void StepCountsWhoseTimestepsLeaveTheScheduleOrRepeat_AreRefusedUpFront(SchedulerKind kind, int steps, string problem)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Schedulers.Create(kind, Sdxl, steps));
+
+        Assert.Equal(steps, e.ActualValue);
+        Assert.Contains($"{kind} with Leading timestep spacing and steps_offset 1 cannot take {steps} steps", e.Message);
+        Assert.Contains(problem, e.Message);
+        Assert.Contains("Use fewer steps or another scheduler.", e.Message);
+    }
+
+    [Theory]
+    [InlineData(SchedulerKind.Ddim, 999)]
+    [InlineData(SchedulerKind.DpmPlusPlus2M, 998)]
+    [InlineData(SchedulerKind.DpmPlusPlus2MKarras, 1000)]
+    public void TheLargestStepCountsThatFit_AreTaken(SchedulerKind kind, int steps)
+    {
+        var scheduler = Schedulers.Create(kind, Sdxl, steps);
+        Assert.Equal(steps, scheduler.Timesteps.Count);
+        Assert.All(scheduler.Timesteps, t => Assert.InRange(t, 0f, 999f));
+    }
+
     [Fact]
     public void DdimTakesItsOwnDefaultsWhereTheConfigIsSilent()
     {
