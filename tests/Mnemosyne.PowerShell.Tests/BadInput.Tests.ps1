@@ -876,6 +876,7 @@ Describe 'Text and references that could not be saved (issue 16)' {
         $path | Should -Not -Exist
         Get-ChildItem $TestDrive -Force -Filter '*.tmp' | Should -BeNullOrEmpty
     }
+}
 
 Describe 'Bad install settings for Install-MnemosyneModel' {
     AfterEach {
