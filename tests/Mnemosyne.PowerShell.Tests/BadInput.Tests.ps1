@@ -677,3 +677,30 @@ New-FakeScene -Seed 8 | Save-MnemosyneImage -Path '$folder/small.png'
         Get-Content -Raw (Join-Path $folder 'existing.png') | Should -Be 'precious'
     }
 }
+
+Describe 'Hostile pictures and paths (issue 16)' {
+    BeforeDiscovery {
+        $hostilePictures = @(
+            @{ Name = 'a PNG whose zTXt chunk inflates to 64 MB (a text bomb)'; File = 'text-bomb.png'; Category = 'LimitsExceeded'; Advice = 'zTXt chunk inflates to over 1048576 bytes.*without its metadata'
+                Make = {
+                    param($path)
+                    $compressed = [IO.MemoryStream]::new()
+                    $zlib = [IO.Compression.ZLibStream]::new($compressed, [IO.Compression.CompressionLevel]::Fastest, $true)
+                    $zeros = [byte[]]::new(1MB)
+                    for ($i = 0; $i -lt 64; $i++) { $zlib.Write($zeros, 0, $zeros.Length) }
+                    $zlib.Dispose()
+                    $png = Get-PositionalPng 8 8
+                    $text = [byte[]]([Text.Encoding]::ASCII.GetBytes('Comment') + @(0, 0) + $compressed.ToArray())
+                    [IO.File]::WriteAllBytes($path, [byte[]]($png[0..32] + (Get-PngChunk 'zTXt' $text) + $png[33..($png.Length - 1)]))
+                } }
+        )
+    }
+
+    It '<Name>: <Category>, naming the file' -ForEach $hostilePictures {
+        $path = Join-Path $TestDrive $File
+        Invoke-Case $Make $path
+        $failure = Get-OnlyFailure { Import-MnemosyneReference $path }
+        Assert-Failure $failure -Category $Category -Target $path -Advice $Advice -ErrorId 'ReferenceImageUnusable'
+        Assert-SessionUsable
+    }
+}

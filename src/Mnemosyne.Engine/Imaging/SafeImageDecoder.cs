@@ -94,6 +94,9 @@ public sealed class SafeImageDecoder
                 (format == JpegFormat.Instance && !ContainerChecks.JpegReachesEnd(data)))
                 throw Fail(name, ImageDecodeFailure.Truncated,
                     $"the {format.Name} file ends before the image does (an interrupted download or copy?); get a complete copy of it.");
+            if (format == PngFormat.Instance && PngChunks.OversizedMetadata(data) is { } oversized)
+                throw Fail(name, ImageDecodeFailure.TooLarge,
+                    $"the PNG's {oversized} (a decompression bomb?); re-save the image without its metadata.");
 
             var info = Identify(data, name, format);
             bool sixteenBit = format == PngFormat.Instance && info.Metadata.GetPngMetadata().BitDepth == PngBitDepth.Bit16;
