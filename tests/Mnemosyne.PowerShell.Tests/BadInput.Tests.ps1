@@ -693,7 +693,47 @@ Describe 'Hostile pictures and paths (issue 16)' {
                     $text = [byte[]]([Text.Encoding]::ASCII.GetBytes('Comment') + @(0, 0) + $compressed.ToArray())
                     [IO.File]::WriteAllBytes($path, [byte[]]($png[0..32] + (Get-PngChunk 'zTXt' $text) + $png[33..($png.Length - 1)]))
                 } }
+            @{ Name = 'a PNG whose pixel data is cut in half (checksum fixed, end marker present)'; File = 'half.png'; Category = 'InvalidData'; Advice = 'incomplete: the pixel data inflates to \d+ bytes, fewer than the 12352 its 64×64 pixels need.*get a complete copy'
+                Make = { param($path) [IO.File]::WriteAllBytes($path, (Edit-PngPixelData (Get-PositionalPng 64 64) { param($data) , $data[0..($data.Length / 2 - 1)] })) } }
+            @{ Name = 'a PNG whose compressed pixel bytes are overwritten (checksum fixed)'; File = 'overwritten.png'; Category = 'InvalidData'; Advice = 'damaged: the pixel data is not a valid zlib stream.*re-save it as PNG or JPEG'
+                Make = {
+                    param($path)
+                    # Stored (uncompressed) deflate blocks: overwritten bytes still inflate, to the wrong pixels; only the Adler-32 tells.
+                    $scanlines = [IO.MemoryStream]::new()
+                    $rgb = Get-Gradient 64 64
+                    for ($y = 0; $y -lt 64; $y++) { $scanlines.WriteByte(0); $scanlines.Write($rgb, 192 * $y, 192) }
+                    $compressed = [IO.MemoryStream]::new()
+                    $zlib = [IO.Compression.ZLibStream]::new($compressed, [IO.Compression.CompressionLevel]::NoCompression, $true)
+                    $zlib.Write($scanlines.ToArray(), 0, $scanlines.Length); $zlib.Dispose()
+                    $overwritten = $compressed.ToArray()
+                    for ($i = 1000; $i -lt 1100; $i++) { $overwritten[$i] = 0x55 }
+                    [IO.File]::WriteAllBytes($path, (Edit-PngPixelData (Get-PositionalPng 64 64) { , $overwritten }))
+                } }
+            @{ Name = 'a 4096×4096 PNG with 100 bytes of pixel data'; File = 'sparse.png'; Category = 'InvalidData'; Advice = 'fewer than the 50335744 its 4096×4096 pixels need.*get a complete copy'
+                Make = {
+                    param($path)
+                    $compressed = [IO.MemoryStream]::new()
+                    $zlib = [IO.Compression.ZLibStream]::new($compressed, [IO.Compression.CompressionLevel]::Fastest, $true)
+                    $noise = [byte[]]::new(90); [Random]::new(3).NextBytes($noise); $zlib.Write($noise, 0, $noise.Length); $zlib.Dispose()
+                    [IO.File]::WriteAllBytes($path, (Edit-PngPixelData (Set-PngSize (Get-PositionalPng 4 4) 4096 4096) { param($data) , $compressed.ToArray()[0..99] }))
+                } }
         )
+    }
+
+    BeforeAll {
+        # A copy of a PNG whose IDAT data (one chunk) is replaced by what Edit makes of it, its CRC fixed.
+        function Edit-PngPixelData([byte[]] $Png, [scriptblock] $Edit) {
+            $position = 8
+            $length = 0
+            while ($true) {
+                $length = ([long]$Png[$position] -shl 24) + ($Png[$position + 1] -shl 16) + ($Png[$position + 2] -shl 8) + $Png[$position + 3]
+                if ([Text.Encoding]::ASCII.GetString($Png, $position + 4, 4) -eq 'IDAT') { break }
+                $position += 12 + $length
+            }
+            $data = [byte[]]$Png[($position + 8)..($position + 7 + $length)]
+            $edited = [byte[]](& $Edit $data)
+            , [byte[]]($Png[0..($position - 1)] + (Get-PngChunk 'IDAT' $edited) + $Png[($position + 12 + $length)..($Png.Length - 1)])
+        }
     }
 
     It '<Name>: <Category>, naming the file' -ForEach $hostilePictures {
