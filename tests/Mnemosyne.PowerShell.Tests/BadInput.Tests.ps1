@@ -743,4 +743,38 @@ Describe 'Hostile pictures and paths (issue 16)' {
         Assert-Failure $failure -Category $Category -Target $path -Advice $Advice -ErrorId 'ReferenceImageUnusable'
         Assert-SessionUsable
     }
+
+    Context 'paths that are not regular files' {
+        BeforeAll {
+            $script:special = -not $IsWindows -and (Get-Command mkfifo -ErrorAction SilentlyContinue) -and (Test-Path /dev/zero)
+        }
+
+        It 'a named pipe: InvalidArgument, naming it, without waiting for a writer' {
+            if (-not $special) { Set-ItResult -Skipped -Because 'named pipes are made with mkfifo'; return }
+            $fifo = Join-Path $TestDrive 'pipe.png'
+            mkfifo $fifo
+            # Were the pipe opened (it is, twice, by a regression), this writer would free it after 10 s, so that the test fails instead of hanging.
+            $writer = [Diagnostics.Process]::Start('timeout', [string[]]@('20', 'bash', '-c', "sleep 10; for i in 1 2 3 4 5; do : > '$fifo'; done"))
+            try {
+                $watch = [Diagnostics.Stopwatch]::StartNew()
+                $failure = Get-OnlyFailure { Import-MnemosyneReference $fifo }
+                $watch.Elapsed.TotalSeconds | Should -BeLessThan 5
+                Assert-Failure $failure -Category InvalidArgument -Target $fifo -Advice 'is a named pipe \(FIFO\), not a regular file.*Give the path of a file on disk' -ErrorId 'NotARegularFile'
+            }
+            finally { $writer.Kill($true); $writer.Dispose() }
+            Assert-SessionUsable
+        }
+
+        It '/dev/zero as a picture: InvalidArgument, a character device (not "empty")' {
+            if (-not $special) { Set-ItResult -Skipped -Because 'there is no /dev/zero'; return }
+            Assert-Failure (Get-OnlyFailure { Import-MnemosyneReference /dev/zero }) -Category InvalidArgument -Target '/dev/zero' -Advice 'is a character device, not a regular file' -ErrorId 'NotARegularFile'
+            Assert-SessionUsable
+        }
+
+        It '/dev/urandom as a noise file: InvalidArgument, a character device' {
+            if (-not $special) { Set-ItResult -Skipped -Because 'there is no /dev/urandom'; return }
+            Assert-Failure (Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 1 @tiny -InitialNoisePath /dev/urandom }) -Category InvalidArgument -Target '/dev/urandom' -Advice 'is a character device, not a regular file' -ErrorId 'NotARegularFile'
+            Assert-SessionUsable
+        }
+    }
 }
