@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using System.Threading.Channels;
+using Mnemosyne.Engine;
 using Mnemosyne.Engine.Conversion;
 using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
@@ -261,6 +262,19 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
     }
 
     /// <summary>
+    /// True for a regular file; otherwise writes a non-terminating error: a named pipe or a device
+    /// would block the session or read without end, so it is refused before it is opened.
+    /// </summary>
+    internal bool IsRegularFile(string file)
+    {
+        if (InputFiles.SpecialKind(file) is not { } kind) return true;
+        WriteError(ErrorRecords.Create(
+            $"{file} is {kind}, not a regular file: reading it could wait forever or never end. Give the path of a file on disk.",
+            "NotARegularFile", ErrorCategory.InvalidArgument, file));
+        return false;
+    }
+
+    /// <summary>
     /// The files a -Path argument names: wildcards are expanded unless a file has that literal name
     /// (names with [ ] are common for pictures). Writes a non-terminating error for a path that
     /// matches nothing and returns no files for it.
@@ -270,7 +284,7 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         var literal = FileSystemPath(path);
         if (File.Exists(literal) || !WildcardPattern.ContainsWildcardCharacters(path))
         {
-            if (File.Exists(literal)) return [literal];
+            if (File.Exists(literal)) return IsRegularFile(literal) ? [literal] : [];
             var message = Directory.Exists(literal)
                 ? $"{literal} is a folder; give the files in it (for example {Path.Combine(literal, "*.png")})."
                 : $"File not found: {literal}. Check the path (Get-ChildItem shows what is there).";
@@ -281,7 +295,7 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
         try
         {
             var matches = GetResolvedProviderPathFromPSPath(path, out _).Where(File.Exists).ToList();
-            if (matches.Count > 0) return matches;
+            if (matches.Count > 0) return matches.Where(IsRegularFile).ToList();
         }
         catch (ItemNotFoundException)
         {

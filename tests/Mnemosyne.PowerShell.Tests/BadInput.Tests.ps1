@@ -931,3 +931,104 @@ Describe 'Non-finite values, refused where they enter' {
         Assert-SessionUsable
     }
 }
+
+Describe 'Hostile pictures and paths (issue 16)' {
+    BeforeDiscovery {
+        $hostilePictures = @(
+            @{ Name = 'a PNG whose zTXt chunk inflates to 64 MB (a text bomb)'; File = 'text-bomb.png'; Category = 'LimitsExceeded'; Advice = 'zTXt chunk inflates to over 1048576 bytes.*without its metadata'
+                Make = {
+                    param($path)
+                    $compressed = [IO.MemoryStream]::new()
+                    $zlib = [IO.Compression.ZLibStream]::new($compressed, [IO.Compression.CompressionLevel]::Fastest, $true)
+                    $zeros = [byte[]]::new(1MB)
+                    for ($i = 0; $i -lt 64; $i++) { $zlib.Write($zeros, 0, $zeros.Length) }
+                    $zlib.Dispose()
+                    $png = Get-PositionalPng 8 8
+                    $text = [byte[]]([Text.Encoding]::ASCII.GetBytes('Comment') + @(0, 0) + $compressed.ToArray())
+                    [IO.File]::WriteAllBytes($path, [byte[]]($png[0..32] + (Get-PngChunk 'zTXt' $text) + $png[33..($png.Length - 1)]))
+                } }
+            @{ Name = 'a PNG whose pixel data is cut in half (checksum fixed, end marker present)'; File = 'half.png'; Category = 'InvalidData'; Advice = 'incomplete: the pixel data inflates to \d+ bytes, fewer than the 12352 its 64×64 pixels need.*get a complete copy'
+                Make = { param($path) [IO.File]::WriteAllBytes($path, (Edit-PngPixelData (Get-PositionalPng 64 64) { param($data) , $data[0..($data.Length / 2 - 1)] })) } }
+            @{ Name = 'a PNG whose compressed pixel bytes are overwritten (checksum fixed)'; File = 'overwritten.png'; Category = 'InvalidData'; Advice = 'damaged: the pixel data is not a valid zlib stream.*re-save it as PNG or JPEG'
+                Make = {
+                    param($path)
+                    # Stored (uncompressed) deflate blocks: overwritten bytes still inflate, to the wrong pixels; only the Adler-32 tells.
+                    $scanlines = [IO.MemoryStream]::new()
+                    $rgb = Get-Gradient 64 64
+                    for ($y = 0; $y -lt 64; $y++) { $scanlines.WriteByte(0); $scanlines.Write($rgb, 192 * $y, 192) }
+                    $compressed = [IO.MemoryStream]::new()
+                    $zlib = [IO.Compression.ZLibStream]::new($compressed, [IO.Compression.CompressionLevel]::NoCompression, $true)
+                    $zlib.Write($scanlines.ToArray(), 0, $scanlines.Length); $zlib.Dispose()
+                    $overwritten = $compressed.ToArray()
+                    for ($i = 1000; $i -lt 1100; $i++) { $overwritten[$i] = 0x55 }
+                    [IO.File]::WriteAllBytes($path, (Edit-PngPixelData (Get-PositionalPng 64 64) { , $overwritten }))
+                } }
+            @{ Name = 'a 4096×4096 PNG with 100 bytes of pixel data'; File = 'sparse.png'; Category = 'InvalidData'; Advice = 'fewer than the 50335744 its 4096×4096 pixels need.*get a complete copy'
+                Make = {
+                    param($path)
+                    $compressed = [IO.MemoryStream]::new()
+                    $zlib = [IO.Compression.ZLibStream]::new($compressed, [IO.Compression.CompressionLevel]::Fastest, $true)
+                    $noise = [byte[]]::new(90); [Random]::new(3).NextBytes($noise); $zlib.Write($noise, 0, $noise.Length); $zlib.Dispose()
+                    [IO.File]::WriteAllBytes($path, (Edit-PngPixelData (Set-PngSize (Get-PositionalPng 4 4) 4096 4096) { param($data) , $compressed.ToArray()[0..99] }))
+                } }
+        )
+    }
+
+    BeforeAll {
+        # A copy of a PNG whose IDAT data (one chunk) is replaced by what Edit makes of it, its CRC fixed.
+        function Edit-PngPixelData([byte[]] $Png, [scriptblock] $Edit) {
+            $position = 8
+            $length = 0
+            while ($true) {
+                $length = ([long]$Png[$position] -shl 24) + ($Png[$position + 1] -shl 16) + ($Png[$position + 2] -shl 8) + $Png[$position + 3]
+                if ([Text.Encoding]::ASCII.GetString($Png, $position + 4, 4) -eq 'IDAT') { break }
+                $position += 12 + $length
+            }
+            $data = [byte[]]$Png[($position + 8)..($position + 7 + $length)]
+            $edited = [byte[]](& $Edit $data)
+            , [byte[]]($Png[0..($position - 1)] + (Get-PngChunk 'IDAT' $edited) + $Png[($position + 12 + $length)..($Png.Length - 1)])
+        }
+    }
+
+    It '<Name>: <Category>, naming the file' -ForEach $hostilePictures {
+        $path = Join-Path $TestDrive $File
+        Invoke-Case $Make $path
+        $failure = Get-OnlyFailure { Import-MnemosyneReference $path }
+        Assert-Failure $failure -Category $Category -Target $path -Advice $Advice -ErrorId 'ReferenceImageUnusable'
+        Assert-SessionUsable
+    }
+
+    Context 'paths that are not regular files' {
+        BeforeAll {
+            $script:special = -not $IsWindows -and (Get-Command mkfifo -ErrorAction SilentlyContinue) -and (Test-Path /dev/zero)
+        }
+
+        It 'a named pipe: InvalidArgument, naming it, without waiting for a writer' {
+            if (-not $special) { Set-ItResult -Skipped -Because 'named pipes are made with mkfifo'; return }
+            $fifo = Join-Path $TestDrive 'pipe.png'
+            mkfifo $fifo
+            # Were the pipe opened (it is, twice, by a regression), this writer would free it after 10 s, so that the test fails instead of hanging.
+            $writer = [Diagnostics.Process]::Start('timeout', [string[]]@('20', 'bash', '-c', "sleep 10; for i in 1 2 3 4 5; do : > '$fifo'; done"))
+            try {
+                $watch = [Diagnostics.Stopwatch]::StartNew()
+                $failure = Get-OnlyFailure { Import-MnemosyneReference $fifo }
+                $watch.Elapsed.TotalSeconds | Should -BeLessThan 5
+                Assert-Failure $failure -Category InvalidArgument -Target $fifo -Advice 'is a named pipe \(FIFO\), not a regular file.*Give the path of a file on disk' -ErrorId 'NotARegularFile'
+            }
+            finally { $writer.Kill($true); $writer.Dispose() }
+            Assert-SessionUsable
+        }
+
+        It '/dev/zero as a picture: InvalidArgument, a character device (not "empty")' {
+            if (-not $special) { Set-ItResult -Skipped -Because 'there is no /dev/zero'; return }
+            Assert-Failure (Get-OnlyFailure { Import-MnemosyneReference /dev/zero }) -Category InvalidArgument -Target '/dev/zero' -Advice 'is a character device, not a regular file' -ErrorId 'NotARegularFile'
+            Assert-SessionUsable
+        }
+
+        It '/dev/urandom as a noise file: InvalidArgument, a character device' {
+            if (-not $special) { Set-ItResult -Skipped -Because 'there is no /dev/urandom'; return }
+            Assert-Failure (Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 1 @tiny -InitialNoisePath /dev/urandom }) -Category InvalidArgument -Target '/dev/urandom' -Advice 'is a character device, not a regular file' -ErrorId 'NotARegularFile'
+            Assert-SessionUsable
+        }
+    }
+}

@@ -94,8 +94,15 @@ public sealed class SafeImageDecoder
                 (format == JpegFormat.Instance && !ContainerChecks.JpegReachesEnd(data)))
                 throw Fail(name, ImageDecodeFailure.Truncated,
                     $"the {format.Name} file ends before the image does (an interrupted download or copy?); get a complete copy of it.");
+            if (format == PngFormat.Instance && PngChunks.OversizedMetadata(data) is { } oversized)
+                throw Fail(name, ImageDecodeFailure.TooLarge,
+                    $"the PNG's {oversized} (a decompression bomb?); re-save the image without its metadata.");
 
             var info = Identify(data, name, format);
+            if (format == PngFormat.Instance && PngChunks.PixelDataProblem(data) is var (truncated, problem))
+                throw truncated
+                    ? Fail(name, ImageDecodeFailure.Truncated, $"the PNG is incomplete: {problem} (an interrupted download or copy?); get a complete copy of it.")
+                    : Fail(name, ImageDecodeFailure.Corrupt, $"the PNG is damaged: {problem}; get an undamaged copy, or re-save it as PNG or JPEG.");
             bool sixteenBit = format == PngFormat.Instance && info.Metadata.GetPngMetadata().BitDepth == PngBitDepth.Bit16;
             return sixteenBit ? Load<Rgba64>(data, HighBytes) : Load<Rgb24>(data, Bytes);
         }

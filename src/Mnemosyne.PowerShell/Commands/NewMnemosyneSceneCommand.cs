@@ -329,6 +329,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
                     "InitialNoiseUnreadable", ErrorCategory.InvalidArgument, noisePath));
                 return null;
             }
+            if (!IsRegularFile(noisePath)) return null;
             try
             {
                 noise = NpyFile.Read(noisePath);

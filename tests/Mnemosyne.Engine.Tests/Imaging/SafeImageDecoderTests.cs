@@ -278,4 +278,54 @@ public class SafeImageDecoderTests
     {
         Assert.IsAssignableFrom<IOException>(Refused([], ImageDecodeFailure.Empty));
     }
+
+    public static TheoryData<int, int, PngColorType, PngBitDepth, bool> PngLayouts()
+    {
+        var layouts = new TheoryData<int, int, PngColorType, PngBitDepth, bool>();
+        foreach (var (width, height) in new[] { (5, 3), (13, 9), (9, 2) })
+            foreach (var (colorType, depth) in new[]
+                     {
+                         (PngColorType.Grayscale, PngBitDepth.Bit1), (PngColorType.Palette, PngBitDepth.Bit4),
+                         (PngColorType.Rgb, PngBitDepth.Bit16), (PngColorType.RgbWithAlpha, PngBitDepth.Bit8),
+                         (PngColorType.GrayscaleWithAlpha, PngBitDepth.Bit8),
+                     })
+                foreach (var interlaced in new[] { false, true })
+                    layouts.Add(width, height, colorType, depth, interlaced);
+        return layouts;
+    }
+
+    /// <summary>The pixel-data length check counts every layout's rows (Adam7 passes, sub-byte pixels) as the decoder does.</summary>
+    [Theory]
+    [MemberData(nameof(PngLayouts))]
+    public void TakesCompletePngsOfEveryLayout(int width, int height, PngColorType colorType, PngBitDepth depth, bool interlaced)
+    {
+        using var image = TestImages.Positional(width, height);
+        var png = TestImages.Encode(image, new PngEncoder
+        {
+            ColorType = colorType, BitDepth = depth,
+            InterlaceMethod = interlaced ? PngInterlaceMode.Adam7 : PngInterlaceMode.None,
+        });
+        var decoded = Decoder.Decode(png, "layout.png");
+        Assert.Equal((width, height), (decoded.Width, decoded.Height));
+    }
+
+    [Fact]
+    public void RefusesPixelDataOneRowShortAsTruncated()
+    {
+        using var png = new MemoryStream();
+        png.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
+        var header = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(header, 8);
+        BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4), 8);
+        header[8] = 8;
+        header[9] = 2;
+        TestImages.WritePngChunk(png, "IHDR", header);
+        using var scanlines = new MemoryStream();
+        using (var zlib = new System.IO.Compression.ZLibStream(scanlines, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true))
+            zlib.Write(new byte[7 * (1 + 24)]);
+        TestImages.WritePngChunk(png, "IDAT", scanlines.ToArray());
+        TestImages.WritePngChunk(png, "IEND", []);
+        var e = Refused(png.ToArray(), ImageDecodeFailure.Truncated);
+        Assert.Contains("inflates to 175 bytes, fewer than the 200", e.Message);
+    }
 }
