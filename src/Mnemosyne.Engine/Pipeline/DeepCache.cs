@@ -34,8 +34,6 @@ internal sealed class DeepCache(int interval)
     /// </summary>
     private static FloatTensor ForBatch(FloatTensor kept, int batch)
     {
-        if (kept.Shape[0] == batch) return kept;
-        int half = kept.Data.Length / 2;
-        return new FloatTensor(kept.Data.AsSpan(half).ToArray(), [batch, .. kept.Shape[1..]]);
+        return kept.Shape[0] == batch ? kept : FloatTensorOps.BatchItem(kept, 1);
     }
 }

@@ -43,7 +43,7 @@ internal sealed class LivePreview(ILatentDecoder decoder, PreviewSettings settin
     {
         if (report.Step % settings.Every == 0 || report.Step == report.TotalSteps)
         {
-            var picture = DecoderOutputConverter.ToRgbImage(decoder.Run(denoised, cancellation));
+            var picture = SdxlPipeline.Decode(decoder, denoised, cancellation);
             try
             {
                 PngFile.Save(path, picture, overwrite: true);

@@ -418,13 +418,12 @@ public static class BenchPhases
         };
         // The conditional half alone: a step after a guidance cutoff, or of an unguided (few-step) scene.
         var conditional = new UnetConditioning(
-            new FloatTensor(conditioning.EncoderHiddenStates.Data[(77 * config.CrossAttentionDim)..], [1, 77, config.CrossAttentionDim]),
-            new FloatTensor(conditioning.TextEmbeds.Data[unet.PooledTextDim..], [1, unet.PooledTextDim]),
-            new FloatTensor(conditioning.TimeIds.Data[Unet.TimeIdCount..], [1, Unet.TimeIdCount]))
+            FloatTensorOps.BatchItem(conditioning.EncoderHiddenStates, 1),
+            FloatTensorOps.BatchItem(conditioning.TextEmbeds, 1),
+            FloatTensorOps.BatchItem(conditioning.TimeIds, 1))
         {
             IpKeyValues = new IpAdapterKeyValues(keyValues.Layers.Select(l => new IpAdapterLayerKeyValue(l.Number,
-                new FloatTensor(l.Key.Data[(l.Key.Data.Length / 2)..], [1, .. l.Key.Shape[1..]]),
-                new FloatTensor(l.Value.Data[(l.Value.Data.Length / 2)..], [1, .. l.Value.Shape[1..]]))).ToList()),
+                FloatTensorOps.BatchItem(l.Key, 1), FloatTensorOps.BatchItem(l.Value, 1))).ToList()),
             IpScale = 0.6f,
         };
         var plan = new List<(int Size, List<double> Times, long Peak)>();
@@ -444,12 +443,12 @@ public static class BenchPhases
 
             // What the faster scenes run instead: an unguided step, and DeepCache's whole step (keeping its feature)
             // and shallow step, guided and not.
-            var single = new FloatTensor(sample.Data[(sample.Data.Length / 2)..], [1, 4, side, side]);
+            var single = FloatTensorOps.BatchItem(sample, 1);
             FloatTensor feature = null!;
             var unguided = Time(() => unet.Run(single, 999f, conditional));
             var keeping = Time(() => feature = unet.RunKeepingFeature(sample, 999f, conditioning).Feature);
             var shallow = Time(() => unet.RunFromFeature(sample, 999f, conditioning, feature));
-            var singleFeature = new FloatTensor(feature.Data[(feature.Data.Length / 2)..], [1, .. feature.Shape[1..]]);
+            var singleFeature = FloatTensorOps.BatchItem(feature, 1);
             var shallowSingle = Time(() => unet.RunFromFeature(single, 999f, conditional, singleFeature));
             long peak = c.Memory.Sample($"after UNet variants {size}²").Peak;
             Console.WriteLine($"  UNet {size}²: unguided {unguided:0.00} s, keeping the feature {keeping:0.00} s, shallow {shallow:0.00} s guided / {shallowSingle:0.00} s unguided");
