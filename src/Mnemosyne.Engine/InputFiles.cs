@@ -12,11 +12,14 @@ public static partial class InputFiles
 {
     /// <summary>
     /// What the path names when it is not a regular file (following symbolic links), as "a named pipe
-    /// (FIFO)"; null for a regular file, a folder, a path that does not exist, or where it cannot be
-    /// told (only Linux is asked: FIFOs elsewhere are rare, and Windows has none on disk).
+    /// (FIFO)" or "a symbolic link that loops"; null for a regular file, a folder, a path that does not
+    /// exist, or where it cannot be told (pipes and devices are only asked of Linux: FIFOs elsewhere
+    /// are rare, and Windows has none on disk).
     /// </summary>
     public static string? SpecialKind(string path)
     {
+        // .NET calls a dangling or looping link an existing file, and opening it fails with a bare IOException.
+        if (BrokenLink(path) is { } link) return link;
         if (!OperatingSystem.IsLinux()) return null;
         Span<byte> status = stackalloc byte[StatxSize];
         try
@@ -38,6 +41,23 @@ public static partial class InputFiles
             0xC000 => "a socket",
             _ => null,
         };
+    }
+
+    private static string? BrokenLink(string path)
+    {
+        var link = new FileInfo(path);
+        if (link.LinkTarget is null) return null;
+        try
+        {
+            var target = File.ResolveLinkTarget(path, returnFinalTarget: true);
+            return target is null || target.Exists || Directory.Exists(target.FullName)
+                ? null
+                : $"a symbolic link to {target.FullName}, which does not exist";
+        }
+        catch (IOException)
+        {
+            return $"a symbolic link that loops (it leads back to itself through {link.LinkTarget})";
+        }
     }
 
     private const int AtCurrentDirectory = -100;

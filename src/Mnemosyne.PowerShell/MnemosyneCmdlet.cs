@@ -263,13 +263,14 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
 
     /// <summary>
     /// True for a regular file; otherwise writes a non-terminating error: a named pipe or a device
-    /// would block the session or read without end, so it is refused before it is opened.
+    /// would block the session or read without end, and a broken link fails with a bare I/O error, so
+    /// each is refused before it is opened.
     /// </summary>
     internal bool IsRegularFile(string file)
     {
         if (InputFiles.SpecialKind(file) is not { } kind) return true;
         WriteError(ErrorRecords.Create(
-            $"{file} is {kind}, not a regular file: reading it could wait forever or never end. Give the path of a file on disk.",
+            $"{file} is {kind}, not a regular file that can be read. Give the path of a file on disk.",
             "NotARegularFile", ErrorCategory.InvalidArgument, file));
         return false;
     }

@@ -921,6 +921,42 @@ Describe 'Bad install settings for Install-MnemosyneModel' {
 }
 
 Describe 'Non-finite values, refused where they enter' {
+    BeforeAll {
+        # Every value of one tensor of a weights file set to NaN, in place.
+        function Set-TensorNaN([string] $File, [string] $Tensor) {
+            $weights = [Mnemosyne.Engine.Safetensors.SafetensorsFile]::Open($File)
+            try { $info = $weights.Tensors[$Tensor] } finally { $weights.Dispose() }
+            $nan = if ("$($info.DType)" -eq 'F16') { [byte[]](0x00, 0x7E) } else { [BitConverter]::GetBytes([float]::NaN) }
+            $stream = [IO.File]::Open($File, 'Open', 'ReadWrite')
+            try {
+                $stream.Position = $info.Offset
+                for ($i = 0; $i -lt $info.ElementCount; $i++) { $stream.Write($nan, 0, $nan.Length) }
+            }
+            finally { $stream.Dispose() }
+        }
+    }
+
+    It 'NaN weights in <Name>: InvalidData naming that file, when they first show' -ForEach @(
+        @{ Name = 'the UNet'; File = 'unet/diffusion_pytorch_model.safetensors'; Tensor = 'conv_in.bias'; Advice = 'The UNet gave NaN at value 1 of \d+ of its first noise prediction, from finite inputs: its weights or config in .*Download or copy the model again' }
+        @{ Name = 'the VAE'; File = 'vae/diffusion_pytorch_model.safetensors'; Tensor = 'post_quant_conv.bias'; Advice = 'The decoder gave NaN at value 1 of \d+ of its picture' }
+        @{ Name = 'the first text encoder'; File = 'text_encoder/model.safetensors'; Tensor = 'text_model.embeddings.position_embedding.weight'; Advice = 'The first text encoder gave NaN at value 1 of \d+ of the prompt''s hidden states' }
+        @{ Name = 'the second text encoder'; File = 'text_encoder_2/model.safetensors'; Tensor = 'text_model.embeddings.position_embedding.weight'; Advice = 'The second text encoder gave NaN at value \d+ of \d+ of the prompt''s hidden states' }
+        @{ Name = 'the image encoder'; File = 'ip-adapter/models/image_encoder/model.safetensors'; Tensor = 'vision_model.embeddings.position_embedding.weight'; Advice = 'The image encoder gave NaN at value 1 of \d+ of the embedding of .*character\.png' }
+    ) {
+        $copy = Join-Path $TestDrive "nan-$([guid]::NewGuid().ToString('N'))"
+        Copy-Item $checkpoint $copy -Recurse
+        $weights = Join-Path $copy $File
+        Set-TensorNaN $weights $Tensor
+        try {
+            Open-MnemosyneEngine $copy -ErrorAction Stop
+            $failure = if ($Name -eq 'the image encoder') { Get-OnlyFailure { Import-MnemosyneReference $picture } }
+                       else { Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 1 @tiny } }
+            Assert-Failure $failure -Category InvalidData -Target $weights -Advice $Advice
+        }
+        finally { Open-MnemosyneEngine $checkpoint }
+        Assert-SessionUsable
+    }
+
     It 'a noise file holding NaN: InvalidArgument naming the file, before the scene is computed' {
         $path = Join-Path $TestDrive 'nan-noise.npy'
         $values = [float[]]::new(256)
@@ -962,6 +998,13 @@ Describe 'Hostile pictures and paths (issue 16)' {
                     $overwritten = $compressed.ToArray()
                     for ($i = 1000; $i -lt 1100; $i++) { $overwritten[$i] = 0x55 }
                     [IO.File]::WriteAllBytes($path, (Edit-PngPixelData (Get-PositionalPng 64 64) { , $overwritten }))
+                } }
+            @{ Name = 'a WebP whose VP8X header declares 16777216×16777216'; File = 'vast.webp'; Category = 'LimitsExceeded'; Advice = 'declares 16777216×16777216 pixels, over the limit.*scale it down'
+                Make = {
+                    param($path)
+                    $vp8x = [byte[]](@(0, 0, 0, 0) + @(0xFF) * 6)
+                    $body = [byte[]]([Text.Encoding]::ASCII.GetBytes('WEBPVP8X') + [BitConverter]::GetBytes([uint32]10) + $vp8x)
+                    [IO.File]::WriteAllBytes($path, [byte[]]([Text.Encoding]::ASCII.GetBytes('RIFF') + [BitConverter]::GetBytes([uint32]$body.Length) + $body))
                 } }
             @{ Name = 'a 4096×4096 PNG with 100 bytes of pixel data'; File = 'sparse.png'; Category = 'InvalidData'; Advice = 'fewer than the 50335744 its 4096×4096 pixels need.*get a complete copy'
                 Make = {
@@ -1022,6 +1065,46 @@ Describe 'Hostile pictures and paths (issue 16)' {
         It '/dev/zero as a picture: InvalidArgument, a character device (not "empty")' {
             if (-not $special) { Set-ItResult -Skipped -Because 'there is no /dev/zero'; return }
             Assert-Failure (Get-OnlyFailure { Import-MnemosyneReference /dev/zero }) -Category InvalidArgument -Target '/dev/zero' -Advice 'is a character device, not a regular file' -ErrorId 'NotARegularFile'
+            Assert-SessionUsable
+        }
+
+        It 'Open-MnemosyneEngine -Path of a named pipe: InvalidArgument, naming it, without waiting; the open engine stays' {
+            if (-not $special) { Set-ItResult -Skipped -Because 'named pipes are made with mkfifo'; return }
+            $fifo = Join-Path $TestDrive 'model.safetensors'
+            mkfifo $fifo
+            $failure = Get-OnlyFailure { Open-MnemosyneEngine $fifo }
+            Assert-Failure $failure -Category InvalidArgument -Target $fifo -Advice 'is a named pipe \(FIFO\), not a regular file.*single-file \.safetensors checkpoint' -ErrorId 'CheckpointNotSupported'
+            (Get-MnemosyneEngine).Path | Should -Be $checkpoint
+            Assert-SessionUsable
+        }
+
+        It 'a named pipe in place of a weights file of the folder: InvalidData, naming it, without waiting' {
+            if (-not $special) { Set-ItResult -Skipped -Because 'named pipes are made with mkfifo'; return }
+            $copy = Join-Path $TestDrive 'piped-checkpoint'
+            Copy-Item $checkpoint $copy -Recurse
+            $weights = Join-Path $copy 'text_encoder/model.safetensors'
+            Remove-Item $weights
+            mkfifo $weights
+            try {
+                $failure = Get-OnlyFailure { Open-MnemosyneEngine $copy }
+                Assert-Failure $failure -Category InvalidData -Target $weights -Advice 'is a named pipe \(FIFO\), not a regular file' -ErrorId 'EngineOpenFailed'
+                (Get-MnemosyneEngine).Path | Should -Be $checkpoint
+            }
+            finally { if ((Get-MnemosyneEngine).Path -ne $checkpoint) { Open-MnemosyneEngine $checkpoint } }
+        }
+
+        It 'a symbolic link loop as <Command> -Path: InvalidArgument, saying it loops' -ForEach @(
+            @{ Command = 'Open-MnemosyneEngine'; ErrorId = 'CheckpointNotSupported'; Invoke = { param($path) Open-MnemosyneEngine $path } }
+            @{ Command = 'Import-MnemosyneReference'; ErrorId = 'NotARegularFile'; Invoke = { param($path) Import-MnemosyneReference $path } }
+        ) {
+            if (-not $special) { Set-ItResult -Skipped -Because 'the links are made with ln -s'; return }
+            $first = Join-Path $TestDrive "$Command-a.safetensors"
+            $second = Join-Path $TestDrive "$Command-b.safetensors"
+            ln -s $second $first
+            ln -s $first $second
+            $failure = Get-OnlyFailure { & $Invoke $first }
+            Assert-Failure $failure -Category InvalidArgument -Target $first -Advice 'is a symbolic link that loops' -ErrorId $ErrorId
+            (Get-MnemosyneEngine).Path | Should -Be $checkpoint
             Assert-SessionUsable
         }
 

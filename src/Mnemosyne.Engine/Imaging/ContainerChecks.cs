@@ -29,6 +29,16 @@ internal static class ContainerChecks
     }
 
     /// <summary>
+    /// The canvas size a WebP's VP8X header declares, or null without one. VP8X is the only WebP
+    /// header with room for sizes beyond 16383 (up to 2^24 a side); ImageSharp reads the frame's own
+    /// header instead and calls such a file 0×0, so the declared size is checked here first.
+    /// </summary>
+    public static (int Width, int Height)? WebpCanvasSize(ReadOnlySpan<byte> data) =>
+        data.Length >= 30 && data[..4].SequenceEqual("RIFF"u8) && data.Slice(8, 8).SequenceEqual("WEBPVP8X"u8)
+            ? (1 + (data[24] | data[25] << 8 | data[26] << 16), 1 + (data[27] | data[28] << 8 | data[29] << 16))
+            : null;
+
+    /// <summary>
     /// True when an end-of-image marker (FF D9) follows the first start-of-scan marker. Entropy-coded
     /// data never holds FF D9 (an FF there is always stuffed or a restart marker), and marker
     /// segments before the scan (where EXIF thumbnails keep their own FF D9) are skipped by length.

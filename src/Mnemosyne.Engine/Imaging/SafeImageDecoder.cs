@@ -88,6 +88,8 @@ public sealed class SafeImageDecoder
                 $"the content is not a {Accepted} image (whatever its extension says); convert it to PNG or JPEG.");
         try
         {
+            if (format == WebpFormat.Instance && ContainerChecks.WebpCanvasSize(data) is var (canvasWidth, canvasHeight))
+                CheckSize(canvasWidth, canvasHeight, name);
             if (format == WebpFormat.Instance && AnimatedWebp.IsAnimated(data))
                 return DecodeAnimatedWebp(data, name);
             if ((format == PngFormat.Instance && !ContainerChecks.PngReachesEnd(data)) ||

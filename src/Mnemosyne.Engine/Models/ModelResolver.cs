@@ -188,6 +188,11 @@ public sealed class ModelResolver
     private EngineOptions ForCheckpoint(string path, string source, string? baseModelPath, List<string> notes, List<string> warnings)
     {
         var checkpoint = Path.GetFullPath(path);
+        if (InputFiles.SpecialKind(checkpoint) is { } kind)
+            throw new ModelPathException(
+                $"{checkpoint} (from {source}) is {kind}, not a regular file that can be read. Give the folder of an SDXL checkpoint in the diffusers layout " +
+                "(the one with model_index.json), or a single-file .safetensors checkpoint.",
+                ModelPathProblem.CheckpointNotSupported, checkpoint);
         var isSingleFile = File.Exists(checkpoint);
         if (isSingleFile && !checkpoint.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
             throw new ModelPathException(

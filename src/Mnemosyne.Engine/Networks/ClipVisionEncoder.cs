@@ -18,13 +18,17 @@ public sealed class ClipVisionEncoder : IDisposable
     private const string Prefix = "vision_model";
     private readonly OnnxModel model;
 
-    private ClipVisionEncoder(OnnxModel model, ClipVisionConfig config)
+    private ClipVisionEncoder(OnnxModel model, ClipVisionConfig config, string weightsPath)
     {
         this.model = model;
         Config = config;
+        WeightsPath = weightsPath;
     }
 
     public ClipVisionConfig Config { get; }
+
+    /// <summary>The weights file the encoder was loaded from (not its converted copy), for messages.</summary>
+    public string WeightsPath { get; }
 
     /// <summary>An image encoder folder with config.json and model.safetensors.</summary>
     public static ClipVisionEncoder Load(string folder, SessionSettings settings)
@@ -42,7 +46,7 @@ public sealed class ClipVisionEncoder : IDisposable
         var graph = settings.Precision == WeightPrecision.Float32
             ? BuildGraph(config, weights, Path.GetDirectoryName(weights.Path))
             : ConvertedNetwork.Build(settings, [("image-encoder", weights)], (converted, folder) => BuildGraph(config, converted[0], folder));
-        return new ClipVisionEncoder(OnnxModel.Create(graph, settings), config);
+        return new ClipVisionEncoder(OnnxModel.Create(graph, settings), config, weights.Path);
     }
 
     /// <summary>

@@ -10,6 +10,9 @@ public interface ILatentDecoder : IDisposable
 {
     int LatentChannels { get; }
 
+    /// <summary>The weights file or folder the decoder was loaded from, for messages.</summary>
+    string Source { get; }
+
     /// <summary>Pixels per latent along each side.</summary>
     int UpscaleFactor { get; }
 

@@ -40,6 +40,8 @@ public sealed class TinyAutoencoderDecoder : ILatentDecoder
     /// <summary>The folder the config and weights were read from.</summary>
     public string Folder { get; }
 
+    string ILatentDecoder.Source => Folder;
+
     public int LatentChannels => Config.LatentChannels;
 
     public int UpscaleFactor => (int)Math.Pow(Config.UpsamplingScalingFactor, Config.DecoderBlockOutChannels.Count - 1);

@@ -60,9 +60,10 @@ public sealed class Unet : IDisposable
     private readonly Lazy<OnnxModel> shallowModel;
     private readonly IReadOnlyList<IpAdapterAttention.Layer> ipLayers;
 
-    private Unet(OnnxModel model, OnnxGraph shallowGraph, SessionSettings settings, UnetConfig config, bool hasIpAdapter)
+    private Unet(OnnxModel model, OnnxGraph shallowGraph, SessionSettings settings, UnetConfig config, bool hasIpAdapter, string weightsPath)
     {
         this.model = model;
+        WeightsPath = weightsPath;
         // Made on first use: only a scene with DeepCache runs it. A profile of it is a file of its own.
         var shallowSettings = settings.ProfilePathPrefix is null ? settings : settings with { ProfilePathPrefix = settings.ProfilePathPrefix + "-shallow" };
         shallowModel = new(() => OnnxModel.Create(shallowGraph, shallowSettings));
@@ -72,6 +73,9 @@ public sealed class Unet : IDisposable
     }
 
     public UnetConfig Config { get; }
+
+    /// <summary>The weights file the UNet was loaded from (not its converted copy), for messages.</summary>
+    public string WeightsPath { get; }
 
     /// <summary>Whether the graph has the IP-Adapter branch (an adapter file was given).</summary>
     public bool HasIpAdapter { get; }
@@ -112,7 +116,7 @@ public sealed class Unet : IDisposable
             ? Build(weights, Path.GetDirectoryName(weights.Path))
             : ConvertedNetwork.Build(settings, [("unet", weights)], (sources, folder) => Build(sources[0], folder), CheckAdapterFile);
         if (settings.Precision == WeightPrecision.Float32) CheckAdapterFile();
-        return new Unet(OnnxModel.Create(whole, settings), shallow, settings, config, withAdapter);
+        return new Unet(OnnxModel.Create(whole, settings), shallow, settings, config, withAdapter, weights.Path);
     }
 
     /// <summary>Loads a unet/ folder holding config.json and diffusion_pytorch_model.safetensors.</summary>

@@ -24,13 +24,16 @@ public sealed class VaeDecoder : ILatentDecoder
 
     private readonly OnnxModel model;
 
-    private VaeDecoder(OnnxModel model, VaeConfig config)
+    private VaeDecoder(OnnxModel model, VaeConfig config, string source)
     {
         this.model = model;
         Config = config;
+        Source = source;
     }
 
     public VaeConfig Config { get; }
+
+    public string Source { get; }
 
     public int LatentChannels => Config.LatentChannels;
 
@@ -57,7 +60,7 @@ public sealed class VaeDecoder : ILatentDecoder
         // The weights are external data in their own folder, so ONNX Runtime reads them itself and
         // the file may be closed once the session exists. The decoder runs once per scene on the
         // largest activations of all (GBs at 1024²): without the arena they are returned after the run.
-        return new VaeDecoder(OnnxModel.Create(graph, settings with { MemoryArena = false }), config);
+        return new VaeDecoder(OnnxModel.Create(graph, settings with { MemoryArena = false }), config, weights.Path);
     }
 
     /// <summary>

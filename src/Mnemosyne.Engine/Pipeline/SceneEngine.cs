@@ -225,7 +225,11 @@ public sealed class SceneEngine : IDisposable
             encoder.Use(network =>
             {
                 foreach (var picture in pictures)
-                    embeddings.Add(network.Run(ClipImagePreprocessor.Preprocess(picture.Image), cancellation));
+                {
+                    var embedding = network.Run(ClipImagePreprocessor.Preprocess(picture.Image), cancellation);
+                    NonFiniteOutput.Check(embedding.Data, "The image encoder", network.WeightsPath, $"the embedding of {picture.Path}");
+                    embeddings.Add(embedding);
+                }
                 return embeddings;
             });
         }
@@ -268,6 +272,8 @@ public sealed class SceneEngine : IDisposable
             EncodePrompts(encodeNegative ? [request.Prompt, negativeText] : [request.Prompt], cancellation);
             var positive = CachedPrompt(request.Prompt, "prompt", warnings);
             var negative = encodeNegative ? CachedPrompt(negativeText, "negative prompt", warnings) : null;
+            CheckEncoded(positive, "prompt");
+            if (negative is not null) CheckEncoded(negative, "negative prompt");
 
             IpAdapterKeyValues? ipKeyValues = null;
             if (request.Reference is { } r && request.ReferenceWeight > 0) ipKeyValues = ReferenceKeyValues(r, cancellation);
@@ -398,6 +404,19 @@ public sealed class SceneEngine : IDisposable
         if (cached.Dropped > 0)
             warnings.Add($"The {what} is longer than CLIP's 77 tokens: its last {cached.Dropped} tokens were dropped.");
         return cached.Embedding;
+    }
+
+    /// <summary>The two encoders' states sit side by side: a non-finite value is blamed on the encoder whose columns hold it.</summary>
+    private void CheckEncoded(PromptEmbedding embedding, string what)
+    {
+        var states = embedding.Embeds;
+        if (FloatTensorOps.FirstNonFinite(states.Data) is { } at)
+        {
+            bool first = at % states.Shape[^1] < model.Configs.TextEncoder.HiddenSize;
+            NonFiniteOutput.Check(states.Data, first ? "The first text encoder" : "The second text encoder",
+                first ? model.TextEncoder.Path : model.TextEncoder2.Path, $"the {what}'s hidden states");
+        }
+        NonFiniteOutput.Check(embedding.Pooled.Data, "The second text encoder", model.TextEncoder2.Path, $"the {what}'s pooled embedding");
     }
 
     /// <summary>[1, L, a] ‖ [1, L, b] → [1, L, a + b].</summary>

@@ -97,17 +97,10 @@ public sealed record SceneRequest
                 $"The initial noise has shape [{string.Join(", ", noise.Shape)}] but a {Width}×{Height} scene needs [1, 4, {Height / 8}, {Width / 8}].",
                 nameof(InitialNoise));
         // Caught here rather than as a NaN picture after the whole scene.
-        if (InitialNoise is { } values && FirstNonFinite(values.Data) is { } bad)
+        if (InitialNoise is { } values && FloatTensorOps.FirstNonFinite(values.Data) is { } bad)
             throw new ArgumentException(
                 $"The initial noise holds {values.Data[bad]} at value {bad} of {values.Data.Length}; noise must be finite numbers. Make the file again.",
                 nameof(InitialNoise));
-    }
-
-    private static int? FirstNonFinite(float[] values)
-    {
-        for (int i = 0; i < values.Length; i++)
-            if (!float.IsFinite(values[i])) return i;
-        return null;
     }
 
     /// <summary>

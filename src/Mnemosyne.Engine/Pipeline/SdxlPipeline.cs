@@ -54,7 +54,10 @@ internal static class SdxlPipeline
             var prediction = deepCache.Predict(unet, new FloatTensor(input, [guided ? 2 : 1, .. latentShape[1..]]), step, timesteps[step],
                 guided ? guidedInputs! : conditionalInputs!, cancellation).Data;
             var noisePrediction = guided ? Guide(prediction, request.GuidanceScale) : prediction;
+            // Later steps only carry on what the first one made: one check finds damaged weights or configs.
+            if (step == 0) NonFiniteOutput.Check(prediction, "The UNet", unet.WeightsPath, "its first noise prediction");
             scheduler.Step(noisePrediction, step, latents, generator);
+            if (step == 0) NonFiniteOutput.Check(latents, "The scheduler", schedulerConfig.Source, "the latents after the first step");
 
             var elapsed = clock.Elapsed;
             var report = new SceneProgress(request.Prompt, step + 1, timesteps.Count, elapsed,
@@ -70,7 +73,9 @@ internal static class SdxlPipeline
     public static RgbImage Decode(ILatentDecoder decoder, FloatTensor latents, CancellationToken cancellation)
     {
         cancellation.ThrowIfCancellationRequested();
-        return DecoderOutputConverter.ToRgbImage(decoder.Run(latents, cancellation));
+        var pixels = decoder.Run(latents, cancellation);
+        NonFiniteOutput.Check(pixels.Data, "The decoder", decoder.Source, "its picture");
+        return DecoderOutputConverter.ToRgbImage(pixels);
     }
 
     /// <summary>ε = ε_u + g·(ε_c − ε_u), on a batch of [unconditional, conditional].</summary>

@@ -45,6 +45,8 @@ public sealed class SafetensorsFile : IStoredWeightSource, IDisposable
     {
         path = System.IO.Path.GetFullPath(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint file not found: {path}", path);
+        if (InputFiles.SpecialKind(path) is { } kind)
+            throw new CheckpointException($"{path} is {kind}, not a regular file that can be read; give the path of the weights file itself.", path);
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         long length = stream.Length;
         Span<byte> prefix = stackalloc byte[8];

@@ -3,6 +3,14 @@ namespace Mnemosyne.Engine.Tensors;
 /// <summary>The few tensor operations the pipeline does outside the graphs.</summary>
 public static class FloatTensorOps
 {
+    /// <summary>The index of the first NaN or infinity, or null when every value is finite.</summary>
+    public static int? FirstNonFinite(ReadOnlySpan<float> values)
+    {
+        for (int i = 0; i < values.Length; i++)
+            if (!float.IsFinite(values[i])) return i;
+        return null;
+    }
+
     public static FloatTensor Zeros(params int[] shape) => new(new float[shape.Aggregate(1L, (a, b) => a * b)], shape);
 
     /// <summary>Stacks tensors of the same shape [1, …] along the first (batch) axis.</summary>
