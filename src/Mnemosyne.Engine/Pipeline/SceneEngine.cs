@@ -259,7 +259,7 @@ public sealed class SceneEngine : IDisposable
             ObjectDisposedException.ThrowIf(disposed, this);
             var warnings = new List<string>();
             bool encodeNegative = request.GuidanceScale > 1 && (request.NegativePrompt is not null || !forceZerosForEmptyPrompt);
-            var positive = EncodePrompts(request, encodeNegative, warnings, cancellation, out var negative);
+            var (positive, negative) = EncodePrompts(request, encodeNegative, warnings, cancellation);
 
             IpAdapterKeyValues? ipKeyValues = null;
             if (request.Reference is { } r && request.ReferenceWeight > 0) ipKeyValues = ReferenceKeyValues(r, cancellation);
@@ -365,8 +365,8 @@ public sealed class SceneEngine : IDisposable
     /// The prompt's embedding and, when guidance needs it, the negative prompt's, with as many tokens as each other
     /// (A1111's chunks padded with the empty prompt's); a warning for each that was cut short.
     /// </summary>
-    private PromptEmbedding EncodePrompts(SceneRequest request, bool encodeNegative, List<string> warnings, CancellationToken cancellation,
-        out PromptEmbedding? negative)
+    private (PromptEmbedding Positive, PromptEmbedding? Negative) EncodePrompts(
+        SceneRequest request, bool encodeNegative, List<string> warnings, CancellationToken cancellation)
     {
         var negativeText = request.NegativePrompt ?? "";
         // A1111's chunks of the two may differ in number; the empty prompt's chunk pads the shorter.
@@ -379,18 +379,12 @@ public sealed class SceneEngine : IDisposable
                 warnings.Add($"The {what} is longer than CLIP's 77 tokens: its last {prompt.DroppedTokens} tokens were dropped. " +
                     "PromptStyle A1111 (the default) reads long prompts whole.");
         }
-        if (!encodeNegative)
+        return encoded.Count switch
         {
-            negative = null;
-            return encoded[0].Embedding;
-        }
-        if (encoded.Count == 2)
-        {
-            negative = encoded[1].Embedding;
-            return encoded[0].Embedding;
-        }
-        (var positive, negative) = PromptEncoder.PadToSameLength(encoded[0].Embedding, encoded[1].Embedding, encoded[2].Embedding);
-        return positive;
+            1 => (encoded[0].Embedding, null),
+            2 => (encoded[0].Embedding, encoded[1].Embedding),
+            _ => PromptEncoder.PadToSameLength(encoded[0].Embedding, encoded[1].Embedding, encoded[2].Embedding),
+        };
     }
 
     public void Dispose()
