@@ -28,3 +28,5 @@ public sealed class QualityCompleter : EnumNameCompleter<SceneQuality>;
 public sealed class SpacingCompleter : EnumNameCompleter<TimestepSpacing>;
 
 public sealed class DecoderCompleter : EnumNameCompleter<Mnemosyne.Engine.Pipeline.SceneDecoder>;
+
+public sealed class PromptStyleCompleter : EnumNameCompleter<Mnemosyne.Engine.Pipeline.PromptStyle>;

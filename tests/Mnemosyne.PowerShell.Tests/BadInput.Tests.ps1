@@ -214,8 +214,13 @@ BeforeDiscovery {
 
     # Odd settings that must work; Check gets the scene and the warnings.
     $oddSettings = @(
-        @{ Name = 'a 10,000-character prompt (made, with a truncation warning)'; Settings = @{ Prompt = ('a very long prompt ' * 527).Substring(0, 10000) }
-            Check = { param($scene, $warnings) $scene.Prompt.Length | Should -Be 10000; "$warnings" | Should -Match 'longer than CLIP''s 77 tokens: its last \d+ tokens were dropped' } }
+        @{ Name = 'a 10,000-character prompt (read whole, in 75-token chunks)'; Settings = @{ Prompt = ('a very long prompt ' * 527).Substring(0, 10000) }
+            Check = { param($scene, $warnings) $scene.Prompt.Length | Should -Be 10000; $warnings | Should -BeNullOrEmpty } }
+        @{ Name = 'a 10,000-character prompt with -PromptStyle Diffusers (made, with a truncation warning)'
+            Settings = @{ Prompt = ('a very long prompt ' * 527).Substring(0, 10000); PromptStyle = 'Diffusers' }
+            Check = { param($scene, $warnings) $scene.PromptStyle | Should -Be 'Diffusers'; "$warnings" | Should -Match 'longer than CLIP''s 77 tokens: its last \d+ tokens were dropped' } }
+        @{ Name = 'unbalanced brackets and a weight that is no number (read as A1111 reads them)'; Settings = @{ Prompt = '((a cat:abc) in a [hat]] ) \x BREAK BREAK'; NegativePrompt = '(blurry' }
+            Check = { param($scene, $warnings) $scene.Prompt | Should -Be '((a cat:abc) in a [hat]] ) \x BREAK BREAK'; $warnings | Should -BeNullOrEmpty } }
         @{ Name = 'emoji and other scripts'; Settings = @{ Prompt = 'a 🐱 in a 🎩 at a café, 猫' }
             Check = { param($scene, $warnings) $scene.Prompt | Should -Be 'a 🐱 in a 🎩 at a café, 猫'; $warnings | Should -BeNullOrEmpty } }
         @{ Name = 'tabs and line breaks'; Settings = @{ Prompt = "a cat`tin a hat`r`nat night" }
@@ -768,6 +773,7 @@ Describe 'Piped rows New-MnemosyneScene cannot use (issue 16)' {
         @{ Cell = 'Scheduler=NoSuchScheduler'; Column = 'Scheduler'; Value = 'NoSuchScheduler'; Expected = 'one of Euler, .*Ddim' }
         @{ Cell = 'Quality=Bogus'; Column = 'Quality'; Value = 'Bogus'; Expected = 'one of Fast, Draft, Standard, Best' }
         @{ Cell = 'GuidanceScale=high'; Column = 'GuidanceScale'; Value = 'high'; Expected = 'a number' }
+        @{ Cell = 'PromptStyle=Compel'; Column = 'PromptStyle'; Value = 'Compel'; Expected = 'one of A1111, Diffusers' }
     ) {
         # The rows give the steps: a setting given on the command line is not taken from the rows.
         $rows = @(1..3 | ForEach-Object { [pscustomobject]@{ Prompt = ('first', 'second', 'third')[$_ - 1]; Seed = "$_"; Steps = '2' } })

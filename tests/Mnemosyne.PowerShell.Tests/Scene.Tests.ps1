@@ -89,6 +89,8 @@ Describe 'Making scenes with the tiny checkpoint' {
                 Scheduler       = $Case.sched
                 Width           = $Case.w
                 Height          = $Case.h
+                # diffusers' own prompt encoding: plain text, cut to 77 tokens (the long-prompt case is cut).
+                PromptStyle     = 'Diffusers'
             }
             if ($null -ne $Case.negative) { $arguments.NegativePrompt = $Case.negative }
             if ($null -ne $Case.seed) { $arguments.Seed = $Case.seed }
@@ -300,11 +302,38 @@ third,3,64,64,2
         { New-MnemosyneScene 'a cat' -Seed 1 @tiny | Save-MnemosyneImage -Path $folder -ErrorAction Stop } | Should -Throw -ErrorId 'PathIsFolder,*'
     }
 
-    It 'warns when the prompt is longer than CLIP reads, and still makes the scene' {
+    It 'with -PromptStyle Diffusers, warns when the prompt is longer than CLIP reads, and still makes the scene' {
         $long = (1..100 | ForEach-Object { "word$_" }) -join ' '
-        $scene = New-MnemosyneScene $long -Seed 1 @tiny -WarningVariable warnings -WarningAction SilentlyContinue
+        $scene = New-MnemosyneScene $long -Seed 1 -PromptStyle Diffusers @tiny -WarningVariable warnings -WarningAction SilentlyContinue
         $scene.Prompt | Should -Be $long
+        $scene.PromptStyle | Should -Be 'Diffusers'
         "$warnings" | Should -Match 'dropped'
+        $scene.ParametersText() | Should -Match ', Prompt style: Diffusers,'
+    }
+
+    It 'reads a long prompt whole by default (A1111''s chunks): no warning, another picture than the cut one' {
+        $long = (1..100 | ForEach-Object { "word$_" }) -join ' '
+        $whole = New-MnemosyneScene $long -Seed 1 @tiny -WarningVariable warnings -WarningAction SilentlyContinue
+        $warnings | Should -BeNullOrEmpty
+        $whole.PromptStyle | Should -Be 'A1111'
+        $whole.ParametersText() | Should -Not -Match 'Prompt style'
+        $cut = New-MnemosyneScene $long -Seed 1 -PromptStyle Diffusers @tiny -WarningAction SilentlyContinue
+        [System.Linq.Enumerable]::SequenceEqual($whole.Image.Rgb, $cut.Image.Rgb) | Should -BeFalse
+    }
+
+    It 'makes a plain prompt''s scene the same in both prompt styles, and a weighted one differently' {
+        $plain = New-MnemosyneScene 'a cat in a hat' -Seed 2 @tiny
+        $diffusers = New-MnemosyneScene 'a cat in a hat' -Seed 2 -PromptStyle Diffusers @tiny
+        [System.Linq.Enumerable]::SequenceEqual($plain.Image.Rgb, $diffusers.Image.Rgb) | Should -BeTrue
+        $weighted = New-MnemosyneScene 'a (cat:1.5) in a hat' -Seed 2 @tiny
+        [System.Linq.Enumerable]::SequenceEqual($plain.Image.Rgb, $weighted.Image.Rgb) | Should -BeFalse
+    }
+
+    It 'takes -PromptStyle from a piped scene' {
+        $first = New-MnemosyneScene 'a (cat) in a hat' -Seed 2 -PromptStyle Diffusers @tiny
+        $again = $first | New-MnemosyneScene @tiny
+        $again.PromptStyle | Should -Be 'Diffusers'
+        [System.Linq.Enumerable]::SequenceEqual($first.Image.Rgb, $again.Image.Rgb) | Should -BeTrue
     }
 
     It 'refuses a reference made by another image encoder, per scene' {

@@ -13,6 +13,8 @@ public sealed record Scene
     public required RgbImage Image { get; init; }
     public required string Prompt { get; init; }
     public string? NegativePrompt { get; init; }
+    /// <summary>How the prompts were read (<see cref="SceneRequest.PromptStyle"/>).</summary>
+    public PromptStyle PromptStyle { get; init; }
     public required long Seed { get; init; }
     public required int Steps { get; init; }
     public required SchedulerKind Scheduler { get; init; }
@@ -54,6 +56,7 @@ public sealed record Scene
         text.Append(", Seed: ").Append(Seed.ToString(inv))
             .Append(", Size: ").Append(Width.ToString(inv)).Append('x').Append(Height.ToString(inv))
             .Append(", Model: ").Append(Model);
+        if (PromptStyle != PromptStyle.A1111) text.Append(", Prompt style: ").Append(PromptStyle);
         if (Precision != WeightPrecision.Float32) text.Append(", Precision: ").Append(Precision);
         if (Decoder != SceneDecoder.Full) text.Append(", Decoder: ").Append(Decoder);
         if (ReferenceName is not null)

@@ -18,15 +18,12 @@ namespace Mnemosyne.Engine.Pipeline;
 /// </summary>
 public sealed class SceneEngine : IDisposable
 {
-    private const int PromptCacheSize = 64;
-
     /// <summary>A reference's keys and values are 2.7 MB at SDXL sizes (70 layers × 2 × 4 tokens × C).</summary>
     private const int ReferenceCacheSize = 16;
 
     private readonly object gate = new();
     private readonly bool forceZerosForEmptyPrompt;
     private readonly SchedulerConfig schedulerConfig;
-    private readonly ClipTokenizer tokenizer, tokenizer2;
     private readonly SdxlModelFiles model;
     private readonly OnDemandNetwork<ClipTextEncoder> textEncoder, textEncoder2;
     private readonly OnDemandNetwork<Unet> unet;
@@ -36,8 +33,7 @@ public sealed class SceneEngine : IDisposable
     private readonly OnDemandNetwork<ClipVisionEncoder>? imageEncoder;
     private readonly ImageProjection? projection;
     private readonly IpAdapterKeys? adapterKeys;
-    private readonly Dictionary<string, (PromptEmbedding Embedding, int Dropped)> prompts = new(StringComparer.Ordinal);
-    private readonly LinkedList<string> promptOrder = new();
+    private readonly PromptEncoder promptEncoder;
     private readonly Dictionary<CharacterReference, IpAdapterKeyValues> referenceKeyValues = new(ReferenceEqualityComparer.Instance);
     private IpAdapterKeyValues? unconditionalKeyValues;
     private bool disposed;
@@ -52,8 +48,7 @@ public sealed class SceneEngine : IDisposable
         ModelName = model.Name;
         forceZerosForEmptyPrompt = model.ForceZerosForEmptyPrompt;
         this.schedulerConfig = schedulerConfig;
-        this.tokenizer = tokenizer;
-        this.tokenizer2 = tokenizer2;
+        promptEncoder = new PromptEncoder(tokenizer, tokenizer2, textEncoder, textEncoder2);
         this.textEncoder = textEncoder;
         this.textEncoder2 = textEncoder2;
         this.unet = unet;
@@ -268,10 +263,7 @@ public sealed class SceneEngine : IDisposable
             ObjectDisposedException.ThrowIf(disposed, this);
             var warnings = new List<string>();
             bool encodeNegative = request.GuidanceScale > 1 && (request.NegativePrompt is not null || !forceZerosForEmptyPrompt);
-            var negativeText = request.NegativePrompt ?? "";
-            EncodePrompts(encodeNegative ? [request.Prompt, negativeText] : [request.Prompt], cancellation);
-            var positive = CachedPrompt(request.Prompt, "prompt", warnings);
-            var negative = encodeNegative ? CachedPrompt(negativeText, "negative prompt", warnings) : null;
+            var (positive, negative) = EncodePrompts(request, encodeNegative, warnings, cancellation);
             CheckEncoded(positive, "prompt");
             if (negative is not null) CheckEncoded(negative, "negative prompt");
 
@@ -293,6 +285,7 @@ public sealed class SceneEngine : IDisposable
                 Image = image,
                 Prompt = request.Prompt,
                 NegativePrompt = request.NegativePrompt,
+                PromptStyle = request.PromptStyle,
                 Seed = request.Seed,
                 Steps = request.Steps,
                 Scheduler = request.Scheduler,
@@ -375,35 +368,29 @@ public sealed class SceneEngine : IDisposable
     }
 
     /// <summary>
-    /// Encodes the texts not cached yet: both encoders' penultimate states concatenated, and encoder 2's
-    /// pooled text. The encoders are loaded once for all of them.
+    /// The prompt's embedding and, when guidance needs it, the negative prompt's, with as many tokens as each other
+    /// (A1111's chunks padded with the empty prompt's); a warning for each that was cut short.
     /// </summary>
-    private void EncodePrompts(IReadOnlyList<string> texts, CancellationToken cancellation)
+    private (PromptEmbedding Positive, PromptEmbedding? Negative) EncodePrompts(
+        SceneRequest request, bool encodeNegative, List<string> warnings, CancellationToken cancellation)
     {
-        var missing = texts.Distinct(StringComparer.Ordinal).Where(t => !prompts.ContainsKey(t)).ToList();
-        if (missing.Count == 0) return;
-        var ids = missing.Select(t => (First: tokenizer.Encode(t), Second: tokenizer2.Encode(t))).ToList();
-        var hidden1 = textEncoder.Use(network => ids.Select(i => network.Run([i.First.IdsAsInt64()], cancellation).PenultimateHiddenStates).ToList());
-        var output2 = textEncoder2.Use(network => ids.Select(i => network.Run([i.Second.IdsAsInt64()], cancellation)).ToList());
-        for (int i = 0; i < missing.Count; i++)
+        var negativeText = request.NegativePrompt ?? "";
+        // A1111's chunks of the two may differ in number; the empty prompt's chunk pads the shorter.
+        string[] texts = !encodeNegative ? [request.Prompt]
+            : request.PromptStyle == PromptStyle.A1111 ? [request.Prompt, negativeText, ""] : [request.Prompt, negativeText];
+        var encoded = promptEncoder.Encode(texts, request.PromptStyle, cancellation);
+        foreach (var (prompt, what) in encoded.Zip(["prompt", "negative prompt"]))
         {
-            var embedding = new PromptEmbedding(ConcatFeatures(hidden1[i], output2[i].PenultimateHiddenStates), output2[i].TextEmbeds!);
-            prompts[missing[i]] = (embedding, Math.Max(ids[i].First.DroppedTokenCount, ids[i].Second.DroppedTokenCount));
-            promptOrder.AddLast(missing[i]);
-            if (promptOrder.Count > PromptCacheSize)
-            {
-                prompts.Remove(promptOrder.First!.Value);
-                promptOrder.RemoveFirst();
-            }
+            if (prompt.DroppedTokens > 0)
+                warnings.Add($"The {what} is longer than CLIP's 77 tokens: its last {prompt.DroppedTokens} tokens were dropped. " +
+                    "PromptStyle A1111 (the default) reads long prompts whole.");
         }
-    }
-
-    private PromptEmbedding CachedPrompt(string text, string what, List<string> warnings)
-    {
-        var cached = prompts[text];
-        if (cached.Dropped > 0)
-            warnings.Add($"The {what} is longer than CLIP's 77 tokens: its last {cached.Dropped} tokens were dropped.");
-        return cached.Embedding;
+        return encoded.Count switch
+        {
+            1 => (encoded[0].Embedding, null),
+            2 => (encoded[0].Embedding, encoded[1].Embedding),
+            _ => PromptEncoder.PadToSameLength(encoded[0].Embedding, encoded[1].Embedding, encoded[2].Embedding),
+        };
     }
 
     /// <summary>The two encoders' states sit side by side: a non-finite value is blamed on the encoder whose columns hold it.</summary>
@@ -417,19 +404,6 @@ public sealed class SceneEngine : IDisposable
                 first ? model.TextEncoder.Path : model.TextEncoder2.Path, $"the {what}'s hidden states");
         }
         NonFiniteOutput.Check(embedding.Pooled.Data, "The second text encoder", model.TextEncoder2.Path, $"the {what}'s pooled embedding");
-    }
-
-    /// <summary>[1, L, a] ‖ [1, L, b] → [1, L, a + b].</summary>
-    private static FloatTensor ConcatFeatures(FloatTensor a, FloatTensor b)
-    {
-        int rows = a.Shape[1], wa = a.Shape[2], wb = b.Shape[2];
-        var data = new float[rows * (wa + wb)];
-        for (int r = 0; r < rows; r++)
-        {
-            Array.Copy(a.Data, r * wa, data, r * (wa + wb), wa);
-            Array.Copy(b.Data, r * wb, data, r * (wa + wb) + wa, wb);
-        }
-        return new FloatTensor(data, [1, rows, wa + wb]);
     }
 
     public void Dispose()

@@ -15,6 +15,11 @@ public sealed record SceneRequest
     public required string Prompt { get; init; }
     /// <summary>null = not given (SDXL then uses zeros); "" is encoded like any prompt.</summary>
     public string? NegativePrompt { get; init; }
+    /// <summary>
+    /// How the prompts are read: <see cref="PromptStyle.A1111"/> (emphasis, BREAK, any length) or
+    /// <see cref="PromptStyle.Diffusers"/> (plain text cut to 77 tokens, diffusers' own scene).
+    /// </summary>
+    public PromptStyle PromptStyle { get; init; } = PromptStyle.A1111;
     public CharacterReference? Reference { get; init; }
     /// <summary>IP-Adapter scale: 0 ignores the reference, 1 follows it strongly.</summary>
     public float ReferenceWeight { get; init; } = 0.6f;
@@ -71,6 +76,8 @@ public sealed record SceneRequest
         if (Prompt is null) throw new ArgumentNullException(nameof(Prompt), "A prompt is required.");
         CheckText(Prompt, nameof(Prompt), "prompt");
         if (NegativePrompt is not null) CheckText(NegativePrompt, nameof(NegativePrompt), "negative prompt");
+        if (!Enum.IsDefined(PromptStyle))
+            throw new ArgumentOutOfRangeException(nameof(PromptStyle), PromptStyle, $"PromptStyle must be one of {string.Join(", ", Enum.GetNames<PromptStyle>())}.");
         CheckSide(Width, nameof(Width));
         CheckSide(Height, nameof(Height));
         if (Steps is < 1 or > MaxSteps)

@@ -28,6 +28,7 @@ public sealed class ClipTokenizer
 
     private readonly BpeTokenizer bpe;
     private readonly bool splitOnPadToken;
+    private readonly int? commaId;
 
     private ClipTokenizer(BpeTokenizer bpe, string folder, SpecialTokens tokens, IReadOnlyDictionary<string, int> vocabulary)
     {
@@ -38,6 +39,7 @@ public sealed class ClipTokenizer
         EosId = vocabulary[tokens.Eos];
         PadId = vocabulary[tokens.Pad];
         MaxLength = tokens.MaxLength;
+        commaId = bpe.EncodeToIds(",") is [var comma] ? comma : null;
         // transformers splits a prompt on every registered special token before BPE. BOS and EOS
         // the split pattern catches anyway; any other pad token (SDXL's tokenizer_2 pads with "!")
         // is split out of the raw prompt and becomes the pad id.
@@ -80,6 +82,73 @@ public sealed class ClipTokenizer
     /// <exception cref="ArgumentException">The prompt holds an unpaired UTF-16 surrogate.</exception>
     public TokenizedText Encode(string text)
     {
+        var tokens = Body(text);
+        int kept = Math.Min(tokens.Count, MaxLength - 2);
+        return new TokenizedText(Chunk(tokens.GetRange(0, kept)), tokens.Count, tokens.Count - kept);
+    }
+
+    /// <summary>
+    /// Tokenizes a parsed prompt (<see cref="PromptSyntax.Parse"/>) as AUTOMATIC1111 does: each piece on its own, the
+    /// ids filling chunks of <see cref="MaxLength"/> − 2, each laid out as <see cref="Encode"/> lays out a prompt. A
+    /// BREAK closes the chunk; a token that does not fit starts the next one, and when the chunk holds a comma among
+    /// its last <see cref="CommaBacktrack"/> ids, the ids after that comma move with it. At least one chunk.
+    /// </summary>
+    /// <exception cref="ArgumentException">A piece holds an unpaired UTF-16 surrogate.</exception>
+    public IReadOnlyList<WeightedChunk> EncodeChunks(IReadOnlyList<PromptPiece> pieces)
+    {
+        ArgumentNullException.ThrowIfNull(pieces);
+        int chunkLength = MaxLength - 2;
+        var chunks = new List<WeightedChunk>();
+        var ids = new List<int>();
+        var weights = new List<float>();
+        int lastComma = -1;
+
+        void Close()
+        {
+            var chunkWeights = new float[MaxLength];
+            chunkWeights.AsSpan().Fill(1);
+            weights.CopyTo(chunkWeights, 1);
+            chunks.Add(new WeightedChunk(Chunk(ids), chunkWeights));
+            ids.Clear();
+            weights.Clear();
+            lastComma = -1;
+        }
+
+        foreach (var piece in pieces)
+        {
+            if (piece.IsBreak)
+            {
+                Close();
+                continue;
+            }
+            foreach (var token in Body(piece.Text))
+            {
+                if (token == commaId) lastComma = ids.Count;
+                else if (ids.Count == chunkLength && lastComma >= 0 && ids.Count - lastComma <= CommaBacktrack)
+                {
+                    var movedIds = ids.GetRange(lastComma + 1, ids.Count - lastComma - 1);
+                    var movedWeights = weights.GetRange(lastComma + 1, weights.Count - lastComma - 1);
+                    ids.RemoveRange(lastComma + 1, movedIds.Count);
+                    weights.RemoveRange(lastComma + 1, movedWeights.Count);
+                    Close();
+                    ids.AddRange(movedIds);
+                    weights.AddRange(movedWeights);
+                }
+                if (ids.Count == chunkLength) Close();
+                ids.Add(token);
+                weights.Add((float)piece.Weight);
+            }
+        }
+        if (ids.Count > 0 || chunks.Count == 0) Close();
+        return chunks;
+    }
+
+    /// <summary>A1111's comma_padding_backtrack default: how far back a full chunk looks for a comma to break at.</summary>
+    public const int CommaBacktrack = 20;
+
+    /// <summary>The prompt's ids without BOS, EOS or padding, nothing dropped.</summary>
+    private List<int> Body(string text)
+    {
         ArgumentNullException.ThrowIfNull(text);
         ThrowIfUnpairedSurrogate(text);
 
@@ -94,14 +163,18 @@ public sealed class ClipTokenizer
             }
         }
         else tokens.AddRange(bpe.EncodeToIds(text));
+        return tokens;
+    }
 
-        int kept = Math.Min(tokens.Count, MaxLength - 2);
+    /// <summary>BOS, the ids (at most <see cref="MaxLength"/> − 2), EOS, then pad ids up to <see cref="MaxLength"/>.</summary>
+    private int[] Chunk(List<int> tokens)
+    {
         var ids = new int[MaxLength];
         ids[0] = BosId;
-        tokens.CopyTo(0, ids, 1, kept);
-        ids[kept + 1] = EosId;
-        ids.AsSpan(kept + 2).Fill(PadId);
-        return new TokenizedText(ids, tokens.Count, tokens.Count - kept);
+        tokens.CopyTo(ids, 1);
+        ids[tokens.Count + 1] = EosId;
+        ids.AsSpan(tokens.Count + 2).Fill(PadId);
+        return ids;
     }
 
     private static ClipTokenizer Read(string folder)

@@ -30,6 +30,12 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [AllowEmptyString]
     public string? NegativePrompt { get; set; }
 
+    /// <summary>A1111 (the default: emphasis, BREAK, long prompts in 75-token chunks) or Diffusers (plain text cut to 77 tokens).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    [ArgumentCompleter(typeof(PromptStyleCompleter))]
+    public PromptStyle? PromptStyle { get; set; }
+
     /// <summary>Bound from the pipeline by type, so a piped reference and a positional prompt work together.</summary>
     [Parameter(ValueFromPipeline = true)]
     public CharacterReference? Reference { get; set; }
@@ -347,6 +353,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         var request = defaults with
         {
             NegativePrompt = NegativePrompt,
+            PromptStyle = PromptStyle ?? defaults.PromptStyle,
             Reference = Reference,
             ReferenceWeight = ReferenceWeight ?? defaults.ReferenceWeight,
             Steps = Steps ?? (int?)Quality ?? defaults.Steps,

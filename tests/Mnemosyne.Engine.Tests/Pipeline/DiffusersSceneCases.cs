@@ -44,6 +44,8 @@ public static class DiffusersSceneCases
         var request = new SceneRequest
         {
             Prompt = c.GetProperty("prompt").GetString()!,
+            // diffusers' own prompt encoding: plain text, cut to 77 tokens (the long-prompt case is cut).
+            PromptStyle = PromptStyle.Diffusers,
             NegativePrompt = c.GetProperty("negative").ValueKind == JsonValueKind.Null ? null : c.GetProperty("negative").GetString(),
             Width = c.GetProperty("w").GetInt32(),
             Height = c.GetProperty("h").GetInt32(),

@@ -54,7 +54,7 @@ public sealed class PipelineEquivalenceTests(SceneEngineFixture engines, ITestOu
     public void WarnsWhenThePromptIsTruncated()
     {
         var prompt = string.Join(' ', Enumerable.Repeat("a lighthouse keeper with a lantern on a stormy cliff", 12));
-        var scene = engines.Engine(TinyModel.B).Generate(new SceneRequest { Prompt = prompt, Seed = 1, Steps = 1, Width = 64, Height = 64 });
+        var scene = engines.Engine(TinyModel.B).Generate(new SceneRequest { Prompt = prompt, Seed = 1, Steps = 1, Width = 64, Height = 64, PromptStyle = PromptStyle.Diffusers });
         Assert.Contains(scene.Warnings, w => w.Contains("tokens were dropped"));
     }
 
