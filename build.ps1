@@ -170,7 +170,7 @@ if (`$env:MNEMOSYNE_MODEL) {
 Import-MnemosyneReference '$root/module/Samples/kira.png' |
     New-MnemosyneScene 'a cyberpunk street samurai' -Seed 42 @settings |
     Save-MnemosyneImage -Path '$picture' -Force -PassThru |
-    ForEach-Object { "Saved `$(`$_.FullName)" }
+    ForEach-Object { "Saved `$(`$_.Path)" }
 "@
     New-Item -ItemType Directory -Force (Split-Path $picture) | Out-Null
     if (-not (Test-Path (Join-Path $tiny 'model_index.json'))) {

@@ -1,7 +1,9 @@
 @{
     RootModule           = 'Mnemosyne.PowerShell.dll'
-    # Imported before the root module: it sends the engine and its dependencies to the module's own load context.
-    NestedModules        = @('Mnemosyne.PowerShell.Loader.dll')
+    # Imported before the root module: the loader sends the engine and its dependencies to the module's own load
+    # context and names the engine's types; then the type data, which names them (a manifest's own TypesToProcess
+    # would be read before the loader runs).
+    NestedModules        = @('Mnemosyne.PowerShell.Loader.dll', 'Mnemosyne.TypeData.psd1')
     ModuleVersion        = '0.1.0'
     GUID                 = '6c0a3f0e-7d1b-4a59-9a57-2f4c3e3b8e51'
     Author               = 'Mnemosyne contributors'

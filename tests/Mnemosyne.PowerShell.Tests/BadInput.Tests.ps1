@@ -617,7 +617,7 @@ taken,3
 also free,4
 '@ | ConvertFrom-Csv
         $all = @(& { $rows | New-MnemosyneScene @tiny -ErrorAction Continue | Save-MnemosyneImage -Directory $folder -PassThru -ErrorAction Continue } 2>&1)
-        ($all | Where-Object { $_ -is [IO.FileInfo] }).Name | Should -Be '1-free.png', '4-also-free.png'
+        ($all | Where-Object { $_ -is [Mnemosyne.Engine.Pipeline.Scene] }).Path | Split-Path -Leaf | Should -Be '1-free.png', '4-also-free.png'
         ($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] }).CategoryInfo.Category | Should -Be 'InvalidArgument', 'ResourceExists'
         (Get-ChildItem $folder -Force).Name | Sort-Object | Should -Be '1-free.png', '3-taken.png', '4-also-free.png'
         Get-Content -Raw (Join-Path $folder '3-taken.png') | Should -Be "keep$([Environment]::NewLine)"
@@ -718,16 +718,16 @@ Describe 'Saving: special files, same-run collisions, unclear names (issue 16)' 
         $first = New-FakeScene -Prompt 'dog!' -Seed 9
         $second = New-FakeScene -Prompt 'dog?' -Seed 9 -Width 16
         $files = @($first, $second | Save-MnemosyneImage -Directory $folder -Force -PassThru -ErrorAction Stop)
-        $files.Name | Should -Be '9-dog.png', '9-dog-2.png'
-        ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($files[0].FullName) | Where-Object Keyword -EQ 'parameters').Text | Should -Match '^dog!'
-        ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($files[1].FullName) | Where-Object Keyword -EQ 'parameters').Text | Should -Match '^dog\?'
+        $files.Path | Split-Path -Leaf | Should -Be '9-dog.png', '9-dog-2.png'
+        ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($files[0].Path) | Where-Object Keyword -EQ 'parameters').Text | Should -Match '^dog!'
+        ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($files[1].Path) | Where-Object Keyword -EQ 'parameters').Text | Should -Match '^dog\?'
     }
 
     It '-NameTemplate {seed} -Force with one seed: every scene kept' {
         $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'one-seed')
         Set-Content (Join-Path $folder '5.png') 'from an earlier run'
         $files = @(1..3 | ForEach-Object { New-FakeScene -Prompt "cat $_" -Seed 5 } | Save-MnemosyneImage -Directory $folder -NameTemplate '{seed}' -Force -PassThru -ErrorAction Stop)
-        $files.Name | Should -Be '5.png', '5-2.png', '5-3.png'
+        $files.Path | Split-Path -Leaf | Should -Be '5.png', '5-2.png', '5-3.png'
         (Get-ChildItem $folder).Count | Should -Be 3
     }
 

@@ -70,7 +70,7 @@ Describe 'Measuring with the tiny checkpoint' {
         $scene = New-MnemosyneScene 'a portrait' -Reference $kira -Seed 6 @tiny
         $file = $scene | Save-MnemosyneImage -Path (Join-Path $folder 'portrait.png') -PassThru
         $inMemory = $scene | Measure-MnemosyneConsistency -Reference $kira
-        $saved = Measure-MnemosyneConsistency $kira $file.FullName
+        $saved = Measure-MnemosyneConsistency $kira $file.Path
         $saved.Similarity | Should -Be $inMemory.Similarity
     }
 
@@ -78,6 +78,46 @@ Describe 'Measuring with the tiny checkpoint' {
         'one', 'two' | ForEach-Object { New-MnemosyneScene $_ -Seed 8 @tiny } | Save-MnemosyneImage -Directory $folder -NameTemplate 'piped-{prompt}.png'
         $results = Get-ChildItem $folder -Filter 'piped-*.png' | Measure-MnemosyneConsistency -Reference $kira
         ($results.Path | ForEach-Object { Split-Path -Leaf $_ }) | Should -Be 'piped-one.png', 'piped-two.png'
+    }
+
+    It 'carries each scene and its reference weight, so that the likest can be saved' {
+        $results = 0, 0.5, 1 | ForEach-Object { New-MnemosyneScene 'on a beach' -Reference $kira -ReferenceWeight $_ -Seed 4 @tiny } |
+            Measure-MnemosyneConsistency -Reference $kira
+        $results.ReferenceWeight | Should -Be 0, 0.5, 1
+        foreach ($result in $results) {
+            $result.Scene | Should -BeOfType ([Mnemosyne.Engine.Pipeline.Scene])
+            $result.Scene.ReferenceWeight | Should -Be $result.ReferenceWeight
+            $result.Seed | Should -Be $result.Scene.Seed
+        }
+        $best = $results | Sort-Object Similarity -Descending | Select-Object -First 1
+        $saved = $results | Sort-Object Similarity -Descending | Select-Object -First 1 | ForEach-Object Scene |
+            Save-MnemosyneImage -Directory $folder -NameTemplate 'best' -PassThru
+        [IO.File]::ReadAllBytes($saved.Path) | Should -Be $best.Scene.ToPng()
+    }
+
+    It 'shows each row''s reference weight in its table (help example 3)' {
+        $table = 0, 0.5, 1 | ForEach-Object { New-MnemosyneScene 'Kira in the rain' -Reference $kira -ReferenceWeight $_ -Seed 1 @tiny } |
+            Measure-MnemosyneConsistency -Reference $kira | Format-Table | Out-String -Width 200
+        $table | Should -Match 'Reference\s+Similarity\s+Seed\s+Weight\s+Picture'
+        foreach ($weight in '0', '0.5', '1') { $table | Should -Match "kira\s+-?[0-9.]+\s+1\s+$([regex]::Escape($weight))\s+Kira in the rain" }
+    }
+
+    It 'reads the prompt, seed and reference weight of a saved PNG from its settings' {
+        $scene = New-FakeScene -Prompt "a fox,`nin the snow" -NegativePrompt 'blurry' -Seed 123456789012 -Width 16 -Height 16 -ReferenceName 'kira'
+        $path = ($scene | Save-MnemosyneImage -Path (Join-Path $folder 'fox.png') -PassThru).Path
+        $result = Measure-MnemosyneConsistency $kira $path
+        $result.Path | Should -Be $path
+        $result.Prompt | Should -Be "a fox,`nin the snow"
+        $result.Seed | Should -Be 123456789012
+        $result.ReferenceWeight | Should -Be ([float]0.6)
+        $result.Scene | Should -BeNullOrEmpty -Because 'a file is measured, not a scene'
+    }
+
+    It 'leaves prompt, seed and weight empty for a picture without settings' {
+        $result = Measure-MnemosyneConsistency $kira $referenceImage
+        $result.Prompt | Should -BeNullOrEmpty
+        $result.Seed | Should -BeNullOrEmpty
+        $result.ReferenceWeight | Should -BeNullOrEmpty
     }
 
     It 'refuses a reference made by another image encoder, naming both' {

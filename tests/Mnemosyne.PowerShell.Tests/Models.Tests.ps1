@@ -127,6 +127,7 @@ Describe 'Get-MnemosyneModel' {
         try { $model = Get-MnemosyneModel sdxl-lightning-4step-unet }
         finally { $env:HF_HUB_CACHE = $null }
         $model.IsComplete | Should -BeTrue
+        $model.Complete | Should -BeTrue -Because 'the table column is a property too'
         $model.Path | Should -Be $snapshot
         $model.EntryPath | Should -Be (Join-Path $snapshot $lightningFile)
         $model.SizeBytes | Should -Be 64
@@ -145,6 +146,13 @@ Describe 'Get-MnemosyneModel' {
         $table | Should -Match 'Name\s+Role\s+Complete\s+Size\s+Revision\s+Path'
         $table | Should -Match 'sdxl-base-1.0\s+Pipeline\s+False\s+6.94 GB\s+4621659'
         $table | Should -Match 'sdxl-lightning-4step-unet\s+Unet\s+False\s+unknown\s+c9a24f4'
+    }
+
+    It 'has its Complete column as a property that selects and filters, beside IsComplete' {
+        $models = Get-MnemosyneModel -CachePath $cache
+        ($models | Select-Object Name, Complete)[0].Complete | Should -BeOfType ([bool])
+        @($models | Where-Object Complete -EQ $false).Count | Should -Be $models.Count
+        ($models | Format-Table Name, Complete | Out-String -Width 200) | Should -Match 'sdxl-base-1.0\s+False'
     }
 }
 

@@ -47,7 +47,7 @@ Describe 'The exported commands' {
         (Get-Command Open-MnemosyneEngine).OutputType.Type | Should -Be ([Mnemosyne.PowerShell.MnemosyneEngineInfo])
         (Get-Command Get-MnemosyneEngine).OutputType.Type | Should -Be ([Mnemosyne.PowerShell.MnemosyneEngineInfo])
         (Get-Command Measure-MnemosyneConsistency).OutputType.Type | Should -Be ([Mnemosyne.PowerShell.ConsistencyResult])
-        (Get-Command Save-MnemosyneImage).OutputType.Type | Should -Be ([IO.FileInfo])
+        (Get-Command Save-MnemosyneImage).OutputType.Type | Should -Be ([Mnemosyne.Engine.Pipeline.Scene])
         (Get-Command Export-MnemosyneReference).OutputType.Type | Should -Be ([IO.FileInfo])
     }
 

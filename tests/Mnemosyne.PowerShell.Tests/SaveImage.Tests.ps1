@@ -35,13 +35,17 @@ Describe 'Save-MnemosyneImage -Path' {
         Join-Path $folder 'relative.png' | Should -Exist
     }
 
-    It 'returns the file with -PassThru and nothing without it' {
+    It 'returns the scene with the file it was saved to as its Path with -PassThru, and nothing without it' {
         $path = Join-Path $folder 'a.png'
         New-FakeScene | Save-MnemosyneImage -Path $path | Should -BeNullOrEmpty
-        $file = New-FakeScene | Save-MnemosyneImage -Path (Join-Path $folder 'b.png') -PassThru
-        $file | Should -BeOfType ([IO.FileInfo])
-        $file.FullName | Should -Be (Join-Path $folder 'b.png')
-        $file.PSPath | Should -Not -BeNullOrEmpty
+        $scene = New-FakeScene -Seed 21
+        $saved = $scene | Save-MnemosyneImage -Path (Join-Path $folder 'b.png') -PassThru
+        $saved | Should -BeOfType ([Mnemosyne.Engine.Pipeline.Scene])
+        $saved.Path | Should -Be (Join-Path $folder 'b.png')
+        $saved.Seed | Should -Be 21
+        $saved.Image.Rgb | Should -Be $scene.Image.Rgb
+        $scene.Path | Should -BeNullOrEmpty -Because 'the scene piped in is not changed'
+        $saved | Format-List | Out-String | Should -Match ([regex]::Escape((Join-Path $folder 'b.png')))
     }
 
     It 'writes nothing with -WhatIf' {
@@ -68,7 +72,7 @@ Describe 'Save-MnemosyneImage -Path' {
             $target = if ($_.Seed -eq 1) { $path } else { Join-Path $folder "$($_.Seed).png" }
             $_ | Save-MnemosyneImage -Path $target -PassThru -ErrorVariable +failures -ErrorAction SilentlyContinue
         }
-        $saved.Name | Should -Be '2.png'
+        Split-Path -Leaf $saved.Path | Should -Be '2.png'
         $failures.Count | Should -Be 1
     }
 }
@@ -81,13 +85,13 @@ Describe 'Save-MnemosyneImage -Directory' {
 
     It 'names files {seed}-{prompt}.png by default' {
         $file = New-FakeScene -Prompt 'a cat in a red hat' -Seed 42 | Save-MnemosyneImage -Directory $folder -PassThru
-        $file.Name | Should -Be '42-a-cat-in-a-red-hat.png'
+        Split-Path -Leaf $file.Path | Should -Be '42-a-cat-in-a-red-hat.png'
     }
 
     It 'fills in every template value and adds the .png extension' {
         $scenes = (New-FakeScene -Seed 7 -ReferenceName 'Kira'), (New-FakeScene -Seed 8 -ReferenceName 'Kira')
         $files = $scenes | Save-MnemosyneImage -Directory $folder -NameTemplate '{index}_{reference}_{scheduler}_{steps}_{guidance}_{width}x{height}_{model}_{seed}' -PassThru
-        $files.Name | Should -Be '1_Kira_Euler_4_5_8x8_tiny_7.png', '2_Kira_Euler_4_5_8x8_tiny_8.png'
+        $files.Path | Split-Path -Leaf | Should -Be '1_Kira_Euler_4_5_8x8_tiny_7.png', '2_Kira_Euler_4_5_8x8_tiny_8.png'
     }
 
     It 'makes a safe file name of prompt <Prompt>' -ForEach @(
@@ -98,18 +102,18 @@ Describe 'Save-MnemosyneImage -Directory' {
         @{ Prompt = '...'; Name = '1.png' }
     ) {
         $file = New-FakeScene -Prompt $Prompt -Seed 1 | Save-MnemosyneImage -Directory $folder -PassThru
-        $file.Name | Should -Be $Name
+        Split-Path -Leaf $file.Path | Should -Be $Name
     }
 
     It 'avoids names that Windows reserves' {
         $file = New-FakeScene -Prompt 'con' | Save-MnemosyneImage -Directory $folder -NameTemplate '{prompt}' -PassThru
-        $file.Name | Should -Be '_con.png'
+        Split-Path -Leaf $file.Path | Should -Be '_con.png'
     }
 
     It 'shortens a long prompt to keep the name usable' {
         $file = New-FakeScene -Prompt ('a very long prompt ' * 40) -Seed 3 | Save-MnemosyneImage -Directory $folder -PassThru
-        $file.Name.Length | Should -BeLessOrEqual 100
-        $file.Name | Should -BeLike '3-a-very-long-prompt-a-very*.png'
+        (Split-Path -Leaf $file.Path).Length | Should -BeLessOrEqual 100
+        Split-Path -Leaf $file.Path | Should -BeLike '3-a-very-long-prompt-a-very*.png'
     }
 
     It 'writes nothing with -WhatIf' {

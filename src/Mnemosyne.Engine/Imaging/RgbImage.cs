@@ -1,3 +1,5 @@
+using Newtonsoft.Json;
+
 namespace Mnemosyne.Engine.Imaging;
 
 /// <summary>
@@ -22,6 +24,7 @@ public sealed record RgbImage
 
     public int Height { get; }
 
-    /// <summary>Width × Height × 3 bytes.</summary>
+    /// <summary>Width × Height × 3 bytes; left out of JSON (PowerShell's ConvertTo-Json honours Newtonsoft's attribute), where each would be a number.</summary>
+    [JsonIgnore]
     public byte[] Rgb { get; }
 }

@@ -7,7 +7,11 @@ using Mnemosyne.Engine.Tensors;
 
 namespace Mnemosyne.Engine.Pipeline;
 
-/// <summary>A finished scene: the picture and every setting that made it.</summary>
+/// <summary>
+/// A finished scene: the picture and every setting that made it. Its JSON holds its pixels' and
+/// latents' sizes, not their values (see <see cref="RgbImage.Rgb"/>); <see cref="ToPng"/> gives the
+/// picture when it is wanted.
+/// </summary>
 public sealed record Scene
 {
     public required RgbImage Image { get; init; }
@@ -40,6 +44,14 @@ public sealed record Scene
     public required FloatTensor FinalLatents { get; init; }
     /// <summary>What the user should know, e.g. how many prompt tokens were cut off.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
+    /// <summary>The PNG file the scene was saved to (Save-MnemosyneImage -PassThru); null for one not saved.</summary>
+    public string? Path { get; init; }
+
+    /// <summary>The picture as the PNG file Save-MnemosyneImage writes: its pixels and the settings text.</summary>
+    public byte[] ToPng() => PngFile.Encode(Image, PngText());
+
+    /// <summary>The text chunks a saved scene carries.</summary>
+    public IReadOnlyList<PngTextEntry> PngText() => [PngTextEntry.Parameters(ParametersText())];
 
     /// <summary>The settings as one text, in the layout other Stable Diffusion tools write to PNGs.</summary>
     public string ParametersText()
@@ -62,7 +74,7 @@ public sealed record Scene
         if (ReferenceName is not null)
             text.Append(", Reference: ").Append(ReferenceName)
                 .Append(", Reference weight: ").Append(ReferenceWeight.ToString("0.###", inv));
-        if (InitialNoisePath is not null) text.Append(", Initial noise: ").Append(Path.GetFileName(InitialNoisePath));
+        if (InitialNoisePath is not null) text.Append(", Initial noise: ").Append(System.IO.Path.GetFileName(InitialNoisePath));
         if (DeepCacheInterval > 1) text.Append(", DeepCache interval: ").Append(DeepCacheInterval.ToString(inv));
         text.Append(", Generator: Mnemosyne");
         return text.ToString();

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Management.Automation;
+using System.Text.RegularExpressions;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Pipeline;
 
@@ -29,7 +31,7 @@ public sealed class MeasureMnemosyneConsistencyCommand : MnemosyneCmdlet
     {
         if (ParameterSetName == SceneSet)
         {
-            Measure(Scene.Image, null, Scene.Prompt, Scene.Seed);
+            Measure(Scene.Image, Scene, (reference, similarity) => new ConsistencyResult(reference, similarity, Scene));
             return;
         }
         foreach (var path in Path)
@@ -46,12 +48,42 @@ public sealed class MeasureMnemosyneConsistencyCommand : MnemosyneCmdlet
                     WriteError(ErrorRecords.From(e, "ImageUnreadable", file));
                     continue;
                 }
-                Measure(image, file, null, null);
+                var (prompt, seed, weight) = SavedSettings(file);
+                Measure(image, file, (reference, similarity) => new ConsistencyResult(reference, similarity, file, prompt, seed, weight));
             }
         }
     }
 
-    private void Measure(RgbImage image, string? path, string? prompt, long? seed)
+    /// <summary>
+    /// The prompt, seed and reference weight in a PNG's 'parameters' text, A1111's layout that
+    /// Save-MnemosyneImage writes (the prompt, an optional 'Negative prompt:' line, then one line of
+    /// 'Key: value' settings), or nulls for a picture without it.
+    /// </summary>
+    private static (string? Prompt, long? Seed, float? ReferenceWeight) SavedSettings(string file)
+    {
+        string? text;
+        try
+        {
+            text = PngFile.ReadText(file).LastOrDefault(entry => entry.Keyword == PngTextEntry.ParametersKeyword)?.Text;
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            return (null, null, null);  // not a PNG (JPEG and WebP pictures carry no such text), or gone since it was measured
+        }
+        if (text is null) return (null, null, null);
+        int settingsAt = text.LastIndexOf("\nSteps: ", StringComparison.Ordinal);
+        if (settingsAt < 0) return (null, null, null);
+        var settings = text[(settingsAt + 1)..];
+        int negativeAt = text.IndexOf("\nNegative prompt: ", StringComparison.Ordinal);
+        var prompt = text[..(negativeAt >= 0 && negativeAt < settingsAt ? negativeAt : settingsAt)];
+        var seed = Regex.Match(settings, @"(?:^|, )Seed: (-?\d+)(?:,|$)");
+        var weight = Regex.Match(settings, @", Reference weight: (-?[0-9.]+)(?:,|$)");
+        return (prompt,
+            seed.Success && long.TryParse(seed.Groups[1].Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var s) ? s : null,
+            weight.Success && float.TryParse(weight.Groups[1].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var w) ? w : null);
+    }
+
+    private void Measure(RgbImage image, object target, Func<string, double, ConsistencyResult> result)
     {
         using var lease = AcquireEngine();
         var engine = lease.Engine;
@@ -85,10 +117,10 @@ public sealed class MeasureMnemosyneConsistencyCommand : MnemosyneCmdlet
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
-            WriteError(ErrorRecords.From(e, "MeasureFailed", (object?)path ?? prompt));
+            WriteError(ErrorRecords.From(e, "MeasureFailed", target));
             return;
         }
         WriteEngineWarnings(engine);
-        WriteObject(new ConsistencyResult(Reference.Name, similarity, path, prompt, seed));
+        WriteObject(result(Reference.Name, similarity));
     }
 }

@@ -9,9 +9,10 @@ namespace Mnemosyne.PowerShell.Commands;
 /// under a temporary name and renamed, so it appears whole or not at all; an existing file is
 /// replaced only with -Force, and never one this run wrote: a name from -NameTemplate that this
 /// run has already used gets a counter ('9-dog-2.png'), and a -Path written twice is an error.
+/// With -PassThru each scene comes out again with the file it was saved to as its Path.
 /// </summary>
 [Cmdlet(VerbsData.Save, "MnemosyneImage", DefaultParameterSetName = PathSet, SupportsShouldProcess = true)]
-[OutputType(typeof(FileInfo))]
+[OutputType(typeof(Scene))]
 public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
 {
     private const string PathSet = "Path";
@@ -95,7 +96,7 @@ public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
         }
         try
         {
-            PngFile.Save(path, Scene.Image, [PngTextEntry.Parameters(Scene.ParametersText())], Force);
+            PngFile.Save(path, Scene.Image, Scene.PngText(), Force);
         }
         catch (Exception e)
         {
@@ -106,8 +107,7 @@ public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
         if (ParameterSetName == PathSet && !System.IO.Path.GetExtension(path).Equals(".png", StringComparison.OrdinalIgnoreCase))
             WriteWarning($"{path} holds a PNG picture, whatever its name says; programs that go by the name may not open it. Name it .png.");
         WriteVerbose($"Saved {path}.");
-        // Through the provider, so that the FileInfo carries PSPath and formats as Get-Item's does.
-        if (PassThru) WriteObject(InvokeProvider.Item.Get([path], force: true, literalPath: true), enumerateCollection: true);
+        if (PassThru) WriteObject(Scene with { Path = path });
     }
 
     /// <summary>The template's name, or, when this run already wrote a file of that name, the first 'name-N.png' (N from 2) it did not.</summary>
