@@ -97,8 +97,8 @@ internal sealed class LoraSet : IDisposable
         {
             if (layer.Target != LoraTarget.Unet) continue;
             var name = layer.Module.Replace('_', '.');
-            if (name.EndsWith("attn2.to.k", StringComparison.Ordinal) || name.EndsWith("attn2.to.v", StringComparison.Ordinal))
-                return layer.Down.Shape[1] is 768 or 1024 ? layer.Down.Shape[1] : null;
+            if ((name.EndsWith("attn2.to.k", StringComparison.Ordinal) || name.EndsWith("attn2.to.v", StringComparison.Ordinal)) && layer.Down.Shape[1] is 768 or 1024)
+                return layer.Down.Shape[1];
         }
         return null;
     }

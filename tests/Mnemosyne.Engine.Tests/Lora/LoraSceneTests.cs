@@ -1,8 +1,10 @@
 using System.Text.Json;
+using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Safetensors;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
 using Mnemosyne.Engine.Tests.Pipeline;
@@ -14,8 +16,10 @@ namespace Mnemosyne.Engine.Tests.Lora;
 /// Scenes with LoRAs against diffusers with the same LoRAs fused (tests/reference/lora-b, made by make_lora_cases.py):
 /// kohya and PEFT files for the UNet and both encoders, two at once at different weights, a conv LoRA.
 /// </summary>
-public sealed class LoraSceneTests(SceneEngineFixture engines, ITestOutputHelper output) : IClassFixture<SceneEngineFixture>
+public sealed class LoraSceneTests(SceneEngineFixture engines, ITestOutputHelper output) : IClassFixture<SceneEngineFixture>, IDisposable
 {
+    private readonly string temporary = Directory.CreateTempSubdirectory("mnemosyne-lora-scenes-").FullName;
+
     private static readonly string Folder = Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "lora-b");
 
     public static TheoryData<string> Cases()
@@ -108,4 +112,67 @@ public sealed class LoraSceneTests(SceneEngineFixture engines, ITestOutputHelper
         var error = Assert.Throws<InvalidOperationException>(() => fixture.Engine(TinyModel.B).Generate(request));
         Assert.Contains("Float32", error.Message);
     }
+
+    /// <summary>sd-scripts' SDXL LoRAs name UNet layers by their ldm modules (lora_unet_input_blocks_4_1_…): the same layers, the same scene.</summary>
+    [Fact]
+    public void SdScriptsLdmNamesChangeTheSameLayers()
+    {
+        var unetFolder = TinyModel.B.Unet;
+        var config = ConfigJson.Read<UnetConfig>(Path.Combine(unetFolder, "config.json"));
+        using var unet = SafetensorsFile.Open(Path.Combine(unetFolder, "diffusion_pytorch_model.safetensors"));
+        var ldm = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var name in unet.Tensors.Keys.Where(n => n.EndsWith(".weight", StringComparison.Ordinal)))
+            if (SingleFileLayout.Unet(name, config) is { } key)
+                ldm["lora_unet_" + name[..^".weight".Length].Replace('.', '_')] = "lora_unet_" + key.Key[SingleFileLayout.UnetPrefix.Length..^".weight".Length].Replace('.', '_');
+        using var kira = SafetensorsFile.Open(Path.Combine(Folder, "kira.safetensors"));
+        var renamed = 0;
+        var entries = kira.Tensors.Keys.Select(k =>
+        {
+            var dot = k.IndexOf('.');
+            var name = ldm.TryGetValue(k[..dot], out var other) ? other + k[dot..] : k;
+            if (name != k) renamed++;
+            return new SafetensorsWriter.Entry(name, kira[k].Shape, () => kira.ReadFloat32(k));
+        }).ToList();
+        var path = Path.Combine(temporary, "kira-ldm.safetensors");
+        SafetensorsWriter.Write(path, entries);
+        Assert.True(renamed > 100, $"only {renamed} tensors have another name in ldm");
+
+        var engine = engines.Engine(TinyModel.B);
+        var request = Request("kohya-kira");
+        var expected = engine.Generate(request).FinalLatents.Data;
+        Assert.Equal(expected, engine.Generate(request with { Loras = [new LoraRequest(path, request.Loras[0].Weight)] }).FinalLatents.Data);
+    }
+
+    public static TheoryData<string, long[], long[], string> MisfitLoras() => new()
+    {
+        { "lora_unet_down_blocks_7_attentions_0_proj_in", [2, 64], [64, 2], "layers this model does not have" },
+        { "lora_te2_text_model_encoder_layers_99_mlp_fc1", [2, 32], [37, 2], "'text_model_encoder_layers_99_mlp_fc1' of the second text encoder" },
+        { "lora_unet_conv_in", [2, 4, 3, 3], [33, 2, 1, 1], "shapes do not fit this model" },
+        { "lora_unet_conv_in", [2, 4], [32, 2], "shapes do not fit this model" },
+        { "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k", [2, 768], [64, 2], "a LoRA for Stable Diffusion 1.x" },
+    };
+
+    /// <summary>A LoRA with one layer the model lacks (or that does not fit) is refused whole, beside a good one: the scene's networks stay as they were.</summary>
+    [Theory]
+    [MemberData(nameof(MisfitLoras))]
+    public void ALoraThatDoesNotFitTheModelIsRefusedWhole(string layer, long[] down, long[] up, string message)
+    {
+        using var film = SafetensorsFile.Open(Path.Combine(Folder, "film.safetensors"));
+        var entries = film.Tensors.Keys.Select(k => new SafetensorsWriter.Entry(k, film[k].Shape, () => film.ReadFloat32(k))).ToList();
+        entries.Add(new(layer + ".lora_down.weight", down, () => new float[down.Aggregate(1L, (a, b) => a * b)]));
+        entries.Add(new(layer + ".lora_up.weight", up, () => new float[up.Aggregate(1L, (a, b) => a * b)]));
+        var path = Path.Combine(temporary, $"misfit-{Guid.NewGuid():N}.safetensors");
+        SafetensorsWriter.Write(path, entries);
+        var engine = engines.Engine(TinyModel.B);
+        var request = Request("peft-film");
+        var expected = engine.Generate(request).FinalLatents.Data;
+
+        var error = Assert.Throws<CheckpointException>(() => engine.Generate(request with { Loras = [new LoraRequest(path, 1)] }));
+
+        Assert.Contains(message, error.Message);
+        Assert.Equal(path, error.FilePath);
+        Assert.Equal(expected, engine.Generate(request).FinalLatents.Data);
+    }
+
+    public void Dispose() => Directory.Delete(temporary, recursive: true);
 }
