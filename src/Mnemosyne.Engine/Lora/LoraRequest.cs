@@ -13,5 +13,8 @@ public sealed record LoraRequest(string Path, float Weight = 1)
     }
 }
 
-/// <summary>A LoRA a scene was made with, as its settings record it: A1111's name and short hash (<see cref="LoraFile.ShortHash"/>), and the weight.</summary>
-public sealed record AppliedLora(string Name, string Hash, float Weight);
+/// <summary>
+/// A LoRA a scene was made with, as its settings record it: A1111's name and short hash (<see cref="LoraFile.ShortHash"/>),
+/// the weight, and the file's full path (so that a scene's LoRAs can make it again).
+/// </summary>
+public sealed record AppliedLora(string Name, string Hash, float Weight, string Path);

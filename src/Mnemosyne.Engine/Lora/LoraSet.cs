@@ -34,7 +34,7 @@ internal sealed class LoraSet : IDisposable
                 var file = LoraFile.Open(request.Path);
                 files.Add(file);
                 matched.AddRange(Match(file, request.Weight, maps));
-                applied.Add(new AppliedLora(file.Name, file.ShortHash(), request.Weight));
+                applied.Add(new AppliedLora(file.Name, file.ShortHash(), request.Weight, file.Path));
             }
             var layers = matched.Where(m => m.Weight != 0).GroupBy(m => m.Layer.Target)
                 .ToDictionary(g => g.Key, g => (IReadOnlyList<MatchedLoraLayer>)g.ToList());
