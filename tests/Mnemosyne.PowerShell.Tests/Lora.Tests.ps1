@@ -40,25 +40,8 @@ Describe 'New-MnemosyneScene -Lora' {
         ($again.FinalLatents.Data -join ',') | Should -Be $latents
     }
 
-    It 'refuses a file that is not an SDXL LoRA with one error naming it, and the session goes on' {
-        $notLora = Join-Path $TestDrive 'sd15.safetensors'
-        # An SD 1.x LoRA's first text encoder is lora_te_.
-        $json = '{"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}}'
-        $header = [Text.Encoding]::UTF8.GetBytes($json.PadRight([int][Math]::Ceiling($json.Length / 8) * 8))
-        [IO.File]::WriteAllBytes($notLora, [BitConverter]::GetBytes([long]$header.Length) + $header + [byte[]]::new(4))
-        $scene = New-MnemosyneScene 'a cat' -Seed 1 @tiny -Lora $notLora -ErrorVariable failed -ErrorAction SilentlyContinue
-        $scene | Should -BeNullOrEmpty
-        $failed.Count | Should -Be 1
-        $failed[0].CategoryInfo.Category | Should -Be 'InvalidData'
-        $failed[0].TargetObject | Should -Be $notLora
-        $failed[0].Exception.Message | Should -Match 'Stable Diffusion 1\.x/2\.x'
-        (New-MnemosyneScene 'a cat' -Seed 1 @tiny).Loras | Should -BeNullOrEmpty
-    }
-
-    It 'refuses a weight out of range, and an entry without a path, as InvalidArgument' {
-        New-MnemosyneScene 'a cat' -Seed 1 @tiny -Lora 'kira.safetensors:99' -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-        $failed[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
-        $failed[0].Exception.Message | Should -Match 'weight must be a number from -10 to 10'
+    # The other bad LoRAs (weights, missing files, other kinds of file) are in BadInput.Tests.ps1.
+    It 'refuses an entry without a path as InvalidArgument' {
         New-MnemosyneScene 'a cat' -Seed 1 @tiny -Lora @{ Weight = 1 } -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $failed[0].FullyQualifiedErrorId | Should -BeLike 'InvalidLora,*'
     }
