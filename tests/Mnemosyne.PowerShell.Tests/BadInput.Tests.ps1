@@ -210,6 +210,10 @@ BeforeDiscovery {
         @{ Name = 'a noise file that is not .npy'; Settings = @{ InitialNoisePath = '{drive}/text.npy' }; Target = '{drive}/text.npy'; Category = 'InvalidData'; ErrorId = 'InitialNoiseUnreadable'; Advice = 'text.npy' }
         @{ Name = 'noise of the wrong shape'; Settings = @{ InitialNoisePath = '{drive}/small.npy' }; Target = '{drive}/small.npy'; ErrorId = 'InvalidSceneSetting'; Advice = 'needs \[1, 4, 8, 8\]' }
         @{ Name = 'a folder as the noise file'; Settings = @{ InitialNoisePath = '{drive}' }; Target = '{drive}'; ErrorId = 'InitialNoiseUnreadable'; Advice = 'is a folder; give the .npy file' }
+        @{ Name = 'a LoRA weight of 99'; Settings = @{ Lora = '{drive}/loha.safetensors:99' }; Target = [float]99; ErrorId = 'InvalidSceneSetting'; Advice = 'weight must be a number from -10 to 10' }
+        @{ Name = 'a missing LoRA file'; Settings = @{ Lora = '{drive}/missing.safetensors:0.8' }; Target = '{drive}/missing.safetensors'; Category = 'ObjectNotFound'; ErrorId = 'SceneFailed'; Advice = 'missing\.safetensors' }
+        @{ Name = 'a LyCORIS LoHa as a LoRA'; Settings = @{ Lora = '{drive}/loha.safetensors' }; Target = '{drive}/loha.safetensors'; Category = 'InvalidData'; ErrorId = 'SceneFailed'; Advice = 'is not a LoRA the engine can apply: .*LyCORIS LoHa' }
+        @{ Name = 'an SD 1.x LoRA'; Settings = @{ Lora = '{drive}/sd15.safetensors' }; Target = '{drive}/sd15.safetensors'; Category = 'InvalidData'; ErrorId = 'SceneFailed'; Advice = 'Stable Diffusion 1\.x/2\.x' }
     )
 
     # Odd settings that must work; Check gets the scene and the warnings.
@@ -433,6 +437,12 @@ Describe 'Bad settings for New-MnemosyneScene' {
     BeforeAll {
         Set-Content (Join-Path $TestDrive 'text.npy') 'not numpy'
         [Mnemosyne.Engine.Tensors.NpyFile]::Write((Join-Path $TestDrive 'small.npy'), [Mnemosyne.Engine.Tensors.FloatTensor]::new([float[]]::new(64), [int[]](1, 4, 4, 4)))
+        # Files of one [1, 1] tensor whose name says what they are: a LyCORIS LoHa, a LoRA for SD 1.x (lora_te_).
+        foreach ($file in @{ 'loha.safetensors' = 'lora_unet_conv_in.hada_w1_a'; 'sd15.safetensors' = 'lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight' }.GetEnumerator()) {
+            $json = '{"' + $file.Value + '":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}}'
+            $header = [Text.Encoding]::UTF8.GetBytes($json.PadRight([int][Math]::Ceiling($json.Length / 8) * 8))
+            [IO.File]::WriteAllBytes((Join-Path $TestDrive $file.Key), [BitConverter]::GetBytes([long]$header.Length) + $header + [byte[]]::new(4))
+        }
     }
 
     It '<Name>: <ErrorId>, with the value as target' -ForEach $badSettings {

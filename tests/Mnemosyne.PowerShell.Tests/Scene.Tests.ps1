@@ -27,7 +27,7 @@ Describe 'New-MnemosyneScene parameters' {
     }
 
     It 'binds -<_> from a property of piped objects' -ForEach @(
-        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'GuidanceCutoff', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'DeepCacheInterval'
+        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'GuidanceCutoff', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'DeepCacheInterval', 'Lora'
     ) {
         $command.Parameters[$_].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
     }

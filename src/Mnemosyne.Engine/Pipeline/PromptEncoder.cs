@@ -26,6 +26,10 @@ internal sealed class PromptEncoder(
     private readonly Dictionary<(string Text, PromptStyle Style), EncodedPrompt> cache = new();
     private readonly LinkedList<(string Text, PromptStyle Style)> cacheOrder = new();
 
+    /// <summary>An encoder of the same tokenizers over other networks (a LoRA's), keeping none of this one's embeddings.</summary>
+    public PromptEncoder WithEncoders(OnDemandNetwork<ClipTextEncoder> first, OnDemandNetwork<ClipTextEncoder> second)
+        => new(tokenizer, tokenizer2, first, second);
+
     /// <summary>The prompts' embeddings, in order; those not kept from before are encoded, the encoders loaded once for all.</summary>
     public IReadOnlyList<EncodedPrompt> Encode(IReadOnlyList<string> texts, PromptStyle style, CancellationToken cancellation)
     {

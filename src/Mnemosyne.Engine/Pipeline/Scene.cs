@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
@@ -32,6 +33,8 @@ public sealed record Scene
     public string? ReferenceName { get; init; }
     public float ReferenceWeight { get; init; }
     public required string Model { get; init; }
+    /// <summary>The LoRAs applied, in order, with their short hashes and weights.</summary>
+    public IReadOnlyList<AppliedLora> Loras { get; init; } = [];
     /// <summary>The engine's weight precision: an Int8 picture differs slightly from the Float32 one of the same settings.</summary>
     public WeightPrecision Precision { get; init; }
     public string? InitialNoisePath { get; init; }
@@ -76,6 +79,10 @@ public sealed record Scene
                 .Append(", Reference weight: ").Append(ReferenceWeight.ToString("0.###", inv));
         if (InitialNoisePath is not null) text.Append(", Initial noise: ").Append(System.IO.Path.GetFileName(InitialNoisePath));
         if (DeepCacheInterval > 1) text.Append(", DeepCache interval: ").Append(DeepCacheInterval.ToString(inv));
+        // A1111 writes the hashes (its weights live in the prompt's <lora:name:weight>); the weights are written beside them.
+        if (Loras.Count > 0)
+            text.Append(", Lora hashes: \"").Append(string.Join(", ", Loras.Select(l => $"{l.Name}: {l.Hash}"))).Append('"')
+                .Append(", Lora weights: \"").Append(string.Join(", ", Loras.Select(l => $"{l.Name}: {l.Weight.ToString("0.###", inv)}"))).Append('"');
         text.Append(", Generator: Mnemosyne");
         return text.ToString();
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Conversion;
 using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Onnx;
@@ -33,15 +34,20 @@ public sealed class SceneEngine : IDisposable
     private readonly OnDemandNetwork<ClipVisionEncoder>? imageEncoder;
     private readonly ImageProjection? projection;
     private readonly IpAdapterKeys? adapterKeys;
-    private readonly PromptEncoder promptEncoder;
+    private PromptEncoder promptEncoder;
     private readonly Dictionary<CharacterReference, IpAdapterKeyValues> referenceKeyValues = new(ReferenceEqualityComparer.Instance);
     private IpAdapterKeyValues? unconditionalKeyValues;
+    private readonly IpAdapterFiles? adapterFiles;
+    private readonly SessionSettings settings;
+    /// <summary>The networks of the last scene's LoRAs; null while scenes have none.</summary>
+    private LoraNetworks? loras;
     private bool disposed;
 
     private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
         ClipTokenizer tokenizer, ClipTokenizer tokenizer2, OnDemandNetwork<ClipTextEncoder> textEncoder, OnDemandNetwork<ClipTextEncoder> textEncoder2,
         OnDemandNetwork<Unet> unet, VaeDecoder vae, TinyAutoencoderDecoder? tinyDecoder, OnDemandNetwork<ClipVisionEncoder>? imageEncoder,
-        ImageProjection? projection, IpAdapterKeys? adapterKeys, string? encoderIdentity, SessionCache? sessionCache)
+        ImageProjection? projection, IpAdapterKeys? adapterKeys, string? encoderIdentity, SessionCache? sessionCache,
+        IpAdapterFiles? adapterFiles, SessionSettings settings)
     {
         Options = options;
         this.model = model;
@@ -60,6 +66,8 @@ public sealed class SceneEngine : IDisposable
         this.adapterKeys = adapterKeys;
         ImageEncoderIdentity = encoderIdentity;
         SessionCache = sessionCache;
+        this.adapterFiles = adapterFiles;
+        this.settings = settings;
     }
 
     public EngineOptions Options { get; }
@@ -162,7 +170,7 @@ public sealed class SceneEngine : IDisposable
                 identity = $"clip-vision-{encoderConfig.HiddenSize}x{encoderConfig.NumHiddenLayers}-proj{encoderConfig.ProjectionDim}-{new FileInfo(adapterFiles.ImageEncoderWeightsPath).Length}";
             }
             return new SceneEngine(options, model, schedulerConfig, tokenizer, tokenizer2, textEncoder, textEncoder2,
-                unet, vae, tinyDecoder, imageEncoder, projection, adapterKeys, identity, sessionCache);
+                unet, vae, tinyDecoder, imageEncoder, projection, adapterKeys, identity, sessionCache, adapterFiles, settings);
         }
         catch
         {
@@ -261,6 +269,8 @@ public sealed class SceneEngine : IDisposable
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
+            UseLoras(request.Loras);
+            var activeUnet = loras?.Unet ?? unet;
             var warnings = new List<string>();
             bool encodeNegative = request.GuidanceScale > 1 && (request.NegativePrompt is not null || !forceZerosForEmptyPrompt);
             var (positive, negative) = EncodePrompts(request, encodeNegative, warnings, cancellation);
@@ -272,10 +282,10 @@ public sealed class SceneEngine : IDisposable
 
             var conditioning = new SdxlPipeline.Conditioning(positive, negative, ipKeyValues, unconditionalKeyValues);
             var observer = preview is null ? null : new LivePreview(tinyDecoder!, preview, warnings);
-            var latents = unet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer));
+            var latents = activeUnet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer));
             ILatentDecoder decoder = request.Decoder == SceneDecoder.Tiny ? tinyDecoder! : vae;
             // The tiny decoder's activations are a small part of the VAE's: it always decodes beside the UNet.
-            if (decoder == vae && (Options.LowMemory || !DecodeFitsBesideUnet(request))) unet.Release();
+            if (decoder == vae && (Options.LowMemory || !DecodeFitsBesideUnet(request))) activeUnet.Release();
             var image = SdxlPipeline.Decode(decoder, latents, cancellation);
             // The encoders load on demand, so their cache's warnings arrive with the scene that loaded them.
             if (SessionCache is not null) warnings.AddRange(SessionCache.TakeWarnings());
@@ -297,6 +307,7 @@ public sealed class SceneEngine : IDisposable
                 ReferenceName = request.Reference?.Name,
                 ReferenceWeight = request.Reference is null ? 0 : request.ReferenceWeight,
                 Model = ModelName,
+                Loras = loras?.Applied ?? [],
                 Precision = Options.Precision,
                 InitialNoisePath = request.InitialNoisePath,
                 DeepCacheInterval = request.DeepCacheInterval,
@@ -306,6 +317,24 @@ public sealed class SceneEngine : IDisposable
                 Warnings = warnings,
             };
         }
+    }
+
+    /// <summary>
+    /// Makes the networks of <paramref name="requests"/> unless the last scene's serve them: every LoRA is read and
+    /// checked before the networks in use change. Only one UNet is held: the plain one is released while LoRAs are
+    /// applied, and loaded again by the next scene without LoRAs. Prompts are encoded again when the encoders change.
+    /// </summary>
+    private void UseLoras(IReadOnlyList<LoraRequest> requests)
+    {
+        if (requests.Count == 0 ? loras is null : loras?.Serve(requests) == true) return;
+        var next = requests.Count == 0 ? null
+            : LoraNetworks.Open(requests, model, adapterFiles, settings, Options.KeepEncodersLoaded);
+        bool encodersChange = loras is { TextEncoder: not null } or { TextEncoder2: not null } || next is { TextEncoder: not null } or { TextEncoder2: not null };
+        loras?.Dispose();
+        loras = next;
+        if (next?.Unet is not null) unet.Release();
+        // A new encoder for new networks: the embeddings kept from the old ones no longer hold.
+        if (encodersChange) promptEncoder = promptEncoder.WithEncoders(next?.TextEncoder ?? textEncoder, next?.TextEncoder2 ?? textEncoder2);
     }
 
     /// <summary>
@@ -415,6 +444,7 @@ public sealed class SceneEngine : IDisposable
             textEncoder.Dispose();
             textEncoder2.Dispose();
             unet.Dispose();
+            loras?.Dispose();
             vae.Dispose();
             tinyDecoder?.Dispose();
             imageEncoder?.Dispose();

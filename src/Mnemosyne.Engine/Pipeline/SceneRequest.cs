@@ -1,3 +1,4 @@
+using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
@@ -42,6 +43,9 @@ public sealed record SceneRequest
     public string? InitialNoisePath { get; init; }
     /// <summary>Full (the VAE) or Tiny (the engine's tiny decoder, which it must have been opened with).</summary>
     public SceneDecoder Decoder { get; init; }
+
+    /// <summary>LoRAs applied to the UNet and the text encoders, each at its own weight; switching them keeps the engine open.</summary>
+    public IReadOnlyList<LoraRequest> Loras { get; init; } = [];
 
     public const int MaxDeepCacheInterval = 10;
 
@@ -94,6 +98,7 @@ public sealed record SceneRequest
                 "GuidanceCutoff must be from 0 to 1: the fraction of the steps after which guidance stops (1 guides every step).");
         if (!float.IsFinite(ReferenceWeight) || ReferenceWeight < 0 || ReferenceWeight > 2)
             throw new ArgumentOutOfRangeException(nameof(ReferenceWeight), ReferenceWeight, "ReferenceWeight must be from 0 to 2 (0 ignores the reference).");
+        foreach (var lora in Loras ?? throw new ArgumentNullException(nameof(Loras))) lora.Validate();
         if (!Enum.IsDefined(Decoder))
             throw new ArgumentOutOfRangeException(nameof(Decoder), Decoder, $"Decoder must be one of {string.Join(", ", Enum.GetNames<SceneDecoder>())}.");
         if (Seed is < 0 or > MaxSeed)

@@ -1,6 +1,8 @@
+using System.Collections;
 using System.Globalization;
 using System.Management.Automation;
 using System.Reflection;
+using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Sampling;
@@ -104,6 +106,15 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [ArgumentCompleter(typeof(DecoderCompleter))]
     public SceneDecoder? Decoder { get; set; }
 
+    /// <summary>
+    /// LoRAs for the scene, each 'path' or 'path:weight' (weight 1 when left out), or an object with Path and Weight
+    /// properties (a scene's Loras, piped back in); a CSV cell holds several separated by ';'.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [Alias("Loras")]
+    [EmptyAsNull]
+    public object[]? Lora { get; set; }
+
     /// <summary>A .png file that shows each scene as it forms: the tiny decoder's picture of the current estimate, rewritten as the steps go.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -121,10 +132,11 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [Parameter(ValueFromPipeline = true, DontShow = true)]
     public PSObject? InputObject { get; set; }
 
-    /// <summary>The parameters a piped object's properties bind to, by name (as PowerShell matches them: ignoring case).</summary>
+    /// <summary>The parameters a piped object's properties bind to, by name or alias (as PowerShell matches them: ignoring case).</summary>
     private static readonly Dictionary<string, PropertyInfo> ByPropertyName = typeof(NewMnemosyneSceneCommand).GetProperties()
         .Where(p => p.GetCustomAttributes<ParameterAttribute>().Any(a => a.ValueFromPipelineByPropertyName))
-        .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+        .SelectMany(p => p.GetCustomAttributes<AliasAttribute>().SelectMany(a => a.AliasNames).Prepend(p.Name).Select(name => (Name: name, Property: p)))
+        .ToDictionary(e => e.Name, e => e.Property, StringComparer.OrdinalIgnoreCase);
 
     private bool warnedOfBaseUnet;
     private PreviewSettings? preview;
@@ -347,6 +359,9 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             }
         }
 
+        var loras = LoraRequests();
+        if (loras is null) return null;
+
         var seed = Seed ?? Random.Shared.NextInt64(DrawnSeedLimit);
         if (Seed is null) WriteVerbose($"Seed {seed} (drawn at random) for '{Prompt}'.");
         var defaults = new SceneRequest { Prompt = Prompt, Seed = seed };
@@ -367,6 +382,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             InitialNoisePath = noisePath,
             DeepCacheInterval = DeepCacheInterval ?? defaults.DeepCacheInterval,
             Decoder = Decoder ?? defaults.Decoder,
+            Loras = loras,
         };
         try
         {
@@ -378,6 +394,48 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             WriteError(ErrorRecords.From(e, "InvalidSceneSetting", TargetFor(e, request)));
             return null;
         }
+    }
+
+    /// <summary>The LoRAs of -Lora, their paths resolved as PowerShell's; null (after writing an error) for an entry that names none.</summary>
+    private List<LoraRequest>? LoraRequests()
+    {
+        var requests = new List<LoraRequest>();
+        foreach (var entry in Lora ?? [])
+        {
+            var item = entry is PSObject wrapped ? wrapped.BaseObject : entry;
+            if (item is string text)
+            {
+                foreach (var part in text.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                {
+                    // The weight follows the last ':' when it is a number, so that C:\loras\kira.safetensors stays a path.
+                    int colon = part.LastIndexOf(':');
+                    bool weighted = colon > 0 && float.TryParse(part[(colon + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out _);
+                    requests.Add(new LoraRequest(FileSystemPath(weighted ? part[..colon] : part),
+                        weighted ? float.Parse(part[(colon + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture) : 1));
+                }
+                continue;
+            }
+            var (path, weight) = item is IDictionary table
+                ? (table["Path"], table["Weight"])
+                : ((entry as PSObject ?? PSObject.AsPSObject(item)).Properties["Path"]?.Value, (entry as PSObject ?? PSObject.AsPSObject(item)).Properties["Weight"]?.Value);
+            float? value = null;
+            try
+            {
+                value = weight is null ? 1 : (float)LanguagePrimitives.ConvertTo(weight, typeof(float), CultureInfo.InvariantCulture);
+            }
+            catch (PSInvalidCastException)
+            {
+            }
+            if ((path is PSObject wrappedPath ? wrappedPath.BaseObject : path) is not string file || string.IsNullOrWhiteSpace(file) || value is null)
+            {
+                WriteError(ErrorRecords.Create(
+                    $"-Lora takes 'path' or 'path:weight' (e.g. 'kira.safetensors:0.8'), or objects with a Path and a numeric Weight; '{entry}' is neither.",
+                    "InvalidLora", ErrorCategory.InvalidArgument, entry));
+                return null;
+            }
+            requests.Add(new LoraRequest(FileSystemPath(file), value.Value));
+        }
+        return requests;
     }
 
     /// <summary>The settings given that -Quality Fast decides itself, as they were given.</summary>
@@ -402,6 +460,8 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             return request.Reference;
         if (string.Equals(setting, nameof(SceneRequest.NegativePrompt), StringComparison.Ordinal) && request.NegativePrompt is not null)
             return request.NegativePrompt;
+        if (string.Equals(setting, nameof(Lora), StringComparison.Ordinal) && request.Loras.Count > 0)
+            return request.Loras;
         return request.Prompt;
     }
 

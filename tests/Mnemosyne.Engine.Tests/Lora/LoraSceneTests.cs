@@ -1,0 +1,178 @@
+using System.Text.Json;
+using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Lora;
+using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Safetensors;
+using Mnemosyne.Engine.Sampling;
+using Mnemosyne.Engine.Tensors;
+using Mnemosyne.Engine.Tests.Pipeline;
+using Xunit.Abstractions;
+
+namespace Mnemosyne.Engine.Tests.Lora;
+
+/// <summary>
+/// Scenes with LoRAs against diffusers with the same LoRAs fused (tests/reference/lora-b, made by make_lora_cases.py):
+/// kohya and PEFT files for the UNet and both encoders, two at once at different weights, a conv LoRA.
+/// </summary>
+public sealed class LoraSceneTests(SceneEngineFixture engines, ITestOutputHelper output) : IClassFixture<SceneEngineFixture>, IDisposable
+{
+    private readonly string temporary = Directory.CreateTempSubdirectory("mnemosyne-lora-scenes-").FullName;
+
+    private static readonly string Folder = Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "lora-b");
+
+    public static TheoryData<string> Cases()
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in TinyModel.SceneCases(Folder)) data.Add(c.GetProperty("name").GetString()!);
+        return data;
+    }
+
+    /// <summary>The manifest's scene with the case's LoRAs.</summary>
+    private SceneRequest Request(string name)
+    {
+        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(Folder, "manifest.json")));
+        var scene = manifest.RootElement.GetProperty("scene");
+        var loras = manifest.RootElement.GetProperty("cases").EnumerateArray().Single(c => c.GetProperty("name").GetString() == name)
+            .GetProperty("loras").EnumerateArray()
+            .Select(l => new LoraRequest(Path.Combine(Folder, l[0].GetString()!), l[1].GetSingle())).ToList();
+        return new SceneRequest
+        {
+            Prompt = scene.GetProperty("prompt").GetString()!,
+            NegativePrompt = scene.GetProperty("negative").GetString(),
+            Width = scene.GetProperty("w").GetInt32(),
+            Height = scene.GetProperty("h").GetInt32(),
+            Steps = scene.GetProperty("steps").GetInt32(),
+            GuidanceScale = scene.GetProperty("g").GetSingle(),
+            ReferenceWeight = scene.GetProperty("ip").GetSingle(),
+            Seed = scene.GetProperty("seed").GetInt64(),
+            Scheduler = Enum.Parse<SchedulerKind>(scene.GetProperty("sched").GetString()!),
+            Reference = engines.Reference(TinyModel.B),
+            Loras = loras,
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void MatchesDiffusersWithTheLorasFused(string name)
+    {
+        var engine = engines.Engine(TinyModel.B);
+        var request = Request(name);
+        var scene = engine.Generate(request);
+        var plain = engine.Generate(request with { Loras = [] });
+
+        var expected = NpyFile.Read(Path.Combine(Folder, name, "final-latents.npy"));
+        var error = expected.Data.Zip(scene.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
+        var effect = expected.Data.Zip(plain.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
+        var image = SafeImageDecoder.Default.Decode(Path.Combine(Folder, name, "image.png"));
+        int within = image.Rgb.Zip(scene.Image.Rgb, (a, b) => Math.Abs(a - b) <= 1 ? 1 : 0).Sum();
+        output.WriteLine($"{name}: final latents max-abs {error:E2} (the LoRAs move them by {effect:E2}); {within}/{image.Rgb.Length} 8-bit values within 1 level");
+        Assert.True(error <= 1e-4, $"final latents differ by {error}");
+        Assert.Equal(image.Rgb.Length, within);
+        Assert.True(effect > 1e-2, $"the LoRAs changed the latents by only {effect}");
+    }
+
+    [Fact]
+    public void ScenesRecordTheirLoras_AndSwitchingBackGivesThePlainScene()
+    {
+        var engine = engines.Engine(TinyModel.B);
+        var request = Request("kira-and-film");
+        var before = engine.Generate(request with { Loras = [] });
+        var scene = engine.Generate(request);
+        var after = engine.Generate(request with { Loras = [] });
+
+        Assert.Equal(before.FinalLatents.Data, after.FinalLatents.Data);
+        Assert.Equal(["kira", "film"], scene.Loras.Select(l => l.Name));
+        Assert.Equal([0.8f, -0.5f], scene.Loras.Select(l => l.Weight));
+        Assert.All(scene.Loras, l => Assert.Matches("^[0-9a-f]{12}$", l.Hash));
+        var text = scene.ParametersText();
+        Assert.Contains($", Lora hashes: \"kira: {scene.Loras[0].Hash}, film: {scene.Loras[1].Hash}\", Lora weights: \"kira: 0.8, film: -0.5\"", text);
+        Assert.DoesNotContain("Lora", after.ParametersText());
+    }
+
+    [Fact]
+    public void ARefusedLoraLeavesTheEngineAsItWas()
+    {
+        var engine = engines.Engine(TinyModel.B);
+        var request = Request("kohya-kira");
+        var first = engine.Generate(request);
+        var missing = Path.Combine(Folder, "no-such-lora.safetensors");
+
+        Assert.Throws<FileNotFoundException>(() => engine.Generate(request with { Loras = [.. request.Loras, new LoraRequest(missing, 1)] }));
+
+        Assert.Equal(first.FinalLatents.Data, engine.Generate(request).FinalLatents.Data);
+    }
+
+    [Fact]
+    public void Int8EnginesRefuseLoras()
+    {
+        using var fixture = new Int8EngineFixture();
+        var request = Request("peft-film") with { Reference = fixture.Reference(TinyModel.B) };
+        var error = Assert.Throws<InvalidOperationException>(() => fixture.Engine(TinyModel.B).Generate(request));
+        Assert.Contains("Float32", error.Message);
+    }
+
+    /// <summary>sd-scripts' SDXL LoRAs name UNet layers by their ldm modules (lora_unet_input_blocks_4_1_…): the same layers, the same scene.</summary>
+    [Fact]
+    public void SdScriptsLdmNamesChangeTheSameLayers()
+    {
+        var unetFolder = TinyModel.B.Unet;
+        var config = ConfigJson.Read<UnetConfig>(Path.Combine(unetFolder, "config.json"));
+        using var unet = SafetensorsFile.Open(Path.Combine(unetFolder, "diffusion_pytorch_model.safetensors"));
+        var ldm = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var name in unet.Tensors.Keys.Where(n => n.EndsWith(".weight", StringComparison.Ordinal)))
+            if (SingleFileLayout.Unet(name, config) is { } key)
+                ldm["lora_unet_" + name[..^".weight".Length].Replace('.', '_')] = "lora_unet_" + key.Key[SingleFileLayout.UnetPrefix.Length..^".weight".Length].Replace('.', '_');
+        using var kira = SafetensorsFile.Open(Path.Combine(Folder, "kira.safetensors"));
+        var renamed = 0;
+        var entries = kira.Tensors.Keys.Select(k =>
+        {
+            var dot = k.IndexOf('.');
+            var name = ldm.TryGetValue(k[..dot], out var other) ? other + k[dot..] : k;
+            if (name != k) renamed++;
+            return new SafetensorsWriter.Entry(name, kira[k].Shape, () => kira.ReadFloat32(k));
+        }).ToList();
+        var path = Path.Combine(temporary, "kira-ldm.safetensors");
+        SafetensorsWriter.Write(path, entries);
+        Assert.True(renamed > 100, $"only {renamed} tensors have another name in ldm");
+
+        var engine = engines.Engine(TinyModel.B);
+        var request = Request("kohya-kira");
+        var expected = engine.Generate(request).FinalLatents.Data;
+        Assert.Equal(expected, engine.Generate(request with { Loras = [new LoraRequest(path, request.Loras[0].Weight)] }).FinalLatents.Data);
+    }
+
+    public static TheoryData<string, long[], long[], string> MisfitLoras() => new()
+    {
+        { "lora_unet_down_blocks_7_attentions_0_proj_in", [2, 64], [64, 2], "layers this model does not have" },
+        { "lora_te2_text_model_encoder_layers_99_mlp_fc1", [2, 32], [37, 2], "'text_model_encoder_layers_99_mlp_fc1' of the second text encoder" },
+        { "lora_unet_conv_in", [2, 4, 3, 3], [33, 2, 1, 1], "shapes do not fit this model" },
+        { "lora_unet_conv_in", [2, 4], [32, 2], "shapes do not fit this model" },
+        { "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k", [2, 768], [64, 2], "a LoRA for Stable Diffusion 1.x" },
+    };
+
+    /// <summary>A LoRA with one layer the model lacks (or that does not fit) is refused whole, beside a good one: the scene's networks stay as they were.</summary>
+    [Theory]
+    [MemberData(nameof(MisfitLoras))]
+    public void ALoraThatDoesNotFitTheModelIsRefusedWhole(string layer, long[] down, long[] up, string message)
+    {
+        using var film = SafetensorsFile.Open(Path.Combine(Folder, "film.safetensors"));
+        var entries = film.Tensors.Keys.Select(k => new SafetensorsWriter.Entry(k, film[k].Shape, () => film.ReadFloat32(k))).ToList();
+        entries.Add(new(layer + ".lora_down.weight", down, () => new float[down.Aggregate(1L, (a, b) => a * b)]));
+        entries.Add(new(layer + ".lora_up.weight", up, () => new float[up.Aggregate(1L, (a, b) => a * b)]));
+        var path = Path.Combine(temporary, $"misfit-{Guid.NewGuid():N}.safetensors");
+        SafetensorsWriter.Write(path, entries);
+        var engine = engines.Engine(TinyModel.B);
+        var request = Request("peft-film");
+        var expected = engine.Generate(request).FinalLatents.Data;
+
+        var error = Assert.Throws<CheckpointException>(() => engine.Generate(request with { Loras = [new LoraRequest(path, 1)] }));
+
+        Assert.Contains(message, error.Message);
+        Assert.Equal(path, error.FilePath);
+        Assert.Equal(expected, engine.Generate(request).FinalLatents.Data);
+    }
+
+    public void Dispose() => Directory.Delete(temporary, recursive: true);
+}

@@ -1,0 +1,48 @@
+BeforeAll {
+    . $PSScriptRoot/Common.ps1
+    Import-Mnemosyne
+    Open-TestEngine
+    # LoRA files and diffusers' scenes with them fused (tests/reference/make_lora_cases.py).
+    $script:loraB = Join-Path $repositoryRoot 'tests/reference/lora-b'
+    $script:loraManifest = Get-Content (Join-Path $loraB 'manifest.json') -Raw | ConvertFrom-Json
+    $script:kira = Import-MnemosyneReference $referenceImage -Name 'kira'
+    $s = $loraManifest.scene
+    $script:settings = @{
+        Prompt = $s.prompt; NegativePrompt = $s.negative; Width = $s.w; Height = $s.h; Steps = $s.steps; GuidanceScale = $s.g
+        ReferenceWeight = $s.ip; Seed = $s.seed; Scheduler = $s.sched; Reference = $kira
+    }
+    $script:expected = [Mnemosyne.Engine.Tensors.NpyFile]::Read((Join-Path $loraB 'kira-and-film/final-latents.npy')).Data
+}
+
+Describe 'New-MnemosyneScene -Lora' {
+    It 'takes LoRAs as path:weight, relative to the current location, and makes diffusers'' scene with them fused' {
+        Push-Location $loraB
+        try { $scene = New-MnemosyneScene @settings -Lora 'kira.safetensors:0.8', 'film.safetensors:-0.5' }
+        finally { Pop-Location }
+        $worst = 0
+        for ($i = 0; $i -lt $expected.Length; $i++) { $worst = [Math]::Max($worst, [Math]::Abs($expected[$i] - $scene.FinalLatents.Data[$i])) }
+        $worst | Should -BeLessOrEqual 1e-4
+        $scene.Loras.Name | Should -Be 'kira', 'film'
+        $scene.Loras.Weight | Should -Be ([float[]](0.8, -0.5))
+        $scene.Loras[0].Path | Should -Be (Join-Path $loraB 'kira.safetensors')
+        $scene.ParametersText() | Should -Match ', Lora hashes: "kira: [0-9a-f]{12}, film: [0-9a-f]{12}", Lora weights: "kira: 0\.8, film: -0\.5"'
+        $script:withLoras = $scene
+    }
+
+    It 'takes objects with Path and Weight, a CSV cell of several, and a scene''s own LoRAs piped back' {
+        $latents = ($withLoras.FinalLatents.Data -join ',')
+        $objects = New-MnemosyneScene @settings -Lora @{ Path = (Join-Path $loraB 'kira.safetensors'); Weight = 0.8 }, ([pscustomobject]@{ Path = (Join-Path $loraB 'film.safetensors'); Weight = '-0.5' })
+        ($objects.FinalLatents.Data -join ',') | Should -Be $latents
+        $row = [pscustomobject]@{ Prompt = $settings.Prompt; Lora = "$(Join-Path $loraB 'kira.safetensors'):0.8; $(Join-Path $loraB 'film.safetensors'):-0.5" }
+        $fromCsv = $row | New-MnemosyneScene -NegativePrompt $settings.NegativePrompt -Width 64 -Height 64 -Steps 3 -GuidanceScale 5 -ReferenceWeight 0.6 -Seed 42 -Scheduler Euler -Reference $kira
+        ($fromCsv.FinalLatents.Data -join ',') | Should -Be $latents
+        $again = $withLoras | New-MnemosyneScene -Reference $kira
+        ($again.FinalLatents.Data -join ',') | Should -Be $latents
+    }
+
+    # The other bad LoRAs (weights, missing files, other kinds of file) are in BadInput.Tests.ps1.
+    It 'refuses an entry without a path as InvalidArgument' {
+        New-MnemosyneScene 'a cat' -Seed 1 @tiny -Lora @{ Weight = 1 } -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failed[0].FullyQualifiedErrorId | Should -BeLike 'InvalidLora,*'
+    }
+}
