@@ -9,7 +9,7 @@ namespace Mnemosyne.PowerShell.Commands;
 /// one saved by Export-MnemosyneReference. Every image given in one call, piped or not, goes into
 /// the same reference; a picture that cannot be read is reported (a non-terminating error) and left out.
 /// </summary>
-[Cmdlet(VerbsData.Import, "MnemosyneReference")]
+[Cmdlet(VerbsData.Import, "MnemosyneReference", HelpUri = HelpUris.Readme + "import-mnemosynereference")]
 [OutputType(typeof(CharacterReference))]
 public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
 {

@@ -13,7 +13,7 @@ namespace Mnemosyne.PowerShell.Commands;
 /// name the parameters (Import-Csv rows, earlier scenes). A reference can be given or piped in.
 /// Settings left out take the engine's defaults; a missing seed is drawn and recorded.
 /// </summary>
-[Cmdlet(VerbsCommon.New, "MnemosyneScene")]
+[Cmdlet(VerbsCommon.New, "MnemosyneScene", HelpUri = HelpUris.Readme + "new-mnemosynescene")]
 [OutputType(typeof(Scene))]
 public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
 {

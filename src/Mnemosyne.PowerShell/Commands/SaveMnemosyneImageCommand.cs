@@ -11,7 +11,7 @@ namespace Mnemosyne.PowerShell.Commands;
 /// run has already used gets a counter ('9-dog-2.png'), and a -Path written twice is an error.
 /// A missing -Directory is created; {index} in the template goes on from the highest number already there.
 /// </summary>
-[Cmdlet(VerbsData.Save, "MnemosyneImage", DefaultParameterSetName = PathSet, SupportsShouldProcess = true)]
+[Cmdlet(VerbsData.Save, "MnemosyneImage", DefaultParameterSetName = PathSet, SupportsShouldProcess = true, HelpUri = HelpUris.Readme + "save-mnemosyneimage")]
 [OutputType(typeof(FileInfo))]
 public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
 {
