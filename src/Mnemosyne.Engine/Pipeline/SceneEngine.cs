@@ -214,7 +214,9 @@ public sealed class SceneEngine : IDisposable
     /// Encodes pictures of one character that the caller has decoded (so that it can report and leave out
     /// a damaged one before encoding the others); their embeddings are averaged.
     /// </summary>
-    public CharacterReference EncodeReference(IReadOnlyList<ReferencePicture> pictures, string? name = null, CancellationToken cancellation = default)
+    /// <param name="phases">Hears each picture's encoding begin and end (<see cref="ScenePhase.ReferenceEncoding"/>).</param>
+    public CharacterReference EncodeReference(IReadOnlyList<ReferencePicture> pictures, string? name = null, CancellationToken cancellation = default,
+        IProgress<ScenePhaseReport>? phases = null)
     {
         if (pictures.Count == 0) throw new ArgumentException("At least one reference image is needed.", nameof(pictures));
         var encoder = RequireImageEncoder();
@@ -224,8 +226,14 @@ public sealed class SceneEngine : IDisposable
             ObjectDisposedException.ThrowIf(disposed, this);
             encoder.Use(network =>
             {
-                foreach (var picture in pictures)
-                    embeddings.Add(network.Run(ClipImagePreprocessor.Preprocess(picture.Image), cancellation));
+                for (int i = 0; i < pictures.Count; i++)
+                {
+                    var picture = new ScenePhaseReport(ScenePhase.ReferenceEncoding, pictures[i].Path) { Item = i + 1, ItemCount = pictures.Count };
+                    var clock = Stopwatch.StartNew();
+                    phases?.Report(picture);
+                    embeddings.Add(network.Run(ClipImagePreprocessor.Preprocess(pictures[i].Image), cancellation));
+                    phases?.Report(picture with { Finished = true, Elapsed = clock.Elapsed });
+                }
                 return embeddings;
             });
         }
@@ -250,8 +258,9 @@ public sealed class SceneEngine : IDisposable
     }
 
     /// <param name="preview">Where to write a live preview of the scene as it forms; needs the tiny decoder.</param>
+    /// <param name="phases">Hears each phase (text encoding, the reference, denoising, decoding) begin and end, with cache hits and times.</param>
     public Scene Generate(SceneRequest request, IProgress<SceneProgress>? progress = null, CancellationToken cancellation = default,
-        PreviewSettings? preview = null)
+        PreviewSettings? preview = null, IProgress<ScenePhaseReport>? phases = null)
     {
         request.Validate();
         preview?.Validate();
@@ -265,20 +274,24 @@ public sealed class SceneEngine : IDisposable
             var warnings = new List<string>();
             bool encodeNegative = request.GuidanceScale > 1 && (request.NegativePrompt is not null || !forceZerosForEmptyPrompt);
             var negativeText = request.NegativePrompt ?? "";
-            EncodePrompts(encodeNegative ? [request.Prompt, negativeText] : [request.Prompt], cancellation);
+            string[] texts = encodeNegative ? [request.Prompt, negativeText] : [request.Prompt];
+            Phase(phases, ScenePhase.TextEncoding, request.Prompt, texts.All(prompts.ContainsKey), () => EncodePrompts(texts, cancellation));
             var positive = CachedPrompt(request.Prompt, "prompt", warnings);
             var negative = encodeNegative ? CachedPrompt(negativeText, "negative prompt", warnings) : null;
 
             IpAdapterKeyValues? ipKeyValues = null;
-            if (request.Reference is { } r && request.ReferenceWeight > 0) ipKeyValues = ReferenceKeyValues(r, cancellation);
+            if (request.Reference is { } r && request.ReferenceWeight > 0)
+                ipKeyValues = Phase(phases, ScenePhase.ReferenceEncoding, r.Name, referenceKeyValues.ContainsKey(r), () => ReferenceKeyValues(r, cancellation));
 
             var conditioning = new SdxlPipeline.Conditioning(positive, negative, ipKeyValues, unconditionalKeyValues);
             var observer = preview is null ? null : new LivePreview(tinyDecoder!, preview, warnings);
-            var latents = unet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer));
+            var latents = Phase(phases, ScenePhase.Denoising, request.Prompt, cached: false,
+                () => unet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer)));
             ILatentDecoder decoder = request.Decoder == SceneDecoder.Tiny ? tinyDecoder! : vae;
             // The tiny decoder's activations are a small part of the VAE's: it always decodes beside the UNet.
             if (decoder == vae && (Options.LowMemory || !DecodeFitsBesideUnet(request))) unet.Release();
-            var image = SdxlPipeline.Decode(decoder, latents, cancellation);
+            var image = Phase(phases, ScenePhase.Decoding, decoder == vae ? "VAE" : "tiny decoder", cached: false,
+                () => SdxlPipeline.Decode(decoder, latents, cancellation));
             // The encoders load on demand, so their cache's warnings arrive with the scene that loaded them.
             if (SessionCache is not null) warnings.AddRange(SessionCache.TakeWarnings());
             warnings.AddRange(ConvertedWeightCache.TakeWarnings());
@@ -308,6 +321,20 @@ public sealed class SceneEngine : IDisposable
             };
         }
     }
+
+    /// <summary>Runs one phase of a scene, telling <paramref name="phases"/> when it begins (unless a cache answers it) and ends.</summary>
+    private static T Phase<T>(IProgress<ScenePhaseReport>? phases, ScenePhase phase, string subject, bool cached, Func<T> run)
+    {
+        var report = new ScenePhaseReport(phase, subject) { Cached = cached };
+        var clock = Stopwatch.StartNew();
+        if (!cached) phases?.Report(report);
+        var result = run();
+        phases?.Report(report with { Finished = true, Elapsed = clock.Elapsed });
+        return result;
+    }
+
+    private static void Phase(IProgress<ScenePhaseReport>? phases, ScenePhase phase, string subject, bool cached, Action run)
+        => Phase(phases, phase, subject, cached, () => { run(); return 0; });
 
     /// <summary>
     /// Whether the VAE's activations fit in what the system has left (measured: about 4.3 GB at
