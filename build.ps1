@@ -60,12 +60,43 @@ function Invoke-Build {
         dotnet publish (Join-Path $root 'src/Mnemosyne.PowerShell/Mnemosyne.PowerShell.csproj') -c $Configuration --no-build --nologo -v quiet -o $moduleOut
     }
     Copy-Item (Join-Path $root 'module/*'), (Join-Path $root 'LICENSE') $moduleOut -Recurse -Force
+    Write-UpdatableHelp
     # The tests' checkpoint generator (tests/Mnemosyne.Testing), for the Pester and soak tests: its own files only,
     # so that it binds to the engine of the module imported before it.
     if (Test-Path $testingOut) { Remove-Item $testingOut -Recurse -Force }
     New-Item -ItemType Directory $testingOut | Out-Null
     Copy-Item (Join-Path $root "tests/Mnemosyne.Testing/bin/$Configuration/net8.0/Mnemosyne.Testing.*") $testingOut -Include *.dll, *.pdb
     Write-Host "Module: $moduleOut"
+}
+
+# Update-Help: the manifest's HelpInfoURI names where a release publishes the HelpInfo file (which help version is current)
+# and the help content (module/en-US, zipped). Both are made into out/help, to be attached to each GitHub release (the
+# URI is the latest release's downloads); the module carries the same HelpInfo file, so Update-Help knows its help is
+# current until a release brings newer help. `Update-Help -Module Mnemosyne -SourcePath out/help` installs it offline.
+function Write-UpdatableHelp {
+    $manifestData = Import-PowerShellDataFile (Join-Path $root 'module/Mnemosyne.psd1')
+    $stem = "Mnemosyne_$($manifestData.GUID)"
+    $helpOut = Join-Path $root 'out/help'
+    if (Test-Path $helpOut) { Remove-Item $helpOut -Recurse -Force }
+    New-Item -ItemType Directory $helpOut | Out-Null
+    # UICultureVersion has four parts; a new module version is new help.
+    $version = [version]$manifestData.ModuleVersion
+    $helpVersion = [version]::new($version.Major, $version.Minor, [math]::Max($version.Build, 0), [math]::Max($version.Revision, 0))
+    $helpInfo = @"
+<?xml version="1.0" encoding="utf-8"?>
+<HelpInfo xmlns="http://schemas.microsoft.com/powershell/help/2010/05">
+  <HelpContentURI>$($manifestData.HelpInfoURI)</HelpContentURI>
+  <SupportedUICultures>
+    <UICulture>
+      <UICultureName>en-US</UICultureName>
+      <UICultureVersion>$helpVersion</UICultureVersion>
+    </UICulture>
+  </SupportedUICultures>
+</HelpInfo>
+"@
+    Set-Content (Join-Path $helpOut "${stem}_HelpInfo.xml") $helpInfo -Encoding utf8NoBOM
+    Set-Content (Join-Path $moduleOut "${stem}_HelpInfo.xml") $helpInfo -Encoding utf8NoBOM
+    Compress-Archive -Path (Join-Path $root 'module/en-US/*') -DestinationPath (Join-Path $helpOut "${stem}_en-US_HelpContent.zip")
 }
 
 # The package the PowerShell Gallery takes: Publish-PSResource makes it from the built module, into a folder

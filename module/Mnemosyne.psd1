@@ -11,6 +11,8 @@
     Copyright            = '(c) Mnemosyne contributors. MIT licence.'
     Description          = 'Keeps a character consistent across scenes: SDXL + IP-Adapter on ONNX Runtime, on the CPU.'
     PowerShellVersion    = '7.4'
+    # Update-Help reads Mnemosyne_<GUID>_HelpInfo.xml here: each release carries it and the help content (build.ps1 makes both).
+    HelpInfoURI          = 'https://github.com/mnemosyne-contributors/Mnemosyne/releases/latest/download/'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('Mnemosyne.format.ps1xml', 'Mnemosyne.Models.format.ps1xml')
     CmdletsToExport      = @(

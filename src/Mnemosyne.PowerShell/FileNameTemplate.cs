@@ -17,7 +17,10 @@ internal sealed partial class FileNameTemplate
     private const int MaxNameLength = 180;
     private const string Extension = ".png";
 
-    private static readonly Dictionary<string, Func<Scene, int, string>> Values = new(StringComparer.OrdinalIgnoreCase)
+    /// <summary>{index} is written with at least this many digits, as A1111 numbers its files ('00001-…').</summary>
+    private const string IndexFormat = "D5";
+
+    private static readonly Dictionary<string, Func<Scene, NameContext, string>> Values = new(StringComparer.OrdinalIgnoreCase)
     {
         ["seed"] = (s, _) => s.Seed.ToString(CultureInfo.InvariantCulture),
         ["prompt"] = (s, _) => s.Prompt,
@@ -29,7 +32,9 @@ internal sealed partial class FileNameTemplate
         ["height"] = (s, _) => s.Height.ToString(CultureInfo.InvariantCulture),
         ["reference"] = (s, _) => s.ReferenceName ?? "",
         ["model"] = (s, _) => s.Model,
-        ["index"] = (_, i) => i.ToString(CultureInfo.InvariantCulture),
+        ["index"] = (_, c) => c.Index.ToString(IndexFormat, CultureInfo.InvariantCulture),
+        ["date"] = (_, c) => c.Time.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+        ["time"] = (_, c) => c.Time.ToString("HHmmss", CultureInfo.InvariantCulture),
     };
 
     private static readonly HashSet<string> ReservedNames = new(StringComparer.OrdinalIgnoreCase)
@@ -63,10 +68,54 @@ internal sealed partial class FileNameTemplate
         return new FileNameTemplate(template);
     }
 
-    /// <param name="index">The scene's number (from 1) in this run, for {index}.</param>
-    public string Format(Scene scene, int index)
+    /// <summary>Whether the names hold {index}, whose numbering continues from the files already in the folder.</summary>
+    public bool HasIndex => TokenPattern().Matches(template).Any(m => m.Groups[1].Value.Equals("index", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
+    /// The highest {index} among <paramref name="fileNames"/> that this template could have made (0 when none), so that a
+    /// second run into the same folder goes on from there. The other values match anything.
+    /// </summary>
+    public long HighestIndex(IEnumerable<string> fileNames)
     {
-        var name = TokenPattern().Replace(template, m => Truncate(Clean(Values[m.Groups[1].Value](scene, index)), MaxValueLength));
+        var pattern = new StringBuilder("^");
+        int at = 0;
+        foreach (Match token in TokenPattern().Matches(template))
+        {
+            pattern.Append(LiteralPattern(template[at..token.Index]));
+            pattern.Append(token.Groups[1].Value.Equals("index", StringComparison.OrdinalIgnoreCase) ? @"(?<index>\d{1,18})" : ".*?");
+            at = token.Index + token.Length;
+        }
+        var tail = template[at..];
+        if (tail.EndsWith(Extension, StringComparison.OrdinalIgnoreCase)) tail = tail[..^Extension.Length];
+        pattern.Append(LiteralPattern(tail)).Append(@"\.png$");
+        var regex = new Regex(pattern.ToString(), RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+        long highest = 0;
+        foreach (var name in fileNames)
+        {
+            if (regex.Match(name) is { Success: true } match && long.TryParse(match.Groups["index"].Value, CultureInfo.InvariantCulture, out var index))
+                highest = Math.Max(highest, index);
+        }
+        return highest;
+    }
+
+    /// <summary>A literal part of the template as <see cref="Clean"/> leaves it: its kept characters, any other run as an optional '-'.</summary>
+    private static string LiteralPattern(string literal)
+    {
+        var pattern = new StringBuilder();
+        foreach (var c in literal.Normalize(NormalizationForm.FormC))
+        {
+            if (char.IsLetterOrDigit(c) || c is '_' or '.') pattern.Append(Regex.Escape(c.ToString()));
+            else if (!pattern.ToString().EndsWith("-?", StringComparison.Ordinal)) pattern.Append("-?");
+        }
+        return pattern.ToString();
+    }
+
+    /// <param name="index">The scene's number for {index}: from 1 in a new folder, else after the highest there (<see cref="HighestIndex"/>).</param>
+    /// <param name="time">The local time for {date} and {time}.</param>
+    public string Format(Scene scene, long index, DateTime time)
+    {
+        var context = new NameContext(index, time);
+        var name = TokenPattern().Replace(template, m => Truncate(Clean(Values[m.Groups[1].Value](scene, context)), MaxValueLength));
         name = Clean(name);
         var stem = name.EndsWith(Extension, StringComparison.OrdinalIgnoreCase) ? name[..^Extension.Length] : name;
         stem = Truncate(stem.TrimEnd('-', '.', '_'), MaxNameLength);
@@ -89,6 +138,8 @@ internal sealed partial class FileNameTemplate
     }
 
     private static string Truncate(string value, int length) => value.Length <= length ? value : value[..length].TrimEnd('-', '.');
+
+    private readonly record struct NameContext(long Index, DateTime Time);
 
     [GeneratedRegex(@"\{([^{}]*)\}")]
     private static partial Regex TokenPattern();

@@ -80,10 +80,11 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
     /// Progress stream holds them), so changing and rewriting one record would rewrite the earlier ones too.
     /// </summary>
     internal void ReportProgress(int activityId, string activity, string status, int percentComplete = -1,
-        int secondsRemaining = -1, string? currentOperation = null, bool completed = false)
+        int secondsRemaining = -1, string? currentOperation = null, bool completed = false, int parentActivityId = -1)
     {
         WriteProgress(new ProgressRecord(activityId, activity, status)
         {
+            ParentActivityId = parentActivityId,
             PercentComplete = percentComplete,
             SecondsRemaining = secondsRemaining,
             CurrentOperation = currentOperation,
@@ -312,6 +313,12 @@ internal sealed class ChannelProgress<T>(ChannelWriter<T> writer) : IProgress<T>
     public void Report(T value) => writer.TryWrite(value);
 }
 
+/// <summary>Reports of several kinds through one channel, so that they arrive in the order they were made.</summary>
+internal sealed class ReportAs<T>(IProgress<object> reports) : IProgress<T> where T : notnull
+{
+    public void Report(T value) => reports.Report(value);
+}
+
 /// <summary>Distinct progress bars, so that opening the engine and making a scene show separately.</summary>
 internal static class ProgressActivityIds
 {
@@ -319,4 +326,6 @@ internal static class ProgressActivityIds
     public const int Scene = 0x4d6e0002;
     public const int Reference = 0x4d6e0003;
     public const int Install = 0x4d6e0004;
+    /// <summary>A stream of scenes: the parent of each scene's bar.</summary>
+    public const int Batch = 0x4d6e0005;
 }

@@ -5,8 +5,8 @@ using Mnemosyne.Engine.Models;
 
 namespace Mnemosyne.PowerShell;
 
-/// <summary>Tab completion of the known models of one role, from the manifests (the cache is not looked at, so it stays quick).</summary>
-public abstract class ModelNameCompleter(ModelRole role) : IArgumentCompleter
+/// <summary>Tab completion of the known models (of one role, or all), from the manifests (the cache is not looked at, so it stays quick).</summary>
+public abstract class ModelNameCompleter(ModelRole? role) : IArgumentCompleter
 {
     public IEnumerable<CompletionResult> CompleteArgument(
         string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
@@ -23,7 +23,7 @@ public abstract class ModelNameCompleter(ModelRole role) : IArgumentCompleter
         }
         var prefix = wordToComplete.Trim('\'', '"');
         return manifests
-            .Where(m => m.Role == role && m.Name.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+            .Where(m => (role is null || m.Role == role) && m.Name.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
             .Select(m => new CompletionResult(m.Name, m.Name, CompletionResultType.ParameterValue, m.Description));
     }
 }
@@ -31,3 +31,6 @@ public abstract class ModelNameCompleter(ModelRole role) : IArgumentCompleter
 public sealed class PipelineModelCompleter() : ModelNameCompleter(ModelRole.Pipeline);
 
 public sealed class UnetModelCompleter() : ModelNameCompleter(ModelRole.Unet);
+
+/// <summary>Every known model, for the commands that find and install them.</summary>
+public sealed class KnownModelCompleter() : ModelNameCompleter(null);

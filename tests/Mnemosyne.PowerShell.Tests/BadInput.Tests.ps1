@@ -264,7 +264,8 @@ BeforeDiscovery {
             Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
         @{ Name = 'Save-MnemosyneImage to a path of another provider'; ErrorId = 'NotAFileSystemPath'; Target = 'Env:/cat.png'; Category = 'InvalidArgument'; Advice = 'not a file-system path.*Give a path to a file'
             Run = { param($target) $scene | Save-MnemosyneImage -Path $target } }
-        @{ Name = 'Save-MnemosyneImage -Directory of a missing folder'; ErrorId = 'FolderNotFound'; Target = '{drive}/no-such-folder'; Category = 'ObjectNotFound'; Advice = 'Create it first'
+        @{ Name = 'Save-MnemosyneImage -Directory under a file'; ErrorId = 'FolderIsFile'; Target = '{drive}/a-file/pictures'; Category = 'InvalidArgument'; Advice = 'a-file is a file, so the folder .*pictures cannot be made under it'
+            Prepare = { param($target) Set-Content (Split-Path $target) 'not a folder' }
             Run = { param($target) $scene | Save-MnemosyneImage -Directory $target } }
         @{ Name = 'Export-MnemosyneReference into a missing folder'; ErrorId = 'FolderNotFound'; Target = '{drive}/missing/kira.json'; Category = 'ObjectNotFound'; Advice = 'Create it first'
             Run = { param($target) $reference | Export-MnemosyneReference -Path $target } }

@@ -97,6 +97,55 @@ Describe 'Help' {
         ($about | Out-String) | Should -Match 'Open-MnemosyneEngine'
         ($about | Out-String) | Should -Match 'New-MnemosyneScene'
     }
+
+    It '<_> has an online help URI, to its entry in the README''s Commands section' -ForEach @(
+        'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
+        'Import-MnemosyneReference', 'Export-MnemosyneReference',
+        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'Get-MnemosyneModel', 'Install-MnemosyneModel'
+    ) {
+        $project = (Import-PowerShellDataFile $manifest).PrivateData.PSData.ProjectUri
+        (Get-Command $_).HelpUri | Should -Be "$project/blob/main/README.md#$($_.ToLowerInvariant())"
+        # GitHub's anchor for a heading is its text in lower case.
+        Get-Content (Join-Path $repositoryRoot 'README.md') | Should -Contain "### $_"
+    }
+
+    It 'Get-Help -Online opens the command''s help URI' -Skip:(-not $IsLinux) {
+        # .NET opens a URI on Linux through xdg-open from PATH: a stand-in records what it was given.
+        $bin = New-Item -ItemType Directory -Force (Join-Path $TestDrive 'bin')
+        $opened = Join-Path $TestDrive 'opened.txt'
+        Set-Content (Join-Path $bin 'xdg-open') "#!/bin/sh`necho `"`$1`" >> '$opened'`n"
+        chmod +x (Join-Path $bin 'xdg-open')
+        $result = Invoke-SeparatePwsh -Environment @{ PATH = "$bin$([IO.Path]::PathSeparator)$env:PATH" } 'Get-Help Save-MnemosyneImage -Online'
+        $result.ExitCode | Should -Be 0 -Because ($result.Output -join "`n")
+        Wait-Until { Test-Path $opened } -TimeoutSeconds 10 | Should -BeTrue
+        Get-Content $opened | Should -Be (Get-Command Save-MnemosyneImage).HelpUri
+    }
+
+    It 'supports Update-Help: the manifest names where releases publish help, and the built help installs' -Skip:$IsWindows {
+        (Import-PowerShellDataFile $manifest).HelpInfoURI | Should -Match '^https://.*/$'
+        $guid = (Import-PowerShellDataFile $manifest).GUID
+        $helpOut = Join-Path $repositoryRoot 'out/help'
+        Join-Path $helpOut "Mnemosyne_${guid}_HelpInfo.xml" | Should -Exist
+        Join-Path $helpOut "Mnemosyne_${guid}_en-US_HelpContent.zip" | Should -Exist
+        # Installed for the current user, under a temporary home, from the built files as a release would serve them.
+        $userHome = (New-Item -ItemType Directory -Force (Join-Path $TestDrive 'home')).FullName
+        $result = Invoke-SeparatePwsh -Environment @{ HOME = $userHome; XDG_DATA_HOME = $null } @"
+Update-Help -Module Mnemosyne -SourcePath '$helpOut' -UICulture en-US -Scope CurrentUser
+(Get-Help Save-MnemosyneImage).Synopsis
+"@
+        $result.ExitCode | Should -Be 0 -Because ($result.Output -join "`n")
+        Join-Path $userHome '.local/share/powershell/Help/Mnemosyne/en-US/Mnemosyne.PowerShell.dll-Help.xml' | Should -Exist
+        $result.Output | Should -Contain (Get-Help Save-MnemosyneImage).Synopsis
+    }
+
+    It 'completes -Name of <_> with the known models' -ForEach 'Install-MnemosyneModel', 'Get-MnemosyneModel' {
+        $line = "$_ -Name sdxl-l"
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText |
+            Should -Be 'sdxl-lightning-2step-unet', 'sdxl-lightning-4step-unet', 'sdxl-lightning-8step-unet'
+        $line = "$_ ip-adapter"
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'ip-adapter-image-encoder-vit-h', 'ip-adapter-sdxl-vit-h'
+    }
 }
 
 Describe 'Formatting' {

@@ -91,7 +91,50 @@ Describe 'Save-MnemosyneImage -Directory' {
     It 'fills in every template value and adds the .png extension' {
         $scenes = (New-FakeScene -Seed 7 -ReferenceName 'Kira'), (New-FakeScene -Seed 8 -ReferenceName 'Kira')
         $files = $scenes | Save-MnemosyneImage -Directory $folder -NameTemplate '{index}_{reference}_{scheduler}_{steps}_{guidance}_{width}x{height}_{model}_{seed}' -PassThru
-        $files.Path | Split-Path -Leaf | Should -Be '1_Kira_Euler_4_5_8x8_tiny_7.png', '2_Kira_Euler_4_5_8x8_tiny_8.png'
+        $files.Path | Split-Path -Leaf | Should -Be '00001_Kira_Euler_4_5_8x8_tiny_7.png', '00002_Kira_Euler_4_5_8x8_tiny_8.png'
+    }
+
+    It 'names files by the {date} and {time} of saving' {
+        $before = Get-Date
+        $file = New-FakeScene -Seed 5 | Save-MnemosyneImage -Directory $folder -NameTemplate '{date}_{time}-{seed}' -PassThru
+        $after = Get-Date
+        Split-Path -Leaf $file.Path | Should -Match '^\d{4}-\d\d-\d\d_\d{6}-5\.png$'
+        $saved = [datetime]::ParseExact((Split-Path -Leaf $file.Path).Substring(0, 17), 'yyyy-MM-dd_HHmmss', [cultureinfo]::InvariantCulture)
+        $saved | Should -BeGreaterOrEqual $before.AddTicks(-($before.Ticks % [timespan]::TicksPerSecond))
+        $saved | Should -BeLessOrEqual $after
+    }
+
+    It 'numbers {index} on from the highest number already in the folder, so a second run adds to it' {
+        $first = 1..2 | ForEach-Object { New-FakeScene -Seed $_ } | Save-MnemosyneImage -Directory $folder -NameTemplate '{index}-{seed}-{prompt}' -PassThru
+        $first.Path | Split-Path -Leaf | Should -Be '00001-1-a-cat-in-a-red-hat.png', '00002-2-a-cat-in-a-red-hat.png'
+        # A gap and a file of another kind: the numbering goes on after the highest of this template's names.
+        Rename-Item $first[1].Path '00007-2-a-cat-in-a-red-hat.png'
+        Set-Content (Join-Path $folder '99999-notes.txt') 'not a picture'
+        $second = 1..2 | ForEach-Object { New-FakeScene -Seed $_ } | Save-MnemosyneImage -Directory $folder -NameTemplate '{index}-{seed}-{prompt}' -PassThru
+        $second.Path | Split-Path -Leaf | Should -Be '00008-1-a-cat-in-a-red-hat.png', '00009-2-a-cat-in-a-red-hat.png'
+    }
+
+    It 'finds {index} wherever the template puts it' {
+        New-FakeScene -Seed 3 | Save-MnemosyneImage -Directory $folder -NameTemplate 'scene {seed} #{index}'
+        $next = New-FakeScene -Seed 4 | Save-MnemosyneImage -Directory $folder -NameTemplate 'scene {seed} #{index}' -PassThru
+        Split-Path -Leaf $next.Path | Should -Be 'scene-4-00002.png'
+    }
+
+    It 'creates a missing folder, and its parents' {
+        $missing = Join-Path $folder 'new/deeper'
+        $file = New-FakeScene -Seed 6 | Save-MnemosyneImage -Directory $missing -PassThru
+        $file.Path | Should -Be (Join-Path $missing '6-a-cat-in-a-red-hat.png')
+        $file.Path | Should -Exist
+    }
+
+    It 'reports the missing folder under -WhatIf and creates nothing' {
+        $missing = Join-Path $folder 'new'
+        $result = Invoke-SeparatePwsh ". '$PSScriptRoot/Common.ps1'; New-FakeScene -Seed 6 | Save-MnemosyneImage -Directory '$missing' -WhatIf"
+        $result.ExitCode | Should -Be 0 -Because ($result.Output -join "`n")
+        $text = $result.Output -join "`n"
+        $text | Should -Match ([regex]::Escape("`"Create folder`" on target `"$missing`""))
+        $text | Should -Match ([regex]::Escape("on target `"$(Join-Path $missing '6-a-cat-in-a-red-hat.png')`""))
+        $missing | Should -Not -Exist
     }
 
     It 'makes a safe file name of prompt <Prompt>' -ForEach @(

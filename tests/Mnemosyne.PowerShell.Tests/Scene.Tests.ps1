@@ -297,6 +297,66 @@ third,3,64,64,2
         $run.Progress[0].Activity | Should -Match 'seed 1'
     }
 
+    It 'shows the text encoding, the reference and the decode as phases of their own' {
+        $run = Invoke-InRunspace {
+            param($picture)
+            $fresh = Import-MnemosyneReference $picture -Name 'fresh'
+            New-MnemosyneScene 'a fox at dawn, phases' -Reference $fresh -Seed 2 -Steps 2 -Width 64 -Height 64
+        } -ArgumentList $referenceImage
+        $run.Errors | Should -BeNullOrEmpty
+        $statuses = @($run.Progress | Where-Object ActivityId -EQ 0x4d6e0002 | ForEach-Object { ($_.StatusDescription -split ',')[0] } | Select-Object -Unique)
+        $statuses | Should -Be 'Encoding the prompt', "Encoding the reference 'fresh' for the IP-Adapter", 'Denoising: 2 steps', 'Step 1 of 2', 'Step 2 of 2',
+            'Decoding the picture with the VAE', 'Done'
+    }
+
+    It 'shows a stream of scenes under a parent bar: scene k of n for a file''s lines, k alone when n is not known' {
+        $prompts = Join-Path $TestDrive 'two-prompts.txt'
+        Set-Content $prompts 'a red door', '', 'a blue door'
+        $run = Invoke-InRunspace { param($file) Get-Content $file | Where-Object { $_ } | New-MnemosyneScene -Seed 3 -Steps 1 -Width 64 -Height 64 } -ArgumentList $prompts
+        $run.Errors | Should -BeNullOrEmpty
+        $batch = @($run.Progress | Where-Object ActivityId -EQ 0x4d6e0005)
+        $batch.StatusDescription | Should -Be 'Scene 1 of 2', 'Scene 2 of 2', 'Done'
+        $batch[0..1].CurrentOperation | Should -Be 'a red door', 'a blue door'
+        $batch[0..1].PercentComplete | Should -Be 0, 50
+        $batch[-1].RecordType | Should -Be 'Completed'
+        $run.Progress | Where-Object ActivityId -EQ 0x4d6e0002 | ForEach-Object { $_.ParentActivityId | Should -Be 0x4d6e0005 }
+
+        $run = Invoke-InRunspace { 'a green door', 'a grey door' | New-MnemosyneScene -Seed 3 -Steps 1 -Width 64 -Height 64 }
+        $batch = @($run.Progress | Where-Object ActivityId -EQ 0x4d6e0005)
+        $batch.StatusDescription | Should -Be 'Scene 1', 'Scene 2', 'Done'
+        $batch[0..1].PercentComplete | Should -Be -1, -1
+
+        $run = Invoke-InRunspace { New-MnemosyneScene 'a door alone' -Seed 3 -Steps 1 -Width 64 -Height 64 }
+        $run.Progress | Where-Object ActivityId -EQ 0x4d6e0005 | Should -BeNullOrEmpty -Because 'one scene needs no parent bar'
+    }
+
+    It '-Verbose reports each encoding with its time, and what the caches answered' {
+        $fresh = Import-MnemosyneReference $referenceImage -Name 'verbose'
+        $settings = @{ Seed = 4; Steps = 2; Width = 64; Height = 64; Reference = $fresh }
+        $first = @(New-MnemosyneScene 'a lantern in fog, verbose' @settings -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message
+        @($first -match "^Text encoding: 'a lantern in fog, verbose' encoded in \d+\.\d\d s\.$") | Should -HaveCount 1
+        @($first -match "^Reference 'verbose': the IP-Adapter's keys and values made in \d+\.\d\d s\.$") | Should -HaveCount 1
+        @($first -match '^Denoising: 2 steps in \d+\.\d\d s \(\d+\.\d\d s a step\)\.$') | Should -HaveCount 1
+        @($first -match '^Decoding with the VAE: \d+\.\d\d s\.$') | Should -HaveCount 1
+        @($first -match '^Scene \(seed 4\) made in \d+\.\d\d s\.$') | Should -HaveCount 1
+        $second = @(New-MnemosyneScene 'a lantern in fog, verbose' @settings -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message
+        $second | Should -Contain "Text encoding: 'a lantern in fog, verbose' from the prompt cache."
+        $second | Should -Contain "Reference 'verbose': the IP-Adapter's keys and values from the reference cache."
+    }
+
+    It 'Import-MnemosyneReference shows each picture as progress and reports its encoding with -Verbose' {
+        $run = Invoke-InRunspace { param($picture) Import-MnemosyneReference $picture, $picture -Name 'twice' -Verbose 4>&1 } -ArgumentList $referenceImage
+        $run.Errors | Should -BeNullOrEmpty
+        $verbose = @($run.Output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message
+        $pattern = "^Image encoding: $([regex]::Escape($referenceImage)) \({0} of 2\) in \d+\.\d\d s\.$"
+        @($verbose -match ($pattern -f 1)) | Should -HaveCount 1
+        @($verbose -match ($pattern -f 2)) | Should -HaveCount 1
+        $verbose | Should -Contain "Reference 'twice': the average of the image embeddings of 2 pictures."
+        $pictures = @($run.Progress | Where-Object ActivityId -EQ 0x4d6e0003 | Where-Object StatusDescription -Like 'Picture *')
+        $pictures.StatusDescription | Should -Be 'Picture 1 of 2', 'Picture 2 of 2'
+        $pictures.PercentComplete | Should -Be 0, 50
+    }
+
     It 'lets an error of the next command in the pipeline stop the pipeline, not turn into a scene error' {
         { New-MnemosyneScene 'a cat' -Seed 1 @tiny | ForEach-Object { throw 'downstream failed' } } | Should -Throw 'downstream failed'
         { New-MnemosyneScene 'a cat' -Seed 1 @tiny | Save-MnemosyneImage -Path $folder -ErrorAction Stop } | Should -Throw -ErrorId 'PathIsFolder,*'

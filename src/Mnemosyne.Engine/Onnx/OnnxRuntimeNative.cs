@@ -5,18 +5,45 @@ using Microsoft.ML.OnnxRuntime;
 namespace Mnemosyne.Engine.Onnx;
 
 /// <summary>
-/// Finds ONNX Runtime's native library under runtimes/&lt;rid&gt;/native/ beside the engine assembly.
-/// Hosts such as pwsh do not read a module's deps.json, so the default probing misses it.
+/// Finds ONNX Runtime's native library under runtimes/&lt;rid&gt;/native/ beside the engine assembly (hosts such as
+/// pwsh do not read a module's deps.json, so the default probing misses it), and turns its telemetry off.
 /// </summary>
-public static class OnnxRuntimeNative
+public static partial class OnnxRuntimeNative
 {
+    /// <summary>ONNX Runtime's own switch: a true value (1, true, yes, on, y) turns its telemetry off before it starts.</summary>
+    public const string TelemetryVariable = "ORT_DISABLE_TELEMETRY";
+
     private static int registered;
 
+    /// <summary>Call before anything else of ONNX Runtime's: the telemetry switch is read when its library starts.</summary>
     public static void Register()
     {
         if (Interlocked.Exchange(ref registered, 1) == 1) return;
+        bool telemetryOff = DisableTelemetryUnlessChosen();
         NativeLibrary.SetDllImportResolver(typeof(OrtEnv).Assembly, Resolve);
+        // Windows' builds report through ETW, which the switch does not reach; this API does.
+        if (telemetryOff) OrtEnv.Instance().DisableTelemetryEvents();
     }
+
+    /// <summary>
+    /// ONNX Runtime 1.31's Linux and macOS builds keep a device id and a store of usage events under
+    /// ~/.cache/Microsoft/DeveloperTools/.onnxruntime and send them to Microsoft, unless <see cref="TelemetryVariable"/> is set
+    /// in the process's environment when the library starts; its DisableTelemetryEvents API still leaves the device id and
+    /// the first event. A value the user set is kept (so 0 turns it back on); otherwise it is set to 1. On Unix .NET keeps
+    /// its own copy of the environment, which native code does not see, so the value goes to the C library's too.
+    /// </summary>
+    /// <returns>Whether telemetry stays off.</returns>
+    private static bool DisableTelemetryUnlessChosen()
+    {
+        var chosen = Environment.GetEnvironmentVariable(TelemetryVariable);
+        var value = string.IsNullOrWhiteSpace(chosen) ? "1" : chosen;
+        Environment.SetEnvironmentVariable(TelemetryVariable, value);
+        if (!OperatingSystem.IsWindows()) _ = SetNativeEnvironment(TelemetryVariable, value, overwrite: 1);
+        return value.Trim().ToLowerInvariant() is "1" or "true" or "yes" or "on" or "y";
+    }
+
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetNativeEnvironment(string name, string value, int overwrite);
 
     private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
     {

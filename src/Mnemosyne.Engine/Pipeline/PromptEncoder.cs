@@ -30,6 +30,9 @@ internal sealed class PromptEncoder(
     public PromptEncoder WithEncoders(OnDemandNetwork<ClipTextEncoder> first, OnDemandNetwork<ClipTextEncoder> second)
         => new(tokenizer, tokenizer2, first, second);
 
+    /// <summary>Whether every one of the texts is kept from before, so that encoding them runs no encoder.</summary>
+    public bool Holds(IEnumerable<string> texts, PromptStyle style) => texts.All(t => cache.ContainsKey((t, style)));
+
     /// <summary>The prompts' embeddings, in order; those not kept from before are encoded, the encoders loaded once for all.</summary>
     public IReadOnlyList<EncodedPrompt> Encode(IReadOnlyList<string> texts, PromptStyle style, CancellationToken cancellation)
     {

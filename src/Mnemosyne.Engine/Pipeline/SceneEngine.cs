@@ -217,7 +217,9 @@ public sealed class SceneEngine : IDisposable
     /// Encodes pictures of one character that the caller has decoded (so that it can report and leave out
     /// a damaged one before encoding the others); their embeddings are averaged.
     /// </summary>
-    public CharacterReference EncodeReference(IReadOnlyList<ReferencePicture> pictures, string? name = null, CancellationToken cancellation = default)
+    /// <param name="phases">Hears each picture's encoding begin and end (<see cref="ScenePhase.ReferenceEncoding"/>).</param>
+    public CharacterReference EncodeReference(IReadOnlyList<ReferencePicture> pictures, string? name = null, CancellationToken cancellation = default,
+        IProgress<ScenePhaseReport>? phases = null)
     {
         if (pictures.Count == 0) throw new ArgumentException("At least one reference image is needed.", nameof(pictures));
         var encoder = RequireImageEncoder();
@@ -227,11 +229,15 @@ public sealed class SceneEngine : IDisposable
             ObjectDisposedException.ThrowIf(disposed, this);
             encoder.Use(network =>
             {
-                foreach (var picture in pictures)
+                for (int i = 0; i < pictures.Count; i++)
                 {
-                    var embedding = network.Run(ClipImagePreprocessor.Preprocess(picture.Image), cancellation);
-                    NonFiniteOutput.Check(embedding.Data, "The image encoder", network.WeightsPath, $"the embedding of {picture.Path}");
+                    var picture = new ScenePhaseReport(ScenePhase.ReferenceEncoding, pictures[i].Path) { Item = i + 1, ItemCount = pictures.Count };
+                    var clock = Stopwatch.StartNew();
+                    phases?.Report(picture);
+                    var embedding = network.Run(ClipImagePreprocessor.Preprocess(pictures[i].Image), cancellation);
+                    NonFiniteOutput.Check(embedding.Data, "The image encoder", network.WeightsPath, $"the embedding of {pictures[i].Path}");
                     embeddings.Add(embedding);
+                    phases?.Report(picture with { Finished = true, Elapsed = clock.Elapsed });
                 }
                 return embeddings;
             });
@@ -257,8 +263,9 @@ public sealed class SceneEngine : IDisposable
     }
 
     /// <param name="preview">Where to write a live preview of the scene as it forms; needs the tiny decoder.</param>
+    /// <param name="phases">Hears each phase (text encoding, the reference, denoising, decoding) begin and end, with cache hits and times.</param>
     public Scene Generate(SceneRequest request, IProgress<SceneProgress>? progress = null, CancellationToken cancellation = default,
-        PreviewSettings? preview = null)
+        PreviewSettings? preview = null, IProgress<ScenePhaseReport>? phases = null)
     {
         request.Validate();
         preview?.Validate();
@@ -273,20 +280,25 @@ public sealed class SceneEngine : IDisposable
             var activeUnet = loras?.Unet ?? unet;
             var warnings = new List<string>();
             bool encodeNegative = request.GuidanceScale > 1 && (request.NegativePrompt is not null || !forceZerosForEmptyPrompt);
-            var (positive, negative) = EncodePrompts(request, encodeNegative, warnings, cancellation);
+            string[] texts = encodeNegative ? [request.Prompt, request.NegativePrompt ?? ""] : [request.Prompt];
+            var (positive, negative) = Phase(phases, ScenePhase.TextEncoding, request.Prompt, promptEncoder.Holds(texts, request.PromptStyle),
+                () => EncodePrompts(request, encodeNegative, warnings, cancellation));
             CheckEncoded(positive, "prompt");
             if (negative is not null) CheckEncoded(negative, "negative prompt");
 
             IpAdapterKeyValues? ipKeyValues = null;
-            if (request.Reference is { } r && request.ReferenceWeight > 0) ipKeyValues = ReferenceKeyValues(r, cancellation);
+            if (request.Reference is { } r && request.ReferenceWeight > 0)
+                ipKeyValues = Phase(phases, ScenePhase.ReferenceEncoding, r.Name, referenceKeyValues.ContainsKey(r), () => ReferenceKeyValues(r, cancellation));
 
             var conditioning = new SdxlPipeline.Conditioning(positive, negative, ipKeyValues, unconditionalKeyValues);
             var observer = preview is null ? null : new LivePreview(tinyDecoder!, preview, warnings);
-            var latents = activeUnet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer));
+            var latents = Phase(phases, ScenePhase.Denoising, request.Prompt, cached: false,
+                () => activeUnet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer)));
             ILatentDecoder decoder = request.Decoder == SceneDecoder.Tiny ? tinyDecoder! : vae;
             // The tiny decoder's activations are a small part of the VAE's: it always decodes beside the UNet.
             if (decoder == vae && (Options.LowMemory || !DecodeFitsBesideUnet(request))) activeUnet.Release();
-            var image = SdxlPipeline.Decode(decoder, latents, cancellation);
+            var image = Phase(phases, ScenePhase.Decoding, decoder == vae ? "VAE" : "tiny decoder", cached: false,
+                () => SdxlPipeline.Decode(decoder, latents, cancellation));
             // The encoders load on demand, so their cache's warnings arrive with the scene that loaded them.
             if (SessionCache is not null) warnings.AddRange(SessionCache.TakeWarnings());
             warnings.AddRange(ConvertedWeightCache.TakeWarnings());
@@ -317,6 +329,17 @@ public sealed class SceneEngine : IDisposable
                 Warnings = warnings,
             };
         }
+    }
+
+    /// <summary>Runs one phase of a scene, telling <paramref name="phases"/> when it begins (unless a cache answers it) and ends.</summary>
+    private static T Phase<T>(IProgress<ScenePhaseReport>? phases, ScenePhase phase, string subject, bool cached, Func<T> run)
+    {
+        var report = new ScenePhaseReport(phase, subject) { Cached = cached };
+        var clock = Stopwatch.StartNew();
+        if (!cached) phases?.Report(report);
+        var result = run();
+        phases?.Report(report with { Finished = true, Elapsed = clock.Elapsed });
+        return result;
     }
 
     /// <summary>

@@ -5,7 +5,7 @@ using Mnemosyne.Engine.Pipeline;
 namespace Mnemosyne.PowerShell.Commands;
 
 /// <summary>Saves a character reference (its embedding and where it came from) to a small file for Import-MnemosyneReference.</summary>
-[Cmdlet(VerbsData.Export, "MnemosyneReference", SupportsShouldProcess = true)]
+[Cmdlet(VerbsData.Export, "MnemosyneReference", SupportsShouldProcess = true, HelpUri = HelpUris.Readme + "export-mnemosynereference")]
 [OutputType(typeof(FileInfo))]
 public sealed class ExportMnemosyneReferenceCommand : MnemosyneCmdlet
 {

@@ -3,7 +3,7 @@ using System.Management.Automation;
 namespace Mnemosyne.PowerShell.Commands;
 
 /// <summary>Shows the open engine; writes nothing when none is open.</summary>
-[Cmdlet(VerbsCommon.Get, "MnemosyneEngine")]
+[Cmdlet(VerbsCommon.Get, "MnemosyneEngine", HelpUri = HelpUris.Readme + "get-mnemosyneengine")]
 [OutputType(typeof(MnemosyneEngineInfo))]
 public sealed class GetMnemosyneEngineCommand : MnemosyneCmdlet
 {

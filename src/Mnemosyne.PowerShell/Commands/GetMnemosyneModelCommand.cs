@@ -7,7 +7,7 @@ namespace Mnemosyne.PowerShell.Commands;
 /// Lists the models Mnemosyne knows, with where each was found in the Hugging Face hub cache and
 /// whether every file is there.
 /// </summary>
-[Cmdlet(VerbsCommon.Get, "MnemosyneModel")]
+[Cmdlet(VerbsCommon.Get, "MnemosyneModel", HelpUri = HelpUris.Readme + "get-mnemosynemodel")]
 [OutputType(typeof(ModelStatus))]
 public sealed class GetMnemosyneModelCommand : MnemosyneCmdlet
 {
@@ -17,6 +17,7 @@ public sealed class GetMnemosyneModelCommand : MnemosyneCmdlet
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(KnownModelCompleter))]
     public string[]? Name { get; set; }
 
     /// <summary>The hub cache to look in; by default the one huggingface_hub uses (HF_HUB_CACHE, HF_HOME, ~/.cache/huggingface/hub).</summary>

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Management.Automation;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Pipeline;
@@ -9,7 +10,7 @@ namespace Mnemosyne.PowerShell.Commands;
 /// one saved by Export-MnemosyneReference. Every image given in one call, piped or not, goes into
 /// the same reference; a picture that cannot be read is reported (a non-terminating error) and left out.
 /// </summary>
-[Cmdlet(VerbsData.Import, "MnemosyneReference")]
+[Cmdlet(VerbsData.Import, "MnemosyneReference", HelpUri = HelpUris.Readme + "import-mnemosynereference")]
 [OutputType(typeof(CharacterReference))]
 public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
 {
@@ -66,7 +67,9 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
         CharacterReference reference;
         try
         {
-            reference = RunOnWorker(token => lease.Engine.EncodeReference(pictures, Name, token));
+            reference = RunOnWorker<CharacterReference, ScenePhaseReport>(
+                (phases, token) => lease.Engine.EncodeReference(pictures, Name, token, phases),
+                picture => WritePicture(activity, picture));
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
@@ -75,8 +78,25 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
             return;
         }
         ReportProgress(ProgressActivityIds.Reference, activity, "Done", completed: true);
+        WriteVerbose(pictures.Count == 1
+            ? $"Reference '{reference.Name}': the image embedding of {pictures[0].Path}."
+            : $"Reference '{reference.Name}': the average of the image embeddings of {pictures.Count} pictures.");
         WriteEngineWarnings(lease.Engine);
         WriteObject(reference);
+    }
+
+    /// <summary>A picture begun is the bar's status; one finished is a verbose line with its time.</summary>
+    private void WritePicture(string activity, ScenePhaseReport picture)
+    {
+        if (picture.Finished)
+        {
+            WriteVerbose(string.Create(CultureInfo.InvariantCulture,
+                $"Image encoding: {picture.Subject} ({picture.Item} of {picture.ItemCount}) in {picture.Elapsed.TotalSeconds:0.00} s."));
+            return;
+        }
+        ReportProgress(ProgressActivityIds.Reference, activity,
+            string.Create(CultureInfo.InvariantCulture, $"Picture {picture.Item} of {picture.ItemCount}"),
+            100 * (picture.Item - 1) / picture.ItemCount, currentOperation: picture.Subject);
     }
 
     /// <summary>Decoded as it arrives, so that a damaged picture is reported on its own, before any engine is needed.</summary>
@@ -104,6 +124,7 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
             WriteError(ErrorRecords.From(e, "SavedReferenceUnreadable", file));
             return;
         }
+        WriteVerbose($"Read the saved reference '{reference.Name}' from {file}: it holds its encoding, so no picture is encoded.");
         WriteObject(Name is null ? reference : reference with { Name = Name });
     }
 

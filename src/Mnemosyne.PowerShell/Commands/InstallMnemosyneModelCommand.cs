@@ -8,7 +8,7 @@ namespace Mnemosyne.PowerShell.Commands;
 /// Downloads known models into the Hugging Face hub cache (the layout diffusers uses), resuming
 /// interrupted files and verifying each against the SHA-256 the hub declares.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Install, "MnemosyneModel", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsLifecycle.Install, "MnemosyneModel", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, HelpUri = HelpUris.Readme + "install-mnemosynemodel")]
 [OutputType(typeof(ModelStatus))]
 public sealed class InstallMnemosyneModelCommand : MnemosyneCmdlet
 {
@@ -17,6 +17,7 @@ public sealed class InstallMnemosyneModelCommand : MnemosyneCmdlet
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(KnownModelCompleter))]
     public string[] Name { get; set; } = [];
 
     /// <summary>The hub cache to install into; by default the one huggingface_hub uses.</summary>

@@ -7,7 +7,7 @@ using Mnemosyne.Engine.Pipeline;
 namespace Mnemosyne.PowerShell.Commands;
 
 /// <summary>Measures how consistently a character appears: CLIP-I of a scene or a saved picture against the reference.</summary>
-[Cmdlet(VerbsDiagnostic.Measure, "MnemosyneConsistency", DefaultParameterSetName = SceneSet)]
+[Cmdlet(VerbsDiagnostic.Measure, "MnemosyneConsistency", DefaultParameterSetName = SceneSet, HelpUri = HelpUris.Readme + "measure-mnemosyneconsistency")]
 [OutputType(typeof(ConsistencyResult))]
 public sealed class MeasureMnemosyneConsistencyCommand : MnemosyneCmdlet
 {

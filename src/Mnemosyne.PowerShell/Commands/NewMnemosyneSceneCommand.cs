@@ -15,7 +15,7 @@ namespace Mnemosyne.PowerShell.Commands;
 /// name the parameters (Import-Csv rows, earlier scenes). A reference can be given or piped in.
 /// Settings left out take the engine's defaults; a missing seed is drawn and recorded.
 /// </summary>
-[Cmdlet(VerbsCommon.New, "MnemosyneScene")]
+[Cmdlet(VerbsCommon.New, "MnemosyneScene", HelpUri = HelpUris.Readme + "new-mnemosynescene")]
 [OutputType(typeof(Scene))]
 public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
 {
@@ -143,6 +143,10 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     private HashSet<string> givenOnCommandLine = null!;
     private readonly HashSet<string> warnedColumns = new(StringComparer.OrdinalIgnoreCase);
     private int inputCount;
+    private int sceneCount;
+    /// <summary>How many scenes a stream will make, when it is known (the prompt lines of the file Get-Content reads); 0 when not.</summary>
+    private int sceneTotal;
+    private string? totalFromFile;
 
     /// <summary>A preview that cannot be written is refused before any scene is made.</summary>
     protected override void BeginProcessing()
@@ -210,21 +214,27 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         }
 
         var activity = $"New-MnemosyneScene (seed {request.Seed.ToString(CultureInfo.InvariantCulture)})";
-        ReportProgress(ProgressActivityIds.Scene, activity, "Encoding the prompt", currentOperation: request.Prompt);
+        var parent = ReportBatch(request);
+        ReportProgress(ProgressActivityIds.Scene, activity, "Encoding the prompt", currentOperation: request.Prompt, parentActivityId: parent);
         Scene scene;
         try
         {
-            scene = RunOnWorker<Scene, SceneProgress>(
-                (progress, token) => engine.Generate(request, progress, token, preview),
-                step => WriteStep(activity, step));
+            scene = RunOnWorker<Scene, object>(
+                (reports, token) => engine.Generate(request, new ReportAs<SceneProgress>(reports), token, preview, new ReportAs<ScenePhaseReport>(reports)),
+                report =>
+                {
+                    if (report is SceneProgress step) WriteStep(activity, step, parent);
+                    else WritePhase(activity, (ScenePhaseReport)report, request, parent);
+                });
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
-            ReportProgress(ProgressActivityIds.Scene, activity, "Failed", completed: true);
+            ReportProgress(ProgressActivityIds.Scene, activity, "Failed", completed: true, parentActivityId: parent);
             WriteError(ErrorRecords.From(e, "SceneFailed", TargetFor(e, request)));
             return;
         }
-        ReportProgress(ProgressActivityIds.Scene, activity, "Done", completed: true);
+        ReportProgress(ProgressActivityIds.Scene, activity, "Done", completed: true, parentActivityId: parent);
+        WriteVerbose(string.Create(CultureInfo.InvariantCulture, $"Scene (seed {scene.Seed}) made in {scene.Elapsed.TotalSeconds:0.00} s."));
         foreach (var warning in scene.Warnings) WriteWarning(warning);
         // Outside the try: what the next command in the pipeline throws is not this scene's failure.
         WriteObject(scene);
@@ -465,7 +475,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         return request.Prompt;
     }
 
-    private void WriteStep(string activity, SceneProgress step) => ReportProgress(
+    private void WriteStep(string activity, SceneProgress step, int parent) => ReportProgress(
         ProgressActivityIds.Scene,
         activity,
         string.Create(CultureInfo.InvariantCulture, $"Step {step.Step} of {step.TotalSteps}, {step.Elapsed:hh\\:mm\\:ss} elapsed"),
@@ -473,5 +483,69 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         step.Remaining is { } remaining ? (int)Math.Ceiling(remaining.TotalSeconds) : -1,
         step.PreviewPath is { } previewPath
             ? string.Create(CultureInfo.InvariantCulture, $"Preview of step {step.PreviewStep}: {previewPath}")
-            : step.Prompt);
+            : step.Prompt,
+        parentActivityId: parent);
+
+    /// <summary>A phase begun is the scene bar's status; one finished is a verbose line with its time, or the cache that answered it.</summary>
+    private void WritePhase(string activity, ScenePhaseReport phase, SceneRequest request, int parent)
+    {
+        if (!phase.Finished)
+        {
+            var status = phase.Phase switch
+            {
+                ScenePhase.TextEncoding => request.NegativePrompt is null ? "Encoding the prompt" : "Encoding the prompt and the negative prompt",
+                ScenePhase.ReferenceEncoding => $"Encoding the reference '{phase.Subject}' for the IP-Adapter",
+                ScenePhase.Denoising => string.Create(CultureInfo.InvariantCulture, $"Denoising: {request.Steps} steps"),
+                _ => $"Decoding the picture with the {phase.Subject}",
+            };
+            ReportProgress(ProgressActivityIds.Scene, activity, status, phase.Phase == ScenePhase.Decoding ? 100 : -1,
+                currentOperation: request.Prompt, parentActivityId: parent);
+            return;
+        }
+        var seconds = phase.Elapsed.TotalSeconds;
+        WriteVerbose(phase.Phase switch
+        {
+            ScenePhase.TextEncoding when phase.Cached => $"Text encoding: '{phase.Subject}' from the prompt cache.",
+            ScenePhase.TextEncoding => string.Create(CultureInfo.InvariantCulture,
+                $"Text encoding: '{phase.Subject}'{(request.NegativePrompt is null ? "" : " and its negative prompt")} encoded in {seconds:0.00} s."),
+            ScenePhase.ReferenceEncoding when phase.Cached => $"Reference '{phase.Subject}': the IP-Adapter's keys and values from the reference cache.",
+            ScenePhase.ReferenceEncoding => string.Create(CultureInfo.InvariantCulture, $"Reference '{phase.Subject}': the IP-Adapter's keys and values made in {seconds:0.00} s."),
+            ScenePhase.Denoising => string.Create(CultureInfo.InvariantCulture,
+                $"Denoising: {request.Steps} steps in {seconds:0.00} s ({seconds / Math.Max(request.Steps, 1):0.00} s a step)."),
+            _ => string.Create(CultureInfo.InvariantCulture, $"Decoding with the {phase.Subject}: {seconds:0.00} s."),
+        });
+    }
+
+    /// <summary>
+    /// The parent bar of a stream of scenes (scene k, of n when known, and its prompt); its id, or -1 for a scene that is
+    /// not part of a stream. PowerShell does not tell a command how many objects are coming; for the lines of a file that
+    /// Get-Content reads, n is the file's prompt lines.
+    /// </summary>
+    private int ReportBatch(SceneRequest request)
+    {
+        if (!MyInvocation.ExpectingInput) return -1;
+        sceneCount++;
+        if (totalFromFile is null && InputObject?.BaseObject is string && InputObject.Properties["PSPath"]?.Value is string psPath)
+        {
+            totalFromFile = SessionState.Path.GetUnresolvedProviderPathFromPSPath(psPath);
+            try
+            {
+                sceneTotal = File.ReadLines(totalFromFile).Count(line => !string.IsNullOrWhiteSpace(line));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                sceneTotal = 0;
+            }
+        }
+        var known = sceneTotal >= sceneCount;
+        ReportProgress(ProgressActivityIds.Batch, "New-MnemosyneScene",
+            known ? string.Create(CultureInfo.InvariantCulture, $"Scene {sceneCount} of {sceneTotal}") : string.Create(CultureInfo.InvariantCulture, $"Scene {sceneCount}"),
+            known ? 100 * (sceneCount - 1) / sceneTotal : -1, currentOperation: request.Prompt);
+        return ProgressActivityIds.Batch;
+    }
+
+    protected override void EndProcessing()
+    {
+        if (sceneCount > 0) ReportProgress(ProgressActivityIds.Batch, "New-MnemosyneScene", "Done", completed: true);
+    }
 }

@@ -8,7 +8,7 @@ namespace Mnemosyne.PowerShell.Commands;
 /// Opens an SDXL checkpoint (and its IP-Adapter) as the module's engine: a diffusers folder or a
 /// single-file checkpoint by path, or a known model by name from the Hugging Face cache.
 /// </summary>
-[Cmdlet(VerbsCommon.Open, "MnemosyneEngine", DefaultParameterSetName = PathSet)]
+[Cmdlet(VerbsCommon.Open, "MnemosyneEngine", DefaultParameterSetName = PathSet, HelpUri = HelpUris.Readme + "open-mnemosyneengine")]
 [OutputType(typeof(MnemosyneEngineInfo))]
 public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
 {

@@ -9,9 +9,10 @@ namespace Mnemosyne.PowerShell.Commands;
 /// under a temporary name and renamed, so it appears whole or not at all; an existing file is
 /// replaced only with -Force, and never one this run wrote: a name from -NameTemplate that this
 /// run has already used gets a counter ('9-dog-2.png'), and a -Path written twice is an error.
+/// A missing -Directory is created; {index} in the template goes on from the highest number already there.
 /// With -PassThru each scene comes out again with the file it was saved to as its Path.
 /// </summary>
-[Cmdlet(VerbsData.Save, "MnemosyneImage", DefaultParameterSetName = PathSet, SupportsShouldProcess = true)]
+[Cmdlet(VerbsData.Save, "MnemosyneImage", DefaultParameterSetName = PathSet, SupportsShouldProcess = true, HelpUri = HelpUris.Readme + "save-mnemosyneimage")]
 [OutputType(typeof(Scene))]
 public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
 {
@@ -20,7 +21,7 @@ public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
 
     private FileNameTemplate? template;
     private string? folder;
-    private int index;
+    private long index;
 
     /// <summary>The files this run wrote, so that two scenes of one run never share one.</summary>
     private readonly HashSet<string> written = new(StringComparer.OrdinalIgnoreCase);
@@ -52,18 +53,6 @@ public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
     {
         if (ParameterSetName != DirectorySet) return;
         folder = FileSystemPath(Directory);
-        if (File.Exists(folder))
-        {
-            ThrowTerminatingError(ErrorRecords.Create(
-                $"{folder} is a file, not a folder. Give -Directory a folder (New-Item -ItemType Directory makes one), or save one scene to a file with -Path.",
-                "DirectoryIsFile", ErrorCategory.InvalidArgument, folder));
-        }
-        if (!System.IO.Directory.Exists(folder))
-        {
-            ThrowTerminatingError(new ErrorRecord(
-                new DirectoryNotFoundException($"The folder {folder} does not exist. Create it first (New-Item -ItemType Directory)."),
-                "FolderNotFound", ErrorCategory.ObjectNotFound, folder));
-        }
         try
         {
             template = FileNameTemplate.Parse(NameTemplate);
@@ -72,13 +61,48 @@ public sealed class SaveMnemosyneImageCommand : MnemosyneCmdlet
         {
             ThrowTerminatingError(ErrorRecords.From(e, "InvalidNameTemplate", NameTemplate));
         }
+        if (File.Exists(folder))
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"{folder} is a file, not a folder. Give -Directory a folder (a missing one is created), or save one scene to a file with -Path.",
+                "DirectoryIsFile", ErrorCategory.InvalidArgument, folder));
+        }
+        if (!System.IO.Directory.Exists(folder)) CreateFolder(folder);
+        // {index} goes on from the highest number already there, as A1111's '00001-' names do, so a second run adds to the folder.
+        if (template!.HasIndex && System.IO.Directory.Exists(folder))
+            index = template.HighestIndex(System.IO.Directory.EnumerateFiles(folder, "*.png").Select(System.IO.Path.GetFileName)!);
+    }
+
+    /// <summary>A missing -Directory is created (with its parents); -WhatIf reports it instead.</summary>
+    private void CreateFolder(string path)
+    {
+        for (var parent = System.IO.Path.GetDirectoryName(path); parent is not null; parent = System.IO.Path.GetDirectoryName(parent))
+        {
+            if (System.IO.Directory.Exists(parent)) break;
+            if (File.Exists(parent))
+            {
+                ThrowTerminatingError(ErrorRecords.Create(
+                    $"{parent} is a file, so the folder {path} cannot be made under it. Give -Directory a folder path.",
+                    "FolderIsFile", ErrorCategory.InvalidArgument, path));
+            }
+        }
+        if (!ShouldProcess(path, "Create folder")) return;
+        try
+        {
+            System.IO.Directory.CreateDirectory(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(ErrorRecords.From(e, "FolderNotCreated", path, ErrorCategory.WriteError));
+        }
+        WriteVerbose($"Created the folder {path}.");
     }
 
     protected override void ProcessRecord()
     {
         index++;
         var path = template is not null && folder is not null
-            ? UnusedName(System.IO.Path.Combine(folder, template.Format(Scene, index)))
+            ? UnusedName(System.IO.Path.Combine(folder, template.Format(Scene, index, DateTime.Now)))
             : FileSystemPath(Path);
         if (!ShouldProcess(path, $"Save scene image (seed {Scene.Seed})")) return;
         if (written.Contains(path))
