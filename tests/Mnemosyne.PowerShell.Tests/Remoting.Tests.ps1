@@ -154,4 +154,51 @@ Subsystem powershell $subsystem
             [IO.File]::ReadAllBytes($file.FullName) | Should -Be (Get-LocalBytes $file $local) -Because "$($file.Name) is the scene made here"
         }
     }
+
+    Context 'Bad input' {
+        It 'refuses a -Setting that is no scene setting, naming it' {
+            { Invoke-MnemosyneBatch 'a cat' -Session $hostB -Directory $TestDrive -Setting @{ Stpes = 4 } -ErrorAction Stop } |
+                Should -Throw -ErrorId 'UnknownSetting,*'
+            $Error[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+            $Error[0].TargetObject | Should -Be 'Stpes'
+        }
+
+        It 'reports each unusable input by itself, and a missing folder before any host is asked' {
+            $inputs = '  ', [pscustomobject]@{ Prompt = 'a cat'; Seed = 'abc' }, [pscustomobject]@{ Prompt = 'a dog'; InitialNoisePath = './noise.npy' }
+            $missing = Join-Path $TestDrive 'no-such-folder'
+
+            $stopped = try { $inputs | Invoke-MnemosyneBatch -Session $hostB -Directory $missing -ErrorVariable problems -ErrorAction SilentlyContinue } catch { $_ }
+
+            $stopped.FullyQualifiedErrorId | Should -BeLike 'FolderNotFound,*'
+            $stopped.TargetObject | Should -Be $missing
+
+            $problems | Select-Object -First 3 | ForEach-Object FullyQualifiedErrorId | Should -Be 'EmptyPrompt,Mnemosyne.PowerShell.Commands.InvokeMnemosyneBatchCommand',
+                'InvalidSceneSetting,Mnemosyne.PowerShell.Commands.InvokeMnemosyneBatchCommand', 'InvalidSceneSetting,Mnemosyne.PowerShell.Commands.InvokeMnemosyneBatchCommand'
+            $problems[1].TargetObject.Seed | Should -Be 'abc'
+            "$($problems[1])" | Should -Match "Seed is 'abc'"
+            "$($problems[2])" | Should -Match 'InitialNoisePath'
+        }
+
+        It 'reports a scene its host refuses, without dealing it again, and makes the others' {
+            $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'refused-scene')
+            $inputs = [pscustomobject]@{ Prompt = 'too many steps'; Steps = 5000 }, [pscustomobject]@{ Prompt = 'a good one'; Seed = 5 }
+
+            $files = $inputs | Invoke-MnemosyneBatch -Session $hostB -Directory $folder -Setting @{ Width = 64; Height = 64 } -ErrorVariable problems -ErrorAction SilentlyContinue
+
+            $files.Name | Should -Be '0002-5-a-good-one.png'
+            @($problems).Count | Should -Be 1
+            $problems[0].FullyQualifiedErrorId | Should -BeLike 'InvalidSceneSetting,*'
+            $problems[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+            $problems[0].TargetObject.Prompt | Should -Be 'too many steps'
+        }
+
+        It 'needs an engine open here, the model the hosts are checked against' {
+            Close-MnemosyneEngine
+            try {
+                { Invoke-MnemosyneBatch 'a cat' -Session $hostB -Directory $TestDrive -ErrorAction Stop } | Should -Throw -ErrorId 'NoEngine,*'
+                $Error[0].CategoryInfo.Category | Should -Be 'InvalidOperation'
+            }
+            finally { Open-TestEngine }
+        }
+    }
 }
