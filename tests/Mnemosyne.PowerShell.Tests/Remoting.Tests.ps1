@@ -155,6 +155,33 @@ Subsystem powershell $subsystem
         }
     }
 
+    It 'sends the character to the host exactly: its scene is the one made here' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'reference')
+        $character = Import-MnemosyneReference $referenceImage
+
+        $file = [pscustomobject]@{ Prompt = 'a knight in the rain'; Seed = 9 } |
+            Invoke-MnemosyneBatch -Session $hostB -Directory $folder -Setting $tiny -Reference $character -ErrorAction Stop
+
+        $file.Name | Should -Be '0001-9-a-knight-in-the-rain.png'
+        $local = Join-Path $TestDrive 'reference-local.png'
+        New-MnemosyneScene 'a knight in the rain' -Seed 9 -Reference $character @tiny | Save-MnemosyneImage -Path $local
+        [IO.File]::ReadAllBytes($file.FullName) | Should -Be ([IO.File]::ReadAllBytes($local))
+        $without = Join-Path $TestDrive 'no-reference-local.png'
+        New-MnemosyneScene 'a knight in the rain' -Seed 9 @tiny | Save-MnemosyneImage -Path $without
+        [IO.File]::ReadAllBytes($file.FullName) | Should -Not -Be ([IO.File]::ReadAllBytes($without)) -Because 'the reference changes the picture'
+    }
+
+    It 'stops the hosts when the pipeline wants no more, saving only what it took, and the session stays usable' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'first-only')
+
+        $first = $rows | Invoke-MnemosyneBatch -Session $hostB -Directory $folder @batch | Select-Object -First 1
+
+        @($first).Count | Should -Be 1
+        (Get-ChildItem $folder -Force).Name | Should -Be $first.Name
+        $hostB.State | Should -Be 'Opened'
+        Invoke-Command $hostB { 1 + 1 } | Should -Be 2
+    }
+
     Context 'Bad input' {
         It 'refuses a -Setting that is no scene setting, naming it' {
             { Invoke-MnemosyneBatch 'a cat' -Session $hostB -Directory $TestDrive -Setting @{ Stpes = 4 } -ErrorAction Stop } |

@@ -98,6 +98,9 @@ internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent
                 if (!Make(hand, dealer, reference, cancellation)) return;
             }
         }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+        }
         finally
         {
             events.Add(new HostDone(this), CancellationToken.None);

@@ -124,8 +124,10 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
         using var events = new BlockingCollection<BatchEvent>();
         var reference = Reference is null ? null : ReferenceValues(Reference);
         var hosts = Session.DistinctBy(s => s.InstanceId).Select(s => new BatchHost(s, events)).ToList();
+        // Stopped with the command, or when this loop fails (a downstream command that wants no more): no host goes on unheard.
+        using var halt = CancellationTokenSource.CreateLinkedTokenSource(StopToken);
         var workers = hosts.Select(host => Task.Factory.StartNew(
-            () => host.Run(dealer, ThrottleLimit, expected, ModulePath, open, reference, StopToken),
+            () => host.Run(dealer, ThrottleLimit, expected, ModulePath, open, reference, halt.Token),
             CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
         int running = hosts.Count, ready = 0, made = 0, failed = 0;
         var activity = string.Create(CultureInfo.InvariantCulture, $"Invoke-MnemosyneBatch ({toMake.Count} scenes, {hosts.Count} sessions)");
@@ -133,7 +135,7 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
         {
             while (running > 0)
             {
-                switch (events.Take(StopToken))
+                switch (events.Take(halt.Token))
                 {
                     case HostReady e:
                         ready++;
@@ -164,10 +166,13 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
                     100 * (made + failed) / toMake.Count);
             }
         }
-        catch (OperationCanceledException) when (StopToken.IsCancellationRequested)
+        catch (Exception e)
         {
-            Task.WaitAll(workers, CancellationToken.None);
-            throw new PipelineStoppedException();
+            halt.Cancel();
+            // Each worker ends by itself; what one threw while stopping is no news.
+            try { Task.WaitAll(workers, CancellationToken.None); } catch (AggregateException) { }
+            if (e is OperationCanceledException && StopToken.IsCancellationRequested) throw new PipelineStoppedException();
+            throw;
         }
         ReportProgress(BatchActivityId, activity, "Done", completed: true);
         foreach (var scene in dealer.Leftover())
