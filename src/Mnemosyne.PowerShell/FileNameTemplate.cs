@@ -124,6 +124,9 @@ internal sealed partial class FileNameTemplate
         return stem + Extension;
     }
 
+    /// <summary>A value as a name template writes it into a file name (Invoke-MnemosyneBatch's prompt part); empty when nothing of it is usable.</summary>
+    public static string Value(string value) => Truncate(Clean(value), MaxValueLength);
+
     /// <summary>Letters, digits, '-', '_' and '.' stay; every other run of characters becomes one '-'.</summary>
     private static string Clean(string value)
     {

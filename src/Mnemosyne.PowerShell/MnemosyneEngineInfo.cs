@@ -6,8 +6,11 @@ namespace Mnemosyne.PowerShell;
 /// <summary>What Get-MnemosyneEngine shows: the open checkpoint and what it can do.</summary>
 public sealed class MnemosyneEngineInfo
 {
-    internal MnemosyneEngineInfo(SceneEngine engine, DateTimeOffset openedAt)
+    private readonly Lazy<string> modelHash;
+
+    internal MnemosyneEngineInfo(SceneEngine engine, DateTimeOffset openedAt, Lazy<string> modelHash)
     {
+        this.modelHash = modelHash;
         Model = engine.ModelName;
         Path = engine.Options.CheckpointPath;
         BaseModelPath = engine.Options.BaseModelPath;
@@ -46,4 +49,10 @@ public sealed class MnemosyneEngineInfo
     public string? TinyDecoderPath { get; }
     public bool SupportsTinyDecoder { get; }
     public DateTimeOffset OpenedAt { get; }
+
+    /// <summary>
+    /// The engine's <see cref="ModelFingerprint"/>: equal on two machines when their engines make the same pictures from the same
+    /// settings (Invoke-MnemosyneBatch refuses a host whose engine's differs). Computed when first read.
+    /// </summary>
+    public string ModelHash => modelHash.Value;
 }

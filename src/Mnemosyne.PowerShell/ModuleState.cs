@@ -64,6 +64,9 @@ internal sealed class SharedEngine(SceneEngine engine, DateTimeOffset openedAt)
     public SceneEngine Engine { get; } = engine;
     public DateTimeOffset OpenedAt { get; } = openedAt;
 
+    /// <summary>Read once, when first asked for (it reads samples of every weights file).</summary>
+    public Lazy<string> ModelHash { get; } = new(() => ModelFingerprint.Of(engine));
+
     public bool TryEnter()
     {
         lock (gate)
@@ -102,7 +105,7 @@ internal sealed class EngineLease(SharedEngine shared) : IDisposable
     private int disposed;
 
     public SceneEngine Engine => shared.Engine;
-    public MnemosyneEngineInfo Info => new(shared.Engine, shared.OpenedAt);
+    public MnemosyneEngineInfo Info => new(shared.Engine, shared.OpenedAt, shared.ModelHash);
 
     public void Dispose()
     {

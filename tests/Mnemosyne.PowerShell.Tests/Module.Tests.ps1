@@ -4,7 +4,7 @@ BeforeAll {
         'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
         'Import-MnemosyneReference', 'Export-MnemosyneReference',
         'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
-        'Get-MnemosyneModel', 'Install-MnemosyneModel'
+        'Get-MnemosyneModel', 'Install-MnemosyneModel', 'Invoke-MnemosyneBatch'
     )
 }
 
@@ -49,6 +49,7 @@ Describe 'The exported commands' {
         (Get-Command Measure-MnemosyneConsistency).OutputType.Type | Should -Be ([Mnemosyne.PowerShell.ConsistencyResult])
         (Get-Command Save-MnemosyneImage).OutputType.Type | Should -Be ([Mnemosyne.Engine.Pipeline.Scene])
         (Get-Command Export-MnemosyneReference).OutputType.Type | Should -Be ([IO.FileInfo])
+        (Get-Command Invoke-MnemosyneBatch).OutputType.Type | Should -Be ([IO.FileInfo])
     }
 
     It 'support -WhatIf and -Confirm where they write files' {
@@ -66,7 +67,7 @@ Describe 'Help' {
         'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
         'Import-MnemosyneReference', 'Export-MnemosyneReference',
         'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
-        'Get-MnemosyneModel', 'Install-MnemosyneModel'
+        'Get-MnemosyneModel', 'Install-MnemosyneModel', 'Invoke-MnemosyneBatch'
     ) {
         $help = Get-Help $_ -Full
         $help.Synopsis | Should -Not -BeNullOrEmpty
@@ -79,7 +80,7 @@ Describe 'Help' {
     It '<_> describes every parameter' -ForEach @(
         'Open-MnemosyneEngine', 'Import-MnemosyneReference', 'Export-MnemosyneReference',
         'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
-        'Get-MnemosyneModel', 'Install-MnemosyneModel'
+        'Get-MnemosyneModel', 'Install-MnemosyneModel', 'Invoke-MnemosyneBatch'
     ) {
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
         $declared = (Get-Command $_).Parameters.Keys | Where-Object { $_ -notin $common }

@@ -89,6 +89,9 @@ public sealed class SceneEngine : IDisposable
     /// </summary>
     public SessionCache? SessionCache { get; }
 
+    /// <summary>The files the engine reads its networks from, for <see cref="ModelFingerprint"/>.</summary>
+    internal SdxlModelFiles ModelFiles => model;
+
     /// <summary>Which image encoder references are made with; null without an IP-Adapter.</summary>
     public string? ImageEncoderIdentity { get; }
 

@@ -20,7 +20,7 @@ namespace Mnemosyne.PowerShell.Commands;
 public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
 {
     /// <summary>Seeds drawn for scenes without one stay below 2^32, so that other tools can take them too.</summary>
-    private const long DrawnSeedLimit = 1L << 32;
+    internal const long DrawnSeedLimit = 1L << 32;
 
     /// <summary>An empty or blank prompt is refused in ProcessRecord, as an error that names the value, not at binding.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
@@ -133,7 +133,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     public PSObject? InputObject { get; set; }
 
     /// <summary>The parameters a piped object's properties bind to, by name or alias (as PowerShell matches them: ignoring case).</summary>
-    private static readonly Dictionary<string, PropertyInfo> ByPropertyName = typeof(NewMnemosyneSceneCommand).GetProperties()
+    internal static readonly Dictionary<string, PropertyInfo> ByPropertyName = typeof(NewMnemosyneSceneCommand).GetProperties()
         .Where(p => p.GetCustomAttributes<ParameterAttribute>().Any(a => a.ValueFromPipelineByPropertyName))
         .SelectMany(p => p.GetCustomAttributes<AliasAttribute>().SelectMany(a => a.AliasNames).Prepend(p.Name).Select(name => (Name: name, Property: p)))
         .ToDictionary(e => e.Name, e => e.Property, StringComparer.OrdinalIgnoreCase);
