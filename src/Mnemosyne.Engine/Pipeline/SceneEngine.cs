@@ -40,6 +40,7 @@ public sealed class SceneEngine : IDisposable
     private readonly LinkedList<string> promptOrder = new();
     private readonly Dictionary<CharacterReference, IpAdapterKeyValues> referenceKeyValues = new(ReferenceEqualityComparer.Instance);
     private IpAdapterKeyValues? unconditionalKeyValues;
+    private readonly Lazy<string?> modelHash;
     private bool disposed;
 
     private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
@@ -50,6 +51,8 @@ public sealed class SceneEngine : IDisposable
         Options = options;
         this.model = model;
         ModelName = model.Name;
+        // Hashed at the first scene, not at open: gigabytes read once per engine, for the text of the pictures it saves.
+        modelHash = new Lazy<string?>(() => ModelFileHash.Of(model.Unet.Path));
         forceZerosForEmptyPrompt = model.ForceZerosForEmptyPrompt;
         this.schedulerConfig = schedulerConfig;
         this.tokenizer = tokenizer;
@@ -74,6 +77,12 @@ public sealed class SceneEngine : IDisposable
     /// name when there is one), stored with every scene.
     /// </summary>
     public string ModelName { get; }
+
+    /// <summary>
+    /// A1111's short hash of the file the UNet's weights come from: a single-file checkpoint (as A1111 hashes it), a
+    /// diffusers folder's unet weights file, or the replacement UNet file; null when it cannot be read. Computed once, at first use.
+    /// </summary>
+    public string? ModelHash => modelHash.Value;
 
     public bool SupportsReferences => imageEncoder is not null;
 
@@ -298,6 +307,7 @@ public sealed class SceneEngine : IDisposable
                 ReferenceName = request.Reference?.Name,
                 ReferenceWeight = request.Reference is null ? 0 : request.ReferenceWeight,
                 Model = ModelName,
+                ModelHash = ModelHash,
                 Precision = Options.Precision,
                 InitialNoisePath = request.InitialNoisePath,
                 DeepCacheInterval = request.DeepCacheInterval,
