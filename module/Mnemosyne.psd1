@@ -15,6 +15,7 @@
         'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
         'Import-MnemosyneReference', 'Export-MnemosyneReference',
         'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'Get-MnemosyneSceneSetting',
         'Get-MnemosyneModel', 'Install-MnemosyneModel'
     )
     FunctionsToExport    = @()

@@ -42,6 +42,8 @@ public sealed record SceneSettings
     public IReadOnlyDictionary<string, string> LoraHashes { get; init; } = new Dictionary<string, string>();
     /// <summary>Every other setting, by its key as written.</summary>
     public IReadOnlyDictionary<string, string> Extra { get; init; } = new Dictionary<string, string>();
+    /// <summary>The picture the settings were read from; null for a text given as such.</summary>
+    public string? Path { get; init; }
     /// <summary>The whole text the settings were read from.</summary>
     public required string Parameters { get; init; }
 
@@ -118,7 +120,7 @@ public sealed record SceneSettings
                 $"{fullPath} has no '{PngTextEntry.ParametersKeyword}' text, so it records no settings (saved by a program that does not write them, or stripped since).");
         try
         {
-            return Parse(text);
+            return Parse(text) with { Path = fullPath };
         }
         catch (InvalidDataException e)
         {
