@@ -3,7 +3,7 @@ BeforeAll {
     $script:cmdlets = @(
         'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
         'Import-MnemosyneReference', 'Export-MnemosyneReference',
-        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency', 'Get-MnemosyneSceneSetting',
         'Get-MnemosyneModel', 'Install-MnemosyneModel'
     )
 }
@@ -49,6 +49,7 @@ Describe 'The exported commands' {
         (Get-Command Measure-MnemosyneConsistency).OutputType.Type | Should -Be ([Mnemosyne.PowerShell.ConsistencyResult])
         (Get-Command Save-MnemosyneImage).OutputType.Type | Should -Be ([IO.FileInfo])
         (Get-Command Export-MnemosyneReference).OutputType.Type | Should -Be ([IO.FileInfo])
+        (Get-Command Get-MnemosyneSceneSetting).OutputType.Type | Should -Be ([Mnemosyne.Engine.Pipeline.SceneSettings])
     }
 
     It 'support -WhatIf and -Confirm where they write files' {
@@ -65,7 +66,7 @@ Describe 'Help' {
     It '<_> has a synopsis, a description and at least one example' -ForEach @(
         'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
         'Import-MnemosyneReference', 'Export-MnemosyneReference',
-        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency', 'Get-MnemosyneSceneSetting',
         'Get-MnemosyneModel', 'Install-MnemosyneModel'
     ) {
         $help = Get-Help $_ -Full
@@ -78,7 +79,7 @@ Describe 'Help' {
 
     It '<_> describes every parameter' -ForEach @(
         'Open-MnemosyneEngine', 'Import-MnemosyneReference', 'Export-MnemosyneReference',
-        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency', 'Get-MnemosyneSceneSetting',
         'Get-MnemosyneModel', 'Install-MnemosyneModel'
     ) {
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters

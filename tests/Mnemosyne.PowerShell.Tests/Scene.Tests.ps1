@@ -32,10 +32,10 @@ Describe 'New-MnemosyneScene parameters' {
         $command.Parameters[$_].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
     }
 
-    It 'completes -Scheduler with the scheduler names' {
+    It 'completes -Scheduler with the scheduler names and A1111''s' {
         $line = 'New-MnemosyneScene a -Scheduler '
         (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object |
-            Should -Be 'Ddim', 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras', 'Euler', 'EulerAncestral'
+            Should -Be ('Ddim', 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras', 'Euler', 'EulerAncestral', "'Euler a'", "'DPM++ 2M'", "'DPM++ 2M Karras'" | Sort-Object)
         $line = 'New-MnemosyneScene a -Scheduler DpmPlus'
         (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object | Should -Be 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras'
     }
@@ -256,7 +256,7 @@ third,3,64,64,2
         $cut = New-MnemosyneScene @settings -GuidanceCutoff 0.4
         $cut.GuidanceCutoff | Should -Be 0.4
         [Convert]::ToHexString($cut.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($guided.Image.Rgb))
-        $cut.ParametersText() | Should -Match 'CFG scale: 5, CFG cutoff: 0\.4, Seed: 9,'
+        $cut.ParametersText() | Should -Match 'CFG scale: 5, Seed: 9, .*, CFG cutoff: 0\.4,'
         $guided.ParametersText() | Should -Not -Match 'CFG cutoff'
         $again = $cut | New-MnemosyneScene
         $again.GuidanceCutoff | Should -Be 0.4

@@ -310,7 +310,8 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             if (float.TryParse(cfg, NumberStyles.Float, CultureInfo.InvariantCulture, out var scale)) GuidanceScale = scale;
             else bad.Add($"CFG scale is '{cfg}', which is not a number");
         }
-        if (Column(nameof(Width)) is null && Column(nameof(Height)) is null && Cell(Column("Size")) is { } size)
+        bool sizeGiven = givenOnCommandLine.Contains(nameof(Width)) && givenOnCommandLine.Contains(nameof(Height));
+        if (!sizeGiven && Column(nameof(Width)) is null && Column(nameof(Height)) is null && Cell(Column("Size")) is { } size)
         {
             var parts = size.Split('x', 'X', '×');
             if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.AllowLeadingWhite | NumberStyles.AllowTrailingWhite, CultureInfo.InvariantCulture, out var width)
