@@ -1037,7 +1037,7 @@ Describe 'Pictures Get-MnemosyneSceneSetting cannot read, and A1111 columns that
     BeforeDiscovery {
         $badSettingFiles = @(
             @{ Name = 'a JPEG'; File = 'photo.png'; Advice = 'not a PNG file, so it has no PNG text'
-                Make = { param($path) [IO.File]::WriteAllBytes($path, (Get-Jpeg (New-RgbImage 8 8 (Get-Gradient 8 8)))) } }
+                Make = { param($path) [IO.File]::WriteAllBytes($path, (Get-Jpeg (New-Rgb24 8 8 (Get-Gradient 8 8)))) } }
             @{ Name = 'a PNG without a parameters text'; File = 'bare.png'; Advice = "has no 'parameters' text, so it records no settings"
                 Make = { param($path) [IO.File]::WriteAllBytes($path, (Get-PositionalPng 8 8)) } }
             @{ Name = 'a PNG cut short'; File = 'cut.png'; Advice = 'ends before its IEND chunk.*get a complete copy'
