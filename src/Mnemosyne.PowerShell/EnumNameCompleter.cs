@@ -21,18 +21,7 @@ public abstract class EnumNameCompleter<TEnum> : IArgumentCompleter where TEnum 
     }
 }
 
-/// <summary>The scheduler names, then AUTOMATIC1111's (quoted where they hold a space) that -Scheduler also takes.</summary>
-public sealed class SchedulerCompleter : IArgumentCompleter
-{
-    public IEnumerable<CompletionResult> CompleteArgument(
-        string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
-    {
-        var prefix = wordToComplete.Trim('\'', '"');
-        return Enum.GetNames<SchedulerKind>().Concat(SamplerNames.Known.Where(name => !Enum.GetNames<SchedulerKind>().Contains(name, StringComparer.OrdinalIgnoreCase)))
-            .Where(name => name.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
-            .Select(name => new CompletionResult(name.Contains(' ') ? $"'{name}'" : name, name, CompletionResultType.ParameterValue, name));
-    }
-}
+public sealed class SchedulerCompleter : EnumNameCompleter<SchedulerKind>;
 
 public sealed class QualityCompleter : EnumNameCompleter<SceneQuality>;
 

@@ -32,10 +32,10 @@ Describe 'New-MnemosyneScene parameters' {
         $command.Parameters[$_].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
     }
 
-    It 'completes -Scheduler with the scheduler names and A1111''s' {
+    It 'completes -Scheduler with the scheduler names' {
         $line = 'New-MnemosyneScene a -Scheduler '
         (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object |
-            Should -Be ('Ddim', 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras', 'Euler', 'EulerAncestral', "'Euler a'", "'DPM++ 2M'", "'DPM++ 2M Karras'" | Sort-Object)
+            Should -Be 'Ddim', 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras', 'Euler', 'EulerAncestral'
         $line = 'New-MnemosyneScene a -Scheduler DpmPlus'
         (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object | Should -Be 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras'
     }

@@ -106,7 +106,7 @@ public sealed record SceneSettings
             Parameters = text,
         };
         if (problems.Count > 0)
-            throw new InvalidDataException($"The settings text has {string.Join("; ", problems)}.");
+            throw new InvalidDataException($"In the settings text, {string.Join("; ", problems)}.");
         return settings;
     }
 

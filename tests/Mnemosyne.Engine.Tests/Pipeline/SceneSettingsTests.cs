@@ -141,7 +141,7 @@ public sealed class SceneSettingsTests
     {
         var e = Assert.Throws<InvalidDataException>(() => SceneSettings.Parse("a cat\nSteps: two, Sampler: Euler, Seed: 1.5, Size: 64 by 64, CFG scale: 7"));
         Assert.Equal(
-            "The settings text has Size is '64 by 64', which is not a size WIDTHxHEIGHT (for example 1024x768); Steps is 'two', which is not a whole number; " +
+            "In the settings text, Size is '64 by 64', which is not a size WIDTHxHEIGHT (for example 1024x768); Steps is 'two', which is not a whole number; " +
             "Seed is '1.5', which is not a whole number.",
             e.Message);
     }
@@ -235,7 +235,7 @@ public sealed class SceneSettingsTests
 
         var wrong = folder.File("wrong.png");
         PngFile.Save(wrong, image, [PngTextEntry.Parameters("a cat\nSteps: many, Sampler: Euler, Seed: 1")]);
-        Assert.Equal($"{wrong}: The settings text has Steps is 'many', which is not a whole number.", Assert.Throws<InvalidDataException>(() => SceneSettings.Read(wrong)).Message);
+        Assert.Equal($"{wrong}: In the settings text, Steps is 'many', which is not a whole number.", Assert.Throws<InvalidDataException>(() => SceneSettings.Read(wrong)).Message);
     }
 
     [Fact]
