@@ -104,7 +104,11 @@ public static partial class Infotext
         return (prompt.ToString(), negative?.ToString(), settings);
     }
 
-    /// <summary>A1111's re_param: a key of word characters, spaces, hyphens and slashes; a JSON string or anything up to the next comma.</summary>
-    [GeneratedRegex("""\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)""")]
+    /// <summary>
+    /// A1111's re_param: a key of word characters, spaces, hyphens and slashes; a JSON string or anything up to the next
+    /// comma. Without backtracking: the text comes from untrusted files, and a long line without a colon would take
+    /// the backtracking engine time quadratic in its length.
+    /// </summary>
+    [GeneratedRegex("""\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)""", RegexOptions.NonBacktracking)]
     private static partial Regex Pair();
 }

@@ -127,6 +127,20 @@ public sealed class SceneSettingsTests
         Assert.Empty(settings.Extra);
     }
 
+    /// <summary>
+    /// A hostile file's long line without a colon: read in linear time. A backtracking reading of A1111's pattern takes
+    /// time quadratic in the length: about a minute for these 100,000 characters, hours for a megabyte.
+    /// </summary>
+    [Fact]
+    public void ReadsALongLineWithoutAColonQuickly()
+    {
+        var line = string.Concat(Enumerable.Repeat("word word ", 10_000));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var settings = SceneSettings.Parse("a cat\n" + line);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
+        Assert.Equal("a cat\n" + line.Trim(), settings.Prompt);
+    }
+
     [Fact]
     public void AMultiLineNegativePromptAndAnEmptyOneAreKept()
     {
