@@ -19,6 +19,7 @@
         'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
         'Import-MnemosyneReference', 'Export-MnemosyneReference',
         'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'Get-MnemosyneSceneSetting',
         'Get-MnemosyneModel', 'Install-MnemosyneModel', 'Invoke-MnemosyneBatch'
     )
     FunctionsToExport    = @()

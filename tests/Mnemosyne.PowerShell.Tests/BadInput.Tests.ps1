@@ -1132,3 +1132,58 @@ Describe 'Hostile pictures and paths (issue 16)' {
         }
     }
 }
+
+Describe 'Pictures Get-MnemosyneSceneSetting cannot read, and A1111 columns that do not convert (issues 13, 14)' {
+    BeforeDiscovery {
+        $badSettingFiles = @(
+            @{ Name = 'a JPEG'; File = 'photo.png'; Advice = 'not a PNG file, so it has no PNG text'
+                Make = { param($path) [IO.File]::WriteAllBytes($path, (Get-Jpeg (New-Rgb24 8 8 (Get-Gradient 8 8)))) } }
+            @{ Name = 'a PNG without a parameters text'; File = 'bare.png'; Advice = "has no 'parameters' text, so it records no settings"
+                Make = { param($path) [IO.File]::WriteAllBytes($path, (Get-PositionalPng 8 8)) } }
+            @{ Name = 'a PNG cut short'; File = 'cut.png'; Advice = 'ends before its IEND chunk.*get a complete copy'
+                Make = { param($path) $png = Get-PositionalPng 8 8; [IO.File]::WriteAllBytes($path, [byte[]]$png[0..($png.Length - 20)]) } }
+            @{ Name = 'a PNG whose zTXt parameters inflate to 64 MB (a text bomb)'; File = 'text-bomb.png'; Advice = 'zTXt chunk inflates to over 1048576 bytes'
+                Make = {
+                    param($path)
+                    $compressed = [IO.MemoryStream]::new()
+                    $zlib = [IO.Compression.ZLibStream]::new($compressed, [IO.Compression.CompressionLevel]::Fastest, $true)
+                    $zeros = [byte[]]::new(1MB)
+                    for ($i = 0; $i -lt 64; $i++) { $zlib.Write($zeros, 0, $zeros.Length) }
+                    $zlib.Dispose()
+                    $png = Get-PositionalPng 8 8
+                    $text = [byte[]]([Text.Encoding]::ASCII.GetBytes('parameters') + @(0, 0) + $compressed.ToArray())
+                    [IO.File]::WriteAllBytes($path, [byte[]]($png[0..32] + (Get-PngChunk 'zTXt' $text) + $png[33..($png.Length - 1)]))
+                } }
+            @{ Name = 'parameters whose Seed is not a number'; File = 'bad-seed.png'; Advice = "Seed is 'abc', which is not a whole number"
+                Make = { param($path) $png = Get-PositionalPng 8 8; $text = [byte[]]([Text.Encoding]::ASCII.GetBytes("parameters`0a cat`nSteps: 2, Sampler: Euler, Seed: abc"))
+                    [IO.File]::WriteAllBytes($path, [byte[]]($png[0..32] + (Get-PngChunk 'tEXt' $text) + $png[33..($png.Length - 1)])) } }
+        )
+    }
+
+    It '<Name>: InvalidData, naming the file' -ForEach $badSettingFiles {
+        $path = Join-Path $TestDrive $File
+        Invoke-Case $Make $path
+        $failure = Get-OnlyFailure { Get-MnemosyneSceneSetting $path }
+        Assert-Failure $failure -Category InvalidData -Target $path -Advice $Advice -ErrorId 'SceneSettingsUnreadable'
+        Assert-SessionUsable
+    }
+
+    It 'an A1111 cell that does not convert (<Column>=<Value>): one error naming the row and the column, the other rows made' -ForEach @(
+        @{ Column = 'Sampler'; Value = 'Heun'; Expected = "Sampler is 'Heun', which is not one of Euler, .*Ddim or A1111's Euler, Euler a, .*DDIM" }
+        @{ Column = 'Schedule type'; Value = 'Exponential'; Expected = "Sampler is 'Euler a' with Schedule type 'Exponential', which is not one of" }
+        @{ Column = 'CFG scale'; Value = 'high'; Expected = "CFG scale is 'high', which is not a number" }
+        @{ Column = 'Size'; Value = '1024'; Expected = "Size is '1024', which is not WIDTHxHEIGHT \(for example 1024x768\)" }
+    ) {
+        $rows = @(1..3 | ForEach-Object { [pscustomobject]@{ Prompt = ('first', 'second', 'third')[$_ - 1]; Seed = "$_"; Steps = '2'; Sampler = 'Euler a'; Size = '64x64' } })
+        $rows[1] | Add-Member -Force $Column $Value
+        $all = @($rows | New-MnemosyneScene -ErrorAction Continue 2>&1)
+        ($all | Where-Object { $_ -is [Mnemosyne.Engine.Pipeline.Scene] }).Prompt | Should -Be 'first', 'third'
+        $failures = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $failures.Count | Should -Be 1
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'InvalidPipedValue,*'
+        [object]::ReferenceEquals($failures[0].TargetObject.PSObject.BaseObject, $rows[1].PSObject.BaseObject) | Should -BeTrue
+        "$($failures[0])" | Should -Match "^Piped object 2: $Expected"
+        Assert-SessionUsable
+    }
+}

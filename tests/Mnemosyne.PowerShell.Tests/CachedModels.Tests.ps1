@@ -61,7 +61,7 @@ Describe 'Open-MnemosyneEngine -Model' {
         $fast.GuidanceScale | Should -Be 0
         $fast.Scheduler | Should -Be 'Euler'
         $fast.ReferenceName | Should -Be 'toy'
-        $fast.ParametersText() | Should -Match 'Steps: 4, Sampler: Euler, Timestep spacing: trailing, CFG scale: 0,'
+        $fast.ParametersText() | Should -Match 'Steps: 4, Sampler: Euler, Schedule type: Automatic, CFG scale: 0, .*, Timestep spacing: trailing,'
         $unreferenced = New-MnemosyneScene 'a knight' -Reference $reference -ReferenceWeight 0 -Quality Fast @scene
         Get-Hex $fast | Should -Not -Be (Get-Hex $unreferenced) -Because 'the reference still steers a Fast scene'
         # What -Quality Fast stands for, spelled out, with the replacement UNet given by path: the same picture.
@@ -81,7 +81,7 @@ Describe 'Open-MnemosyneEngine -Model' {
         $fast.Steps | Should -Be $Steps
         $fast.Spacing | Should -Be 'Trailing'
         $fast.GuidanceScale | Should -Be 0
-        $fast.ParametersText() | Should -Match "Steps: $Steps, Sampler: Euler, Timestep spacing: trailing, CFG scale: 0,"
+        $fast.ParametersText() | Should -Match "Steps: $Steps, Sampler: Euler, Schedule type: Automatic, CFG scale: 0, .*, Timestep spacing: trailing,"
         # The same UNet file opened by path, with those settings spelled out: the same picture.
         Open-MnemosyneEngine -Path $files.Folder -UnetPath $info.UnetPath
         $spelled = New-MnemosyneScene 'a knight' -Steps $Steps -Scheduler Euler -Spacing Trailing -GuidanceScale 0 @scene

@@ -82,7 +82,8 @@ function New-FakeScene {
         [long] $Seed = 42,
         [int] $Width = 8,
         [int] $Height = 8,
-        [string] $ReferenceName
+        [string] $ReferenceName,
+        [Mnemosyne.Engine.Sampling.SchedulerKind] $Scheduler = 'Euler'
     )
     $rgb = [byte[]]::new($Width * $Height * 3)
     $random = [Random]::new([int]($Seed % [int]::MaxValue))
@@ -92,7 +93,7 @@ function New-FakeScene {
         Prompt          = $Prompt
         Seed            = $Seed
         Steps           = 4
-        Scheduler       = [Mnemosyne.Engine.Sampling.SchedulerKind]::Euler
+        Scheduler       = $Scheduler
         GuidanceScale   = 5.0
         Width           = $Width
         Height          = $Height

@@ -3,7 +3,7 @@ BeforeAll {
     $script:cmdlets = @(
         'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
         'Import-MnemosyneReference', 'Export-MnemosyneReference',
-        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency', 'Get-MnemosyneSceneSetting',
         'Get-MnemosyneModel', 'Install-MnemosyneModel', 'Invoke-MnemosyneBatch'
     )
 }
@@ -50,6 +50,7 @@ Describe 'The exported commands' {
         (Get-Command Save-MnemosyneImage).OutputType.Type | Should -Be ([Mnemosyne.Engine.Pipeline.Scene])
         (Get-Command Export-MnemosyneReference).OutputType.Type | Should -Be ([IO.FileInfo])
         (Get-Command Invoke-MnemosyneBatch).OutputType.Type | Should -Be ([IO.FileInfo])
+        (Get-Command Get-MnemosyneSceneSetting).OutputType.Type | Should -Be ([Mnemosyne.Engine.Pipeline.SceneSettings])
     }
 
     It 'support -WhatIf and -Confirm where they write files' {
@@ -66,7 +67,7 @@ Describe 'Help' {
     It '<_> has a synopsis, a description and at least one example' -ForEach @(
         'Open-MnemosyneEngine', 'Get-MnemosyneEngine', 'Close-MnemosyneEngine',
         'Import-MnemosyneReference', 'Export-MnemosyneReference',
-        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency', 'Get-MnemosyneSceneSetting',
         'Get-MnemosyneModel', 'Install-MnemosyneModel', 'Invoke-MnemosyneBatch'
     ) {
         $help = Get-Help $_ -Full
@@ -79,7 +80,7 @@ Describe 'Help' {
 
     It '<_> describes every parameter' -ForEach @(
         'Open-MnemosyneEngine', 'Import-MnemosyneReference', 'Export-MnemosyneReference',
-        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency',
+        'New-MnemosyneScene', 'Save-MnemosyneImage', 'Measure-MnemosyneConsistency', 'Get-MnemosyneSceneSetting',
         'Get-MnemosyneModel', 'Install-MnemosyneModel', 'Invoke-MnemosyneBatch'
     ) {
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters

@@ -25,7 +25,7 @@ Describe 'Save-MnemosyneImage -Path' {
         [Convert]::ToHexString($decoded.Rgb) | Should -Be ([Convert]::ToHexString($scene.Image.Rgb))
         $parameters = Read-PngParameters $path
         $parameters | Should -Be $scene.ParametersText()
-        $parameters | Should -Match '^a cat, in a red hat\nNegative prompt: blurry\nSteps: 4, Sampler: Euler, CFG scale: 5, Seed: 987654321, Size: 16x8, Model: tiny, Reference: kira, Reference weight: 0.6'
+        $parameters | Should -Match '^a cat, in a red hat\nNegative prompt: blurry\nSteps: 4, Sampler: Euler, Schedule type: Automatic, CFG scale: 5, Seed: 987654321, Size: 16x8, Model: tiny, Reference: kira, Reference weight: 0.6'
     }
 
     It 'resolves a relative path against the PowerShell location, not the process''s' {

@@ -258,7 +258,7 @@ third,3,64,64,2
         $cut = New-MnemosyneScene @settings -GuidanceCutoff 0.4
         $cut.GuidanceCutoff | Should -Be 0.4
         [Convert]::ToHexString($cut.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($guided.Image.Rgb))
-        $cut.ParametersText() | Should -Match 'CFG scale: 5, CFG cutoff: 0\.4, Seed: 9,'
+        $cut.ParametersText() | Should -Match 'CFG scale: 5, Seed: 9, .*, CFG cutoff: 0\.4,'
         $guided.ParametersText() | Should -Not -Match 'CFG cutoff'
         $again = $cut | New-MnemosyneScene
         $again.GuidanceCutoff | Should -Be 0.4

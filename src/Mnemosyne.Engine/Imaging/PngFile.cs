@@ -66,6 +66,33 @@ public static class PngFile
         return ReadText(stream, Path.GetFullPath(path));
     }
 
+    /// <summary>
+    /// The text chunks of a file that may be anything: read whole within <see cref="ImageDecodeLimits.MaxFileBytes"/>,
+    /// its chunks walked to IEND and its compressed metadata measured (Pillow's caps, <see cref="PngChunks"/>) before
+    /// any of it is inflated, as <see cref="SafeImageDecoder"/> does before decoding.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a PNG, is cut short, or its text is damaged or a decompression bomb.</exception>
+    public static IReadOnlyList<PngTextEntry> ReadUntrustedText(string path, ImageDecodeLimits? limits = null)
+    {
+        limits ??= ImageDecodeLimits.Default;
+        var fullPath = Path.GetFullPath(path);
+        byte[] data;
+        using (var stream = new FileStream(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read))
+        {
+            if (stream.Length > limits.MaxFileBytes)
+                throw new InvalidDataException($"{fullPath}: the file is {stream.Length} bytes, over the limit of {limits.MaxFileBytes} for a picture.");
+            data = new byte[stream.Length];
+            stream.ReadExactly(data);
+        }
+        if (data.Length < Signature.Length || !data.AsSpan(0, Signature.Length).SequenceEqual(Signature))
+            throw new InvalidDataException($"{fullPath}: not a PNG file, so it has no PNG text (settings are read from PNG pictures).");
+        if (!ContainerChecks.PngReachesEnd(data))
+            throw new InvalidDataException($"{fullPath}: the PNG ends before its IEND chunk (an interrupted download or copy?); get a complete copy of it.");
+        if (PngChunks.OversizedMetadata(data) is { } oversized)
+            throw new InvalidDataException($"{fullPath}: the PNG's {oversized} (a decompression bomb?); it is not settings text.");
+        return ReadText(new MemoryStream(data, writable: false), fullPath);
+    }
+
     public static IReadOnlyList<PngTextEntry> ReadText(Stream stream, string name)
     {
         ArgumentNullException.ThrowIfNull(stream);

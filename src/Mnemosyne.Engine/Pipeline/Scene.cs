@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Onnx;
@@ -35,6 +34,9 @@ public sealed record Scene
     public required string Model { get; init; }
     /// <summary>The LoRAs applied, in order, with their short hashes and weights.</summary>
     public IReadOnlyList<AppliedLora> Loras { get; init; } = [];
+
+    /// <summary>A1111's short hash of the model's weights file (<see cref="SceneEngine.ModelHash"/>); null when it could not be read.</summary>
+    public string? ModelHash { get; init; }
     /// <summary>The engine's weight precision: an Int8 picture differs slightly from the Float32 one of the same settings.</summary>
     public WeightPrecision Precision { get; init; }
     public string? InitialNoisePath { get; init; }
@@ -56,35 +58,46 @@ public sealed record Scene
     /// <summary>The text chunks a saved scene carries.</summary>
     public IReadOnlyList<PngTextEntry> PngText() => [PngTextEntry.Parameters(ParametersText())];
 
-    /// <summary>The settings as one text, in the layout other Stable Diffusion tools write to PNGs.</summary>
+    /// <summary>
+    /// The settings as one text, in AUTOMATIC1111's layout (<see cref="Infotext"/>) and with its names (sampler, schedule
+    /// type, model hash), so that the tools that read A1111's PNGs read these; Mnemosyne's own settings follow A1111's as
+    /// more "Key: value" pairs. <see cref="SceneSettings.Parse"/> reads it back.
+    /// </summary>
     public string ParametersText()
     {
         var inv = CultureInfo.InvariantCulture;
-        var text = new StringBuilder(Prompt);
-        if (NegativePrompt is not null) text.Append("\nNegative prompt: ").Append(NegativePrompt);
-        text.Append("\nSteps: ").Append(Steps.ToString(inv))
-            .Append(", Sampler: ").Append(Scheduler);
-        if (Spacing is { } spacing) text.Append(", Timestep spacing: ").Append(spacing.ToString().ToLowerInvariant());
-        text.Append(", CFG scale: ").Append(GuidanceScale.ToString("0.###", inv));
-        // Every digit: the cutoff decides a step count, so a rounded value could make another picture.
-        if (GuidanceCutoff < 1) text.Append(", CFG cutoff: ").Append(GuidanceCutoff.ToString("R", inv));
-        text.Append(", Seed: ").Append(Seed.ToString(inv))
-            .Append(", Size: ").Append(Width.ToString(inv)).Append('x').Append(Height.ToString(inv))
-            .Append(", Model: ").Append(Model);
-        if (PromptStyle != PromptStyle.A1111) text.Append(", Prompt style: ").Append(PromptStyle);
-        if (Precision != WeightPrecision.Float32) text.Append(", Precision: ").Append(Precision);
-        if (Decoder != SceneDecoder.Full) text.Append(", Decoder: ").Append(Decoder);
+        var (sampler, scheduleType) = SamplerNames.ToA1111(Scheduler);
+        var settings = new List<KeyValuePair<string, string>>();
+        void Add(string key, string value) => settings.Add(KeyValuePair.Create(key, value));
+        Add("Steps", Steps.ToString(inv));
+        Add("Sampler", sampler);
+        Add("Schedule type", scheduleType);
+        // Shortest round-trip forms: a rounded value could make another picture.
+        Add("CFG scale", GuidanceScale.ToString(inv));
+        Add("Seed", Seed.ToString(inv));
+        Add("Size", Width.ToString(inv) + "x" + Height.ToString(inv));
+        if (ModelHash is not null) Add("Model hash", ModelHash);
+        Add("Model", Model);
+        if (PromptStyle != PromptStyle.A1111) Add("Prompt style", PromptStyle.ToString());
+        if (Spacing is { } spacing) Add("Timestep spacing", spacing.ToString().ToLowerInvariant());
+        if (GuidanceCutoff < 1) Add("CFG cutoff", GuidanceCutoff.ToString("R", inv));
+        if (Precision != WeightPrecision.Float32) Add("Precision", Precision.ToString());
+        if (Decoder != SceneDecoder.Full) Add("Decoder", Decoder.ToString());
         if (ReferenceName is not null)
-            text.Append(", Reference: ").Append(ReferenceName)
-                .Append(", Reference weight: ").Append(ReferenceWeight.ToString("0.###", inv));
-        if (InitialNoisePath is not null) text.Append(", Initial noise: ").Append(System.IO.Path.GetFileName(InitialNoisePath));
-        if (DeepCacheInterval > 1) text.Append(", DeepCache interval: ").Append(DeepCacheInterval.ToString(inv));
+        {
+            Add("Reference", ReferenceName);
+            Add("Reference weight", ReferenceWeight.ToString(inv));
+        }
+        if (InitialNoisePath is not null) Add("Initial noise", System.IO.Path.GetFileName(InitialNoisePath));
+        if (DeepCacheInterval > 1) Add("DeepCache interval", DeepCacheInterval.ToString(inv));
         // A1111 writes the hashes (its weights live in the prompt's <lora:name:weight>); the weights are written beside them.
         if (Loras.Count > 0)
-            text.Append(", Lora hashes: \"").Append(string.Join(", ", Loras.Select(l => $"{l.Name}: {l.Hash}"))).Append('"')
-                .Append(", Lora weights: \"").Append(string.Join(", ", Loras.Select(l => $"{l.Name}: {l.Weight.ToString("0.###", inv)}"))).Append('"');
-        text.Append(", Generator: Mnemosyne");
-        return text.ToString();
+        {
+            Add("Lora hashes", string.Join(", ", Loras.Select(l => $"{l.Name}: {l.Hash}")));
+            Add("Lora weights", string.Join(", ", Loras.Select(l => $"{l.Name}: {l.Weight.ToString(inv)}")));
+        }
+        Add("Generator", "Mnemosyne");
+        return Infotext.Format(Prompt, NegativePrompt, settings);
     }
 }
 

@@ -41,6 +41,7 @@ public sealed class SceneEngine : IDisposable
     private readonly SessionSettings settings;
     /// <summary>The networks of the last scene's LoRAs; null while scenes have none.</summary>
     private LoraNetworks? loras;
+    private readonly Lazy<string?> modelHash;
     private bool disposed;
 
     private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
@@ -52,6 +53,8 @@ public sealed class SceneEngine : IDisposable
         Options = options;
         this.model = model;
         ModelName = model.Name;
+        // Hashed at the first scene, not at open: gigabytes read once per engine, for the text of the pictures it saves.
+        modelHash = new Lazy<string?>(() => ModelFileHash.Of(model.Unet.Path));
         forceZerosForEmptyPrompt = model.ForceZerosForEmptyPrompt;
         this.schedulerConfig = schedulerConfig;
         promptEncoder = new PromptEncoder(tokenizer, tokenizer2, textEncoder, textEncoder2);
@@ -77,6 +80,12 @@ public sealed class SceneEngine : IDisposable
     /// name when there is one), stored with every scene.
     /// </summary>
     public string ModelName { get; }
+
+    /// <summary>
+    /// A1111's short hash of the file the UNet's weights come from: a single-file checkpoint (as A1111 hashes it), a
+    /// diffusers folder's unet weights file, or the replacement UNet file; null when it cannot be read. Computed once, at first use.
+    /// </summary>
+    public string? ModelHash => modelHash.Value;
 
     public bool SupportsReferences => imageEncoder is not null;
 
@@ -323,6 +332,7 @@ public sealed class SceneEngine : IDisposable
                 ReferenceWeight = request.Reference is null ? 0 : request.ReferenceWeight,
                 Model = ModelName,
                 Loras = loras?.Applied ?? [],
+                ModelHash = ModelHash,
                 Precision = Options.Precision,
                 InitialNoisePath = request.InitialNoisePath,
                 DeepCacheInterval = request.DeepCacheInterval,

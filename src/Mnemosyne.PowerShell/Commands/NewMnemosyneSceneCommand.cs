@@ -71,8 +71,10 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [EmptyAsNull]
     public double? GuidanceCutoff { get; set; }
 
+    /// <summary>A SchedulerKind name, or AUTOMATIC1111's sampler name ('Euler a', 'DPM++ 2M Karras').</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [EmptyAsNull]
+    [SchedulerName]
     [ArgumentCompleter(typeof(SchedulerCompleter))]
     public SchedulerKind? Scheduler { get; set; }
 
@@ -137,6 +139,12 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         .Where(p => p.GetCustomAttributes<ParameterAttribute>().Any(a => a.ValueFromPipelineByPropertyName))
         .SelectMany(p => p.GetCustomAttributes<AliasAttribute>().SelectMany(a => a.AliasNames).Prepend(p.Name).Select(name => (Name: name, Property: p)))
         .ToDictionary(e => e.Name, e => e.Property, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// AUTOMATIC1111's names for settings (its PNG parameters' keys), taken from a piped object that lacks the
+    /// parameter's own name: Sampler (with Schedule type) for -Scheduler, CFG scale, Size as WIDTHxHEIGHT, Negative prompt.
+    /// </summary>
+    private static readonly string[] A1111Columns = ["Sampler", "Schedule type", "CFG scale", "Size", "Negative prompt"];
 
     private bool warnedOfBaseUnet;
     private PreviewSettings? preview;
@@ -276,16 +284,18 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         {
             if (!ByPropertyName.TryGetValue(property.Name, out var parameter))
             {
-                if (piped is PSCustomObject && warnedColumns.Add(property.Name))
+                if (piped is PSCustomObject && !A1111Columns.Contains(property.Name, StringComparer.OrdinalIgnoreCase) && warnedColumns.Add(property.Name))
                 {
                     WriteWarning($"The column '{property.Name}' names no parameter of New-MnemosyneScene, so it is ignored. " +
-                        $"The columns it takes: {string.Join(", ", ByPropertyName.Keys)}.");
+                        $"The columns it takes: {string.Join(", ", ByPropertyName.Keys)}, and A1111's {string.Join(", ", A1111Columns)}.");
                 }
                 continue;
             }
             if (parameter.Name == nameof(Prompt) || givenOnCommandLine.Contains(parameter.Name)) continue;
             var value = property.Value is PSObject wrapped ? wrapped.BaseObject : property.Value;
             if (value is null || value is string text && string.IsNullOrWhiteSpace(text)) continue;
+            // A sampler name is read with the row's Schedule type, below.
+            if (parameter.Name == nameof(Scheduler) && value is string) continue;
             var type = Nullable.GetUnderlyingType(parameter.PropertyType) ?? parameter.PropertyType;
             try
             {
@@ -296,6 +306,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
                 bad.Add($"{property.Name} is '{value}', which is not {Expected(type)}");
             }
         }
+        TakeA1111Columns(properties, bad);
         if (bad.Count == 0) return true;
         WriteError(ErrorRecords.Create(
             $"{row}: {string.Join("; ", bad)}. Correct {(bad.Count == 1 ? "that value" : "those values")}, or leave {(bad.Count == 1 ? "it" : "them")} empty for the default; no scene was made from it.",
@@ -303,9 +314,50 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         return false;
     }
 
+    /// <summary>
+    /// Sets what the piped object's A1111-named properties say (<see cref="A1111Columns"/>) and its Scheduler named as
+    /// A1111 names samplers, adding a description of each value that does not convert to <paramref name="bad"/>.
+    /// </summary>
+    private void TakeA1111Columns(List<PSPropertyInfo> properties, List<string> bad)
+    {
+        PSPropertyInfo? Column(string name) => properties.FirstOrDefault(p => p.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
+        string? Cell(PSPropertyInfo? column) =>
+            (column?.Value is PSObject wrapped ? wrapped.BaseObject : column?.Value) is { } value && value.ToString() is { } text && !string.IsNullOrWhiteSpace(text) ? text.Trim() : null;
+        bool Takes(string parameter, params string[] ownNames) => !givenOnCommandLine.Contains(parameter) && ownNames.All(name => Column(name) is null);
+
+        var schedulerColumn = Column(nameof(Scheduler)) is { } own ? own : Column("Sampler");
+        if (!givenOnCommandLine.Contains(nameof(Scheduler)) && Cell(schedulerColumn) is { } sampler
+            && (schedulerColumn!.Value is PSObject { BaseObject: string } or string))
+        {
+            var schedule = Cell(Column("Schedule type"));
+            if (SamplerNames.FromA1111(sampler, schedule) is { } kind) Scheduler = kind;
+            else bad.Add($"{schedulerColumn.Name} is '{sampler}'{(schedule is null ? "" : $" with Schedule type '{schedule}'")}, which is not {Expected(typeof(SchedulerKind))}");
+        }
+        if (Takes(nameof(GuidanceScale), nameof(GuidanceScale)) && Cell(Column("CFG scale")) is { } cfg)
+        {
+            if (float.TryParse(cfg, NumberStyles.Float, CultureInfo.InvariantCulture, out var scale)) GuidanceScale = scale;
+            else bad.Add($"CFG scale is '{cfg}', which is not a number");
+        }
+        bool sizeGiven = givenOnCommandLine.Contains(nameof(Width)) && givenOnCommandLine.Contains(nameof(Height));
+        if (!sizeGiven && Column(nameof(Width)) is null && Column(nameof(Height)) is null && Cell(Column("Size")) is { } size)
+        {
+            var parts = size.Split('x', 'X', '×');
+            if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.AllowLeadingWhite | NumberStyles.AllowTrailingWhite, CultureInfo.InvariantCulture, out var width)
+                && int.TryParse(parts[1], NumberStyles.AllowLeadingWhite | NumberStyles.AllowTrailingWhite, CultureInfo.InvariantCulture, out var height))
+            {
+                if (!givenOnCommandLine.Contains(nameof(Width))) Width = width;
+                if (!givenOnCommandLine.Contains(nameof(Height))) Height = height;
+            }
+            else bad.Add($"Size is '{size}', which is not WIDTHxHEIGHT (for example 1024x768)");
+        }
+        if (Takes(nameof(NegativePrompt), nameof(NegativePrompt)) && Cell(Column("Negative prompt")) is not null)
+            NegativePrompt = (string)LanguagePrimitives.ConvertTo(Column("Negative prompt")!.Value, typeof(string), CultureInfo.InvariantCulture);
+    }
+
     /// <summary>What a value of a parameter's type looks like, for an error about one that is not.</summary>
     private static string Expected(Type type) => type switch
     {
+        _ when type == typeof(SchedulerKind) => $"one of {string.Join(", ", Enum.GetNames<SchedulerKind>())} or A1111's {string.Join(", ", SamplerNames.Known)}",
         _ when type.IsEnum => "one of " + string.Join(", ", Enum.GetNames(type)),
         _ when type == typeof(int) || type == typeof(long) => "a whole number",
         _ when type == typeof(float) || type == typeof(double) => "a number",

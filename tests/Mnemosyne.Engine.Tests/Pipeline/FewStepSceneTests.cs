@@ -68,7 +68,8 @@ public sealed class FewStepSceneTests : IClassFixture<FewStepSceneTests.Model>
         Assert.Equal([1, 2, 3, 4], progress.Reports.Select(r => r.Step));
         Assert.All(progress.Reports, r => Assert.Equal(4, r.TotalSteps));
         Assert.Equal((4, SchedulerKind.Euler, TimestepSpacing.Trailing, 0f), (scene.Steps, scene.Scheduler, scene.Spacing, scene.GuidanceScale));
-        Assert.Contains("Steps: 4, Sampler: Euler, Timestep spacing: trailing, CFG scale: 0,", scene.ParametersText());
+        Assert.Contains("Steps: 4, Sampler: Euler, Schedule type: Automatic, CFG scale: 0,", scene.ParametersText());
+        Assert.Contains(", Timestep spacing: trailing,", scene.ParametersText());
         Assert.Equal("base+sdxl_lightning_4step_unet", scene.Model);
         Assert.All(scene.FinalLatents.Data, v => Assert.True(float.IsFinite(v)));
     }
