@@ -29,6 +29,12 @@ public sealed record Scene
     /// <summary>The engine's weight precision: an Int8 picture differs slightly from the Float32 one of the same settings.</summary>
     public WeightPrecision Precision { get; init; }
     public string? InitialNoisePath { get; init; }
+    /// <summary>The starting picture of an img2img or inpainting scene; null for text-to-image.</summary>
+    public string? InitImagePath { get; init; }
+    /// <summary>The inpainting mask; null otherwise.</summary>
+    public string? MaskPath { get; init; }
+    /// <summary>How far the scene went from its starting picture (<see cref="SceneRequest.Strength"/>); null for text-to-image.</summary>
+    public double? Strength { get; init; }
     /// <summary>DeepCache's interval (1 = off): pictures made with it differ from the whole UNet's.</summary>
     public int DeepCacheInterval { get; init; } = 1;
     /// <summary>Which network decoded the picture: a Tiny one differs a little from the Full (VAE) one of the same latents.</summary>
@@ -60,6 +66,9 @@ public sealed record Scene
             text.Append(", Reference: ").Append(ReferenceName)
                 .Append(", Reference weight: ").Append(ReferenceWeight.ToString("0.###", inv));
         if (InitialNoisePath is not null) text.Append(", Initial noise: ").Append(Path.GetFileName(InitialNoisePath));
+        if (InitImagePath is not null) text.Append(", Init image: ").Append(Path.GetFileName(InitImagePath));
+        if (MaskPath is not null) text.Append(", Mask: ").Append(Path.GetFileName(MaskPath));
+        if (Strength is { } strength) text.Append(", Denoising strength: ").Append(strength.ToString("R", inv));
         if (DeepCacheInterval > 1) text.Append(", DeepCache interval: ").Append(DeepCacheInterval.ToString(inv));
         text.Append(", Generator: Mnemosyne");
         return text.ToString();

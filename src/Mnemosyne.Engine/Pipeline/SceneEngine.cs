@@ -32,6 +32,7 @@ public sealed class SceneEngine : IDisposable
     private readonly OnDemandNetwork<Unet> unet;
     private readonly UnetConfig unetConfig;
     private readonly VaeDecoder vae;
+    private readonly OnDemandNetwork<VaeEncoder> vaeEncoder;
     private readonly TinyAutoencoderDecoder? tinyDecoder;
     private readonly OnDemandNetwork<ClipVisionEncoder>? imageEncoder;
     private readonly ImageProjection? projection;
@@ -44,7 +45,7 @@ public sealed class SceneEngine : IDisposable
 
     private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
         ClipTokenizer tokenizer, ClipTokenizer tokenizer2, OnDemandNetwork<ClipTextEncoder> textEncoder, OnDemandNetwork<ClipTextEncoder> textEncoder2,
-        OnDemandNetwork<Unet> unet, VaeDecoder vae, TinyAutoencoderDecoder? tinyDecoder, OnDemandNetwork<ClipVisionEncoder>? imageEncoder,
+        OnDemandNetwork<Unet> unet, VaeDecoder vae, OnDemandNetwork<VaeEncoder> vaeEncoder, TinyAutoencoderDecoder? tinyDecoder, OnDemandNetwork<ClipVisionEncoder>? imageEncoder,
         ImageProjection? projection, IpAdapterKeys? adapterKeys, string? encoderIdentity, SessionCache? sessionCache)
     {
         Options = options;
@@ -59,6 +60,7 @@ public sealed class SceneEngine : IDisposable
         this.unet = unet;
         unetConfig = model.Configs.Unet;
         this.vae = vae;
+        this.vaeEncoder = vaeEncoder;
         this.tinyDecoder = tinyDecoder;
         this.imageEncoder = imageEncoder;
         this.projection = projection;
@@ -151,6 +153,8 @@ public sealed class SceneEngine : IDisposable
                 return network;
             });
             var vae = Track("vae", () => VaeDecoder.Load(configs.Vae, model.Vae, settings));
+            // Only scenes made from a picture need the encoder: it is read from the VAE's weights when one does.
+            var vaeEncoder = OnDemand(opened, log, "vae encoder", () => VaeEncoder.Load(configs.Vae, model.Vae, settings), options.KeepEncodersLoaded);
             OnDemandNetwork<ClipVisionEncoder>? imageEncoder = null;
             ImageProjection? projection = null;
             IpAdapterKeys? adapterKeys = null;
@@ -167,7 +171,7 @@ public sealed class SceneEngine : IDisposable
                 identity = $"clip-vision-{encoderConfig.HiddenSize}x{encoderConfig.NumHiddenLayers}-proj{encoderConfig.ProjectionDim}-{new FileInfo(adapterFiles.ImageEncoderWeightsPath).Length}";
             }
             return new SceneEngine(options, model, schedulerConfig, tokenizer, tokenizer2, textEncoder, textEncoder2,
-                unet, vae, tinyDecoder, imageEncoder, projection, adapterKeys, identity, sessionCache);
+                unet, vae, vaeEncoder, tinyDecoder, imageEncoder, projection, adapterKeys, identity, sessionCache);
         }
         catch
         {
@@ -274,10 +278,11 @@ public sealed class SceneEngine : IDisposable
 
             var conditioning = new SdxlPipeline.Conditioning(positive, negative, ipKeyValues, unconditionalKeyValues);
             var observer = preview is null ? null : new LivePreview(tinyDecoder!, preview, warnings);
-            var latents = unet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer));
+            var start = PictureStart.For(request, pixels => EncodePicture(pixels, cancellation));
+            var latents = unet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer, start));
             ILatentDecoder decoder = request.Decoder == SceneDecoder.Tiny ? tinyDecoder! : vae;
             // The tiny decoder's activations are a small part of the VAE's: it always decodes beside the UNet.
-            if (decoder == vae && (Options.LowMemory || !DecodeFitsBesideUnet(request))) unet.Release();
+            if (decoder == vae && (Options.LowMemory || !DecodeFitsBesideUnet(request.Width, request.Height))) unet.Release();
             var image = SdxlPipeline.Decode(decoder, latents, cancellation);
             // The encoders load on demand, so their cache's warnings arrive with the scene that loaded them.
             if (SessionCache is not null) warnings.AddRange(SessionCache.TakeWarnings());
@@ -300,6 +305,9 @@ public sealed class SceneEngine : IDisposable
                 Model = ModelName,
                 Precision = Options.Precision,
                 InitialNoisePath = request.InitialNoisePath,
+                InitImagePath = request.InitImage is null ? null : request.InitImagePath,
+                MaskPath = request.Mask is null ? null : request.MaskPath,
+                Strength = request.InitImage is null ? null : request.Strength,
                 DeepCacheInterval = request.DeepCacheInterval,
                 Decoder = request.Decoder,
                 Elapsed = clock.Elapsed,
@@ -310,13 +318,23 @@ public sealed class SceneEngine : IDisposable
     }
 
     /// <summary>
+    /// The VAE encoder's latent distribution of a starting picture. Its activations are the decoder's size, so the
+    /// UNet makes room for it on the same terms as for a decode.
+    /// </summary>
+    private LatentDistribution EncodePicture(FloatTensor pixels, CancellationToken cancellation)
+    {
+        if (Options.LowMemory || !DecodeFitsBesideUnet(pixels.Shape[3], pixels.Shape[2])) unet.Release();
+        return vaeEncoder.Use(network => network.Run(pixels, cancellation));
+    }
+
+    /// <summary>
     /// Whether the VAE's activations fit in what the system has left (measured: about 4.3 GB at
     /// 1024² for SDXL's 128-channel decoder, growing with the pixels and the first block's channels).
     /// When they do not, the UNet is released for the decode and loaded again by the next scene.
     /// </summary>
-    private bool DecodeFitsBesideUnet(SceneRequest request)
+    private bool DecodeFitsBesideUnet(int width, int height)
     {
-        long needed = 40L * vae.Config.BlockOutChannels[0] * request.Width * request.Height;
+        long needed = 40L * vae.Config.BlockOutChannels[0] * width * height;
         return NativeHeap.AvailableBytes() is not { } available || available > needed;
     }
 
@@ -423,6 +441,7 @@ public sealed class SceneEngine : IDisposable
             textEncoder2.Dispose();
             unet.Dispose();
             vae.Dispose();
+            vaeEncoder.Dispose();
             tinyDecoder?.Dispose();
             imageEncoder?.Dispose();
             projection?.Dispose();
