@@ -210,6 +210,18 @@ BeforeDiscovery {
         @{ Name = 'a noise file that is not .npy'; Settings = @{ InitialNoisePath = '{drive}/text.npy' }; Target = '{drive}/text.npy'; Category = 'InvalidData'; ErrorId = 'InitialNoiseUnreadable'; Advice = 'text.npy' }
         @{ Name = 'noise of the wrong shape'; Settings = @{ InitialNoisePath = '{drive}/small.npy' }; Target = '{drive}/small.npy'; ErrorId = 'InvalidSceneSetting'; Advice = 'needs \[1, 4, 8, 8\]' }
         @{ Name = 'a folder as the noise file'; Settings = @{ InitialNoisePath = '{drive}' }; Target = '{drive}'; ErrorId = 'InitialNoiseUnreadable'; Advice = 'is a folder; give the .npy file' }
+        # img2img and inpainting (issue 13): init-64.png and mask-64.png are 64×64, wide.png 96×64.
+        @{ Name = 'a strength above 1'; Settings = @{ InitImagePath = '{drive}/init-64.png'; Strength = 1.5 }; Target = 1.5; ErrorId = 'InvalidSceneSetting'; Advice = 'Strength must be from 0 to 1' }
+        @{ Name = 'a negative strength'; Settings = @{ InitImagePath = '{drive}/init-64.png'; Strength = -0.25 }; Target = -0.25; ErrorId = 'InvalidSceneSetting'; Advice = 'Strength must be from 0 to 1' }
+        @{ Name = 'a NaN strength'; Settings = @{ InitImagePath = '{drive}/init-64.png'; Strength = [double]::NaN }; Target = [double]::NaN; ErrorId = 'InvalidSceneSetting'; Advice = 'Strength must be from 0 to 1' }
+        @{ Name = 'a strength that runs no step'; Settings = @{ InitImagePath = '{drive}/init-64.png'; Strength = 0.4 }; Target = 0.4; ErrorId = 'InvalidSceneSetting'; Advice = 'Strength 0.4 of 2 steps runs none' }
+        @{ Name = 'a starting picture of another size than the scene'; Settings = @{ InitImagePath = '{drive}/wide.png' }; Target = '{drive}/wide.png'; ErrorId = 'InvalidSceneSetting'; Advice = 'is 96×64 but the scene is 64×64' }
+        @{ Name = 'a mask of another size than the picture'; Settings = @{ InitImagePath = '{drive}/init-64.png'; MaskPath = '{drive}/wide.png' }; Target = '{drive}/wide.png'; ErrorId = 'InvalidSceneSetting'; Advice = 'mask is 96×64 but the starting picture is 64×64' }
+        @{ Name = 'a mask without a picture'; Settings = @{ MaskPath = '{drive}/mask-64.png' }; Target = '{drive}/mask-64.png'; ErrorId = 'InvalidSceneSetting'; Advice = 'give the picture \(InitImage\) too' }
+        @{ Name = 'a missing starting picture'; Settings = @{ InitImagePath = '{drive}/missing.png' }; Target = '{drive}/missing.png'; Category = 'ObjectNotFound'; ErrorId = 'InitImageUnreadable'; Advice = 'missing.png' }
+        @{ Name = 'a starting picture that is text'; Settings = @{ InitImagePath = '{drive}/text.npy' }; Target = '{drive}/text.npy'; Category = 'InvalidData'; ErrorId = 'InitImageUnreadable'; Advice = 'not a PNG, JPEG, WebP, GIF or BMP image.*convert it to PNG or JPEG' }
+        @{ Name = 'a mask declaring 100000×100000 pixels (a decompression bomb)'; Settings = @{ InitImagePath = '{drive}/init-64.png'; MaskPath = '{drive}/bomb-mask.png' }; Target = '{drive}/bomb-mask.png'; Category = 'LimitsExceeded'; ErrorId = 'MaskUnreadable'; Advice = '100000×100000 .*scale it down' }
+        @{ Name = 'a folder as the starting picture'; Settings = @{ InitImagePath = '{drive}' }; Target = '{drive}'; ErrorId = 'InitImageUnreadable'; Advice = 'is a folder; give a picture file' }
     )
 
     # Odd settings that must work; Check gets the scene and the warnings.
@@ -428,6 +440,11 @@ Describe 'Bad settings for New-MnemosyneScene' {
     BeforeAll {
         Set-Content (Join-Path $TestDrive 'text.npy') 'not numpy'
         [Mnemosyne.Engine.Tensors.NpyFile]::Write((Join-Path $TestDrive 'small.npy'), [Mnemosyne.Engine.Tensors.FloatTensor]::new([float[]]::new(64), [int[]](1, 4, 4, 4)))
+        $img2img = Join-Path $repositoryRoot 'tests/reference/img2img-b'
+        Copy-Item (Join-Path $img2img 'init-64.png') $TestDrive
+        Copy-Item (Join-Path $img2img 'mask-64.png') $TestDrive
+        Copy-Item (Join-Path $img2img 'init-96x64.png') (Join-Path $TestDrive 'wide.png')
+        [IO.File]::WriteAllBytes((Join-Path $TestDrive 'bomb-mask.png'), (Set-PngSize (Get-PositionalPng 1 1) 100000 100000))
     }
 
     It '<Name>: <ErrorId>, with the value as target' -ForEach $badSettings {

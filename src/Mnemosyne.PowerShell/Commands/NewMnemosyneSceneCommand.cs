@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Management.Automation;
 using System.Reflection;
+using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Sampling;
@@ -86,6 +87,24 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [EmptyAsNull]
     public string? InitialNoisePath { get; set; }
+
+    /// <summary>
+    /// A picture to start from (img2img; inpainting with -MaskPath), decoded as an untrusted file. Without -Width and
+    /// -Height the scene takes its size; a picture of another size than the scene's is refused, not stretched.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public string? InitImagePath { get; set; }
+
+    /// <summary>With -InitImagePath: the region to redraw, white (grey ≥ 128) on black, the picture's size.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public string? MaskPath { get; set; }
+
+    /// <summary>How far the scene may go from -InitImagePath, 0 to 1 (the last ⌊Steps × Strength⌋ steps run). Double, as Python's float.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public double? Strength { get; set; }
 
     /// <summary>DeepCache: the whole UNet every this many steps, a shallow part of it between (1 = off).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -341,6 +360,11 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             }
         }
 
+        RgbImage? initImage = null, mask = null;
+        string? initImagePath = null, maskPath = null;
+        if (InitImagePath is not null && !TryReadPicture(InitImagePath, "InitImageUnreadable", out initImage, out initImagePath)) return null;
+        if (MaskPath is not null && !TryReadPicture(MaskPath, "MaskUnreadable", out mask, out maskPath)) return null;
+
         var seed = Seed ?? Random.Shared.NextInt64(DrawnSeedLimit);
         if (Seed is null) WriteVerbose($"Seed {seed} (drawn at random) for '{Prompt}'.");
         var defaults = new SceneRequest { Prompt = Prompt, Seed = seed };
@@ -354,8 +378,13 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             GuidanceCutoff = GuidanceCutoff ?? defaults.GuidanceCutoff,
             Scheduler = Scheduler ?? defaults.Scheduler,
             Spacing = Spacing,
-            Width = Width ?? defaults.Width,
-            Height = Height ?? defaults.Height,
+            Width = Width ?? initImage?.Width ?? defaults.Width,
+            Height = Height ?? initImage?.Height ?? defaults.Height,
+            InitImage = initImage,
+            InitImagePath = initImagePath,
+            Mask = mask,
+            MaskPath = maskPath,
+            Strength = Strength ?? defaults.Strength,
             InitialNoise = noise,
             InitialNoisePath = noisePath,
             DeepCacheInterval = DeepCacheInterval ?? defaults.DeepCacheInterval,
@@ -370,6 +399,29 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         {
             WriteError(ErrorRecords.From(e, "InvalidSceneSetting", TargetFor(e, request)));
             return null;
+        }
+    }
+
+    /// <summary>A starting picture or mask, decoded within the engine's limits for untrusted files; false after writing the error.</summary>
+    private bool TryReadPicture(string given, string errorId, out RgbImage? image, out string? path)
+    {
+        image = null;
+        path = FileSystemPath(given);
+        if (Directory.Exists(path))
+        {
+            WriteError(ErrorRecords.Create($"{path} is a folder; give a picture file (PNG, JPEG or WebP).", errorId, ErrorCategory.InvalidArgument, path));
+            return false;
+        }
+        if (!IsRegularFile(path)) return false;
+        try
+        {
+            image = SafeImageDecoder.Default.Decode(path);
+            return true;
+        }
+        catch (Exception e)
+        {
+            WriteError(ErrorRecords.From(e, errorId, path));
+            return false;
         }
     }
 
@@ -391,6 +443,10 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         var setting = (exception as ArgumentException)?.ParamName;
         if (string.Equals(setting, nameof(SceneRequest.InitialNoise), StringComparison.OrdinalIgnoreCase) && request.InitialNoisePath is not null)
             return request.InitialNoisePath;
+        if (string.Equals(setting, nameof(SceneRequest.InitImage), StringComparison.Ordinal) && request.InitImagePath is not null)
+            return request.InitImagePath;
+        if (string.Equals(setting, nameof(SceneRequest.Mask), StringComparison.Ordinal) && request.MaskPath is not null)
+            return request.MaskPath;
         if (string.Equals(setting, nameof(SceneRequest.Reference), StringComparison.OrdinalIgnoreCase) && request.Reference is not null)
             return request.Reference;
         if (string.Equals(setting, nameof(SceneRequest.NegativePrompt), StringComparison.Ordinal) && request.NegativePrompt is not null)
