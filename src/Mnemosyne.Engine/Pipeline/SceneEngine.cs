@@ -96,8 +96,8 @@ public sealed class SceneEngine : IDisposable
 
     /// <summary>
     /// Opens the checkpoint (a diffusers folder or a single file, see <see cref="EngineOptions"/>): the
-    /// UNet and the VAE are loaded now; the encoders are checked now (every tensor and shape) and
-    /// loaded when a new prompt or reference needs them. <paramref name="log"/> hears what is loading.
+    /// UNet and the VAE's decoder are loaded now; the encoders are checked now (every tensor and shape) and
+    /// loaded when a new prompt or reference needs them; the VAE's encoder is loaded when a scene starts from a picture. <paramref name="log"/> hears what is loading.
     /// </summary>
     public static SceneEngine Open(EngineOptions options, IProgress<string>? log = null, CancellationToken cancellation = default)
     {
