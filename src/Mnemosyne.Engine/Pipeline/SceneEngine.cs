@@ -32,6 +32,7 @@ public sealed class SceneEngine : IDisposable
     private readonly OnDemandNetwork<Unet> unet;
     private readonly UnetConfig unetConfig;
     private readonly VaeDecoder vae;
+    private readonly TiledVaeDecoder tiledVae;
     private readonly OnDemandNetwork<VaeEncoder> vaeEncoder;
     private readonly TinyAutoencoderDecoder? tinyDecoder;
     private readonly OnDemandNetwork<ClipVisionEncoder>? imageEncoder;
@@ -60,6 +61,7 @@ public sealed class SceneEngine : IDisposable
         this.unet = unet;
         unetConfig = model.Configs.Unet;
         this.vae = vae;
+        tiledVae = new TiledVaeDecoder(vae);
         this.vaeEncoder = vaeEncoder;
         this.tinyDecoder = tinyDecoder;
         this.imageEncoder = imageEncoder;
@@ -280,9 +282,16 @@ public sealed class SceneEngine : IDisposable
             var observer = preview is null ? null : new LivePreview(tinyDecoder!, preview, warnings);
             var start = PictureStart.For(request, pixels => EncodePicture(pixels, cancellation));
             var latents = unet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer, start));
-            ILatentDecoder decoder = request.Decoder == SceneDecoder.Tiny ? tinyDecoder! : vae;
-            // The tiny decoder's activations are a small part of the VAE's: it always decodes beside the UNet.
-            if (decoder == vae && (Options.LowMemory || !DecodeFitsBesideUnet(request.Width, request.Height))) unet.Release();
+            ILatentDecoder decoder = request.Decoder switch
+            {
+                SceneDecoder.Tiny => tinyDecoder!,
+                SceneDecoder.Tiled => tiledVae,
+                _ => vae,
+            };
+            // The tiny decoder's activations are a small part of the VAE's: it always decodes beside the UNet. Tiles need one tile's.
+            int decodedSide = request.Decoder == SceneDecoder.Tiled ? tiledVae.TileSampleSize : int.MaxValue;
+            if (decoder != tinyDecoder && (Options.LowMemory || !DecodeFitsBesideUnet(Math.Min(request.Width, decodedSide), Math.Min(request.Height, decodedSide))))
+                unet.Release();
             var image = SdxlPipeline.Decode(decoder, latents, cancellation);
             // The encoders load on demand, so their cache's warnings arrive with the scene that loaded them.
             if (SessionCache is not null) warnings.AddRange(SessionCache.TakeWarnings());
