@@ -1,5 +1,6 @@
 using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Sampling;
+using Mnemosyne.Engine.Tensors;
 
 namespace Mnemosyne.Engine.Pipeline;
 
@@ -25,7 +26,7 @@ internal static class PictureStart
 {
     /// <summary>Null for a text-to-image request; otherwise img2img, or inpainting when the request has a mask.</summary>
     /// <param name="encode">The VAE encoder's latent distribution of an image [1, 3, H, W] in [-1, 1].</param>
-    public static IDenoisingStart? For(SceneRequest request, Func<Tensors.FloatTensor, LatentDistribution> encode)
+    public static IDenoisingStart? For(SceneRequest request, Func<FloatTensor, LatentDistribution> encode)
     {
         if (request.InitImage is not { } picture) return null;
         var distribution = encode(ImageToImage.Pixels(picture));
