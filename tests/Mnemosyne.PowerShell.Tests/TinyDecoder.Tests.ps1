@@ -38,7 +38,7 @@ Describe 'New-MnemosyneScene -Decoder' {
     It 'binds -Decoder from a property of piped objects and completes it with Full, Tiny and Tiled' {
         (Get-Command New-MnemosyneScene).Parameters['Decoder'].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
         $line = 'New-MnemosyneScene a -Decoder '
-        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'Full', 'Tiny', 'Tiled'
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'Full', 'Tiled', 'Tiny'
     }
 
     It 'decodes the same final latents with the tiny decoder, and records it' {
