@@ -60,7 +60,7 @@ public sealed class TinyModel
     public IReadOnlyList<string> SceneSources { get; }
 
     public static TinyModel B { get; } = new("B", () => ConfigBFolder.Value,
-        Reference("networks-b"), Reference("pipeline-b", "reference.png"), Reference("pipeline-b"), [Reference("pipeline-b")]);
+        Reference("networks-b"), Reference("pipeline-b", "reference.png"), Reference("pipeline-b"), [Reference("pipeline-b"), Reference("img2img-b")]);
 
     public static TinyModel A { get; } = new("A", () => TestPaths.FidelityModel,
         Reference("networks-a"), Path.Combine(TestPaths.Fidelity, "reference.png"), TestPaths.Fidelity, [TestPaths.Fidelity, Reference("pipeline-a")]);

@@ -214,6 +214,18 @@ BeforeDiscovery {
         @{ Name = 'a missing LoRA file'; Settings = @{ Lora = '{drive}/missing.safetensors:0.8' }; Target = '{drive}/missing.safetensors'; Category = 'ObjectNotFound'; ErrorId = 'SceneFailed'; Advice = 'missing\.safetensors' }
         @{ Name = 'a LyCORIS LoHa as a LoRA'; Settings = @{ Lora = '{drive}/loha.safetensors' }; Target = '{drive}/loha.safetensors'; Category = 'InvalidData'; ErrorId = 'SceneFailed'; Advice = 'is not a LoRA the engine can apply: .*LyCORIS LoHa' }
         @{ Name = 'an SD 1.x LoRA'; Settings = @{ Lora = '{drive}/sd15.safetensors' }; Target = '{drive}/sd15.safetensors'; Category = 'InvalidData'; ErrorId = 'SceneFailed'; Advice = 'Stable Diffusion 1\.x/2\.x' }
+        # img2img and inpainting (issue 13): init-64.png and mask-64.png are 64×64, wide.png 96×64.
+        @{ Name = 'a strength above 1'; Settings = @{ InitImagePath = '{drive}/init-64.png'; Strength = 1.5 }; Target = 1.5; ErrorId = 'InvalidSceneSetting'; Advice = 'Strength must be from 0 to 1' }
+        @{ Name = 'a negative strength'; Settings = @{ InitImagePath = '{drive}/init-64.png'; Strength = -0.25 }; Target = -0.25; ErrorId = 'InvalidSceneSetting'; Advice = 'Strength must be from 0 to 1' }
+        @{ Name = 'a NaN strength'; Settings = @{ InitImagePath = '{drive}/init-64.png'; Strength = [double]::NaN }; Target = [double]::NaN; ErrorId = 'InvalidSceneSetting'; Advice = 'Strength must be from 0 to 1' }
+        @{ Name = 'a strength that runs no step'; Settings = @{ InitImagePath = '{drive}/init-64.png'; Strength = 0.4 }; Target = 0.4; ErrorId = 'InvalidSceneSetting'; Advice = 'Strength 0.4 of 2 steps runs none' }
+        @{ Name = 'a starting picture of another size than the scene'; Settings = @{ InitImagePath = '{drive}/wide.png' }; Target = '{drive}/wide.png'; ErrorId = 'InvalidSceneSetting'; Advice = 'is 96×64 but the scene is 64×64' }
+        @{ Name = 'a mask of another size than the picture'; Settings = @{ InitImagePath = '{drive}/init-64.png'; MaskPath = '{drive}/wide.png' }; Target = '{drive}/wide.png'; ErrorId = 'InvalidSceneSetting'; Advice = 'mask is 96×64 but the starting picture is 64×64' }
+        @{ Name = 'a mask without a picture'; Settings = @{ MaskPath = '{drive}/mask-64.png' }; Target = '{drive}/mask-64.png'; ErrorId = 'InvalidSceneSetting'; Advice = 'give the picture \(InitImage\) too' }
+        @{ Name = 'a missing starting picture'; Settings = @{ InitImagePath = '{drive}/missing.png' }; Target = '{drive}/missing.png'; Category = 'ObjectNotFound'; ErrorId = 'InitImageUnreadable'; Advice = 'missing.png' }
+        @{ Name = 'a starting picture that is text'; Settings = @{ InitImagePath = '{drive}/text.npy' }; Target = '{drive}/text.npy'; Category = 'InvalidData'; ErrorId = 'InitImageUnreadable'; Advice = 'not a PNG, JPEG, WebP, GIF or BMP image.*convert it to PNG or JPEG' }
+        @{ Name = 'a mask declaring 100000×100000 pixels (a decompression bomb)'; Settings = @{ InitImagePath = '{drive}/init-64.png'; MaskPath = '{drive}/bomb-mask.png' }; Target = '{drive}/bomb-mask.png'; Category = 'LimitsExceeded'; ErrorId = 'MaskUnreadable'; Advice = '100000×100000 .*scale it down' }
+        @{ Name = 'a folder as the starting picture'; Settings = @{ InitImagePath = '{drive}' }; Target = '{drive}'; ErrorId = 'InitImageUnreadable'; Advice = 'is a folder; give a picture file' }
     )
 
     # Odd settings that must work; Check gets the scene and the warnings.
@@ -444,6 +456,11 @@ Describe 'Bad settings for New-MnemosyneScene' {
             $header = [Text.Encoding]::UTF8.GetBytes($json.PadRight([int][Math]::Ceiling($json.Length / 8) * 8))
             [IO.File]::WriteAllBytes((Join-Path $TestDrive $file.Key), [BitConverter]::GetBytes([long]$header.Length) + $header + [byte[]]::new(4))
         }
+        $img2img = Join-Path $repositoryRoot 'tests/reference/img2img-b'
+        Copy-Item (Join-Path $img2img 'init-64.png') $TestDrive
+        Copy-Item (Join-Path $img2img 'mask-64.png') $TestDrive
+        Copy-Item (Join-Path $img2img 'init-96x64.png') (Join-Path $TestDrive 'wide.png')
+        [IO.File]::WriteAllBytes((Join-Path $TestDrive 'bomb-mask.png'), (Set-PngSize (Get-PositionalPng 1 1) 100000 100000))
     }
 
     It '<Name>: <ErrorId>, with the value as target' -ForEach $badSettings {

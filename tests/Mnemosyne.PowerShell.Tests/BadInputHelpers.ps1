@@ -36,7 +36,7 @@ function Assert-Failure {
     )
     $Failure.CategoryInfo.Category | Should -Be $Category -Because "$Failure"
     if ($ErrorId) { $Failure.FullyQualifiedErrorId | Should -BeLike "$ErrorId,*" }
-    if ($Target -is [float] -and [float]::IsNaN($Target)) { [float]::IsNaN($Failure.TargetObject) | Should -BeTrue }
+    if (($Target -is [float] -or $Target -is [double]) -and [double]::IsNaN($Target)) { [double]::IsNaN($Failure.TargetObject) | Should -BeTrue }
     elseif ($Target -is [string]) { $Failure.TargetObject | Should -BeExactly $Target }
     elseif ($Target -is [Mnemosyne.Engine.Pipeline.CharacterReference]) { [object]::ReferenceEquals($Failure.TargetObject, $Target) | Should -BeTrue }
     else { $Failure.TargetObject | Should -Be $Target }

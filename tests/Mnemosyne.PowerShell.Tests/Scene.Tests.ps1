@@ -1,6 +1,7 @@
 BeforeDiscovery {
     . $PSScriptRoot/Common.ps1
     $pipelineBCases = Get-SceneCases $pipelineB
+    $img2imgBCases = Get-SceneCases (Join-Path $repositoryRoot 'tests/reference/img2img-b')
     $fidelityCases = if ($hasFidelity) { Get-SceneCases $fidelity (Join-Path $fidelity 'cases') }
 }
 
@@ -27,7 +28,7 @@ Describe 'New-MnemosyneScene parameters' {
     }
 
     It 'binds -<_> from a property of piped objects' -ForEach @(
-        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'GuidanceCutoff', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'DeepCacheInterval', 'Lora'
+        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'GuidanceCutoff', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'InitImagePath', 'MaskPath', 'Strength', 'DeepCacheInterval', 'Lora'
     ) {
         $command.Parameters[$_].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
     }
@@ -98,6 +99,12 @@ Describe 'Making scenes with the tiny checkpoint' {
             if ($Case.PSObject.Properties['deepcache']) { $arguments.DeepCacheInterval = $Case.deepcache }
             if ($Case.PSObject.Properties['cutoff']) { $arguments.GuidanceCutoff = $Case.cutoff }
             if ($Case.PSObject.Properties['spacing']) { $arguments.Spacing = $Case.spacing }
+            # img2img and inpainting cases: the pictures lie beside the case folders.
+            if ($Case.PSObject.Properties['init']) {
+                $arguments.InitImagePath = Join-Path (Split-Path $Case.folder) $Case.init
+                $arguments.Strength = $Case.strength
+            }
+            if ($Case.PSObject.Properties['mask']) { $arguments.MaskPath = Join-Path (Split-Path $Case.folder) $Case.mask }
             $scene = New-MnemosyneScene @arguments -WarningAction SilentlyContinue
             $expected = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode((Join-Path $Case.folder 'image.png')).Rgb
             $scene.Image.Rgb.Length | Should -Be $expected.Length
@@ -269,6 +276,32 @@ third,3,64,64,2
 
     It 'remakes diffusers'' picture for reference case <_.name>' -ForEach $pipelineBCases {
         Assert-RemakesCase $_ $kira
+    }
+
+    It 'remakes diffusers'' img2img or inpainting picture for case <_.name>' -ForEach $img2imgBCases {
+        Assert-RemakesCase $_ $kira
+    }
+
+    It 'takes a starting picture''s size, records picture, mask and strength, and remakes the scene piped back in or from a CSV row' {
+        $img2img = Join-Path $repositoryRoot 'tests/reference/img2img-b'
+        $init = Join-Path $img2img 'init-96x64.png'
+        $scene = New-MnemosyneScene 'a portrait in the rain' -Seed 3 -Steps 4 -InitImagePath $init -Strength 0.5
+        ($scene.Width, $scene.Height) | Should -Be 96, 64
+        $scene.InitImagePath | Should -Be $init
+        $scene.Strength | Should -Be 0.5
+        $scene.ParametersText() | Should -Match ', Init image: init-96x64\.png, Denoising strength: 0\.5,'
+        $text = New-MnemosyneScene 'a portrait in the rain' -Seed 3 -Steps 4 -Width 96 -Height 64
+        $text.Strength | Should -BeNullOrEmpty
+        $text.ParametersText() | Should -Not -Match 'Denoising strength'
+        [Convert]::ToHexString($text.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($scene.Image.Rgb))
+        [Convert]::ToHexString(($scene | New-MnemosyneScene).Image.Rgb) | Should -Be ([Convert]::ToHexString($scene.Image.Rgb))
+
+        $init64 = Join-Path $img2img 'init-64.png'
+        $mask = Join-Path $img2img 'mask-64.png'
+        $inpainted = New-MnemosyneScene 'a knight''s helmet' -Seed 7 -Steps 5 -InitImagePath $init64 -MaskPath $mask -Strength 0.8
+        $inpainted.ParametersText() | Should -Match ', Init image: init-64\.png, Mask: mask-64\.png, Denoising strength: 0\.8,'
+        $row = [pscustomobject]@{ Prompt = 'a knight''s helmet'; Seed = '7'; Steps = '5'; InitImagePath = $init64; MaskPath = $mask; Strength = '0.8' }
+        [Convert]::ToHexString(($row | New-MnemosyneScene).Image.Rgb) | Should -Be ([Convert]::ToHexString($inpainted.Image.Rgb))
     }
 
     if ($hasFidelity) {

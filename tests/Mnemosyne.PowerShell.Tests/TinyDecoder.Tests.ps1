@@ -35,10 +35,10 @@ Describe 'Open-MnemosyneEngine -TinyDecoderPath' {
 }
 
 Describe 'New-MnemosyneScene -Decoder' {
-    It 'binds -Decoder from a property of piped objects and completes it with Full and Tiny' {
+    It 'binds -Decoder from a property of piped objects and completes it with Full, Tiny and Tiled' {
         (Get-Command New-MnemosyneScene).Parameters['Decoder'].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
         $line = 'New-MnemosyneScene a -Decoder '
-        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'Full', 'Tiny'
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'Full', 'Tiled', 'Tiny'
     }
 
     It 'decodes the same final latents with the tiny decoder, and records it' {
@@ -53,6 +53,19 @@ Describe 'New-MnemosyneScene -Decoder' {
         $file = Join-Path $TestDrive 'tiny.png'
         $tiny | Save-MnemosyneImage -Path $file
         ([Mnemosyne.Engine.Imaging.PngFile]::ReadText($file) | Where-Object Keyword -EQ 'parameters').Text | Should -Match ', Decoder: Tiny, '
+    }
+
+    It 'decodes in tiles with -Decoder Tiled: the Full picture within one tile, seams beyond, recorded and remade' {
+        # The tiny checkpoint's VAE tiles are 128 pixels: 96×64 is one tile, 192×64 two.
+        $full = New-MnemosyneScene 'a lighthouse' -Seed 9 -Steps 2 @size
+        $oneTile = New-MnemosyneScene 'a lighthouse' -Seed 9 -Steps 2 -Decoder Tiled @size
+        [Convert]::ToHexString($oneTile.Image.Rgb) | Should -Be ([Convert]::ToHexString($full.Image.Rgb))
+        $wideFull = New-MnemosyneScene 'a lighthouse' -Seed 9 -Steps 2 -Width 192 -Height 64
+        $wideTiled = New-MnemosyneScene 'a lighthouse' -Seed 9 -Steps 2 -Width 192 -Height 64 -Decoder Tiled
+        $wideTiled.FinalLatents.Data | Should -Be $wideFull.FinalLatents.Data
+        [Convert]::ToHexString($wideTiled.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($wideFull.Image.Rgb))
+        $wideTiled.ParametersText() | Should -Match ', Decoder: Tiled'
+        [Convert]::ToHexString(($wideTiled | New-MnemosyneScene).Image.Rgb) | Should -Be ([Convert]::ToHexString($wideTiled.Image.Rgb))
     }
 
     It 'remakes a Tiny scene piped back in with the tiny decoder' {

@@ -49,7 +49,7 @@ public static partial class RandomCheckpoint
 
         Component(log, seed, unetFile, "unet", shape.Unet, unet);
         Component(log, seed, Path.Combine(Dir(root, "vae"), "diffusion_pytorch_model.safetensors"), "vae", shape.Vae,
-            Record(w => VaeDecoder.BuildGraph(shape.Vae, w, null), Path.Combine(root, "vae", "diffusion_pytorch_model.safetensors")));
+            Record(w => RecordVae(shape.Vae, w), Path.Combine(root, "vae", "diffusion_pytorch_model.safetensors")));
         Component(log, seed, Path.Combine(Dir(root, "text_encoder"), "model.safetensors"), "text_encoder", shape.TextEncoder,
             Record(w => ClipTextEncoder.BuildGraph(shape.TextEncoder, w, null), Path.Combine(root, "text_encoder", "model.safetensors")));
         Component(log, seed, Path.Combine(Dir(root, "text_encoder_2"), "model.safetensors"), "text_encoder_2", shape.TextEncoder2,
@@ -81,7 +81,7 @@ public static partial class RandomCheckpoint
         var components = new (WeightRecorder Tensors, Func<string, SingleFileKey?> Map)[]
         {
             (Record(w => Unet.BuildGraph(shape.Unet, w, withIpAdapter: false, null), path), name => SingleFileLayout.Unet(name, shape.Unet)),
-            (Record(w => VaeDecoder.BuildGraph(shape.Vae, w, null), path), name => SingleFileLayout.Vae(name, shape.Vae)),
+            (Record(w => RecordVae(shape.Vae, w), path), name => SingleFileLayout.Vae(name, shape.Vae)),
             (Record(w => ClipTextEncoder.BuildGraph(shape.TextEncoder, w, null), path), SingleFileLayout.TextEncoder),
             (Record(w => ClipTextEncoder.BuildGraph(shape.TextEncoder2, w, null), path), SingleFileLayout.TextEncoder2),
         };
@@ -127,6 +127,13 @@ public static partial class RandomCheckpoint
             for (long c = 0; c < columns; c++)
                 transposed[c * rows + r] = values[r * columns + c];
         return transposed;
+    }
+
+    /// <summary>Both halves of the VAE: the decoder every scene uses, the encoder img2img and inpainting use.</summary>
+    private static void RecordVae(VaeConfig config, WeightRecorder weights)
+    {
+        VaeDecoder.BuildGraph(config, weights, null);
+        VaeEncoder.BuildGraph(config, weights, null);
     }
 
     private static WeightRecorder Record(Action<WeightRecorder> build, string path)

@@ -63,6 +63,7 @@ public sealed record VaeConfig
     public int SampleSize { get; init; } = 1024;
     public float[]? LatentsMean { get; init; }
     public float[]? LatentsStd { get; init; }
+    public bool UseQuantConv { get; init; } = true;
     public bool UsePostQuantConv { get; init; } = true;
     public bool MidBlockAddAttention { get; init; } = true;
 }

@@ -133,9 +133,9 @@ internal static class SingleFileLayout
     }
 
     /// <summary>
-    /// VAE (decoder side): ldm counts up blocks from the bottom (up.{n−1−i} is diffusers' up_blocks.{i}),
-    /// names resnets block.{j} with nin_shortcut, the mid block block_1 / attn_1 / block_2, and keeps the
-    /// mid attention's q, k, v and proj_out as 1×1 convolutions.
+    /// VAE: ldm counts the decoder's up blocks from the bottom (up.{n−1−i} is diffusers' up_blocks.{i}) and the
+    /// encoder's down blocks from the top (down.{i}), names resnets block.{j} with nin_shortcut, the mid blocks
+    /// block_1 / attn_1 / block_2, and keeps the mid attentions' q, k, v and proj_out as 1×1 convolutions.
     /// </summary>
     public static SingleFileKey? Vae(string name, VaeConfig config)
     {
@@ -144,16 +144,17 @@ internal static class SingleFileLayout
         SingleFileKey Key(string key, StoredAs layout = StoredAs.Same) => new(VaePrefix + key, layout);
         int blocks = config.BlockOutChannels.Count;
 
-        if (parts[0] == "post_quant_conv" && parts.Length == 2) return Key(name);
-        if (parts[0] != "decoder" || parts.Length < 3) return null;
+        if (parts[0] is "post_quant_conv" or "quant_conv" && parts.Length == 2) return Key(name);
+        if (parts[0] is not ("decoder" or "encoder") || parts.Length < 3) return null;
+        var half = parts[0];
         switch (parts[1])
         {
             case "conv_in" or "conv_out" when parts.Length == 3:
                 return Key(name);
             case "conv_norm_out" when parts.Length == 3:
-                return Key("decoder.norm_out." + parts[2]);
+                return Key($"{half}.norm_out.{parts[2]}");
             case "mid_block" when parts.Length >= 5 && Index(parts[3]) is { } i:
-                if (parts[2] == "resnets" && i < 2) return Key($"decoder.mid.block_{i + 1}.{VaeResnet(Rest(4))}");
+                if (parts[2] == "resnets" && i < 2) return Key($"{half}.mid.block_{i + 1}.{VaeResnet(Rest(4))}");
                 if (parts[2] != "attentions" || i != 0) return null;
                 var attention = Rest(4);
                 var (layer, parameter) = (attention[..attention.LastIndexOf('.')], attention[(attention.LastIndexOf('.') + 1)..]);
@@ -167,9 +168,17 @@ internal static class SingleFileLayout
                     _ => null,
                 };
                 if (renamed is null) return null;
-                return Key($"decoder.mid.attn_1.{renamed}.{parameter}",
+                return Key($"{half}.mid.attn_1.{renamed}.{parameter}",
                     renamed != "norm" && parameter == "weight" ? StoredAs.OneByOneKernel : StoredAs.Same);
-            case "up_blocks" when parts.Length >= 6 && Index(parts[2]) is { } block && block < blocks && Index(parts[4]) is { } j:
+            // The encoder's down blocks keep diffusers' order: down.{i}.
+            case "down_blocks" when half == "encoder" && parts.Length >= 6 && Index(parts[2]) is { } down && down < blocks && Index(parts[4]) is { } k:
+                return parts[3] switch
+                {
+                    "resnets" => Key($"encoder.down.{down}.block.{k}.{VaeResnet(Rest(5))}"),
+                    "downsamplers" when k == 0 && parts[5] == "conv" && parts.Length == 7 => Key($"encoder.down.{down}.downsample.conv.{parts[6]}"),
+                    _ => null,
+                };
+            case "up_blocks" when half == "decoder" && parts.Length >= 6 && Index(parts[2]) is { } block && block < blocks && Index(parts[4]) is { } j:
                 int ldmBlock = blocks - 1 - block;
                 return parts[3] switch
                 {

@@ -9,7 +9,7 @@ namespace Mnemosyne.Engine.Networks;
 /// <summary>
 /// The decoding half of diffusers' AutoencoderKL as the SDXL pipeline uses it: latents as the sampler
 /// leaves them (still multiplied by scaling_factor) → image [B, out_channels, f·h, f·w] in about [-1, 1],
-/// where f = 2^(blocks − 1) (8 for SDXL). The encoder half is not built.
+/// where f = 2^(blocks − 1) (8 for SDXL). The encoder half is <see cref="VaeEncoder"/>.
 /// </summary>
 public sealed class VaeDecoder : ILatentDecoder
 {
@@ -122,7 +122,7 @@ public sealed class VaeDecoder : ILatentDecoder
 
     public void Dispose() => model.Dispose();
 
-    private static void Validate(VaeConfig config, string source)
+    internal static void Validate(VaeConfig config, string source)
     {
         InvalidDataException Bad(string what) => new($"{source}: {what}");
         if (config.ClassName != ExpectedClassName)
@@ -159,7 +159,7 @@ public sealed class VaeDecoder : ILatentDecoder
     }
 
     /// <summary>diffusers' ResnetBlock2D without a time embedding: norm → act → conv → norm → act → conv, plus the (projected) input.</summary>
-    private static string Resnet(OnnxGraph g, IWeightSource weights, string prefix, string x, long inChannels, long outChannels, int groups, string activation)
+    internal static string Resnet(OnnxGraph g, IWeightSource weights, string prefix, string x, long inChannels, long outChannels, int groups, string activation)
     {
         var h = g.Activation(g.GroupNorm(x, weights, prefix + ".norm1", inChannels, groups, NormEpsilon), activation);
         h = g.Conv2d(h, weights, prefix + ".conv1", inChannels, outChannels, 3);
@@ -173,7 +173,7 @@ public sealed class VaeDecoder : ILatentDecoder
     /// The mid block's single-head self-attention over all H·W positions: group norm, q/k/v projections
     /// with bias, softmax(q·kᵀ/√C)·v, output projection, plus the input.
     /// </summary>
-    private static string MidAttention(OnnxGraph g, IWeightSource weights, string prefix, string x, long channels, int groups)
+    internal static string MidAttention(OnnxGraph g, IWeightSource weights, string prefix, string x, long channels, int groups)
     {
         var names = AttentionNames(weights, prefix);
         var normed = g.GroupNorm(x, weights, prefix + ".group_norm", channels, groups, NormEpsilon);

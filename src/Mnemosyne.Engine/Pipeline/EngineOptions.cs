@@ -62,9 +62,9 @@ public sealed record EngineOptions
     public int Threads { get; init; }
 
     /// <summary>
-    /// Keep the text and image encoders loaded between scenes (faster for many different prompts);
-    /// by default they are loaded when a new prompt or reference needs them and released after, so
-    /// their 5 GB (SDXL + ViT-H) are not held while the UNet runs.
+    /// Keep the text and image encoders (and the VAE encoder, once a scene from a picture has used it) loaded between
+    /// scenes (faster for many different prompts); by default they are loaded when a new prompt, reference or starting
+    /// picture needs them and released after, so their 5 GB (SDXL + ViT-H) are not held while the UNet runs.
     /// </summary>
     public bool KeepEncodersLoaded { get; init; }
 

@@ -40,6 +40,12 @@ public sealed record Scene
     /// <summary>The engine's weight precision: an Int8 picture differs slightly from the Float32 one of the same settings.</summary>
     public WeightPrecision Precision { get; init; }
     public string? InitialNoisePath { get; init; }
+    /// <summary>The starting picture of an img2img or inpainting scene; null for text-to-image.</summary>
+    public string? InitImagePath { get; init; }
+    /// <summary>The inpainting mask; null otherwise.</summary>
+    public string? MaskPath { get; init; }
+    /// <summary>How far the scene went from its starting picture (<see cref="SceneRequest.Strength"/>); null for text-to-image.</summary>
+    public double? Strength { get; init; }
     /// <summary>DeepCache's interval (1 = off): pictures made with it differ from the whole UNet's.</summary>
     public int DeepCacheInterval { get; init; } = 1;
     /// <summary>Which network decoded the picture: a Tiny one differs a little from the Full (VAE) one of the same latents.</summary>
@@ -89,6 +95,9 @@ public sealed record Scene
             Add("Reference weight", ReferenceWeight.ToString(inv));
         }
         if (InitialNoisePath is not null) Add("Initial noise", System.IO.Path.GetFileName(InitialNoisePath));
+        if (InitImagePath is not null) Add("Init image", System.IO.Path.GetFileName(InitImagePath));
+        if (MaskPath is not null) Add("Mask", System.IO.Path.GetFileName(MaskPath));
+        if (Strength is { } strength) Add("Denoising strength", strength.ToString("R", inv));
         if (DeepCacheInterval > 1) Add("DeepCache interval", DeepCacheInterval.ToString(inv));
         // A1111 writes the hashes (its weights live in the prompt's <lora:name:weight>); the weights are written beside them.
         if (Loras.Count > 0)

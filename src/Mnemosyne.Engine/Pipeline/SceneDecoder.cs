@@ -11,4 +11,11 @@ public enum SceneDecoder
     /// and memory, slightly softer and less exact in colour; for drafts.
     /// </summary>
     Tiny,
+
+    /// <summary>
+    /// The VAE over overlapping tiles of the config's sample_size (1024² for SDXL), as diffusers' enable_tiling: the
+    /// memory of one tile whatever the picture's size; pictures larger than a tile differ a little from Full's where
+    /// the tiles meet. Pictures of one tile or less are Full's.
+    /// </summary>
+    Tiled,
 }

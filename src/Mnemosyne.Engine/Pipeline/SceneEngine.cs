@@ -30,6 +30,8 @@ public sealed class SceneEngine : IDisposable
     private readonly OnDemandNetwork<Unet> unet;
     private readonly UnetConfig unetConfig;
     private readonly VaeDecoder vae;
+    private readonly TiledVaeDecoder tiledVae;
+    private readonly OnDemandNetwork<VaeEncoder> vaeEncoder;
     private readonly TinyAutoencoderDecoder? tinyDecoder;
     private readonly OnDemandNetwork<ClipVisionEncoder>? imageEncoder;
     private readonly ImageProjection? projection;
@@ -46,7 +48,7 @@ public sealed class SceneEngine : IDisposable
 
     private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
         ClipTokenizer tokenizer, ClipTokenizer tokenizer2, OnDemandNetwork<ClipTextEncoder> textEncoder, OnDemandNetwork<ClipTextEncoder> textEncoder2,
-        OnDemandNetwork<Unet> unet, VaeDecoder vae, TinyAutoencoderDecoder? tinyDecoder, OnDemandNetwork<ClipVisionEncoder>? imageEncoder,
+        OnDemandNetwork<Unet> unet, VaeDecoder vae, OnDemandNetwork<VaeEncoder> vaeEncoder, TinyAutoencoderDecoder? tinyDecoder, OnDemandNetwork<ClipVisionEncoder>? imageEncoder,
         ImageProjection? projection, IpAdapterKeys? adapterKeys, string? encoderIdentity, SessionCache? sessionCache,
         IpAdapterFiles? adapterFiles, SessionSettings settings)
     {
@@ -63,6 +65,8 @@ public sealed class SceneEngine : IDisposable
         this.unet = unet;
         unetConfig = model.Configs.Unet;
         this.vae = vae;
+        tiledVae = new TiledVaeDecoder(vae);
+        this.vaeEncoder = vaeEncoder;
         this.tinyDecoder = tinyDecoder;
         this.imageEncoder = imageEncoder;
         this.projection = projection;
@@ -109,8 +113,8 @@ public sealed class SceneEngine : IDisposable
 
     /// <summary>
     /// Opens the checkpoint (a diffusers folder or a single file, see <see cref="EngineOptions"/>): the
-    /// UNet and the VAE are loaded now; the encoders are checked now (every tensor and shape) and
-    /// loaded when a new prompt or reference needs them. <paramref name="log"/> hears what is loading.
+    /// UNet and the VAE's decoder are loaded now; the encoders are checked now (every tensor and shape) and
+    /// loaded when a new prompt or reference needs them; the VAE's encoder is loaded when a scene starts from a picture. <paramref name="log"/> hears what is loading.
     /// </summary>
     public static SceneEngine Open(EngineOptions options, IProgress<string>? log = null, CancellationToken cancellation = default)
     {
@@ -166,6 +170,8 @@ public sealed class SceneEngine : IDisposable
                 return network;
             });
             var vae = Track("vae", () => VaeDecoder.Load(configs.Vae, model.Vae, settings));
+            // Only scenes made from a picture need the encoder: it is read from the VAE's weights when one does.
+            var vaeEncoder = OnDemand(opened, log, "vae encoder", () => VaeEncoder.Load(configs.Vae, model.Vae, settings), options.KeepEncodersLoaded);
             OnDemandNetwork<ClipVisionEncoder>? imageEncoder = null;
             ImageProjection? projection = null;
             IpAdapterKeys? adapterKeys = null;
@@ -182,7 +188,7 @@ public sealed class SceneEngine : IDisposable
                 identity = $"clip-vision-{encoderConfig.HiddenSize}x{encoderConfig.NumHiddenLayers}-proj{encoderConfig.ProjectionDim}-{new FileInfo(adapterFiles.ImageEncoderWeightsPath).Length}";
             }
             return new SceneEngine(options, model, schedulerConfig, tokenizer, tokenizer2, textEncoder, textEncoder2,
-                unet, vae, tinyDecoder, imageEncoder, projection, adapterKeys, identity, sessionCache, adapterFiles, settings);
+                unet, vae, vaeEncoder, tinyDecoder, imageEncoder, projection, adapterKeys, identity, sessionCache, adapterFiles, settings);
         }
         catch
         {
@@ -304,12 +310,20 @@ public sealed class SceneEngine : IDisposable
 
             var conditioning = new SdxlPipeline.Conditioning(positive, negative, ipKeyValues, unconditionalKeyValues);
             var observer = preview is null ? null : new LivePreview(tinyDecoder!, preview, warnings);
+            var start = PictureStart.For(request, pixels => EncodePicture(pixels, cancellation));
             var latents = Phase(phases, ScenePhase.Denoising, request.Prompt, cached: false,
-                () => activeUnet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer)));
-            ILatentDecoder decoder = request.Decoder == SceneDecoder.Tiny ? tinyDecoder! : vae;
-            // The tiny decoder's activations are a small part of the VAE's: it always decodes beside the UNet.
-            if (decoder == vae && (Options.LowMemory || !DecodeFitsBesideUnet(request))) activeUnet.Release();
-            var image = Phase(phases, ScenePhase.Decoding, decoder == vae ? "VAE" : "tiny decoder", cached: false,
+                () => activeUnet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer, start)));
+            ILatentDecoder decoder = request.Decoder switch
+            {
+                SceneDecoder.Tiny => tinyDecoder!,
+                SceneDecoder.Tiled => tiledVae,
+                _ => vae,
+            };
+            // The tiny decoder's activations are a small part of the VAE's: it always decodes beside the UNet. Tiles need one tile's.
+            int decodedSide = request.Decoder == SceneDecoder.Tiled ? tiledVae.TileSampleSize : int.MaxValue;
+            if (decoder != tinyDecoder && (Options.LowMemory || !DecodeFitsBesideUnet(Math.Min(request.Width, decodedSide), Math.Min(request.Height, decodedSide))))
+                activeUnet.Release();
+            var image = Phase(phases, ScenePhase.Decoding, request.Decoder switch { SceneDecoder.Tiny => "tiny decoder", SceneDecoder.Tiled => "VAE in tiles", _ => "VAE" }, cached: false,
                 () => SdxlPipeline.Decode(decoder, latents, cancellation));
             // The encoders load on demand, so their cache's warnings arrive with the scene that loaded them.
             if (SessionCache is not null) warnings.AddRange(SessionCache.TakeWarnings());
@@ -335,6 +349,9 @@ public sealed class SceneEngine : IDisposable
                 ModelHash = ModelHash,
                 Precision = Options.Precision,
                 InitialNoisePath = request.InitialNoisePath,
+                InitImagePath = request.InitImage is null ? null : request.InitImagePath,
+                MaskPath = request.Mask is null ? null : request.MaskPath,
+                Strength = request.InitImage is null ? null : request.Strength,
                 DeepCacheInterval = request.DeepCacheInterval,
                 Decoder = request.Decoder,
                 Elapsed = clock.Elapsed,
@@ -374,13 +391,23 @@ public sealed class SceneEngine : IDisposable
     }
 
     /// <summary>
+    /// The VAE encoder's latent distribution of a starting picture. Its activations are the decoder's size, so the
+    /// UNet makes room for it on the same terms as for a decode.
+    /// </summary>
+    private LatentDistribution EncodePicture(FloatTensor pixels, CancellationToken cancellation)
+    {
+        if (Options.LowMemory || !DecodeFitsBesideUnet(pixels.Shape[3], pixels.Shape[2])) unet.Release();
+        return vaeEncoder.Use(network => network.Run(pixels, cancellation));
+    }
+
+    /// <summary>
     /// Whether the VAE's activations fit in what the system has left (measured: about 4.3 GB at
     /// 1024² for SDXL's 128-channel decoder, growing with the pixels and the first block's channels).
     /// When they do not, the UNet is released for the decode and loaded again by the next scene.
     /// </summary>
-    private bool DecodeFitsBesideUnet(SceneRequest request)
+    private bool DecodeFitsBesideUnet(int width, int height)
     {
-        long needed = 40L * vae.Config.BlockOutChannels[0] * request.Width * request.Height;
+        long needed = 40L * vae.Config.BlockOutChannels[0] * width * height;
         return NativeHeap.AvailableBytes() is not { } available || available > needed;
     }
 
@@ -482,6 +509,7 @@ public sealed class SceneEngine : IDisposable
             unet.Dispose();
             loras?.Dispose();
             vae.Dispose();
+            vaeEncoder.Dispose();
             tinyDecoder?.Dispose();
             imageEncoder?.Dispose();
             projection?.Dispose();

@@ -1,3 +1,4 @@
+using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Sampling;
@@ -41,6 +42,22 @@ public sealed record SceneRequest
     /// <summary>Explicit initial noise [1, 4, H/8, W/8] (unscaled, as torch.randn gives it) instead of the seed's.</summary>
     public FloatTensor? InitialNoise { get; init; }
     public string? InitialNoisePath { get; init; }
+    /// <summary>
+    /// The picture to start from (img2img, or inpainting with <see cref="Mask"/>): exactly <see cref="Width"/> ×
+    /// <see cref="Height"/> (diffusers would resize it; Mnemosyne refuses another size rather than stretch it).
+    /// </summary>
+    public RgbImage? InitImage { get; init; }
+    public string? InitImagePath { get; init; }
+    /// <summary>With <see cref="InitImage"/>: where the picture is redrawn (white, grey ≥ 128), the rest kept (black); the picture's size.</summary>
+    public RgbImage? Mask { get; init; }
+    public string? MaskPath { get; init; }
+    /// <summary>
+    /// How far from <see cref="InitImage"/> the scene may go, 0 to 1: the last ⌊Steps × Strength⌋ steps run (at least
+    /// one), from the picture noised to the first of them's level; 1 starts from noise (keeping only a mask's outside).
+    /// </summary>
+    public double Strength { get; init; } = DefaultStrength;
+    public const double DefaultStrength = 0.75;
+
     /// <summary>Full (the VAE) or Tiny (the engine's tiny decoder, which it must have been opened with).</summary>
     public SceneDecoder Decoder { get; init; }
 
@@ -59,7 +76,10 @@ public sealed record SceneRequest
     /// How many of the steps are guided (0 when GuidanceScale ≤ 1). In double precision, as Python computes
     /// int(num_timesteps * cutoff_step_ratio): 10 steps at a cutoff of 0.7 guide 8 (0.7f widened to double would give 7).
     /// </summary>
-    public int GuidedSteps => GuidanceScale > 1 ? Math.Min(Steps, (int)(Steps * GuidanceCutoff) + 1) : 0;
+    public int GuidedSteps => GuidedStepsOf(Steps);
+
+    /// <summary>How many of <paramref name="steps"/> steps run are guided (<see cref="GuidedSteps"/> for another count).</summary>
+    public int GuidedStepsOf(int steps) => GuidanceScale > 1 ? Math.Min(steps, (int)(steps * GuidanceCutoff) + 1) : 0;
 
     /// <summary>Steps an SDXL-Lightning-class 4-step UNet is distilled for.</summary>
     public const int FewStepUnetSteps = 4;
@@ -108,11 +128,36 @@ public sealed record SceneRequest
             throw new ArgumentException(
                 $"The initial noise has shape [{string.Join(", ", noise.Shape)}] but a {Width}×{Height} scene needs [1, 4, {Height / 8}, {Width / 8}].",
                 nameof(InitialNoise));
+        CheckPicture();
         // Caught here rather than as a NaN picture after the whole scene.
         if (InitialNoise is { } values && FloatTensorOps.FirstNonFinite(values.Data) is { } bad)
             throw new ArgumentException(
                 $"The initial noise holds {values.Data[bad]} at value {bad} of {values.Data.Length}; noise must be finite numbers. Make the file again.",
                 nameof(InitialNoise));
+    }
+
+    private void CheckPicture()
+    {
+        if (!double.IsFinite(Strength) || Strength < 0 || Strength > 1)
+            throw new ArgumentOutOfRangeException(nameof(Strength), Strength, "Strength must be from 0 to 1: how far the scene may go from the starting picture (1 redraws it from noise).");
+        if (InitImage is not { } picture)
+        {
+            if (Mask is not null)
+                throw new ArgumentException("A mask says which part of a starting picture to redraw: give the picture (InitImage) too.", nameof(Mask));
+            return;
+        }
+        if (picture.Width != Width || picture.Height != Height)
+            throw new ArgumentException(
+                $"The starting picture is {picture.Width}×{picture.Height} but the scene is {Width}×{Height}: give a picture of the scene's size " +
+                "(or leave out Width and Height to take the picture's), or resize it first.", nameof(InitImage));
+        if (Mask is { } mask && (mask.Width != picture.Width || mask.Height != picture.Height))
+            throw new ArgumentException(
+                $"The mask is {mask.Width}×{mask.Height} but the starting picture is {picture.Width}×{picture.Height}: the mask must be the picture's size.", nameof(Mask));
+        if (ImageToImage.StepsRun(Steps, Strength) < 1)
+            throw new ArgumentOutOfRangeException(nameof(Strength), Strength,
+                $"Strength {Strength.ToString(System.Globalization.CultureInfo.InvariantCulture)} of {Steps} steps runs none (⌊Steps × Strength⌋ = 0): raise Strength or Steps.");
+        if (InitialNoise is not null)
+            throw new ArgumentException("Initial noise replaces the seed's noise of a scene made from text alone; a scene from a starting picture draws its noise from the seed. Give one or the other.", nameof(InitialNoise));
     }
 
     /// <summary>

@@ -20,48 +20,53 @@ internal static class SdxlPipeline
     /// <param name="UnconditionalIpKeyValues">Those of the unconditional branch's tokens; needed with a reference and guidance.</param>
     public sealed record Conditioning(PromptEmbedding Positive, PromptEmbedding? Negative, IpAdapterKeyValues? IpKeyValues, IpAdapterKeyValues? UnconditionalIpKeyValues);
 
-    /// <summary>From the seed's noise to the final latents (still scaled), step by step; <paramref name="observer"/> sees each step's denoised estimate.</summary>
+    /// <summary>
+    /// From the seed's noise (or, with <paramref name="start"/>, from part-way down the schedule) to the final latents
+    /// (still scaled), step by step; <paramref name="observer"/> sees each step's denoised estimate.
+    /// </summary>
     public static FloatTensor Denoise(
         SceneRequest request, Conditioning conditioning, Unet unet, SchedulerConfig schedulerConfig,
-        IProgress<SceneProgress>? progress, CancellationToken cancellation, IDenoisingObserver? observer = null)
+        IProgress<SceneProgress>? progress, CancellationToken cancellation, IDenoisingObserver? observer = null, IDenoisingStart? start = null)
     {
-        // Classifier-free guidance runs the UNet on [unconditional, conditional] as one batch of two; after the
-        // guidance cutoff the conditional branch runs alone, the reference's tokens with it.
-        int guidedSteps = request.GuidedSteps;
-        var guidedInputs = guidedSteps > 0 ? UnetInputs(request, conditioning, guided: true) : null;
-        var conditionalInputs = guidedSteps < request.Steps ? UnetInputs(request, conditioning, guided: false) : null;
-
         var scheduler = Schedulers.Create(request.Scheduler, schedulerConfig, request.Steps, request.Spacing);
         var generator = new TorchGenerator((ulong)request.Seed);
-        int latentHeight = request.Height / 8, latentWidth = request.Width / 8;
-        var noise = request.InitialNoise?.Data ?? generator.Randn(1, 4, latentHeight, latentWidth);
-        var latents = new float[noise.Length];
-        for (int i = 0; i < latents.Length; i++) latents[i] = noise[i] * scheduler.InitNoiseSigma;
-        int[] latentShape = [1, 4, latentHeight, latentWidth];
+        int[] latentShape = [1, 4, request.Height / 8, request.Width / 8];
+        start ??= new NoiseStart(request.InitialNoise);
+        var (firstStep, latents) = start.Begin(scheduler, generator, latentShape);
+        var timesteps = scheduler.Timesteps;
+        int stepsRun = timesteps.Count - firstStep;
+
+        // Classifier-free guidance runs the UNet on [unconditional, conditional] as one batch of two; after the
+        // guidance cutoff the conditional branch runs alone, the reference's tokens with it. Entered part-way, the
+        // cutoff counts the steps run, as diffusers' callback counts the pipeline's timesteps.
+        int guidedSteps = firstStep == 0 ? request.GuidedSteps : request.GuidedStepsOf(stepsRun);
+        var guidedInputs = guidedSteps > 0 ? UnetInputs(request, conditioning, guided: true) : null;
+        var conditionalInputs = guidedSteps < stepsRun ? UnetInputs(request, conditioning, guided: false) : null;
 
         var deepCache = new DeepCache(request.DeepCacheInterval);
         var clock = Stopwatch.StartNew();
-        var timesteps = scheduler.Timesteps;
-        for (int step = 0; step < timesteps.Count; step++)
+        for (int run = 0; run < stepsRun; run++)
         {
             cancellation.ThrowIfCancellationRequested();
-            bool guided = step < guidedSteps;
+            int step = firstStep + run;
+            bool guided = run < guidedSteps;
             var input = new float[latents.Length * (guided ? 2 : 1)];
             latents.CopyTo(input, 0);
             if (guided) latents.CopyTo(input, latents.Length);
             scheduler.ScaleModelInput(input, step);
 
-            var prediction = deepCache.Predict(unet, new FloatTensor(input, [guided ? 2 : 1, .. latentShape[1..]]), step, timesteps[step],
+            var prediction = deepCache.Predict(unet, new FloatTensor(input, [guided ? 2 : 1, .. latentShape[1..]]), run, timesteps[step],
                 guided ? guidedInputs! : conditionalInputs!, cancellation).Data;
             var noisePrediction = guided ? Guide(prediction, request.GuidanceScale) : prediction;
             // Later steps only carry on what the first one made: one check finds damaged weights or configs.
-            if (step == 0) NonFiniteOutput.Check(prediction, "The UNet", unet.WeightsPath, "its first noise prediction");
+            if (run == 0) NonFiniteOutput.Check(prediction, "The UNet", unet.WeightsPath, "its first noise prediction");
             scheduler.Step(noisePrediction, step, latents, generator);
-            if (step == 0) NonFiniteOutput.Check(latents, "The scheduler", schedulerConfig.Source, "the latents after the first step");
+            if (run == 0) NonFiniteOutput.Check(latents, "The scheduler", schedulerConfig.Source, "the latents after the first step");
+            start.StepTaken(scheduler, step, latents);
 
             var elapsed = clock.Elapsed;
-            var report = new SceneProgress(request.Prompt, step + 1, timesteps.Count, elapsed,
-                elapsed / (step + 1) * (timesteps.Count - step - 1)) { Timestep = timesteps[step] };
+            var report = new SceneProgress(request.Prompt, run + 1, stepsRun, elapsed,
+                elapsed / (run + 1) * (stepsRun - run - 1)) { Timestep = timesteps[step] };
             if (observer is not null) report = observer.StepTaken(report, new FloatTensor(scheduler.PredictedOriginal.ToArray(), latentShape), cancellation);
             progress?.Report(report);
         }

@@ -47,6 +47,14 @@ public sealed class DdimScheduler : SchedulerBase
     /// <summary>ᾱ used past the first training step: 1 with set_alpha_to_one, else ᾱ_0.</summary>
     public float FinalAlphaCumprod => finalAlphaCumprod;
 
+    /// <summary>√ᾱ_t·x + √(1 − ᾱ_t)·ε at the step's timestep.</summary>
+    private protected override void AddNoiseCore(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, int stepIndex, Span<float> noisy)
+    {
+        float alphaProduct = AlphaCumprodAt((int)timesteps[stepIndex]);
+        float originalScale = MathF.Sqrt(alphaProduct), noiseScale = MathF.Sqrt(1f - alphaProduct);
+        for (int i = 0; i < original.Length; i++) noisy[i] = originalScale * original[i] + noiseScale * noise[i];
+    }
+
     private protected override float[] StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
     {
         int timestep = (int)timesteps[stepIndex];

@@ -68,6 +68,13 @@ public sealed class DpmSolverMultistepScheduler : SchedulerBase
 
     public override float InitNoiseSigma => 1f;
 
+    /// <summary>α_t·x + σ_t·ε at the step's sigma.</summary>
+    private protected override void AddNoiseCore(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, int stepIndex, Span<float> noisy)
+    {
+        var (alpha, sigma) = AlphaSigma(sigmas[stepIndex]);
+        for (int i = 0; i < original.Length; i++) noisy[i] = alpha * original[i] + sigma * noise[i];
+    }
+
     private protected override float[] StepCore(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator)
     {
         var (alpha, sigma) = AlphaSigma(sigmas[stepIndex]);

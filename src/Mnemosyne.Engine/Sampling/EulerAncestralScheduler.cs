@@ -31,6 +31,9 @@ public sealed class EulerAncestralScheduler : SchedulerBase
 
     public override float InitNoiseSigma { get; }
 
+    private protected override void AddNoiseCore(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, int stepIndex, Span<float> noisy) =>
+        AddSigmaNoise(original, noise, sigmas[stepIndex], noisy);
+
     private protected override void ScaleModelInputCore(Span<float> sample, int stepIndex) =>
         EulerMath.DivideByInputScale(sample, sigmas[stepIndex]);
 

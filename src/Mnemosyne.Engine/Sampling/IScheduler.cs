@@ -34,6 +34,18 @@ public interface IScheduler
     void Step(ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> sample, TorchGenerator? generator);
 
     /// <summary>
+    /// Enters the schedule part-way, as diffusers' set_begin_index does for img2img and inpainting: the first step
+    /// taken is then <paramref name="stepIndex"/>. Only before any step.
+    /// </summary>
+    void BeginAt(int stepIndex);
+
+    /// <summary>
+    /// <paramref name="original"/> noised to the level of step <paramref name="stepIndex"/> (the latents that step
+    /// expects), with <paramref name="noise"/>: diffusers' add_noise at that step's timestep.
+    /// </summary>
+    void AddNoise(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, int stepIndex, Span<float> noisy);
+
+    /// <summary>
     /// The denoised sample x0 that the step last taken estimated from the model output, in the latents' scale:
     /// diffusers' pred_original_sample (Euler, Euler ancestral, DDIM after clipping), DPM-Solver's data prediction.
     /// Empty before the first step.

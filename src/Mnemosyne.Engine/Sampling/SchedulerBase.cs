@@ -51,6 +51,30 @@ public abstract class SchedulerBase : IScheduler
 
     public ReadOnlySpan<float> PredictedOriginal => predictedOriginal;
 
+    public void BeginAt(int stepIndex)
+    {
+        CheckStepIndex(stepIndex);
+        if (predictedOriginal.Length > 0)
+            throw new InvalidOperationException($"{Kind}: the schedule can only be entered part-way before the first step.");
+        nextStep = stepIndex;
+    }
+
+    public void AddNoise(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, int stepIndex, Span<float> noisy)
+    {
+        CheckStepIndex(stepIndex);
+        if (noise.Length != original.Length || noisy.Length != original.Length)
+            throw new ArgumentException($"The noise ({noise.Length} values) and the result ({noisy.Length}) must be the size of the sample ({original.Length}).", nameof(noise));
+        AddNoiseCore(original, noise, stepIndex, noisy);
+    }
+
+    private protected abstract void AddNoiseCore(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, int stepIndex, Span<float> noisy);
+
+    /// <summary>x + σ·ε, the Euler family's add_noise (in float32, as torch computes it).</summary>
+    private protected static void AddSigmaNoise(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, float sigma, Span<float> noisy)
+    {
+        for (int i = 0; i < original.Length; i++) noisy[i] = original[i] + noise[i] * sigma;
+    }
+
     /// <summary>
     /// Refuses a step count whose timesteps (descending) leave the trained ones or repeat: diffusers then indexes past
     /// the schedule's end, or takes a step of zero length and divides by it.

@@ -2,6 +2,7 @@ using System.Collections;
 using System.Globalization;
 using System.Management.Automation;
 using System.Reflection;
+using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
@@ -96,6 +97,24 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [EmptyAsNull]
     public string? InitialNoisePath { get; set; }
+
+    /// <summary>
+    /// A picture to start from (img2img; inpainting with -MaskPath), decoded as an untrusted file. Without -Width and
+    /// -Height the scene takes its size; a picture of another size than the scene's is refused, not stretched.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public string? InitImagePath { get; set; }
+
+    /// <summary>With -InitImagePath: the region to redraw, white (grey ≥ 128) on black, the picture's size.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public string? MaskPath { get; set; }
+
+    /// <summary>How far the scene may go from -InitImagePath, 0 to 1 (the last ⌊Steps × Strength⌋ steps run). Double, as Python's float.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public double? Strength { get; set; }
 
     /// <summary>DeepCache: the whole UNet every this many steps, a shallow part of it between (1 = off).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -423,6 +442,10 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
 
         var loras = LoraRequests();
         if (loras is null) return null;
+        RgbImage? initImage = null, mask = null;
+        string? initImagePath = null, maskPath = null;
+        if (InitImagePath is not null && !TryReadPicture(InitImagePath, "InitImageUnreadable", out initImage, out initImagePath)) return null;
+        if (MaskPath is not null && !TryReadPicture(MaskPath, "MaskUnreadable", out mask, out maskPath)) return null;
 
         var seed = Seed ?? Random.Shared.NextInt64(DrawnSeedLimit);
         if (Seed is null) WriteVerbose($"Seed {seed} (drawn at random) for '{Prompt}'.");
@@ -438,8 +461,13 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             GuidanceCutoff = GuidanceCutoff ?? defaults.GuidanceCutoff,
             Scheduler = Scheduler ?? defaults.Scheduler,
             Spacing = Spacing,
-            Width = Width ?? defaults.Width,
-            Height = Height ?? defaults.Height,
+            Width = Width ?? initImage?.Width ?? defaults.Width,
+            Height = Height ?? initImage?.Height ?? defaults.Height,
+            InitImage = initImage,
+            InitImagePath = initImagePath,
+            Mask = mask,
+            MaskPath = maskPath,
+            Strength = Strength ?? defaults.Strength,
             InitialNoise = noise,
             InitialNoisePath = noisePath,
             DeepCacheInterval = DeepCacheInterval ?? defaults.DeepCacheInterval,
@@ -500,6 +528,29 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         return requests;
     }
 
+    /// <summary>A starting picture or mask, decoded within the engine's limits for untrusted files; false after writing the error.</summary>
+    private bool TryReadPicture(string given, string errorId, out RgbImage? image, out string? path)
+    {
+        image = null;
+        path = FileSystemPath(given);
+        if (Directory.Exists(path))
+        {
+            WriteError(ErrorRecords.Create($"{path} is a folder; give a picture file (PNG, JPEG or WebP).", errorId, ErrorCategory.InvalidArgument, path));
+            return false;
+        }
+        if (!IsRegularFile(path)) return false;
+        try
+        {
+            image = SafeImageDecoder.Default.Decode(path);
+            return true;
+        }
+        catch (Exception e)
+        {
+            WriteError(ErrorRecords.From(e, errorId, path));
+            return false;
+        }
+    }
+
     /// <summary>The settings given that -Quality Fast decides itself, as they were given.</summary>
     private List<string> FastConflicts()
     {
@@ -518,6 +569,10 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         var setting = (exception as ArgumentException)?.ParamName;
         if (string.Equals(setting, nameof(SceneRequest.InitialNoise), StringComparison.OrdinalIgnoreCase) && request.InitialNoisePath is not null)
             return request.InitialNoisePath;
+        if (string.Equals(setting, nameof(SceneRequest.InitImage), StringComparison.Ordinal) && request.InitImagePath is not null)
+            return request.InitImagePath;
+        if (string.Equals(setting, nameof(SceneRequest.Mask), StringComparison.Ordinal) && request.MaskPath is not null)
+            return request.MaskPath;
         if (string.Equals(setting, nameof(SceneRequest.Reference), StringComparison.OrdinalIgnoreCase) && request.Reference is not null)
             return request.Reference;
         if (string.Equals(setting, nameof(SceneRequest.NegativePrompt), StringComparison.Ordinal) && request.NegativePrompt is not null)

@@ -89,7 +89,8 @@ public sealed class SingleFileCheckpointTests(ITestOutputHelper output) : IDispo
     [InlineData("unet", "down_blocks.0.downsamplers.1.conv.weight")]
     [InlineData("unet", "mid_block.resnets.2.norm1.weight")]
     [InlineData("unet", "encoder_hid_proj.weight")]
-    [InlineData("vae", "encoder.conv_in.weight")]
+    [InlineData("vae", "encoder.up_blocks.0.resnets.0.norm1.weight")]
+    [InlineData("vae", "decoder.down_blocks.0.resnets.0.norm1.weight")]
     [InlineData("vae", "decoder.mid_block.attentions.0.to_x.weight")]
     [InlineData("clip-g", "text_model.encoder.layers.x.mlp.fc1.weight")]
     [InlineData("clip-g", "logit_scale")]
@@ -187,7 +188,8 @@ public sealed class SingleFileCheckpointTests(ITestOutputHelper output) : IDispo
                 compared++;
             }
         }
-        Assert.Equal(618 + 140 + 52 + 53, compared);
+        // The VAE: 140 decoder tensors and 108 encoder ones.
+        Assert.Equal(618 + 140 + 108 + 52 + 53, compared);
         Assert.Equal(1, transposed);
         Assert.Equal(3 * 2 * CheckpointShape.Tiny.TextEncoder2.NumHiddenLayers, sliced);
     }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
@@ -8,7 +9,7 @@ namespace Mnemosyne.Engine.Tests.Pipeline;
 /// <summary>
 /// The whole-scene cases diffusers made on the tiny models (<see cref="TinyModel"/>): config B's
 /// (tests/reference/pipeline-b) always; config A's, the shared ones and the repository's own made the same way
-/// (tests/reference/pipeline-a), where ../shared is present. As scene requests with their expected files.
+/// (tests/reference/pipeline-a), where ../shared is present; config B's img2img and inpainting cases (tests/reference/img2img-b). As scene requests with their expected files.
 /// </summary>
 public static class DiffusersSceneCases
 {
@@ -61,6 +62,17 @@ public static class DiffusersSceneCases
             DeepCacheInterval = c.TryGetProperty("deepcache", out var interval) ? interval.GetInt32() : 1,
             Reference = reference,
         };
+        // img2img and inpainting (tests/reference/img2img-b): the pictures lie beside the cases.
+        if (c.TryGetProperty("init", out var init))
+        {
+            var initPath = Path.Combine(source, init.GetString()!);
+            request = request with { InitImage = SafeImageDecoder.Default.Decode(initPath), InitImagePath = initPath, Strength = c.GetProperty("strength").GetDouble() };
+        }
+        if (c.TryGetProperty("mask", out var mask))
+        {
+            var maskPath = Path.Combine(source, mask.GetString()!);
+            request = request with { Mask = SafeImageDecoder.Default.Decode(maskPath), MaskPath = maskPath };
+        }
         return (request, folder);
     }
 }
