@@ -6,6 +6,11 @@ standard normal (np.random.RandomState(13), cases in order), as the sampler leav
 as the pipeline decodes: vae.decode(latents / scaling_factor). Writes OUT/<case>-latents.npy, OUT/<case>-sample.npy
 (vae.decode(...).sample: no clamp, no /2 + 0.5) and OUT/manifest.json.
 
+Tiled encoding (tiled_encode): tiles of 128 pixels every 96, the moments' first 4 latents blended. The picture is
+8-bit RGB (np.random.RandomState(14)), given to the encoder as the pipelines' VaeImageProcessor gives it
+(v / 255 * 2 - 1, float32); writes OUT/<case>-picture.npy ([H, W, 3] uint8), OUT/<case>-mean.npy and
+OUT/<case>-logvar.npy (vae.encode(...).latent_dist's mean and logvar).
+
     /usr/bin/python3 tests/reference/make_tiled_vae_cases.py --model out/tiny-b --out tests/reference/vae-tiled-b
 """
 import argparse
@@ -21,6 +26,8 @@ from make_pipeline_cases import CONFIG_B_COMMAND
 # (name, latent height, latent width): 2 × 2 tiles, the last row and column short; one row of three tiles, lower
 # than the blend.
 CASES = [("tiled-18x22", 18, 22), ("tiled-8x30", 8, 30)]
+# (name, picture height, width): 2 × 2 tiles, the last row (40 pixels) and column (72) short.
+ENCODE_CASES = [("encode-136x168", 136, 168)]
 
 
 def main():
@@ -43,6 +50,16 @@ def main():
         np.save(os.path.join(args.out, f"{name}-latents.npy"), latents)
         np.save(os.path.join(args.out, f"{name}-sample.npy"), sample.numpy().astype(np.float32))
         manifest["cases"].append({"name": name, "latents": [1, 4, height, width], "sample": list(sample.shape)})
+    rng = np.random.RandomState(14)
+    for name, height, width in ENCODE_CASES:
+        picture = rng.randint(0, 256, size=(height, width, 3)).astype(np.uint8)
+        pixels = torch.from_numpy(picture.astype(np.float32) / 255.0 * 2.0 - 1.0).permute(2, 0, 1)[None].contiguous()
+        with torch.no_grad():
+            posterior = vae.encode(pixels).latent_dist
+        np.save(os.path.join(args.out, f"{name}-picture.npy"), picture)
+        np.save(os.path.join(args.out, f"{name}-mean.npy"), posterior.mean.numpy().astype(np.float32))
+        np.save(os.path.join(args.out, f"{name}-logvar.npy"), posterior.logvar.numpy().astype(np.float32))
+        manifest["cases"].append({"name": name, "picture": [height, width, 3], "mean": list(posterior.mean.shape)})
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
 

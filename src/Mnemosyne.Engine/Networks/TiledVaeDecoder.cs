@@ -12,7 +12,8 @@ namespace Mnemosyne.Engine.Networks;
 /// </summary>
 public sealed class TiledVaeDecoder(VaeDecoder vae) : ILatentDecoder
 {
-    private const double OverlapFactor = 0.25;
+    /// <summary>diffusers' tile_overlap_factor.</summary>
+    internal const double OverlapFactor = 0.25;
 
     public int LatentChannels => vae.LatentChannels;
 
@@ -29,101 +30,14 @@ public sealed class TiledVaeDecoder(VaeDecoder vae) : ILatentDecoder
     public FloatTensor Run(FloatTensor latents, CancellationToken cancellation = default)
     {
         LatentInput.Check(latents, LatentChannels, "VAE");
-        int batch = latents.Shape[0], height = latents.Shape[2], width = latents.Shape[3];
         int tileLatent = TileLatentSize, tileSample = TileSampleSize;
-        if (height <= tileLatent && width <= tileLatent) return vae.Run(latents, cancellation);
-
-        int stride = (int)(tileLatent * (1 - OverlapFactor));
+        if (latents.Shape[2] <= tileLatent && latents.Shape[3] <= tileLatent) return vae.Run(latents, cancellation);
         int blend = (int)(tileSample * OverlapFactor);
-        int keep = tileSample - blend;
-        var rows = new List<List<FloatTensor>>();
-        for (int i = 0; i < height; i += stride)
-        {
-            var row = new List<FloatTensor>();
-            for (int j = 0; j < width; j += stride)
-                row.Add(vae.Run(Crop(latents, i, j, Math.Min(tileLatent, height - i), Math.Min(tileLatent, width - j)), cancellation));
-            rows.Add(row);
-        }
-
-        int channels = rows[0][0].Shape[1];
-        int outHeight = rows.Sum(r => Math.Min(keep, r[0].Shape[2]));
-        int outWidth = rows[0].Sum(t => Math.Min(keep, t.Shape[3]));
-        var image = new float[(long)batch * channels * outHeight * outWidth];
-        int top = 0;
-        for (int i = 0; i < rows.Count; i++)
-        {
-            int left = 0;
-            for (int j = 0; j < rows[i].Count; j++)
-            {
-                var tile = rows[i][j];
-                if (i > 0) BlendVertically(rows[i - 1][j], tile, blend);
-                if (j > 0) BlendHorizontally(rows[i][j - 1], tile, blend);
-                Place(tile, image, batch * channels, outWidth, top, left, Math.Min(keep, tile.Shape[2]), Math.Min(keep, tile.Shape[3]));
-                left += Math.Min(keep, tile.Shape[3]);
-            }
-            top += Math.Min(keep, rows[i][0].Shape[2]);
-        }
-        return new FloatTensor(image, [batch, channels, outHeight, outWidth]);
+        return OverlappingTiles.Run(latents, tileLatent, (int)(tileLatent * (1 - OverlapFactor)), blend, tileSample - blend, tile => vae.Run(tile, cancellation));
     }
 
     /// <summary>The decoder belongs to the engine, which disposes it.</summary>
     public void Dispose()
     {
-    }
-
-    private static FloatTensor Crop(FloatTensor x, int top, int left, int height, int width)
-    {
-        int planes = x.Shape[0] * x.Shape[1], sourceHeight = x.Shape[2], sourceWidth = x.Shape[3];
-        var data = new float[planes * height * width];
-        for (int p = 0; p < planes; p++)
-            for (int y = 0; y < height; y++)
-                Array.Copy(x.Data, ((long)p * sourceHeight + top + y) * sourceWidth + left, data, ((long)p * height + y) * width, width);
-        return new FloatTensor(data, [x.Shape[0], x.Shape[1], height, width]);
-    }
-
-    /// <summary>
-    /// blend_v: b's row y (y &lt; extent) becomes a's row (h_a − extent + y)·(1 − y/extent) + b's·(y/extent), the weights
-    /// computed in double and applied in float32, as torch multiplies a float tensor by a Python float.
-    /// </summary>
-    private static void BlendVertically(FloatTensor a, FloatTensor b, int extent)
-    {
-        int planes = b.Shape[0] * b.Shape[1], heightA = a.Shape[2], heightB = b.Shape[2], width = b.Shape[3];
-        extent = Math.Min(Math.Min(heightA, heightB), extent);
-        for (int y = 0; y < extent; y++)
-        {
-            float fromA = (float)(1 - y / (double)extent), fromB = (float)(y / (double)extent);
-            for (int p = 0; p < planes; p++)
-            {
-                int rowA = (p * heightA + heightA - extent + y) * width, rowB = (p * heightB + y) * width;
-                for (int x = 0; x < width; x++) b.Data[rowB + x] = a.Data[rowA + x] * fromA + b.Data[rowB + x] * fromB;
-            }
-        }
-    }
-
-    /// <summary>blend_h: the same along columns, with the tile to the left.</summary>
-    private static void BlendHorizontally(FloatTensor a, FloatTensor b, int extent)
-    {
-        int planes = b.Shape[0] * b.Shape[1], height = b.Shape[2], widthA = a.Shape[3], widthB = b.Shape[3];
-        extent = Math.Min(Math.Min(widthA, widthB), extent);
-        for (int x = 0; x < extent; x++)
-        {
-            float fromA = (float)(1 - x / (double)extent), fromB = (float)(x / (double)extent);
-            for (int p = 0; p < planes; p++)
-                for (int y = 0; y < height; y++)
-                {
-                    int rowA = (p * height + y) * widthA, rowB = (p * height + y) * widthB;
-                    b.Data[rowB + x] = a.Data[rowA + widthA - extent + x] * fromA + b.Data[rowB + x] * fromB;
-                }
-        }
-    }
-
-    /// <summary>Copies the tile's top-left height × width into the picture at (top, left), plane by plane.</summary>
-    private static void Place(FloatTensor tile, float[] image, int planes, int imageWidth, int top, int left, int height, int width)
-    {
-        int tileHeight = tile.Shape[2], tileWidth = tile.Shape[3];
-        int imageHeight = image.Length / planes / imageWidth;
-        for (int p = 0; p < planes; p++)
-            for (int y = 0; y < height; y++)
-                Array.Copy(tile.Data, ((long)p * tileHeight + y) * tileWidth, image, ((long)p * imageHeight + top + y) * imageWidth + left, width);
     }
 }

@@ -15,7 +15,8 @@ public enum SceneDecoder
     /// <summary>
     /// The VAE over overlapping tiles of the config's sample_size (1024² for SDXL), as diffusers' enable_tiling: the
     /// memory of one tile whatever the picture's size; pictures larger than a tile differ a little from Full's where
-    /// the tiles meet. Pictures of one tile or less are Full's.
+    /// the tiles meet. Pictures of one tile or less are Full's. A scene's starting picture (img2img, inpainting) is
+    /// encoded in tiles too (diffusers' tiled_encode).
     /// </summary>
     Tiled,
 }

@@ -310,7 +310,7 @@ public sealed class SceneEngine : IDisposable
 
             var conditioning = new SdxlPipeline.Conditioning(positive, negative, ipKeyValues, unconditionalKeyValues);
             var observer = preview is null ? null : new LivePreview(tinyDecoder!, preview, warnings);
-            var start = PictureStart.For(request, pixels => EncodePicture(pixels, cancellation));
+            var start = PictureStart.For(request, pixels => EncodePicture(pixels, request.Decoder == SceneDecoder.Tiled, cancellation));
             var latents = Phase(phases, ScenePhase.Denoising, request.Prompt, cached: false,
                 () => activeUnet.Use(network => SdxlPipeline.Denoise(request, conditioning, network, schedulerConfig, progress, cancellation, observer, start)));
             ILatentDecoder decoder = request.Decoder switch
@@ -391,13 +391,14 @@ public sealed class SceneEngine : IDisposable
     }
 
     /// <summary>
-    /// The VAE encoder's latent distribution of a starting picture. Its activations are the decoder's size, so the
-    /// UNet makes room for it on the same terms as for a decode.
+    /// The VAE encoder's latent distribution of a starting picture, in tiles when the scene decodes in tiles. Its
+    /// activations are the decoder's size (a tile's when tiled), so the UNet makes room for it on the same terms as for a decode.
     /// </summary>
-    private LatentDistribution EncodePicture(FloatTensor pixels, CancellationToken cancellation)
+    private LatentDistribution EncodePicture(FloatTensor pixels, bool tiled, CancellationToken cancellation)
     {
-        if (Options.LowMemory || !DecodeFitsBesideUnet(pixels.Shape[3], pixels.Shape[2])) unet.Release();
-        return vaeEncoder.Use(network => network.Run(pixels, cancellation));
+        int side = tiled ? vae.Config.SampleSize : int.MaxValue;
+        if (Options.LowMemory || !DecodeFitsBesideUnet(Math.Min(pixels.Shape[3], side), Math.Min(pixels.Shape[2], side))) unet.Release();
+        return vaeEncoder.Use(network => tiled ? new TiledVaeEncoder(network).Run(pixels, cancellation) : network.Run(pixels, cancellation));
     }
 
     /// <summary>

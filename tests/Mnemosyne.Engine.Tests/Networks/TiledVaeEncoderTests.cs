@@ -1,0 +1,66 @@
+using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Networks;
+using Mnemosyne.Engine.Onnx;
+using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Safetensors;
+using Mnemosyne.Engine.Tensors;
+using Xunit.Abstractions;
+
+namespace Mnemosyne.Engine.Tests.Networks;
+
+/// <summary>Tiled encoding against diffusers' AutoencoderKL with enable_tiling() on config B (tests/reference/vae-tiled-b).</summary>
+public sealed class TiledVaeEncoderTests(ITestOutputHelper output)
+{
+    private const float Tolerance = 1e-4f;
+
+    private static string Case(string file) => Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "vae-tiled-b", file);
+
+    private static VaeEncoder LoadEncoder(SafetensorsFile weights) =>
+        VaeEncoder.Load(ConfigJson.Read<VaeConfig>(Path.Combine(TinyModel.B.Vae, "config.json")), weights, SessionSettings.Default);
+
+    private static SafetensorsFile OpenWeights() => SafetensorsFile.Open(Path.Combine(TinyModel.B.Vae, "diffusion_pytorch_model.safetensors"));
+
+    /// <summary>The script's [H, W, 3] uint8 picture: the .npy's data is its last H·W·3 bytes.</summary>
+    private static RgbImage Picture(string name, int height, int width)
+    {
+        var bytes = File.ReadAllBytes(Case(name + "-picture.npy"));
+        return new RgbImage(width, height, bytes[^(height * width * 3)..]);
+    }
+
+    [Fact]
+    public void EncodesInTilesAsDiffusersDoes()
+    {
+        using var weights = OpenWeights();
+        using var vae = LoadEncoder(weights);
+        var tiled = new TiledVaeEncoder(vae);
+        Assert.Equal((128, 16), (tiled.TileSampleSize, tiled.TileLatentSize));
+        var pixels = ImageToImage.Pixels(Picture("encode-136x168", 136, 168));
+
+        var distribution = tiled.Run(pixels);
+
+        var mean = NpyFile.Read(Case("encode-136x168-mean.npy"));
+        var logVariance = NpyFile.Read(Case("encode-136x168-logvar.npy"));
+        Assert.Equal(mean.Shape, distribution.Mean.Shape);
+        Assert.Equal(logVariance.Shape, distribution.LogVariance.Shape);
+        float meanError = MaxAbs(mean.Data, distribution.Mean.Data), logVarianceError = MaxAbs(logVariance.Data, distribution.LogVariance.Data);
+        // The seams are real: the whole encode differs where the tiles meet.
+        float fromWhole = MaxAbs(vae.Run(pixels).Mean.Data, distribution.Mean.Data);
+        output.WriteLine($"mean max-abs {meanError:E2}, log-variance {logVarianceError:E2} from diffusers' tiled encode; mean {fromWhole:E2} from the whole encode");
+        Assert.True(meanError <= Tolerance, $"mean differs by {meanError}");
+        Assert.True(logVarianceError <= Tolerance, $"log-variance differs by {logVarianceError}");
+        Assert.True(fromWhole > 1e-3, $"the tiled mean is the whole one to {fromWhole}");
+    }
+
+    [Fact]
+    public void EncodesPicturesOfOneTileWhole()
+    {
+        using var weights = OpenWeights();
+        using var vae = LoadEncoder(weights);
+        var pixels = ImageToImage.Pixels(Picture("encode-136x168", 136, 168));
+        var small = new FloatTensor(pixels.Data[..(3 * 128 * 96)], [1, 3, 128, 96]);
+        Assert.Equal(vae.Run(small).Mean.Data, new TiledVaeEncoder(vae).Run(small).Mean.Data);
+    }
+
+    private static float MaxAbs(float[] a, float[] b) => a.Zip(b, (x, y) => MathF.Abs(x - y)).Max();
+}
