@@ -1,8 +1,8 @@
 namespace Mnemosyne.Engine.Imaging;
 
 /// <summary>
-/// Pillow's 8-bit BICUBIC resize (<c>Image.resize(size, BICUBIC)</c>), reproduced to the bit:
-/// a cubic convolution (a = −0.5, support 2) widened by the shrink factor, applied as two
+/// Pillow's 8-bit BICUBIC and LANCZOS resizes (<c>Image.resize(size, BICUBIC)</c>, <c>LANCZOS</c>), reproduced to the
+/// bit: a cubic convolution (a = −0.5, support 2) or a 3-lobed Lanczos window (support 3) widened by the shrink factor, applied as two
 /// separable passes (horizontal, then vertical) with 22-bit fixed-point weights, a rounding bias
 /// and clipping to 0..255 after each pass; a pass is skipped when its axis keeps its size.
 /// CLIP preprocessing runs through this, so its output matches transformers' exactly.
@@ -12,9 +12,19 @@ public static class PillowResampler
     private const int PrecisionBits = 32 - 8 - 2;
     private const double CubicA = -0.5;
     private const double CubicSupport = 2.0;
+    private const double LanczosSupport = 3.0;
+
+    private sealed record Filter(Func<double, double> Weight, double Support);
+
+    private static readonly Filter BicubicFilter = new(Cubic, CubicSupport);
+    private static readonly Filter LanczosFilter = new(Lanczos, LanczosSupport);
 
     public static RgbImage ResizeBicubic(RgbImage image, int width, int height) =>
         ResizeBicubic(image, width, height, 0, 0, width, height);
+
+    /// <summary>Pillow's LANCZOS resize, as diffusers' VaeImageProcessor (resample "lanczos") and the hires fix's Pixel upscale use it.</summary>
+    public static RgbImage ResizeLanczos(RgbImage image, int width, int height) =>
+        Resize(image, width, height, 0, 0, width, height, LanczosFilter);
 
     /// <summary>
     /// The window at (<paramref name="left"/>, <paramref name="top"/>) of the image resized to
@@ -23,7 +33,10 @@ public static class PillowResampler
     /// bytes, while the memory and time follow the window (a 16384×1 image resized for CLIP would
     /// otherwise be 3.7 million pixels wide).
     /// </summary>
-    public static RgbImage ResizeBicubic(RgbImage image, int width, int height, int left, int top, int windowWidth, int windowHeight)
+    public static RgbImage ResizeBicubic(RgbImage image, int width, int height, int left, int top, int windowWidth, int windowHeight) =>
+        Resize(image, width, height, left, top, windowWidth, windowHeight, BicubicFilter);
+
+    private static RgbImage Resize(RgbImage image, int width, int height, int left, int top, int windowWidth, int windowHeight, Filter filter)
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
@@ -34,12 +47,12 @@ public static class PillowResampler
             throw new ArgumentOutOfRangeException(nameof(left),
                 $"The window {windowWidth}×{windowHeight} at ({left}, {top}) is not inside the {width}×{height} image.");
 
-        var vertical = height != image.Height ? Coefficients(image.Height, height, top, windowHeight) : null;
+        var vertical = height != image.Height ? Coefficients(image.Height, height, top, windowHeight, filter) : null;
         // Only the source rows the vertical pass reads are resampled horizontally.
         int firstRow = vertical?.First[0] ?? top;
         int lastRow = vertical is null ? top + windowHeight : vertical.First[^1] + vertical.Count[^1];
         var rows = width != image.Width
-            ? ResampleHorizontal(image.Rgb, image.Width, firstRow, lastRow, Coefficients(image.Width, width, left, windowWidth))
+            ? ResampleHorizontal(image.Rgb, image.Width, firstRow, lastRow, Coefficients(image.Width, width, left, windowWidth, filter))
             : CopyWindow(image.Rgb, image.Width, left, windowWidth, firstRow, lastRow);
         if (vertical is not null)
         {
@@ -53,11 +66,11 @@ public static class PillowResampler
     private sealed record Kernel(int[] First, int[] Count, int[] Weights, int Stride);
 
     /// <summary>Weights for outputs <paramref name="firstOut"/> .. <paramref name="firstOut"/> + <paramref name="count"/> − 1 of a resize from <paramref name="inSize"/> to <paramref name="outSize"/>.</summary>
-    private static Kernel Coefficients(int inSize, int outSize, int firstOut, int count)
+    private static Kernel Coefficients(int inSize, int outSize, int firstOut, int count, Filter filter)
     {
         double scale = (double)inSize / outSize;
         double filterScale = Math.Max(scale, 1.0);
-        double support = CubicSupport * filterScale;
+        double support = filter.Support * filterScale;
         int stride = (int)Math.Ceiling(support) * 2 + 1;
 
         var first = new int[count];
@@ -75,7 +88,7 @@ public static class PillowResampler
             double sum = 0;
             for (int i = 0; i < n; i++)
             {
-                window[i] = Cubic((i + min - center + 0.5) * inverseFilterScale);
+                window[i] = filter.Weight((i + min - center + 0.5) * inverseFilterScale);
                 sum += window[i];
             }
             for (int i = 0; i < n; i++)
@@ -96,6 +109,16 @@ public static class PillowResampler
         if (x < 1.0) return ((CubicA + 2.0) * x - (CubicA + 3.0)) * x * x + 1;
         if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * CubicA;
         return 0.0;
+    }
+
+    /// <summary>Pillow's truncated sinc: sinc(x)·sinc(x/3) on [−3, 3).</summary>
+    private static double Lanczos(double x) => x >= -3.0 && x < 3.0 ? Sinc(x) * Sinc(x / 3) : 0.0;
+
+    private static double Sinc(double x)
+    {
+        if (x == 0.0) return 1.0;
+        x *= Math.PI;
+        return Math.Sin(x) / x;
     }
 
     private static byte Clip(int accumulator)

@@ -24,14 +24,19 @@ internal interface IDenoisingStart
 /// <summary>The start of a scene made from a picture (and a mask), chosen by what the request holds.</summary>
 internal static class PictureStart
 {
-    /// <summary>Null for a text-to-image request; otherwise img2img, or inpainting when the request has a mask.</summary>
+    /// <summary>
+    /// Null for a text-to-image request; otherwise img2img (from the picture, or from latents), or inpainting when the
+    /// request has a mask.
+    /// </summary>
     /// <param name="encode">The VAE encoder's latent distribution of an image [1, 3, H, W] in [-1, 1].</param>
     public static IDenoisingStart? For(SceneRequest request, Func<FloatTensor, LatentDistribution> encode)
     {
+        if (request.InitLatents is { } latents) return new ImageToImage(_ => latents.Data, request.Strength, request.Steps);
         if (request.InitImage is not { } picture) return null;
         var distribution = encode(ImageToImage.Pixels(picture));
         return request.Mask is { } mask
             ? new Inpainting(distribution, Inpainting.LatentMask(mask, picture.Width / distribution.Mean.Shape[3]), request.Strength, request.Steps)
-            : new ImageToImage(distribution, request.Strength, request.Steps);
+            // Drawn in diffusers' order: the encoder's sample, then (in Begin) the noise.
+            : new ImageToImage(generator => distribution.Scaled(generator, useLatentsMeanStd: true).Data, request.Strength, request.Steps);
     }
 }

@@ -8,20 +8,20 @@ namespace Mnemosyne.Engine.Pipeline;
 /// <summary>
 /// img2img as diffusers' StableDiffusionXLImg2ImgPipeline (v0.30.0, no denoising_start) does it: the schedule of
 /// <c>Steps</c> is entered at step Steps − ⌊Steps·strength⌋ (get_timesteps), and the picture's latents (a sample of
-/// the encoder's distribution, scaled) are noised to that step's level with fresh noise (prepare_latents, add_noise).
-/// The steps after it are text-to-image's.
+/// the encoder's distribution, scaled, or latents given as the image) are noised to that step's level with fresh noise
+/// (prepare_latents, add_noise). The steps after it are text-to-image's.
 /// </summary>
-internal sealed class ImageToImage(LatentDistribution picture, double strength, int steps) : IDenoisingStart
+/// <param name="original">The unnoised latents; may draw from the generator (the encoder's sample) before the noise is drawn.</param>
+internal sealed class ImageToImage(Func<TorchGenerator, float[]> original, double strength, int steps) : IDenoisingStart
 {
     public (int FirstStep, float[] Latents) Begin(IScheduler scheduler, TorchGenerator generator, int[] latentShape)
     {
         int first = FirstStep(steps, strength);
         scheduler.BeginAt(first);
-        // Drawn in diffusers' order: the encoder's sample, then the noise.
-        var original = picture.Scaled(generator, useLatentsMeanStd: true).Data;
+        var start = original(generator);
         var noise = generator.Randn(latentShape);
-        var latents = new float[original.Length];
-        scheduler.AddNoise(original, noise, first, latents);
+        var latents = new float[start.Length];
+        scheduler.AddNoise(start, noise, first, latents);
         return (first, latents);
     }
 

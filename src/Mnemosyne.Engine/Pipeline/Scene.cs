@@ -46,6 +46,11 @@ public sealed record Scene
     public string? MaskPath { get; init; }
     /// <summary>How far the scene went from its starting picture (<see cref="SceneRequest.Strength"/>); null for text-to-image.</summary>
     public double? Strength { get; init; }
+    /// <summary>The hires fix that made the scene (its Width and Height are the refined size); null otherwise.</summary>
+    public HiresFix? Hires { get; init; }
+    /// <summary>With <see cref="Hires"/>: the base scene's size, which A1111's text calls Size.</summary>
+    public int? BaseWidth { get; init; }
+    public int? BaseHeight { get; init; }
     /// <summary>DeepCache's interval (1 = off): pictures made with it differ from the whole UNet's.</summary>
     public int DeepCacheInterval { get; init; } = 1;
     /// <summary>Which network decoded the picture: a Tiny one differs a little from the Full (VAE) one of the same latents.</summary>
@@ -81,7 +86,8 @@ public sealed record Scene
         // Shortest round-trip forms: a rounded value could make another picture.
         Add("CFG scale", GuidanceScale.ToString(inv));
         Add("Seed", Seed.ToString(inv));
-        Add("Size", Width.ToString(inv) + "x" + Height.ToString(inv));
+        // A1111's Size is the first pass's; the hires settings say how it was enlarged.
+        Add("Size", (BaseWidth ?? Width).ToString(inv) + "x" + (BaseHeight ?? Height).ToString(inv));
         if (ModelHash is not null) Add("Model hash", ModelHash);
         Add("Model", Model);
         if (PromptStyle != PromptStyle.A1111) Add("Prompt style", PromptStyle.ToString());
@@ -98,6 +104,11 @@ public sealed record Scene
         if (InitImagePath is not null) Add("Init image", System.IO.Path.GetFileName(InitImagePath));
         if (MaskPath is not null) Add("Mask", System.IO.Path.GetFileName(MaskPath));
         if (Strength is { } strength) Add("Denoising strength", strength.ToString("R", inv));
+        if (Hires is { } hires)
+        {
+            Add("Hires upscale", hires.Scale.ToString("R", inv));
+            Add("Hires upscaler", hires.Upscale == HiresUpscale.Latent ? "Latent" : "Lanczos");
+        }
         if (DeepCacheInterval > 1) Add("DeepCache interval", DeepCacheInterval.ToString(inv));
         // A1111 writes the hashes (its weights live in the prompt's <lora:name:weight>); the weights are written beside them.
         if (Loras.Count > 0)

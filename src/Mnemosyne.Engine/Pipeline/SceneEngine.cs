@@ -351,7 +351,7 @@ public sealed class SceneEngine : IDisposable
                 InitialNoisePath = request.InitialNoisePath,
                 InitImagePath = request.InitImage is null ? null : request.InitImagePath,
                 MaskPath = request.Mask is null ? null : request.MaskPath,
-                Strength = request.InitImage is null ? null : request.Strength,
+                Strength = request.InitImage is null && request.InitLatents is null ? null : request.Strength,
                 DeepCacheInterval = request.DeepCacheInterval,
                 Decoder = request.Decoder,
                 Elapsed = clock.Elapsed,

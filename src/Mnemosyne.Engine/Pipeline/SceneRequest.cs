@@ -48,6 +48,12 @@ public sealed record SceneRequest
     /// </summary>
     public RgbImage? InitImage { get; init; }
     public string? InitImagePath { get; init; }
+    /// <summary>
+    /// Latents to start from instead of a picture (img2img without the VAE encoder, as diffusers' img2img pipeline takes
+    /// a 4-channel image): [1, 4, Height/8, Width/8], scaled as the sampler leaves them. <see cref="HiresFix"/>'s Latent
+    /// upscale starts its second pass from these.
+    /// </summary>
+    public FloatTensor? InitLatents { get; init; }
     /// <summary>With <see cref="InitImage"/>: where the picture is redrawn (white, grey ≥ 128), the rest kept (black); the picture's size.</summary>
     public RgbImage? Mask { get; init; }
     public string? MaskPath { get; init; }
@@ -140,19 +146,32 @@ public sealed record SceneRequest
     {
         if (!double.IsFinite(Strength) || Strength < 0 || Strength > 1)
             throw new ArgumentOutOfRangeException(nameof(Strength), Strength, "Strength must be from 0 to 1: how far the scene may go from the starting picture (1 redraws it from noise).");
-        if (InitImage is not { } picture)
+        if (InitLatents is { } start)
+        {
+            if (InitImage is not null || Mask is not null)
+                throw new ArgumentException("A scene starts from a picture or from latents, not both: give InitImage or InitLatents.", nameof(InitLatents));
+            if (!start.Shape.SequenceEqual([1, 4, Height / 8, Width / 8]))
+                throw new ArgumentException(
+                    $"The starting latents have shape [{string.Join(", ", start.Shape)}] but a {Width}×{Height} scene needs [1, 4, {Height / 8}, {Width / 8}].", nameof(InitLatents));
+            if (FloatTensorOps.FirstNonFinite(start.Data) is not null)
+                throw new ArgumentException("The starting latents hold a value that is not a finite number.", nameof(InitLatents));
+        }
+        else if (InitImage is not { } picture)
         {
             if (Mask is not null)
                 throw new ArgumentException("A mask says which part of a starting picture to redraw: give the picture (InitImage) too.", nameof(Mask));
             return;
         }
-        if (picture.Width != Width || picture.Height != Height)
-            throw new ArgumentException(
-                $"The starting picture is {picture.Width}×{picture.Height} but the scene is {Width}×{Height}: give a picture of the scene's size " +
-                "(or leave out Width and Height to take the picture's), or resize it first.", nameof(InitImage));
-        if (Mask is { } mask && (mask.Width != picture.Width || mask.Height != picture.Height))
-            throw new ArgumentException(
-                $"The mask is {mask.Width}×{mask.Height} but the starting picture is {picture.Width}×{picture.Height}: the mask must be the picture's size.", nameof(Mask));
+        else
+        {
+            if (picture.Width != Width || picture.Height != Height)
+                throw new ArgumentException(
+                    $"The starting picture is {picture.Width}×{picture.Height} but the scene is {Width}×{Height}: give a picture of the scene's size " +
+                    "(or leave out Width and Height to take the picture's), or resize it first.", nameof(InitImage));
+            if (Mask is { } mask && (mask.Width != picture.Width || mask.Height != picture.Height))
+                throw new ArgumentException(
+                    $"The mask is {mask.Width}×{mask.Height} but the starting picture is {picture.Width}×{picture.Height}: the mask must be the picture's size.", nameof(Mask));
+        }
         if (ImageToImage.StepsRun(Steps, Strength) < 1)
             throw new ArgumentOutOfRangeException(nameof(Strength), Strength,
                 $"Strength {Strength.ToString(System.Globalization.CultureInfo.InvariantCulture)} of {Steps} steps runs none (⌊Steps × Strength⌋ = 0): raise Strength or Steps.");
