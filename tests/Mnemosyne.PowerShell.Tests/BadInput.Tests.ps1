@@ -226,6 +226,14 @@ BeforeDiscovery {
         @{ Name = 'a starting picture that is text'; Settings = @{ InitImagePath = '{drive}/text.npy' }; Target = '{drive}/text.npy'; Category = 'InvalidData'; ErrorId = 'InitImageUnreadable'; Advice = 'not a PNG, JPEG, WebP, GIF or BMP image.*convert it to PNG or JPEG' }
         @{ Name = 'a mask declaring 100000×100000 pixels (a decompression bomb)'; Settings = @{ InitImagePath = '{drive}/init-64.png'; MaskPath = '{drive}/bomb-mask.png' }; Target = '{drive}/bomb-mask.png'; Category = 'LimitsExceeded'; ErrorId = 'MaskUnreadable'; Advice = '100000×100000 .*scale it down' }
         @{ Name = 'a folder as the starting picture'; Settings = @{ InitImagePath = '{drive}' }; Target = '{drive}'; ErrorId = 'InitImageUnreadable'; Advice = 'is a folder; give a picture file' }
+        # The hires fix (issue 13): the scene is 64×64 at 2 steps.
+        @{ Name = 'a hires scale above 4'; Settings = @{ HiresScale = 5 }; Target = 5; ErrorId = 'InvalidSceneSetting'; Advice = 'HiresScale must be more than 1 and at most 4' }
+        @{ Name = 'a hires scale of 1'; Settings = @{ HiresScale = 1 }; Target = 1; ErrorId = 'InvalidSceneSetting'; Advice = 'HiresScale must be more than 1 and at most 4' }
+        @{ Name = 'a hires scale that makes a side no multiple of 8'; Settings = @{ HiresScale = 1.1 }; Target = 1.1; ErrorId = 'InvalidSceneSetting'; Advice = 'Width 64 × HiresScale 1\.1 = 70\.4.*not a multiple of 8' }
+        @{ Name = 'a hires strength above 1'; Settings = @{ HiresScale = 1.5; HiresStrength = 1.5 }; Target = 1.5; ErrorId = 'InvalidSceneSetting'; Advice = 'HiresStrength must be from 0 to 1' }
+        @{ Name = 'a hires strength that runs no step'; Settings = @{ HiresScale = 2; HiresStrength = 0.4 }; Target = 0.4; ErrorId = 'InvalidSceneSetting'; Advice = 'HiresStrength 0\.4 of 2 steps runs none' }
+        @{ Name = 'a hires strength without a hires scale'; Settings = @{ HiresStrength = 0.5 }; Target = 0.5; ErrorId = 'InvalidSceneSetting'; Advice = 'give -HiresScale too' }
+        @{ Name = 'the hires fix of a starting picture'; Settings = @{ HiresScale = 2; InitImagePath = '{drive}/init-64.png' }; Target = '{drive}/init-64.png'; ErrorId = 'InvalidSceneSetting'; Advice = 'refines a scene made from text' }
     )
 
     # Odd settings that must work; Check gets the scene and the warnings.

@@ -2,6 +2,7 @@ BeforeDiscovery {
     . $PSScriptRoot/Common.ps1
     $pipelineBCases = Get-SceneCases $pipelineB
     $img2imgBCases = Get-SceneCases (Join-Path $repositoryRoot 'tests/reference/img2img-b')
+    $hiresBCases = (Get-Content -Raw (Join-Path $repositoryRoot 'tests/reference/hires-b/manifest.json') | ConvertFrom-Json).cases
     $fidelityCases = if ($hasFidelity) { Get-SceneCases $fidelity (Join-Path $fidelity 'cases') }
 }
 
@@ -28,7 +29,7 @@ Describe 'New-MnemosyneScene parameters' {
     }
 
     It 'binds -<_> from a property of piped objects' -ForEach @(
-        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'GuidanceCutoff', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'InitImagePath', 'MaskPath', 'Strength', 'DeepCacheInterval', 'Lora'
+        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'GuidanceCutoff', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'InitImagePath', 'MaskPath', 'Strength', 'HiresScale', 'HiresStrength', 'HiresUpscale', 'DeepCacheInterval', 'Lora'
     ) {
         $command.Parameters[$_].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
     }
@@ -280,6 +281,24 @@ third,3,64,64,2
 
     It 'remakes diffusers'' img2img or inpainting picture for case <_.name>' -ForEach $img2imgBCases {
         Assert-RemakesCase $_ $kira
+    }
+
+    It 'makes diffusers'' hires fix (<_.upscale> upscale) from -HiresScale, -HiresStrength and -HiresUpscale, and records it' -ForEach $hiresBCases {
+        $arguments = @{
+            Prompt = $_.prompt; Seed = $_.seed; Steps = $_.steps; GuidanceScale = $_.g; Scheduler = $_.sched; Width = $_.w; Height = $_.h
+            PromptStyle = 'Diffusers'; Reference = $kira; ReferenceWeight = $_.ip; HiresScale = $_.scale; HiresStrength = $_.strength; HiresUpscale = $_.upscale
+        }
+        if ($null -ne $_.negative) { $arguments.NegativePrompt = $_.negative }
+        $scene = New-MnemosyneScene @arguments -WarningAction SilentlyContinue
+        ($scene.Width, $scene.Height, $scene.BaseWidth, $scene.BaseHeight) | Should -Be 96, 96, 64, 64
+        $expected = [Mnemosyne.Engine.Imaging.SafeImageDecoder]::Default.Decode((Join-Path $repositoryRoot "tests/reference/hires-b/$($_.name)/image.png")).Rgb
+        $within = 0
+        for ($i = 0; $i -lt $expected.Length; $i++) { if ([Math]::Abs([int]$scene.Image.Rgb[$i] - [int]$expected[$i]) -le 1) { $within++ } }
+        $within / $expected.Length | Should -BeGreaterOrEqual 0.999
+        $upscaler = if ($_.upscale -eq 'latent') { 'Latent' } else { 'Lanczos' }
+        $scene.ParametersText() | Should -Match "Size: 64x64, .*Denoising strength: 0\.5, Hires upscale: 1\.5, Hires upscaler: $upscaler,"
+        $row = [pscustomobject]@{ Prompt = $_.prompt; Seed = "$($_.seed)"; Steps = "$($_.steps)"; Width = '64'; Height = '64'; HiresScale = '1.5'; HiresUpscale = $_.upscale }
+        ($row | New-MnemosyneScene -WarningAction SilentlyContinue).Width | Should -Be 96
     }
 
     It 'takes a starting picture''s size, records picture, mask and strength, and remakes the scene piped back in or from a CSV row' {

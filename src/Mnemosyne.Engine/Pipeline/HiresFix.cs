@@ -63,13 +63,13 @@ public sealed record HiresFix
 
     /// <summary>The base scene, then the refined one, which it returns with these settings and the base size recorded.</summary>
     public Scene Generate(SceneEngine engine, SceneRequest request, IProgress<SceneProgress>? progress = null, CancellationToken cancellation = default,
-        IProgress<ScenePhaseReport>? phases = null)
+        PreviewSettings? preview = null, IProgress<ScenePhaseReport>? phases = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
         Validate(request);
         var (width, height) = SizeFor(request.Width, request.Height);
-        var first = engine.Generate(request, progress, cancellation, phases: phases);
-        var refined = engine.Generate(RefineRequest(request, width, height, first), progress, cancellation, phases: phases);
+        var first = engine.Generate(request, progress, cancellation, preview, phases);
+        var refined = engine.Generate(RefineRequest(request, width, height, first), progress, cancellation, preview, phases);
         return refined with
         {
             Hires = this,

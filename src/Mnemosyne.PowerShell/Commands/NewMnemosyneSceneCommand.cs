@@ -116,6 +116,24 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [EmptyAsNull]
     public double? Strength { get; set; }
 
+    /// <summary>
+    /// The hires fix: the scene is made at its size, enlarged this many times (more than 1, at most 4; both sides must
+    /// come out multiples of 8) and refined by img2img at the larger size with the same seed and reference.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public double? HiresScale { get; set; }
+
+    /// <summary>With -HiresScale: the refine pass's strength, 0 to 1 (0.5 when left out).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public double? HiresStrength { get; set; }
+
+    /// <summary>With -HiresScale: Latent (the final latents resized bilinearly, the default) or Pixel (the picture resized with Lanczos, then encoded).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public HiresUpscale? HiresUpscale { get; set; }
+
     /// <summary>DeepCache: the whole UNet every this many steps, a shallow part of it between (1 = off).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [EmptyAsNull]
@@ -225,6 +243,8 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
                 "blurred, unfinished pictures at 4 steps without guidance. Open one with Open-MnemosyneEngine -Model " +
                 $"{ModelResolver.BaseModel} -UnetModel {ModelResolver.FewStepUnetModel} (Install-MnemosyneModel {ModelResolver.FewStepUnetModel} fetches it), or use -Quality Draft.");
         }
+        var hires = HiresFor(request);
+        if (hires is { Failed: true }) return;
         if (request.Reference is not null && !engine.SupportsReferences)
         {
             ThrowTerminatingError(ErrorRecords.Create(
@@ -247,7 +267,9 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         try
         {
             scene = RunOnWorker<Scene, object>(
-                (reports, token) => engine.Generate(request, new ReportAs<SceneProgress>(reports), token, preview, new ReportAs<ScenePhaseReport>(reports)),
+                (reports, token) => hires?.Fix is { } fix
+                    ? fix.Generate(engine, request, new ReportAs<SceneProgress>(reports), token, preview, new ReportAs<ScenePhaseReport>(reports))
+                    : engine.Generate(request, new ReportAs<SceneProgress>(reports), token, preview, new ReportAs<ScenePhaseReport>(reports)),
                 report =>
                 {
                     if (report is SceneProgress step) WriteStep(activity, step, parent);
@@ -483,6 +505,39 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         {
             WriteError(ErrorRecords.From(e, "InvalidSceneSetting", TargetFor(e, request)));
             return null;
+        }
+    }
+
+    /// <summary>
+    /// The hires fix of -HiresScale, -HiresStrength and -HiresUpscale checked against the request (after -Quality's
+    /// settings); null without -HiresScale; Failed after writing the one error of a bad setting.
+    /// </summary>
+    private (HiresFix? Fix, bool Failed)? HiresFor(SceneRequest request)
+    {
+        if (HiresScale is not { } scale)
+        {
+            if (HiresStrength is null && HiresUpscale is null) return null;
+            WriteError(ErrorRecords.Create(
+                $"-{(HiresStrength is null ? nameof(HiresUpscale) : nameof(HiresStrength))} sets up the hires fix, which -HiresScale turns on: give -HiresScale too (for example -HiresScale 1.5).",
+                "InvalidSceneSetting", ErrorCategory.InvalidArgument, (object?)HiresStrength ?? HiresUpscale));
+            return (null, true);
+        }
+        var fix = new HiresFix { Scale = scale, Strength = HiresStrength ?? HiresFix.DefaultStrength, Upscale = HiresUpscale ?? default };
+        try
+        {
+            fix.Validate(request);
+            return (fix, false);
+        }
+        catch (ArgumentException e)
+        {
+            object target = e.ParamName switch
+            {
+                nameof(HiresFix.Scale) => scale,
+                nameof(HiresFix.Strength) => fix.Strength,
+                _ => request.InitImagePath ?? (object)request.Prompt,
+            };
+            WriteError(ErrorRecords.From(e, "InvalidSceneSetting", target));
+            return (null, true);
         }
     }
 
