@@ -299,6 +299,11 @@ third,3,64,64,2
         $scene.ParametersText() | Should -Match "Size: 64x64, .*Denoising strength: 0\.5, Hires upscale: 1\.5, Hires upscaler: $upscaler,"
         $row = [pscustomobject]@{ Prompt = $_.prompt; Seed = "$($_.seed)"; Steps = "$($_.steps)"; Width = '64'; Height = '64'; HiresScale = '1.5'; HiresUpscale = $_.upscale }
         ($row | New-MnemosyneScene -WarningAction SilentlyContinue).Width | Should -Be 96
+        # Its PNG's settings make it again: Size is the base size, the hires settings beside it.
+        $path = Join-Path $TestDrive "$($_.name).png"
+        $scene | Save-MnemosyneImage -Path $path
+        $again = Get-MnemosyneSceneSetting $path | New-MnemosyneScene -Reference $kira -WarningAction SilentlyContinue
+        [Convert]::ToHexString($again.Image.Rgb) | Should -Be ([Convert]::ToHexString($scene.Image.Rgb))
     }
 
     It 'takes a starting picture''s size, records picture, mask and strength, and remakes the scene piped back in or from a CSV row' {

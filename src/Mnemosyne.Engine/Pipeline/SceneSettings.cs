@@ -37,6 +37,18 @@ public sealed record SceneSettings
     public int? DeepCacheInterval { get; init; }
     public SceneDecoder? Decoder { get; init; }
     public PromptStyle? PromptStyle { get; init; }
+    /// <summary>
+    /// A1111's "Hires upscale": the hires fix's scale (Width and Height are then the base scene's, as Size is); read
+    /// only with an upscaler Mnemosyne has (<see cref="HiresUpscale"/>).
+    /// </summary>
+    public double? HiresScale { get; init; }
+    /// <summary>With <see cref="HiresScale"/>: the refine pass's strength, A1111's "Denoising strength".</summary>
+    public double? HiresStrength { get; init; }
+    /// <summary>
+    /// A1111's "Hires upscaler" when Mnemosyne has it ("Latent" → Latent, "Lanczos" → Pixel); another upscaler
+    /// (ESRGAN…) leaves the three hires settings null and in <see cref="Extra"/>.
+    /// </summary>
+    public HiresUpscale? HiresUpscale { get; init; }
     /// <summary>The file name of the initial noise the scene was made from instead of its seed's.</summary>
     public string? InitialNoise { get; init; }
     /// <summary>A1111's "Lora hashes": each LoRA's name and short hash. Recorded only: Mnemosyne does not apply LoRAs.</summary>
@@ -81,6 +93,21 @@ public sealed record SceneSettings
         var sampler = Text("Sampler");
         var scheduleType = Text("Schedule type");
         var loras = Text("Lora hashes") is { } loraText ? ParseLoraHashes(loraText) : new Dictionary<string, string>();
+        // A hires fix is read only with an upscaler Mnemosyne has; with another (ESRGAN…) its settings stay in Extra and
+        // the settings make the base scene. Without one, Denoising strength is an img2img scene's, whose picture the text cannot give back.
+        HiresUpscale? hiresUpscale = values.GetValueOrDefault("Hires upscaler")?.Trim() switch
+        {
+            "Latent" => Pipeline.HiresUpscale.Latent,
+            "Lanczos" => Pipeline.HiresUpscale.Pixel,
+            _ => null,
+        };
+        double? hiresScale = null, hiresStrength = null;
+        if (hiresUpscale is not null)
+        {
+            known.Add("Hires upscaler");
+            hiresScale = Value("Hires upscale", "a number", Number<double>);
+            hiresStrength = Value("Denoising strength", "a number", Number<double>);
+        }
         var settings = new SceneSettings
         {
             Prompt = prompt,
@@ -102,6 +129,9 @@ public sealed record SceneSettings
             DeepCacheInterval = Value("DeepCache interval", "a whole number", Whole<int>),
             Decoder = Value("Decoder", "one of " + string.Join(", ", Enum.GetNames<SceneDecoder>()), Named<SceneDecoder>),
             PromptStyle = Value("Prompt style", "one of " + string.Join(", ", Enum.GetNames<PromptStyle>()), Named<PromptStyle>),
+            HiresScale = hiresScale,
+            HiresStrength = hiresStrength,
+            HiresUpscale = hiresUpscale,
             InitialNoise = Text("Initial noise"),
             LoraHashes = loras,
             Extra = values.Where(pair => !known.Contains(pair.Key)).ToDictionary(StringComparer.Ordinal),

@@ -57,6 +57,22 @@ public sealed class HiresFixTests(SceneEngineFixture engines, ITestOutputHelper 
         Assert.Contains("Size: 64x64, ", text);
         Assert.Contains("Denoising strength: 0.5, Hires upscale: 1.5, Hires upscaler: Latent", text);
         Assert.DoesNotContain("Init image", text);
+
+        // Read back, the settings make the same scene: Size is the base size, the hires settings beside it.
+        var settings = SceneSettings.Parse(text);
+        Assert.Equal((64, 64, 1.5, 0.5, HiresUpscale.Latent), (settings.Width, settings.Height, settings.HiresScale, settings.HiresStrength, settings.HiresUpscale));
+        Assert.DoesNotContain("Hires upscale", settings.Extra.Keys);
+    }
+
+    /// <summary>An A1111 hires fix with an upscaler Mnemosyne does not have is kept as text, and its settings make the base scene.</summary>
+    [Fact]
+    public void LeavesAnotherUpscalersHiresFixInExtra()
+    {
+        var settings = SceneSettings.Parse("a cat\nSteps: 20, Seed: 1, Size: 512x512, Denoising strength: 0.4, Hires upscale: 2, Hires upscaler: R-ESRGAN 4x+");
+        Assert.Null(settings.HiresScale);
+        Assert.Null(settings.HiresStrength);
+        Assert.Null(settings.HiresUpscale);
+        Assert.Equal(("0.4", "2", "R-ESRGAN 4x+"), (settings.Extra["Denoising strength"], settings.Extra["Hires upscale"], settings.Extra["Hires upscaler"]));
     }
 
     /// <summary>
