@@ -304,6 +304,11 @@ third,3,64,64,2
         $scene | Save-MnemosyneImage -Path $path
         $again = Get-MnemosyneSceneSetting $path | New-MnemosyneScene -Reference $kira -WarningAction SilentlyContinue
         [Convert]::ToHexString($again.Image.Rgb) | Should -Be ([Convert]::ToHexString($scene.Image.Rgb))
+        # And it comes back from Export-Clixml (jobs, remoting) with its hires settings.
+        $scene | Export-Clixml (Join-Path $TestDrive 'hires.xml')
+        $back = Import-Clixml (Join-Path $TestDrive 'hires.xml')
+        $back | Should -BeOfType ([Mnemosyne.Engine.Pipeline.Scene])
+        $back.ParametersText() | Should -BeExactly $scene.ParametersText()
     }
 
     It 'takes a starting picture''s size, records picture, mask and strength, and remakes the scene piped back in or from a CSV row' {
