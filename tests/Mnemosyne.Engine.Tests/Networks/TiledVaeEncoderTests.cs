@@ -5,12 +5,13 @@ using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Safetensors;
 using Mnemosyne.Engine.Tensors;
+using Mnemosyne.Engine.Tests.Pipeline;
 using Xunit.Abstractions;
 
 namespace Mnemosyne.Engine.Tests.Networks;
 
 /// <summary>Tiled encoding against diffusers' AutoencoderKL with enable_tiling() on config B (tests/reference/vae-tiled-b).</summary>
-public sealed class TiledVaeEncoderTests(ITestOutputHelper output)
+public sealed class TiledVaeEncoderTests(SceneEngineFixture engines, ITestOutputHelper output) : IClassFixture<SceneEngineFixture>
 {
     private const float Tolerance = 1e-4f;
 
@@ -60,6 +61,24 @@ public sealed class TiledVaeEncoderTests(ITestOutputHelper output)
         var pixels = ImageToImage.Pixels(Picture("encode-136x168", 136, 168));
         var small = new FloatTensor(pixels.Data[..(3 * 128 * 96)], [1, 3, 128, 96]);
         Assert.Equal(vae.Run(small).Mean.Data, new TiledVaeEncoder(vae).Run(small).Mean.Data);
+    }
+
+    /// <summary>
+    /// A scene from a picture larger than a tile, decoded in tiles, encodes its picture in tiles too: its denoising
+    /// differs from the Full scene's; a picture of one tile is encoded whole, so the latents are the Full scene's.
+    /// </summary>
+    [Fact]
+    public void ScenesDecodedInTilesEncodeTheirPictureInTiles()
+    {
+        var engine = engines.Engine(TinyModel.B);
+        var picture = Picture("encode-136x168", 136, 168);
+        var request = new SceneRequest { Prompt = "a portrait in the rain", Seed = 3, Steps = 2, Width = 168, Height = 136, InitImage = picture, Strength = 0.5 };
+        float large = MaxAbs(engine.Generate(request).FinalLatents.Data, engine.Generate(request with { Decoder = SceneDecoder.Tiled }).FinalLatents.Data);
+        var small = request with { Width = 96, Height = 64, InitImage = PillowResampler.ResizeBicubic(picture, 96, 64) };
+        float oneTile = MaxAbs(engine.Generate(small).FinalLatents.Data, engine.Generate(small with { Decoder = SceneDecoder.Tiled }).FinalLatents.Data);
+        output.WriteLine($"tiled against whole encode: {large:E2} at 168×136, {oneTile:E2} at 96×64");
+        Assert.True(large > 1e-3, $"the tiled scene's latents are the whole one's to {large}");
+        Assert.Equal(0f, oneTile);
     }
 
     private static float MaxAbs(float[] a, float[] b) => a.Zip(b, (x, y) => MathF.Abs(x - y)).Max();
