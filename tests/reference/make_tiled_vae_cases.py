@@ -8,8 +8,8 @@ as the pipeline decodes: vae.decode(latents / scaling_factor). Writes OUT/<case>
 
 Tiled encoding (tiled_encode): tiles of 128 pixels every 96, the moments' first 4 latents blended. The picture is
 8-bit RGB (np.random.RandomState(14)), given to the encoder as the pipelines' VaeImageProcessor gives it
-(v / 255 * 2 - 1, float32); writes OUT/<case>-picture.npy ([H, W, 3] uint8), OUT/<case>-mean.npy and
-OUT/<case>-logvar.npy (vae.encode(...).latent_dist's mean and logvar).
+(v / 255 * 2 - 1, float32); writes OUT/<case>-picture.png, OUT/<case>-mean.npy and OUT/<case>-logvar.npy
+(vae.encode(...).latent_dist's mean and logvar).
 
     /usr/bin/python3 tests/reference/make_tiled_vae_cases.py --model out/tiny-b --out tests/reference/vae-tiled-b
 """
@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 import torch
+from PIL import Image
 from diffusers import AutoencoderKL
 
 from make_pipeline_cases import CONFIG_B_COMMAND
@@ -56,7 +57,7 @@ def main():
         pixels = torch.from_numpy(picture.astype(np.float32) / 255.0 * 2.0 - 1.0).permute(2, 0, 1)[None].contiguous()
         with torch.no_grad():
             posterior = vae.encode(pixels).latent_dist
-        np.save(os.path.join(args.out, f"{name}-picture.npy"), picture)
+        Image.fromarray(picture).save(os.path.join(args.out, f"{name}-picture.png"))
         np.save(os.path.join(args.out, f"{name}-mean.npy"), posterior.mean.numpy().astype(np.float32))
         np.save(os.path.join(args.out, f"{name}-logvar.npy"), posterior.logvar.numpy().astype(np.float32))
         manifest["cases"].append({"name": name, "picture": [height, width, 3], "mean": list(posterior.mean.shape)})

@@ -22,12 +22,7 @@ public sealed class TiledVaeEncoderTests(SceneEngineFixture engines, ITestOutput
 
     private static SafetensorsFile OpenWeights() => SafetensorsFile.Open(Path.Combine(TinyModel.B.Vae, "diffusion_pytorch_model.safetensors"));
 
-    /// <summary>The script's [H, W, 3] uint8 picture: the .npy's data is its last H·W·3 bytes.</summary>
-    private static RgbImage Picture(string name, int height, int width)
-    {
-        var bytes = File.ReadAllBytes(Case(name + "-picture.npy"));
-        return new RgbImage(width, height, bytes[^(height * width * 3)..]);
-    }
+    private static RgbImage Picture() => SafeImageDecoder.Default.Decode(Case("encode-136x168-picture.png"));
 
     [Fact]
     public void EncodesInTilesAsDiffusersDoes()
@@ -36,7 +31,7 @@ public sealed class TiledVaeEncoderTests(SceneEngineFixture engines, ITestOutput
         using var vae = LoadEncoder(weights);
         var tiled = new TiledVaeEncoder(vae);
         Assert.Equal((128, 16), (tiled.TileSampleSize, tiled.TileLatentSize));
-        var pixels = ImageToImage.Pixels(Picture("encode-136x168", 136, 168));
+        var pixels = ImageToImage.Pixels(Picture());
 
         var distribution = tiled.Run(pixels);
 
@@ -58,7 +53,7 @@ public sealed class TiledVaeEncoderTests(SceneEngineFixture engines, ITestOutput
     {
         using var weights = OpenWeights();
         using var vae = LoadEncoder(weights);
-        var pixels = ImageToImage.Pixels(Picture("encode-136x168", 136, 168));
+        var pixels = ImageToImage.Pixels(Picture());
         var small = new FloatTensor(pixels.Data[..(3 * 128 * 96)], [1, 3, 128, 96]);
         Assert.Equal(vae.Run(small).Mean.Data, new TiledVaeEncoder(vae).Run(small).Mean.Data);
     }
@@ -71,7 +66,7 @@ public sealed class TiledVaeEncoderTests(SceneEngineFixture engines, ITestOutput
     public void ScenesDecodedInTilesEncodeTheirPictureInTiles()
     {
         var engine = engines.Engine(TinyModel.B);
-        var picture = Picture("encode-136x168", 136, 168);
+        var picture = Picture();
         var request = new SceneRequest { Prompt = "a portrait in the rain", Seed = 3, Steps = 2, Width = 168, Height = 136, InitImage = picture, Strength = 0.5 };
         float large = MaxAbs(engine.Generate(request).FinalLatents.Data, engine.Generate(request with { Decoder = SceneDecoder.Tiled }).FinalLatents.Data);
         var small = request with { Width = 96, Height = 64, InitImage = PillowResampler.ResizeBicubic(picture, 96, 64) };
