@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
+using Mnemosyne.Engine.Onnx;
 
 namespace Mnemosyne.Tools.Bench;
 
@@ -54,6 +55,8 @@ public sealed record Machine(string Cpu, int Cores, long MemoryBytes, string Os,
             var line = File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemTotal:", StringComparison.Ordinal));
             memory = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
         }
+        // The first touch of ONNX Runtime: its telemetry switch must be set before it.
+        OnnxRuntimeNative.Register();
         return new Machine(cpu, Environment.ProcessorCount, memory, RuntimeInformation.OSDescription,
             RuntimeInformation.FrameworkDescription, OrtEnv.Instance().GetVersionString());
     }
