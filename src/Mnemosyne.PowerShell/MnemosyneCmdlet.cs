@@ -17,6 +17,7 @@ public abstract class MnemosyneCmdlet : PSCmdlet, IDisposable
     internal const string ModelVariable = "MNEMOSYNE_MODEL";
     internal const string IPAdapterVariable = "MNEMOSYNE_IP_ADAPTER";
     internal const string ImageEncoderVariable = "MNEMOSYNE_IMAGE_ENCODER";
+    internal const string LoraFolderVariable = "MNEMOSYNE_LORA_PATH";
 
     private readonly CancellationTokenSource stopping = new();
 

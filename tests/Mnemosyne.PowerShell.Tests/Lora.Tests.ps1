@@ -40,6 +40,28 @@ Describe 'New-MnemosyneScene -Lora' {
         ($again.FinalLatents.Data -join ',') | Should -Be $latents
     }
 
+    It 'resolves A1111''s <lora:name:weight> tags against -LoraFolder, takes them out of the prompt, and adds them to -Lora' {
+        $latents = ($withLoras.FinalLatents.Data -join ',')
+        $tagged = New-MnemosyneScene @settings -Prompt "<lora:kira:0.8>$($settings.Prompt)<lora:film:-0.5>" -LoraFolder $loraB
+        ($tagged.FinalLatents.Data -join ',') | Should -Be $latents
+        $tagged.Prompt | Should -Be $settings.Prompt
+        $tagged.Loras.Path | Should -Be (Join-Path $loraB 'kira.safetensors'), (Join-Path $loraB 'film.safetensors')
+        $mixed = New-MnemosyneScene @settings -Prompt "$($settings.Prompt)<lora:film:-0.5>" -LoraFolder $loraB -Lora (Join-Path $loraB 'kira.safetensors:0.8')
+        ($mixed.FinalLatents.Data -join ',') | Should -Be $latents
+        # Names may hold subfolders; $env:MNEMOSYNE_LORA_PATH stands in for -LoraFolder.
+        New-Item -ItemType Directory "$TestDrive/loras/characters" -Force | Out-Null
+        Copy-Item (Join-Path $loraB 'kira.safetensors') "$TestDrive/loras/characters/kira.safetensors"
+        Copy-Item (Join-Path $loraB 'film.safetensors') "$TestDrive/loras/film.safetensors"
+        $env:MNEMOSYNE_LORA_PATH = "$TestDrive/loras"
+        try { $fromEnv = New-MnemosyneScene @settings -Prompt "<lora:characters/kira:0.8>$($settings.Prompt)<lora:film:-0.5>" }
+        finally { Remove-Item Env:MNEMOSYNE_LORA_PATH }
+        ($fromEnv.FinalLatents.Data -join ',') | Should -Be $latents
+        # A1111 reads the tags in the prompt only: in the negative prompt one is text, and names no file.
+        $negative = New-MnemosyneScene @settings -NegativePrompt "$($settings.NegativePrompt) <lora:nowhere:1>" -Lora (Join-Path $loraB 'kira.safetensors:0.8'), (Join-Path $loraB 'film.safetensors:-0.5')
+        $negative.NegativePrompt | Should -BeLike '*<lora:nowhere:1>'
+        ($negative.FinalLatents.Data -join ',') | Should -Not -Be $latents
+    }
+
     # The other bad LoRAs (weights, missing files, other kinds of file) are in BadInput.Tests.ps1.
     It 'refuses an entry without a path as InvalidArgument' {
         New-MnemosyneScene 'a cat' -Seed 1 @tiny -Lora @{ Weight = 1 } -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty

@@ -7,7 +7,7 @@ namespace Mnemosyne.Engine.Text;
 public readonly record struct LoraTag(string Text, string Name, float Weight);
 
 /// <summary>A <c>&lt;lora:…&gt;</c> tag that names no LoRA or whose weight is not a number.</summary>
-public sealed class LoraTagException(string tag, string message) : ArgumentException(message, "Prompt")
+public sealed class LoraTagException(string tag, string message) : ArgumentException(message)
 {
     public string Tag { get; } = tag;
 }

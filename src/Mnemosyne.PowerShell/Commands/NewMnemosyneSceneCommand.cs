@@ -8,6 +8,7 @@ using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
+using Mnemosyne.Engine.Text;
 
 namespace Mnemosyne.PowerShell.Commands;
 
@@ -153,6 +154,14 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [Alias("Loras")]
     [EmptyAsNull]
     public object[]? Lora { get; set; }
+
+    /// <summary>
+    /// The folder that A1111's &lt;lora:name:weight&gt; tags in -Prompt name files in: &lt;folder&gt;/&lt;name&gt;.safetensors
+    /// (name may hold subfolders, never leave the folder); $env:MNEMOSYNE_LORA_PATH when not given.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public string? LoraFolder { get; set; }
 
     /// <summary>A .png file that shows each scene as it forms: the tiny decoder's picture of the current estimate, rewritten as the steps go.</summary>
     [Parameter]
@@ -464,14 +473,16 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
 
         var loras = LoraRequests();
         if (loras is null) return null;
+        var prompt = PromptWithoutLoraTags(loras);
+        if (prompt is null) return null;
         RgbImage? initImage = null, mask = null;
         string? initImagePath = null, maskPath = null;
         if (InitImagePath is not null && !TryReadPicture(InitImagePath, "InitImageUnreadable", out initImage, out initImagePath)) return null;
         if (MaskPath is not null && !TryReadPicture(MaskPath, "MaskUnreadable", out mask, out maskPath)) return null;
 
         var seed = Seed ?? Random.Shared.NextInt64(DrawnSeedLimit);
-        if (Seed is null) WriteVerbose($"Seed {seed} (drawn at random) for '{Prompt}'.");
-        var defaults = new SceneRequest { Prompt = Prompt, Seed = seed };
+        if (Seed is null) WriteVerbose($"Seed {seed} (drawn at random) for '{prompt}'.");
+        var defaults = new SceneRequest { Prompt = prompt, Seed = seed };
         var request = defaults with
         {
             NegativePrompt = NegativePrompt,
@@ -581,6 +592,52 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             requests.Add(new LoraRequest(FileSystemPath(file), value.Value));
         }
         return requests;
+    }
+
+    /// <summary>
+    /// -Prompt with its &lt;lora:name:weight&gt; tags taken out (the text the scene encodes and records), each tag's LoRA
+    /// of -LoraFolder added to <paramref name="loras"/>; null after writing the error of a bad or unresolved tag.
+    /// </summary>
+    private string? PromptWithoutLoraTags(List<LoraRequest> loras)
+    {
+        (string Prompt, IReadOnlyList<LoraTag> Tags) found;
+        try
+        {
+            found = LoraTags.Extract(Prompt);
+        }
+        catch (LoraTagException e)
+        {
+            WriteError(ErrorRecords.From(e, "InvalidLora", e.Tag));
+            return null;
+        }
+        if (found.Tags.Count == 0) return Prompt;
+        var given = LoraFolder ?? Environment.GetEnvironmentVariable(LoraFolderVariable);
+        if (string.IsNullOrWhiteSpace(given))
+        {
+            WriteError(ErrorRecords.Create(
+                $"{found.Tags[0].Text} names a LoRA by name: give the folder of LoRA files with -LoraFolder (or $env:{LoraFolderVariable}), or the file with -Lora 'path:weight'.",
+                "LoraFolderMissing", ErrorCategory.InvalidArgument, found.Tags[0].Text));
+            return null;
+        }
+        var folder = Path.TrimEndingDirectorySeparator(Path.GetFullPath(FileSystemPath(given)));
+        foreach (var tag in found.Tags)
+        {
+            var file = Path.GetFullPath(Path.Combine(folder, tag.Name + ".safetensors"));
+            if (!file.StartsWith(folder + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                WriteError(ErrorRecords.Create($"{tag.Text} names a file outside the LoRA folder {folder}; name one in it (subfolders are fine).",
+                    "InvalidLora", ErrorCategory.InvalidArgument, tag.Text));
+                return null;
+            }
+            if (!File.Exists(file))
+            {
+                WriteError(ErrorRecords.Create($"{tag.Text}: there is no LoRA {file} (the LoRA folder is {folder}).",
+                    "LoraNotFound", ErrorCategory.ObjectNotFound, tag.Text));
+                return null;
+            }
+            loras.Add(new LoraRequest(file, tag.Weight));
+        }
+        return found.Prompt;
     }
 
     /// <summary>A starting picture or mask, decoded within the engine's limits for untrusted files; false after writing the error.</summary>
