@@ -41,6 +41,15 @@ public static class DiffusersSceneCases
             .SelectMany(s => TinyModel.SceneCases(s).Select(e => (Source: s, Case: e)))
             .Single(e => e.Case.GetProperty("name").GetString() == name);
         var folder = TinyModel.CaseFolder(source, name);
+        return (Request(c, folder, source, reference), folder);
+    }
+
+    /// <summary>
+    /// The request a manifest's case describes (the reference scripts' keys: prompt, w, h, steps, sched, ...);
+    /// <paramref name="caseFolder"/> holds its own files, <paramref name="source"/> the pictures beside the cases.
+    /// </summary>
+    public static SceneRequest Request(JsonElement c, string caseFolder, string source, CharacterReference reference)
+    {
         var seed = c.GetProperty("seed");
         var request = new SceneRequest
         {
@@ -58,7 +67,7 @@ public static class DiffusersSceneCases
             Seed = seed.ValueKind == JsonValueKind.Null ? 0 : seed.GetInt64(),
             Scheduler = Enum.Parse<SchedulerKind>(c.GetProperty("sched").GetString()!),
             Spacing = c.TryGetProperty("spacing", out var spacing) ? Enum.Parse<TimestepSpacing>(spacing.GetString()!, ignoreCase: true) : null,
-            InitialNoise = c.TryGetProperty("initial_noise", out var noise) ? NpyFile.Read(Path.Combine(folder, noise.GetString()!)) : null,
+            InitialNoise = c.TryGetProperty("initial_noise", out var noise) ? NpyFile.Read(Path.Combine(caseFolder, noise.GetString()!)) : null,
             DeepCacheInterval = c.TryGetProperty("deepcache", out var interval) ? interval.GetInt32() : 1,
             Reference = reference,
         };
@@ -73,6 +82,6 @@ public static class DiffusersSceneCases
             var maskPath = Path.Combine(source, mask.GetString()!);
             request = request with { Mask = SafeImageDecoder.Default.Decode(maskPath), MaskPath = maskPath };
         }
-        return (request, folder);
+        return request;
     }
 }

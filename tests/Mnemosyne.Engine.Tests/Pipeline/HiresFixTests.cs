@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Pipeline;
-using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
 using Xunit.Abstractions;
 
@@ -18,20 +17,7 @@ public sealed class HiresFixTests(SceneEngineFixture engines, ITestOutputHelper 
     private (SceneRequest Request, HiresFix Hires) Load(string name)
     {
         var c = Case(name);
-        var request = new SceneRequest
-        {
-            Prompt = c.GetProperty("prompt").GetString()!,
-            PromptStyle = PromptStyle.Diffusers,
-            NegativePrompt = c.GetProperty("negative").ValueKind == JsonValueKind.Null ? null : c.GetProperty("negative").GetString(),
-            Width = c.GetProperty("w").GetInt32(),
-            Height = c.GetProperty("h").GetInt32(),
-            Steps = c.GetProperty("steps").GetInt32(),
-            GuidanceScale = c.GetProperty("g").GetSingle(),
-            ReferenceWeight = c.GetProperty("ip").GetSingle(),
-            Seed = c.GetProperty("seed").GetInt64(),
-            Scheduler = Enum.Parse<SchedulerKind>(c.GetProperty("sched").GetString()!),
-            Reference = engines.Reference(TinyModel.B),
-        };
+        var request = DiffusersSceneCases.Request(c, Path.Combine(Folder, name), Folder, engines.Reference(TinyModel.B));
         var hires = new HiresFix
         {
             Scale = c.GetProperty("scale").GetDouble(),
