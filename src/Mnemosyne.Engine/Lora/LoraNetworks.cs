@@ -4,104 +4,111 @@ using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Safetensors;
+using Mnemosyne.Engine.Tensors;
 
 namespace Mnemosyne.Engine.Lora;
 
 /// <summary>
-/// The networks of a scene with LoRAs: a UNet and text encoders over their checkpoint weights with the LoRAs merged
-/// in (<see cref="LoraMergedWeights"/>), made when the set of LoRAs or their weights change, beside the engine's
-/// plain networks, which scenes without LoRAs keep using. A network no LoRA of the set changes is null: the plain
-/// one serves. Float32 engines only for now: an Int8 engine's converted weights are not merged into.
+/// The UNet and text encoders of an engine that has applied LoRAs: every linear and convolution layer has a low-rank
+/// branch, y = x·W + (x·A)·B, whose factors are inputs (<see cref="LoraFeed"/>). One session per network serves every
+/// set of LoRAs and weights: choosing another set (<see cref="Use"/>) reads its files and changes the inputs only.
+/// Several LoRAs on one layer are one branch, their factors side by side along the rank, each B scaled by its
+/// LoRA's weight · alpha / rank; a layer no LoRA changes has rank 0. The branches stay float32 beside whatever the
+/// engine's precision makes of W, so Int8 engines take LoRAs too.
 /// </summary>
 internal sealed class LoraNetworks : IDisposable
 {
-    private readonly LoraSet set;
-    private readonly List<LoraMergedWeights> weights;
+    private readonly IReadOnlyDictionary<LoraTarget, LoraKeyMap> maps;
+    private readonly IReadOnlyDictionary<LoraTarget, Branches> branches;
+    private LoraSet? set;
 
-    private LoraNetworks(IReadOnlyList<LoraRequest> requests, LoraSet set, List<LoraMergedWeights> weights,
-        OnDemandNetwork<Unet>? unet, OnDemandNetwork<ClipTextEncoder>? textEncoder, OnDemandNetwork<ClipTextEncoder>? textEncoder2)
+    private LoraNetworks(IReadOnlyDictionary<LoraTarget, LoraKeyMap> maps, IReadOnlyDictionary<LoraTarget, Branches> branches,
+        OnDemandNetwork<Unet> unet, OnDemandNetwork<ClipTextEncoder> textEncoder, OnDemandNetwork<ClipTextEncoder> textEncoder2)
     {
-        Requests = requests;
-        this.set = set;
-        this.weights = weights;
+        this.maps = maps;
+        this.branches = branches;
         Unet = unet;
         TextEncoder = textEncoder;
         TextEncoder2 = textEncoder2;
     }
 
-    /// <summary>The LoRAs and weights these networks were made for.</summary>
-    public IReadOnlyList<LoraRequest> Requests { get; }
+    /// <summary>The LoRAs and weights the networks apply now.</summary>
+    public IReadOnlyList<LoraRequest> Requests { get; private set; } = [];
 
-    public IReadOnlyList<AppliedLora> Applied => set.Applied;
+    public IReadOnlyList<AppliedLora> Applied => set?.Applied ?? [];
 
-    public OnDemandNetwork<Unet>? Unet { get; }
+    public OnDemandNetwork<Unet> Unet { get; }
 
-    public OnDemandNetwork<ClipTextEncoder>? TextEncoder { get; }
+    public OnDemandNetwork<ClipTextEncoder> TextEncoder { get; }
 
-    public OnDemandNetwork<ClipTextEncoder>? TextEncoder2 { get; }
+    public OnDemandNetwork<ClipTextEncoder> TextEncoder2 { get; }
 
-    /// <summary>Whether these networks serve <paramref name="requests"/>: the same files at the same weights, in the same order.</summary>
-    public bool Serve(IReadOnlyList<LoraRequest> requests)
-        => requests.Count == Requests.Count && requests.Zip(Requests).All(p => Path.GetFullPath(p.First.Path) == Path.GetFullPath(p.Second.Path) && p.First.Weight == p.Second.Weight);
+    /// <summary>How many UNet sessions these networks have made: one, whatever the LoRAs, unless the engine released it for memory.</summary>
+    public int UnetLoads { get; private set; }
 
     /// <summary>
-    /// Reads and checks every LoRA of <paramref name="requests"/> against the model and merges them; the networks load
-    /// when first used. The engine's sessions are not cached for LoRA networks (a LoRA set's session is worth one scene series).
+    /// The networks of <paramref name="model"/> with LoRA branches, applying none yet; they load when first used. Only the
+    /// weights' headers are read here (to know every layer a LoRA may change).
     /// </summary>
-    public static LoraNetworks Open(IReadOnlyList<LoraRequest> requests, SdxlModelFiles model, IpAdapterFiles? adapter, SessionSettings settings, bool keepEncodersLoaded)
+    public static LoraNetworks Create(SdxlModelFiles model, IpAdapterFiles? adapter, SessionSettings settings, bool keepEncodersLoaded)
     {
-        if (settings.Precision != WeightPrecision.Float32)
-            throw new InvalidOperationException(
-                $"LoRAs are applied by Float32 engines only for now; this engine runs {settings.Precision}. Open the engine with -Precision Float32 to use LoRAs.");
         var configs = model.Configs;
-        var unetSource = Stored(model.Unet);
-        var te1Source = Stored(model.TextEncoder);
-        var te2Source = Stored(model.TextEncoder2);
-        var maps = new Dictionary<LoraTarget, LoraKeyMap>
+        var maps = new Dictionary<LoraTarget, LoraKeyMap>();
+        var branches = new Dictionary<LoraTarget, Branches>();
+        void Record(LoraTarget target, Func<IWeightSource, OnnxGraph> build, IWeightSource source, Func<string, string?>? alternativeNames = null)
         {
-            [LoraTarget.Unet] = new(LoraTarget.Unet, Record(plan => Networks.Unet.BuildGraph(configs.Unet, plan, false, null), unetSource), name => LdmModule(name, configs.Unet)),
-            [LoraTarget.TextEncoder] = new(LoraTarget.TextEncoder, Record(plan => ClipTextEncoder.BuildGraph(configs.TextEncoder, plan, null), te1Source)),
-            [LoraTarget.TextEncoder2] = new(LoraTarget.TextEncoder2, Record(plan => ClipTextEncoder.BuildGraph(configs.TextEncoder2, plan, null), te2Source)),
-        };
+            var plan = new WeightConversionPlan(source);
+            var graph = build(plan);
+            maps[target] = new LoraKeyMap(target, plan.Weights.Select(w => (w.Name, w.Shape)), alternativeNames);
+            branches[target] = new Branches(graph);
+        }
+        Record(LoraTarget.Unet, plan => Networks.Unet.BuildGraph(configs.Unet, plan, false, null, loraBranches: true), model.Unet, name => LdmModule(name, configs.Unet));
+        Record(LoraTarget.TextEncoder, plan => ClipTextEncoder.BuildGraph(configs.TextEncoder, plan, null, loraBranches: true), model.TextEncoder);
+        Record(LoraTarget.TextEncoder2, plan => ClipTextEncoder.BuildGraph(configs.TextEncoder2, plan, null, loraBranches: true), model.TextEncoder2);
 
-        var set = LoraSet.Open(requests, maps);
-        var weights = new List<LoraMergedWeights>();
+        LoraNetworks? networks = null;
+        var unet = new OnDemandNetwork<Unet>(() =>
+        {
+            networks!.UnetLoads++;
+            return Networks.Unet.Load(configs.Unet, model.Unet, adapter, settings, branches[LoraTarget.Unet].Feed);
+        }, keepLoaded: true);
+        var te1 = new OnDemandNetwork<ClipTextEncoder>(() => ClipTextEncoder.Load(configs.TextEncoder, model.TextEncoder, settings, branches[LoraTarget.TextEncoder].Feed), keepEncodersLoaded);
+        var te2 = new OnDemandNetwork<ClipTextEncoder>(() => ClipTextEncoder.Load(configs.TextEncoder2, model.TextEncoder2, settings, branches[LoraTarget.TextEncoder2].Feed), keepEncodersLoaded);
+        networks = new LoraNetworks(maps, branches, unet, te1, te2);
+        return networks;
+    }
+
+    /// <summary>
+    /// Applies <paramref name="requests"/> from the next run on: every LoRA is read and checked first, and a refused one
+    /// leaves the networks as they were. Returns whether the text encoders' output changes (prompts must be encoded again).
+    /// </summary>
+    public bool Use(IReadOnlyList<LoraRequest> requests)
+    {
+        if (Serve(requests)) return false;
+        var next = requests.Count == 0 ? null : LoraSet.Open(requests, maps);
         try
         {
-            IWeightSource? Merged(LoraTarget target, IStoredWeightSource source)
-            {
-                if (!set.Layers.TryGetValue(target, out var layers)) return null;
-                var merged = LoraMergedWeights.Create(source, layers);
-                weights.Add(merged);
-                return merged;
-            }
-            var loraSettings = settings with { SessionCache = null };
-            var unetWeights = Merged(LoraTarget.Unet, unetSource);
-            var te1Weights = Merged(LoraTarget.TextEncoder, te1Source);
-            var te2Weights = Merged(LoraTarget.TextEncoder2, te2Source);
-            return new LoraNetworks(requests.ToList(), set, weights,
-                unetWeights is null ? null : new OnDemandNetwork<Unet>(() => Networks.Unet.Load(configs.Unet, unetWeights, adapter, loraSettings), keepLoaded: true),
-                te1Weights is null ? null : new OnDemandNetwork<ClipTextEncoder>(() => ClipTextEncoder.Load(configs.TextEncoder, te1Weights, loraSettings), keepEncodersLoaded),
-                te2Weights is null ? null : new OnDemandNetwork<ClipTextEncoder>(() => ClipTextEncoder.Load(configs.TextEncoder2, te2Weights, loraSettings), keepEncodersLoaded));
+            var feeds = branches.ToDictionary(b => b.Key, b => b.Value.Inputs(next?.Layers.GetValueOrDefault(b.Key) ?? []));
+            bool encodersChange = Changes(set, LoraTarget.TextEncoder) || Changes(set, LoraTarget.TextEncoder2)
+                || Changes(next, LoraTarget.TextEncoder) || Changes(next, LoraTarget.TextEncoder2);
+            foreach (var (target, inputs) in feeds) branches[target].Feed.Inputs = inputs;
+            set?.Dispose();
+            set = next;
+            Requests = requests.ToList();
+            return encodersChange;
         }
         catch
         {
-            foreach (var merged in weights) merged.Dispose();
-            set.Dispose();
+            next?.Dispose();
             throw;
         }
     }
 
-    private static IStoredWeightSource Stored(IWeightSource source) => source as IStoredWeightSource
-        ?? throw new InvalidOperationException($"{source.Path}: LoRAs are merged into weights stored in files; this source holds none.");
+    private static bool Changes(LoraSet? set, LoraTarget target) => set?.Layers.ContainsKey(target) == true;
 
-    /// <summary>Every weight a network's graph reads, with its shape, as building the graph over a recorder lists them.</summary>
-    private static IEnumerable<(string Name, long[] Shape)> Record(Action<IWeightSource> build, IWeightSource source)
-    {
-        var plan = new WeightConversionPlan(source);
-        build(plan);
-        return plan.Weights.Select(w => (w.Name, w.Shape));
-    }
+    /// <summary>Whether the networks apply <paramref name="requests"/> now: the same files at the same weights, in the same order.</summary>
+    private bool Serve(IReadOnlyList<LoraRequest> requests)
+        => requests.Count == Requests.Count && requests.Zip(Requests).All(p => Path.GetFullPath(p.First.Path) == Path.GetFullPath(p.Second.Path) && p.First.Weight == p.Second.Weight);
 
     /// <summary>A UNet module's ldm ("sgm") name, which sd-scripts' SDXL LoRAs use (lora_unet_input_blocks_4_1_…).</summary>
     private static string? LdmModule(string name, UnetConfig config)
@@ -111,10 +118,86 @@ internal sealed class LoraNetworks : IDisposable
 
     public void Dispose()
     {
-        Unet?.Dispose();
-        TextEncoder?.Dispose();
-        TextEncoder2?.Dispose();
-        foreach (var merged in weights) merged.Dispose();
-        set.Dispose();
+        Unet.Dispose();
+        TextEncoder.Dispose();
+        TextEncoder2.Dispose();
+        set?.Dispose();
+    }
+
+    /// <summary>One network's LoRA branches and what they are fed.</summary>
+    private sealed class Branches
+    {
+        private readonly OnnxGraph graph;
+        private readonly Dictionary<string, OnnxGraph.LoraBranch> byModule;
+
+        public Branches(OnnxGraph graph)
+        {
+            this.graph = graph;
+            byModule = graph.LoraBranches.ToDictionary(b => b.Module, StringComparer.Ordinal);
+            Feed = new LoraFeed { Inputs = Inputs([]) };
+        }
+
+        public LoraFeed Feed { get; }
+
+        /// <summary>The factors of every branch for <paramref name="layers"/>: rank 0 where none of them acts.</summary>
+        public IReadOnlyList<ModelInput> Inputs(IReadOnlyList<MatchedLoraLayer> layers)
+        {
+            var byLayer = layers.ToLookup(l => l.Module, StringComparer.Ordinal);
+            foreach (var layer in layers)
+                if (!byModule.ContainsKey(layer.Module) && graph.Reads(layer.Module + ".weight"))
+                    throw new CheckpointException(
+                        $"{layer.File.Path}: its layer '{layer.Layer.Module}' changes '{layer.Module}' of the {LoraKeyMap.Describe(layer.Layer.Target)}, which is no linear or " +
+                        "convolution layer (an embedding): the engine applies LoRAs to those only, so the file is not applied.", layer.File.Path, layer.Layer.Module);
+            // A layer the outputs never read (the first encoder's last) needs no branch: its LoRA changes nothing SDXL sees.
+            var inputs = new List<ModelInput>(2 * byModule.Count);
+            foreach (var branch in byModule.Values)
+            {
+                var (down, up) = Factors(branch, byLayer[branch.Module].ToList());
+                inputs.Add(ModelInput.Float(branch.Down, down));
+                inputs.Add(ModelInput.Float(branch.Up, up));
+            }
+            return inputs;
+        }
+
+        /// <summary>
+        /// A linear branch's A [in, R] and B [R, out] or a convolution's down [R, in, k, k] and up [out, R, 1, 1], with
+        /// R the layers' ranks together and each layer's up scaled by its weight · alpha / rank.
+        /// </summary>
+        private static (FloatTensor Down, FloatTensor Up) Factors(OnnxGraph.LoraBranch branch, IReadOnlyList<MatchedLoraLayer> layers)
+        {
+            int inputs = (int)branch.In, outputs = (int)branch.Out, taps = branch.Kernel * branch.Kernel;
+            int rank = layers.Sum(l => (int)l.Layer.Rank);
+            var down = new float[rank * inputs * taps];
+            var up = new float[outputs * rank];
+            int offset = 0;
+            foreach (var matched in layers)
+            {
+                var layer = matched.Layer;
+                int r = (int)layer.Rank;
+                var layerDown = new float[layer.Down.ElementCount];
+                var layerUp = new float[layer.Up.ElementCount];
+                matched.File.File.ReadFloat32(layer.Down, layerDown);
+                matched.File.File.ReadFloat32(layer.Up, layerUp);
+                float scale = matched.Weight * layer.Scale;
+                for (int i = 0; i < r; i++)
+                {
+                    var row = layerDown.AsSpan(i * inputs * taps, inputs * taps);
+                    // A convolution's down rows stack as they are; a linear layer's A is down transposed.
+                    if (branch.Convolution) row.CopyTo(down.AsSpan((offset + i) * inputs * taps));
+                    else
+                        for (int c = 0; c < inputs; c++) down[c * rank + offset + i] = row[c];
+                    for (int o = 0; o < outputs; o++)
+                    {
+                        float value = scale * layerUp[o * r + i];
+                        if (branch.Convolution) up[o * rank + offset + i] = value;
+                        else up[(offset + i) * outputs + o] = value;
+                    }
+                }
+                offset += r;
+            }
+            return branch.Convolution
+                ? (new(down, [rank, inputs, branch.Kernel, branch.Kernel]), new(up, [outputs, rank, 1, 1]))
+                : (new(down, [inputs, rank]), new(up, [rank, outputs]));
+        }
     }
 }

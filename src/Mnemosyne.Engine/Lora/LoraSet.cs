@@ -2,6 +2,9 @@ using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.Engine.Lora;
 
+/// <summary>A LoRA layer matched to the network's module it changes, with the user's weight.</summary>
+internal sealed record MatchedLoraLayer(LoraFile File, LoraLayer Layer, string Module, long[] Shape, float Weight);
+
 /// <summary>
 /// LoRA files matched, layer by layer, to the networks they change: every layer of every file must be one of a
 /// network's modules with a fitting shape, or the whole set is refused with what the file is (never half-applied).

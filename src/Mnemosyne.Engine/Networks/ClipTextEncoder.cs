@@ -29,10 +29,12 @@ public sealed class ClipTextEncoder : IDisposable
 
     private const string Prefix = "text_model";
     private readonly OnnxModel model;
+    private readonly LoraFeed? lora;
 
-    private ClipTextEncoder(OnnxModel model, ClipTextConfig config)
+    private ClipTextEncoder(OnnxModel model, ClipTextConfig config, LoraFeed? lora)
     {
         this.model = model;
+        this.lora = lora;
         Config = config;
     }
 
@@ -56,22 +58,24 @@ public sealed class ClipTextEncoder : IDisposable
     /// <summary>
     /// An encoder over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.
     /// With <see cref="SessionSettings.Precision"/> Int8 its linear layers read 8-bit weights, converted once into the cache.
+    /// With <paramref name="lora"/> every linear layer has a LoRA branch, whose factors every run takes from it.
     /// </summary>
-    public static ClipTextEncoder Load(ClipTextConfig config, IWeightSource weights, SessionSettings settings)
+    public static ClipTextEncoder Load(ClipTextConfig config, IWeightSource weights, SessionSettings settings, LoraFeed? lora = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         var graph = settings.Precision == WeightPrecision.Float32
-            ? BuildGraph(config, weights, Path.GetDirectoryName(weights.Path))
-            : ConvertedNetwork.Build(settings, [("text-encoder", weights)], (converted, folder) => BuildGraph(config, converted[0], folder));
-        return new ClipTextEncoder(OnnxModel.Create(graph, settings), config);
+            ? BuildGraph(config, weights, Path.GetDirectoryName(weights.Path), lora is not null)
+            : ConvertedNetwork.Build(settings, [("text-encoder", weights)], (converted, folder) => BuildGraph(config, converted[0], folder, lora is not null));
+        return new ClipTextEncoder(OnnxModel.Create(graph, settings), config, lora);
     }
 
     /// <summary>
     /// The encoder's graph: <c>input_ids</c> int64 [B, 77] → <c>penultimate_hidden_states</c> [B, 77, hidden]
     /// and, with a projection, <c>text_embeds</c> [B, projection_dim]. Every tensor of the checkpoint
-    /// is checked, the last layer's included where no output needs it.
+    /// is checked, the last layer's included where no output needs it. With <paramref name="loraBranches"/> every linear
+    /// layer the outputs need has a LoRA branch (<see cref="OnnxGraph.LoraBranches"/>).
     /// </summary>
-    public static OnnxGraph BuildGraph(ClipTextConfig config, IWeightSource weights, string? weightFolder)
+    public static OnnxGraph BuildGraph(ClipTextConfig config, IWeightSource weights, string? weightFolder, bool loraBranches = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(weights);
@@ -83,7 +87,7 @@ public sealed class ClipTextEncoder : IDisposable
         long hidden = config.HiddenSize;
         int length = config.MaxPositionEmbeddings;
 
-        var g = new OnnxGraph(config.HasProjection ? "clip_text_model_with_projection" : "clip_text_model", weightFolder);
+        var g = new OnnxGraph(config.HasProjection ? "clip_text_model_with_projection" : "clip_text_model", weightFolder, loraBranches);
         var ids = g.Input(InputIds, DataType.Int64, "batch", length);
 
         var tokens = g.Gather(g.Weight(weights, Prefix + ".embeddings.token_embedding.weight", config.VocabSize, hidden), ids);
@@ -141,10 +145,10 @@ public sealed class ClipTextEncoder : IDisposable
                     throw new ArgumentException($"Token id {ids[i]} at row {row}, position {i} is outside the vocabulary of {Config.VocabSize}.", nameof(tokenIds));
             ids.CopyTo(flat, row * SequenceLength);
         }
-        var input = ModelInput.Int64(InputIds, flat, tokenIds.Count, SequenceLength);
+        List<ModelInput> inputs = [ModelInput.Int64(InputIds, flat, tokenIds.Count, SequenceLength), .. lora?.Inputs ?? []];
         if (!Config.HasProjection)
-            return new ClipTextOutput(model.Run([input], [PenultimateOutput], cancellation)[0], null);
-        var outputs = model.Run([input], [PenultimateOutput, TextEmbedsOutput], cancellation);
+            return new ClipTextOutput(model.Run(inputs, [PenultimateOutput], cancellation)[0], null);
+        var outputs = model.Run(inputs, [PenultimateOutput, TextEmbedsOutput], cancellation);
         return new ClipTextOutput(outputs[0], outputs[1]);
     }
 

@@ -59,10 +59,12 @@ public sealed class Unet : IDisposable
     private readonly OnnxModel model;
     private readonly Lazy<OnnxModel> shallowModel;
     private readonly IReadOnlyList<IpAdapterAttention.Layer> ipLayers;
+    private readonly LoraFeed? lora;
 
-    private Unet(OnnxModel model, OnnxGraph shallowGraph, SessionSettings settings, UnetConfig config, bool hasIpAdapter, string weightsPath)
+    private Unet(OnnxModel model, OnnxGraph shallowGraph, SessionSettings settings, UnetConfig config, bool hasIpAdapter, string weightsPath, LoraFeed? lora)
     {
         this.model = model;
+        this.lora = lora;
         WeightsPath = weightsPath;
         // Made on first use: only a scene with DeepCache runs it. A profile of it is a file of its own.
         var shallowSettings = settings.ProfilePathPrefix is null ? settings : settings with { ProfilePathPrefix = settings.ProfilePathPrefix + "-shallow" };
@@ -99,9 +101,10 @@ public sealed class Unet : IDisposable
     /// <summary>
     /// A UNet over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.
     /// With <see cref="SessionSettings.Precision"/> Int8 the first load converts the weights into the cache
-    /// (<see cref="ConvertedWeightCache"/>), and later loads read them from there.
+    /// (<see cref="ConvertedWeightCache"/>), and later loads read them from there. With <paramref name="lora"/> every
+    /// linear and convolution layer has a LoRA branch, whose factors every run takes from it.
     /// </summary>
-    public static Unet Load(UnetConfig config, IWeightSource weights, IpAdapterFiles? ipAdapter, SessionSettings settings)
+    public static Unet Load(UnetConfig config, IWeightSource weights, IpAdapterFiles? ipAdapter, SessionSettings settings, LoraFeed? lora = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(weights);
@@ -109,14 +112,14 @@ public sealed class Unet : IDisposable
         var withAdapter = ipAdapter is not null;
         // The whole UNet and DeepCache's shallow one read the same weights (the shallow one a few of them).
         (OnnxGraph Whole, OnnxGraph Shallow) Build(IWeightSource source, string? folder)
-            => (BuildGraph(config, source, withAdapter, folder), BuildShallowGraph(config, source, withAdapter, folder));
+            => (BuildGraph(config, source, withAdapter, folder, lora is not null), BuildShallowGraph(config, source, withAdapter, folder, lora is not null));
         void CheckAdapterFile() { if (ipAdapter is not null) CheckAdapter(config, ipAdapter); }
 
         var (whole, shallow) = settings.Precision == WeightPrecision.Float32
             ? Build(weights, Path.GetDirectoryName(weights.Path))
             : ConvertedNetwork.Build(settings, [("unet", weights)], (sources, folder) => Build(sources[0], folder), CheckAdapterFile);
         if (settings.Precision == WeightPrecision.Float32) CheckAdapterFile();
-        return new Unet(OnnxModel.Create(whole, settings), shallow, settings, config, withAdapter, weights.Path);
+        return new Unet(OnnxModel.Create(whole, settings), shallow, settings, config, withAdapter, weights.Path, lora);
     }
 
     /// <summary>Loads a unet/ folder holding config.json and diffusion_pytorch_model.safetensors.</summary>
@@ -136,14 +139,15 @@ public sealed class Unet : IDisposable
     /// implies, so a wrong or incomplete checkpoint is refused here, before any weight is read. With
     /// <paramref name="withIpAdapter"/> every cross-attention takes the adapter's key and value
     /// (<c>ip_key_{n}</c>, <c>ip_value_{n}</c> [B, tokens, C]) and the weight <c>ip_scale</c> as inputs;
-    /// without, the graph has no ip inputs.
+    /// without, the graph has no ip inputs. With <paramref name="loraBranches"/> every linear and convolution layer has
+    /// a LoRA branch (<see cref="OnnxGraph.LoraBranches"/>).
     /// </summary>
-    public static OnnxGraph BuildGraph(UnetConfig config, IWeightSource unetWeights, bool withIpAdapter, string? weightFolder)
+    public static OnnxGraph BuildGraph(UnetConfig config, IWeightSource unetWeights, bool withIpAdapter, string? weightFolder, bool loraBranches = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(unetWeights);
         CheckSupported(config, unetWeights.Path);
-        return new GraphBuilder(config, unetWeights, withIpAdapter, weightFolder).Build();
+        return new GraphBuilder(config, unetWeights, withIpAdapter, weightFolder, loraBranches).Build();
     }
 
     /// <summary>
@@ -151,12 +155,12 @@ public sealed class Unet : IDisposable
     /// output head, run on a <see cref="DeepCacheFeatureOutput"/> of the whole UNet kept from an earlier step. It
     /// takes the same inputs as the whole graph plus <see cref="DeepCacheFeatureOutput"/>.
     /// </summary>
-    public static OnnxGraph BuildShallowGraph(UnetConfig config, IWeightSource unetWeights, bool withIpAdapter, string? weightFolder)
+    public static OnnxGraph BuildShallowGraph(UnetConfig config, IWeightSource unetWeights, bool withIpAdapter, string? weightFolder, bool loraBranches = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(unetWeights);
         CheckSupported(config, unetWeights.Path);
-        return new GraphBuilder(config, unetWeights, withIpAdapter, weightFolder).BuildShallow();
+        return new GraphBuilder(config, unetWeights, withIpAdapter, weightFolder, loraBranches).BuildShallow();
     }
 
     /// <summary>The adapter's projections must fit this UNet (layers and widths); its headers are read, not its weights.</summary>
@@ -231,6 +235,7 @@ public sealed class Unet : IDisposable
             }
             inputs.Add(ModelInput.Float(IpScaleInput, new FloatTensor([conditioning.IpScale], [])));
         }
+        if (lora is not null) inputs.AddRange(lora.Inputs);
         return inputs;
     }
 
@@ -344,9 +349,9 @@ public sealed class Unet : IDisposable
         private string context = "";
         private string? ipScale;
 
-        public GraphBuilder(UnetConfig config, IWeightSource weights, bool withIpAdapter, string? weightFolder)
+        public GraphBuilder(UnetConfig config, IWeightSource weights, bool withIpAdapter, string? weightFolder, bool loraBranches)
         {
-            g = new OnnxGraph("unet", weightFolder);
+            g = new OnnxGraph("unet", weightFolder, loraBranches);
             this.config = config;
             w = weights;
             this.withIpAdapter = withIpAdapter;

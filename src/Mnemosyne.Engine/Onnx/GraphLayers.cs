@@ -32,12 +32,21 @@ public static class GraphLayers
                 : [x, quantised.Blocks, quantised.Scales];
             return g.Node("MatMulNBits", inputs, Attrs(
                 ("K", inFeatures), ("N", outFeatures), ("bits", (long)quantised.Bits), ("block_size", (long)quantised.BlockSize),
-                ("accuracy_level", Int8ComputeAccuracyLevel)), "com.microsoft");
+                ("accuracy_level", Int8ComputeAccuracyLevel)), "com.microsoft").WithLinearLora(g, x, prefix, inFeatures, outFeatures);
         }
         var w = g.Weight(file, prefix + ".weight", outFeatures, inFeatures);
         var y = g.Node("FusedMatMul", [x, w], Attrs(("transB", 1L)), "com.microsoft");
-        return bias ? g.Add(y, g.Weight(file, prefix + ".bias", outFeatures)) : y;
+        return (bias ? g.Add(y, g.Weight(file, prefix + ".bias", outFeatures)) : y).WithLinearLora(g, x, prefix, inFeatures, outFeatures);
     }
+
+    /// <summary>
+    /// y + (x·A)·B where the graph has LoRA branches: float32 beside the layer's own product, whatever its precision, so
+    /// that a LoRA set or weight changes only the inputs A and B, never the session.
+    /// </summary>
+    private static string WithLinearLora(this string y, OnnxGraph g, string x, string prefix, long inFeatures, long outFeatures)
+        => g.LoraBranchFor(prefix, inFeatures, outFeatures, 1, convolution: false) is { } branch
+            ? g.Add(y, g.MatMul(g.MatMul(x, branch.Down), branch.Up))
+            : y;
 
     /// <summary>torch.nn.Conv2d with square kernels; weights [out, in, k, k].</summary>
     public static string Conv2d(this OnnxGraph g, string x, IWeightSource file, string prefix, long inChannels, long outChannels, int kernel,
@@ -46,10 +55,14 @@ public static class GraphLayers
         var pad = padding ?? kernel / 2;
         var w = g.Weight(file, prefix + ".weight", outChannels, inChannels, kernel, kernel);
         string?[] inputs = bias ? [x, w, g.Weight(file, prefix + ".bias", outChannels)] : [x, w];
-        return g.Node("Conv", inputs, Attrs(
+        var y = g.Node("Conv", inputs, Attrs(
             ("kernel_shape", new long[] { kernel, kernel }),
             ("strides", new long[] { stride, stride }),
             ("pads", new long[] { pad, pad, pad, pad })));
+        if (g.LoraBranchFor(prefix, inChannels, outChannels, kernel, convolution: true) is not { } branch) return y;
+        // The down kernel sees what the layer's own does; the up kernel mixes the rank's channels pixel by pixel.
+        var down = g.Node("Conv", [x, branch.Down], Attrs(("strides", new long[] { stride, stride }), ("pads", new long[] { pad, pad, pad, pad })));
+        return g.Add(y, g.Node("Conv", [down, branch.Up]));
     }
 
     /// <summary>torch.nn.GroupNorm on NCHW with per-channel affine (ONNX GroupNormalization-21).</summary>

@@ -27,12 +27,16 @@ public sealed class OnnxGraph
     private readonly List<BoundWeight> boundWeights = [];
     private readonly SortedSet<string> externalFiles = new(StringComparer.Ordinal);
     private readonly string? ownWeightsFolder;
+    private readonly Dictionary<string, LoraBranch>? loraBranches;
+    private readonly HashSet<string> readWeights = new(StringComparer.Ordinal);
     private int counter;
 
     /// <param name="weightFolder">The folder of the network's own weight files, whose weights become external data.</param>
-    public OnnxGraph(string name, string? weightFolder)
+    /// <param name="loraBranches">Whether every linear and convolution layer gets a LoRA branch (<see cref="LoraBranchFor"/>).</param>
+    public OnnxGraph(string name, string? weightFolder, bool loraBranches = false)
     {
         ownWeightsFolder = weightFolder is null ? null : Path.GetFullPath(weightFolder);
+        if (loraBranches) this.loraBranches = new(StringComparer.Ordinal);
         model = new ModelProto
         {
             IrVersion = 10,
@@ -64,6 +68,32 @@ public sealed class OnnxGraph
     public IReadOnlyList<BoundWeight> BoundWeights => boundWeights;
 
     public sealed record BoundWeight(string InputName, SafetensorsFile File, TensorInfo Tensor);
+
+    /// <summary>Whether a node of the graph reads the weight (one only checked, as a layer no output needs, is not read).</summary>
+    public bool Reads(string tensorName) => readWeights.Contains(tensorName);
+
+    /// <summary>The layers that have a LoRA branch, in the order the graph reads them; empty for a graph without.</summary>
+    public IReadOnlyCollection<LoraBranch> LoraBranches => (IReadOnlyCollection<LoraBranch>?)loraBranches?.Values ?? [];
+
+    /// <summary>
+    /// The low-rank factors of one layer's LoRA branch, graph inputs of a rank each of its own: a linear layer's
+    /// <see cref="Down"/> is A [in, rank] and <see cref="Up"/> B [rank, out]; a convolution's are kernels, down
+    /// [rank, in, k, k] (the layer's stride and padding) and up [out, rank, 1, 1]. Rank 0 leaves the layer as it is.
+    /// </summary>
+    /// <param name="Module">The layer's weight name without ".weight", as the checkpoint names it.</param>
+    public sealed record LoraBranch(string Module, string Down, string Up, long In, long Out, int Kernel, bool Convolution);
+
+    /// <summary>The branch inputs of the layer <paramref name="module"/>, added at its first call; null for a graph without LoRA branches.</summary>
+    public LoraBranch? LoraBranchFor(string module, long inFeatures, long outFeatures, int kernel, bool convolution)
+    {
+        if (loraBranches is null) return null;
+        if (loraBranches.TryGetValue(module, out var known)) return known;
+        var rank = "lora_rank." + module;
+        var down = Input("lora_down." + module, TensorProto.Types.DataType.Float,
+            convolution ? [rank, inFeatures, (long)kernel, (long)kernel] : [inFeatures, rank]);
+        var up = Input("lora_up." + module, TensorProto.Types.DataType.Float, convolution ? [outFeatures, rank, 1L, 1L] : [rank, outFeatures]);
+        return loraBranches[module] = new LoraBranch(module, down, up, inFeatures, outFeatures, kernel, convolution);
+    }
 
     /// <summary>A dimension: a fixed size (long/int) or a symbolic name (string).</summary>
     public string Input(string name, TensorProto.Types.DataType type, params object[] dims)
@@ -114,6 +144,7 @@ public sealed class OnnxGraph
                 source.Path, info.Name);
         var key = source.Path + "|" + tensorName;
         if (weightValues.TryGetValue(key, out var existing)) return existing;
+        readWeights.Add(tensorName);
 
         var valueName = Fresh("w." + tensorName);
         if (stored is null)
@@ -168,6 +199,7 @@ public sealed class OnnxGraph
         if (source is not IQuantisedWeightSource quantised) return null;
         var key = source.Path + "|" + tensorName + "|quantised";
         if (quantisedValues.TryGetValue(key, out var existing)) return existing;
+        readWeights.Add(tensorName);
         var weight = quantised.LocateQuantised(tensorName, rows, columns);
         if (weight is null) return null;
 

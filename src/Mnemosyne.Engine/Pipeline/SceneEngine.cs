@@ -41,7 +41,7 @@ public sealed class SceneEngine : IDisposable
     private IpAdapterKeyValues? unconditionalKeyValues;
     private readonly IpAdapterFiles? adapterFiles;
     private readonly SessionSettings settings;
-    /// <summary>The networks of the last scene's LoRAs; null while scenes have none.</summary>
+    /// <summary>The networks with LoRA branches, which serve every scene once one has had LoRAs; null until then.</summary>
     private LoraNetworks? loras;
     private readonly Lazy<string?> modelHash;
     private bool disposed;
@@ -295,7 +295,7 @@ public sealed class SceneEngine : IDisposable
         {
             ObjectDisposedException.ThrowIf(disposed, this);
             UseLoras(request.Loras);
-            var activeUnet = loras?.Unet ?? unet;
+            var activeUnet = ActiveUnet;
             var warnings = new List<string>();
             bool encodeNegative = request.GuidanceScale > 1 && (request.NegativePrompt is not null || !forceZerosForEmptyPrompt);
             string[] texts = encodeNegative ? [request.Prompt, request.NegativePrompt ?? ""] : [request.Prompt];
@@ -372,22 +372,42 @@ public sealed class SceneEngine : IDisposable
         return result;
     }
 
+    /// <summary>How many UNet sessions the networks with LoRA branches have made; null before a scene with LoRAs. For tests.</summary>
+    internal int? LoraUnetLoads => loras?.UnetLoads;
+
+    /// <summary>The UNet scenes run: the one with LoRA branches once a scene has had LoRAs, else the plain one.</summary>
+    private OnDemandNetwork<Unet> ActiveUnet => loras?.Unet ?? unet;
+
     /// <summary>
-    /// Makes the networks of <paramref name="requests"/> unless the last scene's serve them: every LoRA is read and
-    /// checked before the networks in use change. Only one UNet is held: the plain one is released while LoRAs are
-    /// applied, and loaded again by the next scene without LoRAs. Prompts are encoded again when the encoders change.
+    /// Applies <paramref name="requests"/>: every LoRA is read and checked before anything changes. The first scene with
+    /// LoRAs moves the engine to the networks with LoRA branches (the plain ones are released: one UNet is held), which
+    /// then serve every scene, with or without LoRAs: a new set or weight is new inputs, not a new session. Prompts are
+    /// encoded again when the encoders' LoRAs change.
     /// </summary>
     private void UseLoras(IReadOnlyList<LoraRequest> requests)
     {
-        if (requests.Count == 0 ? loras is null : loras?.Serve(requests) == true) return;
-        var next = requests.Count == 0 ? null
-            : LoraNetworks.Open(requests, model, adapterFiles, settings, Options.KeepEncodersLoaded);
-        bool encodersChange = loras is { TextEncoder: not null } or { TextEncoder2: not null } || next is { TextEncoder: not null } or { TextEncoder2: not null };
-        loras?.Dispose();
-        loras = next;
-        if (next?.Unet is not null) unet.Release();
-        // A new encoder for new networks: the embeddings kept from the old ones no longer hold.
-        if (encodersChange) promptEncoder = promptEncoder.WithEncoders(next?.TextEncoder ?? textEncoder, next?.TextEncoder2 ?? textEncoder2);
+        if (loras is null && requests.Count == 0) return;
+        var next = loras ?? LoraNetworks.Create(model, adapterFiles, settings, Options.KeepEncodersLoaded);
+        bool encodersChange;
+        try
+        {
+            encodersChange = next.Use(requests);
+        }
+        catch
+        {
+            if (next != loras) next.Dispose();
+            throw;
+        }
+        if (next != loras)
+        {
+            loras = next;
+            unet.Release();
+            textEncoder.Release();
+            textEncoder2.Release();
+            encodersChange = true;
+        }
+        // The embeddings kept from before no longer hold.
+        if (encodersChange) promptEncoder = promptEncoder.WithEncoders(next.TextEncoder, next.TextEncoder2);
     }
 
     /// <summary>
@@ -397,7 +417,7 @@ public sealed class SceneEngine : IDisposable
     private LatentDistribution EncodePicture(FloatTensor pixels, bool tiled, CancellationToken cancellation)
     {
         int side = tiled ? vae.Config.SampleSize : int.MaxValue;
-        if (Options.LowMemory || !DecodeFitsBesideUnet(Math.Min(pixels.Shape[3], side), Math.Min(pixels.Shape[2], side))) unet.Release();
+        if (Options.LowMemory || !DecodeFitsBesideUnet(Math.Min(pixels.Shape[3], side), Math.Min(pixels.Shape[2], side))) ActiveUnet.Release();
         return vaeEncoder.Use(network => tiled ? new TiledVaeEncoder(network).Run(pixels, cancellation) : network.Run(pixels, cancellation));
     }
 

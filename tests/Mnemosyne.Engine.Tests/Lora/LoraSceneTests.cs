@@ -19,6 +19,7 @@ namespace Mnemosyne.Engine.Tests.Lora;
 public sealed class LoraSceneTests(SceneEngineFixture engines, ITestOutputHelper output) : IClassFixture<SceneEngineFixture>, IDisposable
 {
     private readonly string temporary = Directory.CreateTempSubdirectory("mnemosyne-lora-scenes-").FullName;
+    private readonly Lazy<Int8EngineFixture> int8 = new(() => new Int8EngineFixture());
 
     private static readonly string Folder = Path.Combine(TestPaths.RepositoryRoot, "tests", "reference", "lora-b");
 
@@ -104,13 +105,58 @@ public sealed class LoraSceneTests(SceneEngineFixture engines, ITestOutputHelper
         Assert.Equal(first.FinalLatents.Data, engine.Generate(request).FinalLatents.Data);
     }
 
+    /// <summary>
+    /// Another set of LoRAs, other weights or none change the inputs of the one UNet with LoRA branches, never its session,
+    /// and give what a fresh engine gives with that set.
+    /// </summary>
     [Fact]
-    public void Int8EnginesRefuseLoras()
+    public void SwitchingLorasOrWeightsMakesNoNewSession_AndGivesWhatAFreshEngineGives()
     {
-        using var fixture = new Int8EngineFixture();
-        var request = Request("peft-film") with { Reference = fixture.Reference(TinyModel.B) };
-        var error = Assert.Throws<InvalidOperationException>(() => fixture.Engine(TinyModel.B).Generate(request));
-        Assert.Contains("Float32", error.Message);
+        var engine = engines.Engine(TinyModel.B);
+        var kira = Request("kohya-kira");
+        var both = Request("kira-and-film");
+        var reweighted = both with { Loras = [both.Loras[0] with { Weight = 0.3f }, both.Loras[1] with { Weight = 0.9f }] };
+        engine.Generate(kira);
+        var loads = engine.LoraUnetLoads;
+
+        var switched = engine.Generate(both).FinalLatents.Data;
+        var changed = engine.Generate(reweighted).FinalLatents.Data;
+        var back = engine.Generate(kira).FinalLatents.Data;
+        engine.Generate(kira with { Loras = [] });
+
+        Assert.Equal(1, loads);
+        Assert.Equal(loads, engine.LoraUnetLoads);
+        using var fresh = new SceneEngineFixture();
+        Assert.Equal(fresh.Engine(TinyModel.B).Generate(both with { Reference = fresh.Reference(TinyModel.B) }).FinalLatents.Data, switched);
+        using var freshReweighted = new SceneEngineFixture();
+        Assert.Equal(freshReweighted.Engine(TinyModel.B).Generate(reweighted with { Reference = freshReweighted.Reference(TinyModel.B) }).FinalLatents.Data, changed);
+        Assert.Equal(engine.Generate(kira).FinalLatents.Data, back);
+        Assert.NotEqual(switched, changed);
+    }
+
+    /// <summary>
+    /// Int8 engines take LoRAs: the branches stay float32 beside the 8-bit products. Bounded as the other Int8 scenes
+    /// are (the int8 deviation of a few steps), and the LoRAs' effect must stand well out of it.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Int8EnginesApplyLoras(string name)
+    {
+        var fixture = int8.Value;
+        var request = Request(name) with { Reference = fixture.Reference(TinyModel.B) };
+        var engine = fixture.Engine(TinyModel.B);
+        var scene = engine.Generate(request);
+        var plain = engine.Generate(request with { Loras = [] });
+
+        var expected = NpyFile.Read(Path.Combine(Folder, name, "final-latents.npy"));
+        double error = expected.Data.Zip(scene.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
+        double effect = expected.Data.Zip(plain.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
+        double peak = expected.Data.Max(Math.Abs);
+        output.WriteLine($"{name}: int8 with LoRAs, final latents max-abs {error:E2} from diffusers with the LoRAs fused (latents up to {peak:F2}: {error / peak:P2}); " +
+                         $"the int8 scene without them is {effect:E2} away");
+        Assert.Equal(WeightPrecision.Int8, scene.Precision);
+        Assert.True(error <= 0.1 * peak, $"int8 final latents with LoRAs are {error:E2} from diffusers, over 10% of {peak:F2}");
+        Assert.True(error < effect / 2, $"the LoRAs' effect ({effect:E2}) does not stand out of the int8 deviation ({error:E2})");
     }
 
     /// <summary>sd-scripts' SDXL LoRAs name UNet layers by their ldm modules (lora_unet_input_blocks_4_1_…): the same layers, the same scene.</summary>
@@ -174,5 +220,9 @@ public sealed class LoraSceneTests(SceneEngineFixture engines, ITestOutputHelper
         Assert.Equal(expected, engine.Generate(request).FinalLatents.Data);
     }
 
-    public void Dispose() => Directory.Delete(temporary, recursive: true);
+    public void Dispose()
+    {
+        if (int8.IsValueCreated) int8.Value.Dispose();
+        Directory.Delete(temporary, recursive: true);
+    }
 }

@@ -1,9 +1,7 @@
+using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Safetensors;
 
-namespace Mnemosyne.Engine.Lora;
-
-/// <summary>A LoRA layer matched to the network's module it changes, with the user's weight.</summary>
-internal sealed record MatchedLoraLayer(LoraFile File, LoraLayer Layer, string Module, long[] Shape, float Weight);
+namespace Mnemosyne.Tools.Bench;
 
 /// <summary>
 /// A network's weights with LoRAs merged in: the layers they change are served from a file of merged weights,
