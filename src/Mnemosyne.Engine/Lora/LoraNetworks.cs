@@ -43,6 +43,9 @@ internal sealed class LoraNetworks : IDisposable
 
     public OnDemandNetwork<ClipTextEncoder> TextEncoder2 { get; }
 
+    /// <summary>What a network's branches are fed now.</summary>
+    public LoraFeed Feed(LoraTarget target) => branches[target].Feed;
+
     /// <summary>How many UNet sessions these networks have made: one, whatever the LoRAs, unless the engine released it for memory.</summary>
     public int UnetLoads { get; private set; }
 

@@ -34,7 +34,7 @@ public sealed record PhaseRequest(string Phase, string Checkpoint, int Threads, 
 /// loaded on their own where the phase is about one network; the "open-…" phases and "scene" open the whole
 /// engine as a user would.
 /// </summary>
-public static class BenchPhases
+public static partial class BenchPhases
 {
     public const string MatMulPeak = "matmul-peak";
     public const string OpenUncached = "open-uncached";
@@ -51,7 +51,7 @@ public static class BenchPhases
     /// <summary>Converts the UNet's weights for a precision other than Float32; run before the others, not chosen.</summary>
     public const string Convert = "convert";
 
-    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenUncached, OpenCaching, OpenCached, OpenCold, Text, Reference, Vae, UnetStep, Scene, FastScene];
+    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenUncached, OpenCaching, OpenCached, OpenCold, Text, Reference, Vae, UnetStep, Scene, FastScene, Lora];
 
 
     private const string Prompt = "a portrait of a red-haired explorer in a rain-soaked neon market, cinematic light";
@@ -74,6 +74,7 @@ public static class BenchPhases
             case UnetStep: RunUnet(context); break;
             case Scene: RunScene(context); break;
             case FastScene: RunFastScene(context); break;
+            case Lora: RunLora(context); break;
             case Convert: RunConvert(context); break;
             default: throw new ArgumentException($"Unknown benchmark phase '{request.Phase}': use one of {string.Join(", ", All)}.");
         }
