@@ -135,6 +135,26 @@ public sealed class LoraSceneTests(SceneEngineFixture engines, ITestOutputHelper
     }
 
     /// <summary>
+    /// DeepCache's shallow UNet has the branches of its own layers (conv_in, the last up layer, the head) and is fed
+    /// them as the whole one is (a branch input left unfed fails the run): a DeepCache scene with a conv LoRA runs, and
+    /// differs both from the scene without it and from the whole-UNet scene with it.
+    /// </summary>
+    [Fact]
+    public void DeepCacheShallowStepsTakeTheLorasToo()
+    {
+        var engine = engines.Engine(TinyModel.B);
+        var request = Request("conv-texture") with { DeepCacheInterval = 2 };
+
+        var cached = engine.Generate(request).FinalLatents.Data;
+        var plain = engine.Generate(request with { Loras = [] }).FinalLatents.Data;
+        var whole = engine.Generate(request with { DeepCacheInterval = 1 }).FinalLatents.Data;
+
+        Assert.NotEqual(plain, cached);
+        Assert.NotEqual(whole, cached);
+        Assert.All(cached, v => Assert.True(float.IsFinite(v)));
+    }
+
+    /// <summary>
     /// Int8 engines take LoRAs: the branches stay float32 beside the 8-bit products. Bounded as the other Int8 scenes
     /// are (the int8 deviation of a few steps), and the LoRAs' effect must stand well out of it.
     /// </summary>
@@ -196,6 +216,7 @@ public sealed class LoraSceneTests(SceneEngineFixture engines, ITestOutputHelper
         { "lora_unet_conv_in", [2, 4, 3, 3], [33, 2, 1, 1], "shapes do not fit this model" },
         { "lora_unet_conv_in", [2, 4], [32, 2], "shapes do not fit this model" },
         { "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k", [2, 768], [64, 2], "a LoRA for Stable Diffusion 1.x" },
+        { "lora_te1_text_model_embeddings_position_embedding", [2, 32], [77, 2], "which is no linear or convolution layer (an embedding)" },
     };
 
     /// <summary>A LoRA with one layer the model lacks (or that does not fit) is refused whole, beside a good one: the scene's networks stay as they were.</summary>
