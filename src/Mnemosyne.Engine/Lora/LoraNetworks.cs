@@ -53,8 +53,11 @@ internal sealed class LoraNetworks : IDisposable
     /// The networks of <paramref name="model"/> with LoRA branches, applying none yet; they load when first used. Only the
     /// weights' headers are read here (to know every layer a LoRA may change).
     /// </summary>
-    public static LoraNetworks Create(SdxlModelFiles model, IpAdapterFiles? adapter, SessionSettings settings, bool keepEncodersLoaded)
+    /// <param name="modules">The layers that get a branch, by module name; null for every linear and convolution layer.</param>
+    public static LoraNetworks Create(SdxlModelFiles model, IpAdapterFiles? adapter, SessionSettings settings, bool keepEncodersLoaded,
+        Func<string, bool>? modules = null)
     {
+        modules ??= _ => true;
         var configs = model.Configs;
         var maps = new Dictionary<LoraTarget, LoraKeyMap>();
         var branches = new Dictionary<LoraTarget, Branches>();
@@ -63,11 +66,11 @@ internal sealed class LoraNetworks : IDisposable
             var plan = new WeightConversionPlan(source);
             var graph = build(plan);
             maps[target] = new LoraKeyMap(target, plan.Weights.Select(w => (w.Name, w.Shape)), alternativeNames);
-            branches[target] = new Branches(graph);
+            branches[target] = new Branches(graph, modules);
         }
-        Record(LoraTarget.Unet, plan => Networks.Unet.BuildGraph(configs.Unet, plan, false, null, loraBranches: true), model.Unet, name => LdmModule(name, configs.Unet));
-        Record(LoraTarget.TextEncoder, plan => ClipTextEncoder.BuildGraph(configs.TextEncoder, plan, null, loraBranches: true), model.TextEncoder);
-        Record(LoraTarget.TextEncoder2, plan => ClipTextEncoder.BuildGraph(configs.TextEncoder2, plan, null, loraBranches: true), model.TextEncoder2);
+        Record(LoraTarget.Unet, plan => Networks.Unet.BuildGraph(configs.Unet, plan, false, null, modules), model.Unet, name => LdmModule(name, configs.Unet));
+        Record(LoraTarget.TextEncoder, plan => ClipTextEncoder.BuildGraph(configs.TextEncoder, plan, null, modules), model.TextEncoder);
+        Record(LoraTarget.TextEncoder2, plan => ClipTextEncoder.BuildGraph(configs.TextEncoder2, plan, null, modules), model.TextEncoder2);
 
         LoraNetworks? networks = null;
         var unet = new OnDemandNetwork<Unet>(() =>
@@ -133,11 +136,11 @@ internal sealed class LoraNetworks : IDisposable
         private readonly OnnxGraph graph;
         private readonly Dictionary<string, OnnxGraph.LoraBranch> byModule;
 
-        public Branches(OnnxGraph graph)
+        public Branches(OnnxGraph graph, Func<string, bool> modules)
         {
             this.graph = graph;
             byModule = graph.LoraBranches.ToDictionary(b => b.Module, StringComparer.Ordinal);
-            Feed = new LoraFeed { Inputs = Inputs([]) };
+            Feed = new LoraFeed { Modules = modules, Inputs = Inputs([]) };
         }
 
         public LoraFeed Feed { get; }

@@ -58,24 +58,24 @@ public sealed class ClipTextEncoder : IDisposable
     /// <summary>
     /// An encoder over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.
     /// With <see cref="SessionSettings.Precision"/> Int8 its linear layers read 8-bit weights, converted once into the cache.
-    /// With <paramref name="lora"/> every linear layer has a LoRA branch, whose factors every run takes from it.
+    /// With <paramref name="lora"/> the linear layers it names have a LoRA branch, whose factors every run takes from it.
     /// </summary>
     public static ClipTextEncoder Load(ClipTextConfig config, IWeightSource weights, SessionSettings settings, LoraFeed? lora = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         var graph = settings.Precision == WeightPrecision.Float32
-            ? BuildGraph(config, weights, Path.GetDirectoryName(weights.Path), lora is not null)
-            : ConvertedNetwork.Build(settings, [("text-encoder", weights)], (converted, folder) => BuildGraph(config, converted[0], folder, lora is not null));
+            ? BuildGraph(config, weights, Path.GetDirectoryName(weights.Path), lora?.Modules)
+            : ConvertedNetwork.Build(settings, [("text-encoder", weights)], (converted, folder) => BuildGraph(config, converted[0], folder, lora?.Modules));
         return new ClipTextEncoder(OnnxModel.Create(graph, settings), config, lora);
     }
 
     /// <summary>
     /// The encoder's graph: <c>input_ids</c> int64 [B, 77] → <c>penultimate_hidden_states</c> [B, 77, hidden]
     /// and, with a projection, <c>text_embeds</c> [B, projection_dim]. Every tensor of the checkpoint
-    /// is checked, the last layer's included where no output needs it. With <paramref name="loraBranches"/> every linear
-    /// layer the outputs need has a LoRA branch (<see cref="OnnxGraph.LoraBranches"/>).
+    /// is checked, the last layer's included where no output needs it. With <paramref name="loraBranches"/> the linear
+    /// layers it names (of those the outputs need) have a LoRA branch (<see cref="OnnxGraph.LoraBranches"/>).
     /// </summary>
-    public static OnnxGraph BuildGraph(ClipTextConfig config, IWeightSource weights, string? weightFolder, bool loraBranches = false)
+    public static OnnxGraph BuildGraph(ClipTextConfig config, IWeightSource weights, string? weightFolder, Func<string, bool>? loraBranches = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(weights);

@@ -102,7 +102,7 @@ public sealed class Unet : IDisposable
     /// A UNet over any weight source (e.g. a single-file checkpoint's), which must stay open until this returns.
     /// With <see cref="SessionSettings.Precision"/> Int8 the first load converts the weights into the cache
     /// (<see cref="ConvertedWeightCache"/>), and later loads read them from there. With <paramref name="lora"/> every
-    /// linear and convolution layer has a LoRA branch, whose factors every run takes from it.
+    /// linear and convolution layer it names has a LoRA branch, whose factors every run takes from it.
     /// </summary>
     public static Unet Load(UnetConfig config, IWeightSource weights, IpAdapterFiles? ipAdapter, SessionSettings settings, LoraFeed? lora = null)
     {
@@ -112,7 +112,7 @@ public sealed class Unet : IDisposable
         var withAdapter = ipAdapter is not null;
         // The whole UNet and DeepCache's shallow one read the same weights (the shallow one a few of them).
         (OnnxGraph Whole, OnnxGraph Shallow) Build(IWeightSource source, string? folder)
-            => (BuildGraph(config, source, withAdapter, folder, lora is not null), BuildShallowGraph(config, source, withAdapter, folder, lora is not null));
+            => (BuildGraph(config, source, withAdapter, folder, lora?.Modules), BuildShallowGraph(config, source, withAdapter, folder, lora?.Modules));
         void CheckAdapterFile() { if (ipAdapter is not null) CheckAdapter(config, ipAdapter); }
 
         var (whole, shallow) = settings.Precision == WeightPrecision.Float32
@@ -139,10 +139,10 @@ public sealed class Unet : IDisposable
     /// implies, so a wrong or incomplete checkpoint is refused here, before any weight is read. With
     /// <paramref name="withIpAdapter"/> every cross-attention takes the adapter's key and value
     /// (<c>ip_key_{n}</c>, <c>ip_value_{n}</c> [B, tokens, C]) and the weight <c>ip_scale</c> as inputs;
-    /// without, the graph has no ip inputs. With <paramref name="loraBranches"/> every linear and convolution layer has
-    /// a LoRA branch (<see cref="OnnxGraph.LoraBranches"/>).
+    /// without, the graph has no ip inputs. With <paramref name="loraBranches"/> the linear and convolution layers it
+    /// names have a LoRA branch (<see cref="OnnxGraph.LoraBranches"/>).
     /// </summary>
-    public static OnnxGraph BuildGraph(UnetConfig config, IWeightSource unetWeights, bool withIpAdapter, string? weightFolder, bool loraBranches = false)
+    public static OnnxGraph BuildGraph(UnetConfig config, IWeightSource unetWeights, bool withIpAdapter, string? weightFolder, Func<string, bool>? loraBranches = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(unetWeights);
@@ -155,7 +155,7 @@ public sealed class Unet : IDisposable
     /// output head, run on a <see cref="DeepCacheFeatureOutput"/> of the whole UNet kept from an earlier step. It
     /// takes the same inputs as the whole graph plus <see cref="DeepCacheFeatureOutput"/>.
     /// </summary>
-    public static OnnxGraph BuildShallowGraph(UnetConfig config, IWeightSource unetWeights, bool withIpAdapter, string? weightFolder, bool loraBranches = false)
+    public static OnnxGraph BuildShallowGraph(UnetConfig config, IWeightSource unetWeights, bool withIpAdapter, string? weightFolder, Func<string, bool>? loraBranches = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(unetWeights);
@@ -349,7 +349,7 @@ public sealed class Unet : IDisposable
         private string context = "";
         private string? ipScale;
 
-        public GraphBuilder(UnetConfig config, IWeightSource weights, bool withIpAdapter, string? weightFolder, bool loraBranches)
+        public GraphBuilder(UnetConfig config, IWeightSource weights, bool withIpAdapter, string? weightFolder, Func<string, bool>? loraBranches)
         {
             g = new OnnxGraph("unet", weightFolder, loraBranches);
             this.config = config;

@@ -7,6 +7,9 @@ namespace Mnemosyne.Engine.Onnx;
 /// </summary>
 public sealed class LoraFeed
 {
+    /// <summary>The layers that have a branch, by module name (the checkpoint's, without ".weight"): all of them unless told.</summary>
+    public Func<string, bool> Modules { get; init; } = _ => true;
+
     /// <summary>One value for each branch input of the network's graph.</summary>
     public IReadOnlyList<ModelInput> Inputs { get; set; } = [];
 }

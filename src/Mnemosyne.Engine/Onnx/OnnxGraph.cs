@@ -27,16 +27,17 @@ public sealed class OnnxGraph
     private readonly List<BoundWeight> boundWeights = [];
     private readonly SortedSet<string> externalFiles = new(StringComparer.Ordinal);
     private readonly string? ownWeightsFolder;
-    private readonly Dictionary<string, LoraBranch>? loraBranches;
+    private readonly Func<string, bool>? loraModules;
+    private readonly Dictionary<string, LoraBranch> loraBranches = new(StringComparer.Ordinal);
     private readonly HashSet<string> readWeights = new(StringComparer.Ordinal);
     private int counter;
 
     /// <param name="weightFolder">The folder of the network's own weight files, whose weights become external data.</param>
-    /// <param name="loraBranches">Whether every linear and convolution layer gets a LoRA branch (<see cref="LoraBranchFor"/>).</param>
-    public OnnxGraph(string name, string? weightFolder, bool loraBranches = false)
+    /// <param name="loraBranches">The linear and convolution layers that get a LoRA branch (<see cref="LoraBranchFor"/>), by module name; null for none.</param>
+    public OnnxGraph(string name, string? weightFolder, Func<string, bool>? loraBranches = null)
     {
         ownWeightsFolder = weightFolder is null ? null : Path.GetFullPath(weightFolder);
-        if (loraBranches) this.loraBranches = new(StringComparer.Ordinal);
+        loraModules = loraBranches;
         model = new ModelProto
         {
             IrVersion = 10,
@@ -73,7 +74,7 @@ public sealed class OnnxGraph
     public bool Reads(string tensorName) => readWeights.Contains(tensorName);
 
     /// <summary>The layers that have a LoRA branch, in the order the graph reads them; empty for a graph without.</summary>
-    public IReadOnlyCollection<LoraBranch> LoraBranches => (IReadOnlyCollection<LoraBranch>?)loraBranches?.Values ?? [];
+    public IReadOnlyCollection<LoraBranch> LoraBranches => loraBranches.Values;
 
     /// <summary>
     /// The low-rank factors of one layer's LoRA branch, graph inputs of a rank each of its own: a linear layer's
@@ -83,10 +84,10 @@ public sealed class OnnxGraph
     /// <param name="Module">The layer's weight name without ".weight", as the checkpoint names it.</param>
     public sealed record LoraBranch(string Module, string Down, string Up, long In, long Out, int Kernel, bool Convolution);
 
-    /// <summary>The branch inputs of the layer <paramref name="module"/>, added at its first call; null for a graph without LoRA branches.</summary>
+    /// <summary>The branch inputs of the layer <paramref name="module"/>, added at its first call; null for a layer without a LoRA branch.</summary>
     public LoraBranch? LoraBranchFor(string module, long inFeatures, long outFeatures, int kernel, bool convolution)
     {
-        if (loraBranches is null) return null;
+        if (loraModules?.Invoke(module) != true) return null;
         if (loraBranches.TryGetValue(module, out var known)) return known;
         var rank = "lora_rank." + module;
         var down = Input("lora_down." + module, TensorProto.Types.DataType.Float,

@@ -41,7 +41,7 @@ public sealed class SceneEngine : IDisposable
     private IpAdapterKeyValues? unconditionalKeyValues;
     private readonly IpAdapterFiles? adapterFiles;
     private readonly SessionSettings settings;
-    /// <summary>The networks with LoRA branches, which serve every scene once one has had LoRAs; null until then.</summary>
+    /// <summary>The networks with LoRA branches, which serve scenes with LoRAs; null until the first.</summary>
     private LoraNetworks? loras;
     private readonly Lazy<string?> modelHash;
     private bool disposed;
@@ -375,18 +375,22 @@ public sealed class SceneEngine : IDisposable
     /// <summary>How many UNet sessions the networks with LoRA branches have made; null before a scene with LoRAs. For tests.</summary>
     internal int? LoraUnetLoads => loras?.UnetLoads;
 
-    /// <summary>The UNet scenes run: the one with LoRA branches once a scene has had LoRAs, else the plain one.</summary>
-    private OnDemandNetwork<Unet> ActiveUnet => loras?.Unet ?? unet;
+    /// <summary>Whether scenes run the networks with LoRA branches (the last scene had LoRAs) rather than the plain ones.</summary>
+    private bool UsesLoraNetworks => loras is { Requests.Count: > 0 };
+
+    private OnDemandNetwork<Unet> ActiveUnet => UsesLoraNetworks ? loras!.Unet : unet;
 
     /// <summary>
-    /// Applies <paramref name="requests"/>: every LoRA is read and checked before anything changes. The first scene with
-    /// LoRAs moves the engine to the networks with LoRA branches (the plain ones are released: one UNet is held), which
-    /// then serve every scene, with or without LoRAs: a new set or weight is new inputs, not a new session. Prompts are
-    /// encoded again when the encoders' LoRAs change.
+    /// Applies <paramref name="requests"/>: every LoRA is read and checked before anything changes. Scenes with LoRAs run
+    /// networks with LoRA branches, made once per engine: another set or weight is new inputs, not a new session. Scenes
+    /// without run the plain networks, which the branches (rank 0, exact zeros, yet a product and a sum per layer) would
+    /// only slow down. One UNet is held: moving between the two releases one and loads the other (from the session cache
+    /// when the engine has one). Prompts are encoded again when the encoders change.
     /// </summary>
     private void UseLoras(IReadOnlyList<LoraRequest> requests)
     {
         if (loras is null && requests.Count == 0) return;
+        bool before = UsesLoraNetworks;
         var next = loras ?? LoraNetworks.Create(model, adapterFiles, settings, Options.KeepEncodersLoaded);
         bool encodersChange;
         try
@@ -398,16 +402,17 @@ public sealed class SceneEngine : IDisposable
             if (next != loras) next.Dispose();
             throw;
         }
-        if (next != loras)
+        loras = next;
+        if (UsesLoraNetworks != before)
         {
-            loras = next;
-            unet.Release();
-            textEncoder.Release();
-            textEncoder2.Release();
+            (before ? next.Unet : unet).Release();
+            (before ? next.TextEncoder : textEncoder).Release();
+            (before ? next.TextEncoder2 : textEncoder2).Release();
             encodersChange = true;
         }
         // The embeddings kept from before no longer hold.
-        if (encodersChange) promptEncoder = promptEncoder.WithEncoders(next.TextEncoder, next.TextEncoder2);
+        if (encodersChange)
+            promptEncoder = UsesLoraNetworks ? promptEncoder.WithEncoders(next.TextEncoder, next.TextEncoder2) : promptEncoder.WithEncoders(textEncoder, textEncoder2);
     }
 
     /// <summary>

@@ -52,13 +52,13 @@ public static partial class BenchPhases
         using (plain) Steps("plain graph", () => plain.Run(inputs[0], 999f, conditioning));
         NativeHeap.Trim();
 
-        // The engine's mechanism: one session with branches; a switch is new inputs.
+        // The engine's mechanism: one session with a branch on every layer; a switch is new inputs.
         using (var networks = LoraNetworks.Create(model, null, settings, keepEncodersLoaded: false))
         {
             networks.Use([]);
-            c.Add(new Measurement("UNet open, graph with LoRA branches", [Time(() => networks.Unet.Load())], c.Memory.ProcessPeak));
+            c.Add(new Measurement("UNet open, graph with LoRA branches on every layer", [Time(() => networks.Unet.Load())], c.Memory.ProcessPeak));
             void Step() => networks.Unet.Use(u => u.Run(inputs[0], 999f, conditioning));
-            Steps("branches, no LoRA", Step);
+            Steps("branches, no LoRA (rank 0 everywhere)", Step);
             c.Add(new Measurement("LoRA switch, branches: none → one LoRA", [Time(() => networks.Use(one))], c.Memory.ProcessPeak));
             Steps("branches, one rank-32 LoRA", Step);
             c.Add(new Measurement("LoRA switch, branches: one → two LoRAs", [Time(() => networks.Use(two))], c.Memory.ProcessPeak));
@@ -91,6 +91,16 @@ public static partial class BenchPhases
                 Steps("same graph, two LoRAs fed as inputs", () => StepWith(fed, null));
                 Steps("same graph, two LoRAs from an OrtLoraAdapter", () => StepWith([], adapter));
             }
+        }
+        NativeHeap.Trim();
+
+        // Branches on the set's layers only (here the attention and feed-forward linears): no rank-0 branch elsewhere, but
+        // a graph, and so a session, per set of layers.
+        using (var networks = LoraNetworks.Create(model, null, settings, keepEncodersLoaded: false, LoraModules.IsMatch))
+        {
+            networks.Use(two);
+            c.Add(new Measurement("UNet open, graph with branches on the LoRAs' layers only", [Time(() => networks.Unet.Load())], c.Memory.ProcessPeak));
+            Steps("branches on the LoRAs' layers only, two rank-32 LoRAs", () => networks.Unet.Use(u => u.Run(inputs[0], 999f, conditioning)));
         }
         NativeHeap.Trim();
 
@@ -148,7 +158,7 @@ public static partial class BenchPhases
     {
         var path = Path.Combine(c.Request.WorkFolder, $"{name}-rank{LoraRank}.safetensors");
         var plan = new WeightConversionPlan(model.Unet);
-        var graph = Unet.BuildGraph(model.Configs.Unet, plan, false, null, loraBranches: true);
+        var graph = Unet.BuildGraph(model.Configs.Unet, plan, false, null, _ => true);
         var entries = new List<SafetensorsWriter.Entry>();
         int layer = 0;
         foreach (var branch in graph.LoraBranches.Where(b => LoraModules.IsMatch(b.Module)))
@@ -174,8 +184,8 @@ public static partial class BenchPhases
     private static InferenceSession BranchSession(UnetConfig config, IWeightSource weights, SessionSettings settings)
     {
         var graph = settings.Precision == WeightPrecision.Float32
-            ? Unet.BuildGraph(config, weights, false, Path.GetDirectoryName(weights.Path), loraBranches: true)
-            : ConvertedNetwork.Build(settings, [("unet", weights)], (sources, folder) => Unet.BuildGraph(config, sources[0], false, folder, loraBranches: true));
+            ? Unet.BuildGraph(config, weights, false, Path.GetDirectoryName(weights.Path), _ => true)
+            : ConvertedNetwork.Build(settings, [("unet", weights)], (sources, folder) => Unet.BuildGraph(config, sources[0], false, folder, _ => true));
         return settings.SessionCache is { } cache && graph.WeightFolder is not null
             ? cache.CreateSession(graph, settings)
             : OnnxModel.FromGraph(graph.ToBytes(), graph.WeightFolder, settings);

@@ -106,32 +106,34 @@ public sealed class LoraSceneTests(SceneEngineFixture engines, ITestOutputHelper
     }
 
     /// <summary>
-    /// Another set of LoRAs, other weights or none change the inputs of the one UNet with LoRA branches, never its session,
-    /// and give what a fresh engine gives with that set.
+    /// Another set of LoRAs or other weights change the inputs of the one UNet with LoRA branches, never its session, and
+    /// give what a fresh engine gives with that set.
     /// </summary>
     [Fact]
     public void SwitchingLorasOrWeightsMakesNoNewSession_AndGivesWhatAFreshEngineGives()
     {
-        var engine = engines.Engine(TinyModel.B);
-        var kira = Request("kohya-kira");
-        var both = Request("kira-and-film");
+        // An engine of its own, whose LoRA sessions no other test has made.
+        using var own = new SceneEngineFixture();
+        var engine = own.Engine(TinyModel.B);
+        var kira = Request("kohya-kira") with { Reference = own.Reference(TinyModel.B) };
+        var both = Request("kira-and-film") with { Reference = own.Reference(TinyModel.B) };
         var reweighted = both with { Loras = [both.Loras[0] with { Weight = 0.3f }, both.Loras[1] with { Weight = 0.9f }] };
-        engine.Generate(kira);
+        Assert.Null(engine.LoraUnetLoads);
+        var first = engine.Generate(kira).FinalLatents.Data;
         var loads = engine.LoraUnetLoads;
 
         var switched = engine.Generate(both).FinalLatents.Data;
         var changed = engine.Generate(reweighted).FinalLatents.Data;
         var back = engine.Generate(kira).FinalLatents.Data;
-        engine.Generate(kira with { Loras = [] });
 
         Assert.Equal(1, loads);
         Assert.Equal(loads, engine.LoraUnetLoads);
+        Assert.Equal(first, back);
+        Assert.NotEqual(switched, changed);
         using var fresh = new SceneEngineFixture();
         Assert.Equal(fresh.Engine(TinyModel.B).Generate(both with { Reference = fresh.Reference(TinyModel.B) }).FinalLatents.Data, switched);
         using var freshReweighted = new SceneEngineFixture();
         Assert.Equal(freshReweighted.Engine(TinyModel.B).Generate(reweighted with { Reference = freshReweighted.Reference(TinyModel.B) }).FinalLatents.Data, changed);
-        Assert.Equal(engine.Generate(kira).FinalLatents.Data, back);
-        Assert.NotEqual(switched, changed);
     }
 
     /// <summary>
