@@ -13,7 +13,7 @@ namespace Mnemosyne.Engine.Lora;
 /// branch, y = x·W + (x·A)·B, whose factors are inputs (<see cref="LoraFeed"/>). One session per network serves every
 /// set of LoRAs and weights: choosing another set (<see cref="Use"/>) reads its files and changes the inputs only.
 /// Several LoRAs on one layer are one branch, their factors side by side along the rank, each B scaled by its
-/// LoRA's weight · alpha / rank; a layer no LoRA changes has rank 0. The branches stay float32 beside whatever the
+/// LoRA's weight · alpha / rank; a layer no LoRA changes gets zeros. The branches stay float32 beside whatever the
 /// engine's precision makes of W, so Int8 engines take LoRAs too.
 /// </summary>
 internal sealed class LoraNetworks : IDisposable
@@ -145,7 +145,7 @@ internal sealed class LoraNetworks : IDisposable
 
         public LoraFeed Feed { get; }
 
-        /// <summary>The factors of every branch for <paramref name="layers"/>: rank 0 where none of them acts.</summary>
+        /// <summary>The factors of every branch for <paramref name="layers"/>: zeros where none of them acts.</summary>
         public IReadOnlyList<ModelInput> Inputs(IReadOnlyList<MatchedLoraLayer> layers)
         {
             var byLayer = layers.ToLookup(l => l.Module, StringComparer.Ordinal);
@@ -172,7 +172,9 @@ internal sealed class LoraNetworks : IDisposable
         private static (FloatTensor Down, FloatTensor Up) Factors(OnnxGraph.LoraBranch branch, IReadOnlyList<MatchedLoraLayer> layers)
         {
             int inputs = (int)branch.In, outputs = (int)branch.Out, taps = branch.Kernel * branch.Kernel;
-            int rank = layers.Sum(l => (int)l.Layer.Rank);
+            // A layer no LoRA changes gets one rank of zeros (adding exact zeros). ONNX Runtime takes empty factors (rank 0)
+            // too, but ran them slower: +17% over a lone 8192×640·640 layer against +9% for rank 1.
+            int rank = Math.Max(1, layers.Sum(l => (int)l.Layer.Rank));
             var down = new float[rank * inputs * taps];
             var up = new float[outputs * rank];
             int offset = 0;

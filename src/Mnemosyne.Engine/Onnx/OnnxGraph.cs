@@ -79,7 +79,7 @@ public sealed class OnnxGraph
     /// <summary>
     /// The low-rank factors of one layer's LoRA branch, graph inputs of a rank each of its own: a linear layer's
     /// <see cref="Down"/> is A [in, rank] and <see cref="Up"/> B [rank, out]; a convolution's are kernels, down
-    /// [rank, in, k, k] (the layer's stride and padding) and up [out, rank, 1, 1]. Rank 0 leaves the layer as it is.
+    /// [rank, in, k, k] (the layer's stride and padding) and up [out, rank, 1, 1]. Zero factors leave the layer as it is.
     /// </summary>
     /// <param name="Module">The layer's weight name without ".weight", as the checkpoint names it.</param>
     public sealed record LoraBranch(string Module, string Down, string Up, long In, long Out, int Kernel, bool Convolution);

@@ -383,7 +383,7 @@ public sealed class SceneEngine : IDisposable
     /// <summary>
     /// Applies <paramref name="requests"/>: every LoRA is read and checked before anything changes. Scenes with LoRAs run
     /// networks with LoRA branches, made once per engine: another set or weight is new inputs, not a new session. Scenes
-    /// without run the plain networks, which the branches (rank 0, exact zeros, yet a product and a sum per layer) would
+    /// without run the plain networks, which the branches (exact zeros, yet a product and a sum per layer) would
     /// only slow down. One UNet is held: moving between the two releases one and loads the other (from the session cache
     /// when the engine has one). Prompts are encoded again when the encoders change.
     /// </summary>
