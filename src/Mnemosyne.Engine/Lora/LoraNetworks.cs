@@ -20,7 +20,8 @@ internal sealed class LoraNetworks : IDisposable
 {
     private readonly IReadOnlyDictionary<LoraTarget, LoraKeyMap> maps;
     private readonly IReadOnlyDictionary<LoraTarget, Branches> branches;
-    private LoraSet? set;
+    /// <summary>The networks the LoRAs applied now change.</summary>
+    private IReadOnlySet<LoraTarget> changed = new HashSet<LoraTarget>();
 
     private LoraNetworks(IReadOnlyDictionary<LoraTarget, LoraKeyMap> maps, IReadOnlyDictionary<LoraTarget, Branches> branches,
         OnDemandNetwork<Unet> unet, OnDemandNetwork<ClipTextEncoder> textEncoder, OnDemandNetwork<ClipTextEncoder> textEncoder2)
@@ -35,7 +36,7 @@ internal sealed class LoraNetworks : IDisposable
     /// <summary>The LoRAs and weights the networks apply now.</summary>
     public IReadOnlyList<LoraRequest> Requests { get; private set; } = [];
 
-    public IReadOnlyList<AppliedLora> Applied => set?.Applied ?? [];
+    public IReadOnlyList<AppliedLora> Applied { get; private set; } = [];
 
     public OnDemandNetwork<Unet> Unet { get; }
 
@@ -86,31 +87,22 @@ internal sealed class LoraNetworks : IDisposable
 
     /// <summary>
     /// Applies <paramref name="requests"/> from the next run on: every LoRA is read and checked first, and a refused one
-    /// leaves the networks as they were. Returns whether the text encoders' output changes (prompts must be encoded again).
+    /// leaves the networks as they were. The files are closed once their factors are read. Returns whether the text
+    /// encoders' output changes (prompts must be encoded again).
     /// </summary>
     public bool Use(IReadOnlyList<LoraRequest> requests)
     {
         if (Serve(requests)) return false;
-        var next = requests.Count == 0 ? null : LoraSet.Open(requests, maps);
-        try
-        {
-            var feeds = branches.ToDictionary(b => b.Key, b => b.Value.Inputs(next?.Layers.GetValueOrDefault(b.Key) ?? []));
-            bool encodersChange = Changes(set, LoraTarget.TextEncoder) || Changes(set, LoraTarget.TextEncoder2)
-                || Changes(next, LoraTarget.TextEncoder) || Changes(next, LoraTarget.TextEncoder2);
-            foreach (var (target, inputs) in feeds) branches[target].Feed.Inputs = inputs;
-            set?.Dispose();
-            set = next;
-            Requests = requests.ToList();
-            return encodersChange;
-        }
-        catch
-        {
-            next?.Dispose();
-            throw;
-        }
+        using var next = requests.Count == 0 ? null : LoraSet.Open(requests, maps);
+        var feeds = branches.ToDictionary(b => b.Key, b => b.Value.Inputs(next?.Layers.GetValueOrDefault(b.Key) ?? []));
+        var targets = next?.Layers.Keys.ToHashSet() ?? [];
+        bool encodersChange = new[] { LoraTarget.TextEncoder, LoraTarget.TextEncoder2 }.Any(t => changed.Contains(t) || targets.Contains(t));
+        foreach (var (target, inputs) in feeds) branches[target].Feed.Inputs = inputs;
+        changed = targets;
+        Applied = next?.Applied ?? [];
+        Requests = requests.ToList();
+        return encodersChange;
     }
-
-    private static bool Changes(LoraSet? set, LoraTarget target) => set?.Layers.ContainsKey(target) == true;
 
     /// <summary>Whether the networks apply <paramref name="requests"/> now: the same files at the same weights, in the same order.</summary>
     private bool Serve(IReadOnlyList<LoraRequest> requests)
@@ -127,7 +119,6 @@ internal sealed class LoraNetworks : IDisposable
         Unet.Dispose();
         TextEncoder.Dispose();
         TextEncoder2.Dispose();
-        set?.Dispose();
     }
 
     /// <summary>One network's LoRA branches and what they are fed.</summary>
