@@ -58,7 +58,7 @@ public static partial class BenchPhases
             networks.Use([]);
             c.Add(new Measurement("UNet open, graph with LoRA branches on every layer", [Time(() => networks.Unet.Load())], c.Memory.ProcessPeak));
             void Step() => networks.Unet.Use(u => u.Run(inputs[0], 999f, conditioning));
-            Steps("branches, no LoRA (rank 0 everywhere)", Step);
+            Steps("branches, no LoRA (zero factors everywhere)", Step);
             c.Add(new Measurement("LoRA switch, branches: none → one LoRA", [Time(() => networks.Use(one))], c.Memory.ProcessPeak));
             Steps("branches, one rank-32 LoRA", Step);
             c.Add(new Measurement("LoRA switch, branches: one → two LoRAs", [Time(() => networks.Use(two))], c.Memory.ProcessPeak));
