@@ -61,7 +61,7 @@ Describe 'Get-MnemosyneSceneSetting (issue 13)' {
         $settings.Extra['Version'] | Should -Be 'v1.10.1'
         $settings.Path | Should -Be $path
         @($warnings).Count | Should -Be 1
-        "$($warnings[0])" | Should -Match 'made with the LoRAs add_detail, which Mnemosyne does not apply'
+        "$($warnings[0])" | Should -Match 'made with the LoRAs add_detail; give -LoraFolder \(or \$env:MNEMOSYNE_LORA_PATH\) with the folder of their files'
     }
 
     It 'reads the same from -Parameters, and from paths and files piped in' {

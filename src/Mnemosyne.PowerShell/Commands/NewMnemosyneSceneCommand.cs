@@ -665,8 +665,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         var folder = Path.TrimEndingDirectorySeparator(Path.GetFullPath(FileSystemPath(given)));
         foreach (var tag in found.Tags)
         {
-            var file = Path.GetFullPath(Path.Combine(folder, tag.Name + ".safetensors"));
-            if (!file.StartsWith(folder + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            if (LoraTags.FileIn(folder, tag.Name) is not { } file)
             {
                 WriteError(ErrorRecords.Create($"{tag.Text} names a file outside the LoRA folder {folder}; name one in it (subfolders are fine).",
                     "InvalidLora", ErrorCategory.InvalidArgument, tag.Text));

@@ -83,6 +83,20 @@ public sealed class SceneSettingsTests
     }
 
     [Fact]
+    public void ReadsMnemosynesLoraWeightsBesideTheHashes_InOrder()
+    {
+        var settings = SceneSettings.Parse("a knight\nSteps: 3, Seed: 1, Lora hashes: \"kira: 0123456789ab, film: ba9876543210\", Lora weights: \"kira: 0.8, film: -0.5\"");
+
+        Assert.Equal(["kira", "film"], settings.LoraHashes.Keys);
+        Assert.Equal(new Dictionary<string, float> { ["kira"] = 0.8f, ["film"] = -0.5f }, settings.LoraWeights);
+        Assert.Empty(settings.Extra);
+        Assert.Empty(settings.Loras);
+        Assert.Null(settings.LoraFolder);
+        var e = Assert.Throws<InvalidDataException>(() => SceneSettings.Parse("a knight\nSteps: 3, Lora hashes: \"kira: 0123456789ab\", Lora weights: \"kira: strong\""));
+        Assert.Contains("Lora weights gives kira 'strong', which is not a number", e.Message);
+    }
+
+    [Fact]
     public void EverySchedulerIsWrittenUnderNamesThatReadBackAsIt()
     {
         foreach (var kind in Enum.GetValues<SchedulerKind>())
