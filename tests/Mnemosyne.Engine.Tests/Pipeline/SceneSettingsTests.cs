@@ -58,6 +58,7 @@ public sealed class SceneSettingsTests
     [InlineData("Euler", "Automatic", SchedulerKind.Euler)]
     [InlineData("Euler", "Uniform", SchedulerKind.Euler)]
     [InlineData("DDIM", null, SchedulerKind.Ddim)]
+    [InlineData("LCM", "Automatic", SchedulerKind.Lcm)]
     // Before A1111 1.9 the schedule was part of the sampler's name, and plain "DPM++ 2M" had the model's own sigmas.
     [InlineData("DPM++ 2M", null, SchedulerKind.DpmPlusPlus2M)]
     [InlineData("DPM++ 2M Karras", null, SchedulerKind.DpmPlusPlus2MKarras)]
@@ -107,6 +108,7 @@ public sealed class SceneSettingsTests
         Assert.Equal(("Euler a", "Automatic"), SamplerNames.ToA1111(SchedulerKind.EulerAncestral));
         Assert.Equal(("DPM++ 2M", "Karras"), SamplerNames.ToA1111(SchedulerKind.DpmPlusPlus2MKarras));
         Assert.Equal(("DDIM", "Automatic"), SamplerNames.ToA1111(SchedulerKind.Ddim));
+        Assert.Equal(("LCM", "Automatic"), SamplerNames.ToA1111(SchedulerKind.Lcm));
     }
 
     [Theory]
