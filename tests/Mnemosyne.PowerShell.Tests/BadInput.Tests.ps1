@@ -811,7 +811,7 @@ Describe 'Piped rows New-MnemosyneScene cannot use (issue 16)' {
     It 'cells that do not convert (<Cell>): one error naming the row and the column, no scene for that row, the others made' -ForEach @(
         @{ Cell = 'Seed=abc'; Column = 'Seed'; Value = 'abc'; Expected = 'a whole number' }
         @{ Cell = 'Steps=two'; Column = 'Steps'; Value = 'two'; Expected = 'a whole number' }
-        @{ Cell = 'Scheduler=NoSuchScheduler'; Column = 'Scheduler'; Value = 'NoSuchScheduler'; Expected = 'one of Euler, .*Ddim' }
+        @{ Cell = 'Scheduler=NoSuchScheduler'; Column = 'Scheduler'; Value = 'NoSuchScheduler'; Expected = 'one of Euler, .*Ddim, Lcm' }
         @{ Cell = 'Quality=Bogus'; Column = 'Quality'; Value = 'Bogus'; Expected = 'one of Fast, Draft, Standard, Best' }
         @{ Cell = 'GuidanceScale=high'; Column = 'GuidanceScale'; Value = 'high'; Expected = 'a number' }
         @{ Cell = 'PromptStyle=Compel'; Column = 'PromptStyle'; Value = 'Compel'; Expected = 'one of A1111, Diffusers' }
@@ -1199,7 +1199,7 @@ Describe 'Pictures Get-MnemosyneSceneSetting cannot read, and A1111 columns that
     }
 
     It 'an A1111 cell that does not convert (<Column>=<Value>): one error naming the row and the column, the other rows made' -ForEach @(
-        @{ Column = 'Sampler'; Value = 'Heun'; Expected = "Sampler is 'Heun', which is not one of Euler, .*Ddim or A1111's Euler, Euler a, .*DDIM" }
+        @{ Column = 'Sampler'; Value = 'Heun'; Expected = "Sampler is 'Heun', which is not one of Euler, .*Ddim, Lcm or A1111's Euler, Euler a, .*DDIM, LCM" }
         @{ Column = 'Schedule type'; Value = 'Exponential'; Expected = "Sampler is 'Euler a' with Schedule type 'Exponential', which is not one of" }
         @{ Column = 'CFG scale'; Value = 'high'; Expected = "CFG scale is 'high', which is not a number" }
         @{ Column = 'Size'; Value = '1024'; Expected = "Size is '1024', which is not WIDTHxHEIGHT \(for example 1024x768\)" }

@@ -330,3 +330,73 @@ Describe 'New-MnemosyneScene -Quality Fast' {
         $failures[0].Exception.Message | Should -Match 'takes no -Steps 8\. Leave it out'
     }
 }
+
+Describe 'Speed LoRAs' {
+    BeforeAll {
+        Use-HubCache $full
+        Open-MnemosyneEngine -Model sdxl-base-1.0
+        $script:lcmFile = Join-Path $full.Snapshots['lcm-lora-sdxl'] 'pytorch_lora_weights.safetensors'
+        $script:lightningFile = Join-Path $full.Snapshots['sdxl-lightning-4step-lora'] 'sdxl_lightning_4step_lora.safetensors'
+    }
+
+    It 'takes an installed LoRA by model name, and -Quality Fast its manifest''s sampling on the checkpoint''s own UNet, without a warning' {
+        $fast = New-MnemosyneScene 'a knight' -Lora 'lcm-lora-sdxl' -Quality Fast @scene -WarningVariable warnings
+        $warnings | Should -BeNullOrEmpty
+        $fast.Loras.Path | Should -Be $lcmFile
+        $fast.Steps | Should -Be 4
+        $fast.Scheduler | Should -Be 'Lcm'
+        $fast.GuidanceScale | Should -Be 1
+        $fast.Spacing | Should -BeNullOrEmpty
+        $explicit = New-MnemosyneScene 'a knight' -Lora $lcmFile -Steps 4 -Scheduler Lcm -GuidanceScale 1 @scene
+        Get-Hex $fast | Should -Be (Get-Hex $explicit)
+        $fast.ParametersText() | Should -Match 'Steps: 4, Sampler: LCM, Schedule type: Automatic, CFG scale: 1,'
+    }
+
+    It 'knows a speed LoRA kept elsewhere under another name by its SHA-256, at any weight' {
+        $copy = Join-Path $TestDrive 'my-loras/fast.safetensors'
+        $null = New-Item -ItemType Directory -Force (Split-Path $copy)
+        Copy-Item $lightningFile $copy
+        $fast = New-MnemosyneScene 'a knight' -Lora "${copy}:0.9" -Quality Fast @scene -WarningVariable warnings
+        $warnings | Should -BeNullOrEmpty
+        ($fast.Steps, $fast.Scheduler, $fast.Spacing, $fast.GuidanceScale) | Should -Be 4, 'Euler', 'Trailing', 0
+        $explicit = New-MnemosyneScene 'a knight' -Lora "${copy}:0.9" -Steps 4 -Scheduler Euler -Spacing Trailing -GuidanceScale 0 @scene
+        Get-Hex $fast | Should -Be (Get-Hex $explicit)
+        # By name with a weight, the same file and sampling.
+        $byName = New-MnemosyneScene 'a knight' -Lora 'sdxl-lightning-4step-lora:0.9' -Quality Fast @scene
+        $byName.Loras.Path | Should -Be $lightningFile
+        Get-Hex $byName | Should -Be (Get-Hex $fast)
+    }
+
+    It 'keeps the few-step UNet''s sampling, and its warning, when the LoRAs hold no speed LoRA' {
+        $plain = Join-Path $TestDrive 'plain.safetensors'
+        Copy-Item (Join-Path $repositoryRoot 'tests/reference/lora-b/texture.safetensors') $plain
+        $fast = New-MnemosyneScene 'a knight' -Lora $plain -Quality Fast @scene -WarningVariable warnings -WarningAction SilentlyContinue
+        ($fast.Steps, $fast.Scheduler, $fast.Spacing, $fast.GuidanceScale) | Should -Be 4, 'Euler', 'Trailing', 0
+        "$warnings" | Should -Match 'add a speed LoRA \(-Lora sdxl-lightning-4step-lora\)'
+    }
+
+    It 'refuses two speed LoRAs that ask for different sampling as one InvalidArgument error naming both' {
+        New-MnemosyneScene 'a knight' -Lora 'lcm-lora-sdxl', 'sdxl-lightning-4step-lora' -Quality Fast @scene -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures.Count | Should -Be 1
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'SpeedLoraConflict,*'
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        "$($failures[0])" | Should -Match 'two speed LoRAs that ask for different sampling: lcm-lora-sdxl \(4 Lcm steps, guidance 1\) and sdxl-lightning-4step-lora \(4 Euler steps at trailing timesteps, guidance 0\)'
+        (New-MnemosyneScene 'a knight' -Lora 'lcm-lora-sdxl', 'sdxl-lightning-4step-lora' -Steps 2 @scene).Loras.Count | Should -Be 2 -Because 'without -Quality Fast both simply apply'
+    }
+
+    It 'refuses a model name that is not a LoRA, and a LoRA that is not installed, as one error each' {
+        New-MnemosyneScene 'a knight' -Lora 'sdxl-base-1.0:0.5' -Steps 2 @scene -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures.Count | Should -Be 1
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'InvalidLora,*'
+        "$($failures[0])" | Should -Match "'sdxl-base-1\.0' is an SDXL pipeline, not a LoRA\. Known LoRAs: lcm-lora-sdxl, sdxl-lightning-4step-lora"
+        Use-HubCache $baseOnly
+        try {
+            New-MnemosyneScene 'a knight' -Lora 'lcm-lora-sdxl' -Steps 2 @scene -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $failures.Count | Should -Be 1
+            $failures[0].FullyQualifiedErrorId | Should -BeLike 'ModelNotInstalled,*'
+            $failures[0].TargetObject | Should -Be 'lcm-lora-sdxl'
+            $failures[0].ErrorDetails.RecommendedAction | Should -Be 'Install-MnemosyneModel lcm-lora-sdxl'
+        }
+        finally { Use-HubCache $full }
+    }
+}

@@ -168,7 +168,7 @@ function Wait-Until {
 
 # The tiny SDXL + IP-Adapter checkpoint the tests' generator writes (every run the same for a seed), the same
 # weights as one single file, a stand-in for SDXL-Lightning's UNets and a tiny decoder in TAESDXL's layout:
-# what New-FakeHubCache lays out.
+# what New-FakeHubCache lays out (with tests/reference/lora-b's LoRAs as the speed LoRAs).
 function New-TinyModelFiles {
     param([Parameter(Mandatory)] [string] $Root, [uint64] $Seed = 7)
     $shape = [Mnemosyne.Testing.CheckpointShape]::Tiny
@@ -196,7 +196,7 @@ function New-FakeHubCache {
         [Parameter(Mandatory)] [string] $Root,
         [Parameter(Mandatory)] $From,
         [string[]] $Include = @('sdxl-base-1.0', 'ip-adapter-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h',
-            'sdxl-lightning-2step-unet', 'sdxl-lightning-4step-unet', 'sdxl-lightning-8step-unet'),
+            'sdxl-lightning-2step-unet', 'sdxl-lightning-4step-unet', 'sdxl-lightning-8step-unet', 'sdxl-lightning-4step-lora', 'lcm-lora-sdxl'),
         [switch] $Fp16Names
     )
     $cache = Join-Path $Root 'hub'
@@ -216,13 +216,18 @@ function New-FakeHubCache {
         'sdxl-lightning-4step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_4step_unet.safetensors' })
         'sdxl-lightning-8step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_8step_unet.safetensors' })
         'taesdxl'                        = @(Get-RelativeFiles $From.TinyDecoder)
+        # Two speed LoRAs: tiny LoRA files of the tests' checkpoint shape (tests/reference/lora-b) under the real names.
+        'sdxl-lightning-4step-lora'      = @(@{ Source = (Join-Path $repositoryRoot 'tests/reference/lora-b/kira.safetensors'); Path = 'sdxl_lightning_4step_lora.safetensors' })
+        'lcm-lora-sdxl'                  = @(@{ Source = (Join-Path $repositoryRoot 'tests/reference/lora-b/film.safetensors'); Path = 'pytorch_lora_weights.safetensors' })
     }
     $snapshots = @{}
     foreach ($name in $contents.Keys) {
         $manifest = Get-Content (Join-Path $repositoryRoot "models/$name.json") -Raw | ConvertFrom-Json
         $snapshot = Join-Path $cache ('models--' + $manifest.repository.Replace('/', '--')) 'snapshots' $manifest.revision
         $snapshots[$name] = $snapshot
-        $manifest.files = @($contents[$name] | ForEach-Object { [ordered]@{ path = $_.Path; size = (Get-Item $_.Source).Length; sha256 = $null } })
+        # The LoRAs' pins are their files' own, so that a copy kept elsewhere is known by its SHA-256.
+        $manifest.files = @($contents[$name] | ForEach-Object {
+                [ordered]@{ path = $_.Path; size = (Get-Item $_.Source).Length; sha256 = $manifest.role -eq 'lora' ? (Get-FileHash $_.Source -Algorithm SHA256).Hash.ToLowerInvariant() : $null } })
         $manifest | ConvertTo-Json -Depth 5 | Set-Content (Join-Path $manifests "$name.json")
         if ($name -notin $Include) { continue }
         foreach ($file in $contents[$name]) {

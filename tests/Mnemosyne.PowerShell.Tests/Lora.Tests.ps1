@@ -68,3 +68,62 @@ Describe 'New-MnemosyneScene -Lora' {
         $failed[0].FullyQualifiedErrorId | Should -BeLike 'InvalidLora,*'
     }
 }
+
+Describe 'A scene''s LoRAs read back from its PNG' {
+    BeforeAll {
+        $script:fused = New-MnemosyneScene @settings -Lora (Join-Path $loraB 'kira.safetensors:0.8'), (Join-Path $loraB 'film.safetensors:-0.5')
+        $script:png = Join-Path $TestDrive 'with-loras.png'
+        $fused | Save-MnemosyneImage -Path $png
+    }
+
+    It 'finds them in -LoraFolder, checked by their short hashes, and the settings piped on make the same scene' {
+        $read = Get-MnemosyneSceneSetting $png -LoraFolder $loraB -WarningVariable warnings
+        $warnings | Should -BeNullOrEmpty
+        $read.Loras.Path | Should -Be (Join-Path $loraB 'kira.safetensors'), (Join-Path $loraB 'film.safetensors')
+        $read.Loras.Weight | Should -Be ([float[]](0.8, -0.5))
+        $again = $read | New-MnemosyneScene -Reference $kira
+        $again.Loras.Hash | Should -Be $fused.Loras.Hash
+        [Convert]::ToHexString($again.Image.Rgb) | Should -Be ([Convert]::ToHexString($fused.Image.Rgb))
+        ($again.FinalLatents.Data -join ',') | Should -Be ($fused.FinalLatents.Data -join ',')
+    }
+
+    It 'takes $env:MNEMOSYNE_LORA_PATH without -LoraFolder, and warns that the LoRAs are missing without either' {
+        $env:MNEMOSYNE_LORA_PATH = $loraB
+        try { (Get-MnemosyneSceneSetting $png).Loras.Count | Should -Be 2 }
+        finally { Remove-Item Env:MNEMOSYNE_LORA_PATH }
+        $bare = Get-MnemosyneSceneSetting $png -WarningVariable warnings -WarningAction SilentlyContinue
+        $bare.Loras | Should -BeNullOrEmpty
+        "$warnings" | Should -Match 'made with the LoRAs kira, film; give -LoraFolder'
+    }
+
+    It 'refuses a file under the LoRA''s name whose hash differs, and a missing one, as one error each that names it' {
+        $other = New-Item -ItemType Directory -Force (Join-Path $TestDrive 'other-loras')
+        Copy-Item (Join-Path $loraB 'film.safetensors') (Join-Path $other 'kira.safetensors')
+        Copy-Item (Join-Path $loraB 'film.safetensors') (Join-Path $other 'film.safetensors')
+        Get-MnemosyneSceneSetting $png -LoraFolder $other -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures.Count | Should -Be 1
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'LoraHashMismatch,*'
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidData'
+        "$($failures[0])" | Should -Match "kira\.safetensors is not the LoRA 'kira' the scene was made with: its short hash is [0-9a-f]{12}, the scene's $($fused.Loras[0].Hash)"
+        Remove-Item (Join-Path $other 'kira.safetensors')
+        Get-MnemosyneSceneSetting $png -LoraFolder $other -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures.Count | Should -Be 1
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'LoraNotFound,*'
+        $failures[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        "$($failures[0])" | Should -Match "made with the LoRA 'kira', but the LoRA folder .* has no kira\.safetensors"
+    }
+
+    It 'keeps an A1111 text''s lora tags in the prompt, checks their hashes, and resolves them through the folder it passes on' {
+        $text = '<lora:kira:0.8><lora:film:-0.5>' + ($fused.ParametersText() -replace ', Lora weights: "[^"]*"', '')
+        $read = Get-MnemosyneSceneSetting -Parameters $text -LoraFolder $loraB
+        $read.Prompt | Should -BeLike '<lora:kira:0.8><lora:film:-0.5>*'
+        $read.Loras | Should -BeNullOrEmpty
+        $read.LoraFolder | Should -Be ([IO.Path]::TrimEndingDirectorySeparator($loraB))
+        $again = $read | New-MnemosyneScene -Reference $kira
+        $again.Prompt | Should -Be $fused.Prompt
+        ($again.FinalLatents.Data -join ',') | Should -Be ($fused.FinalLatents.Data -join ',')
+        $wrong = Get-MnemosyneSceneSetting -Parameters ($text -replace 'kira: [0-9a-f]{12}', 'kira: 0123456789ab') -LoraFolder $loraB -ErrorVariable failures -ErrorAction SilentlyContinue
+        $wrong | Should -BeNullOrEmpty
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'LoraHashMismatch,*'
+    }
+}

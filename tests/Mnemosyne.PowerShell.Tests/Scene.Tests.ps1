@@ -37,7 +37,7 @@ Describe 'New-MnemosyneScene parameters' {
     It 'completes -Scheduler with the scheduler names' {
         $line = 'New-MnemosyneScene a -Scheduler '
         (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object |
-            Should -Be 'Ddim', 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras', 'Euler', 'EulerAncestral'
+            Should -Be 'Ddim', 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras', 'Euler', 'EulerAncestral', 'Lcm'
         $line = 'New-MnemosyneScene a -Scheduler DpmPlus'
         (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Sort-Object | Should -Be 'DpmPlusPlus2M', 'DpmPlusPlus2MKarras'
     }

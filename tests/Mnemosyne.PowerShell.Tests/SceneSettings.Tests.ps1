@@ -29,6 +29,7 @@ Describe 'The parameters text Save-MnemosyneImage writes, in A1111''s layout and
         @{ Kind = 'DpmPlusPlus2M'; Sampler = 'DPM++ 2M'; Type = 'Uniform' }
         @{ Kind = 'DpmPlusPlus2MKarras'; Sampler = 'DPM++ 2M'; Type = 'Karras' }
         @{ Kind = 'Ddim'; Sampler = 'DDIM'; Type = 'Automatic' }
+        @{ Kind = 'Lcm'; Sampler = 'LCM'; Type = 'Automatic' }
     ) {
         $path = Join-Path $TestDrive "$Kind.png"
         New-FakeScene -Prompt 'a cat' -NegativePrompt 'blurry' -Seed 7 -Width 16 -Height 8 -ReferenceName 'kira, the knight' -Scheduler $Kind |
@@ -61,7 +62,7 @@ Describe 'Get-MnemosyneSceneSetting (issue 13)' {
         $settings.Extra['Version'] | Should -Be 'v1.10.1'
         $settings.Path | Should -Be $path
         @($warnings).Count | Should -Be 1
-        "$($warnings[0])" | Should -Match 'made with the LoRAs add_detail, which Mnemosyne does not apply'
+        "$($warnings[0])" | Should -Match 'made with the LoRAs add_detail; give -LoraFolder \(or \$env:MNEMOSYNE_LORA_PATH\) with the folder of their files'
     }
 
     It 'reads the same from -Parameters, and from paths and files piped in' {
@@ -129,6 +130,7 @@ Describe 'Scenes made again and A1111''s names taken, with the tiny checkpoint' 
         @{ Name = 'DPM++ 2M Karras'; Kind = 'DpmPlusPlus2MKarras' }
         @{ Name = 'DPM++ 2M'; Kind = 'DpmPlusPlus2M' }
         @{ Name = 'DDIM'; Kind = 'Ddim' }
+        @{ Name = 'LCM'; Kind = 'Lcm' }
     ) {
         $named = New-MnemosyneScene 'a cat' -Seed 3 -Scheduler $Name @tiny
         $named.Scheduler | Should -Be $Kind

@@ -41,6 +41,9 @@ CASES = [
          steps=4, strength=1.0, g=5.0, ip=0.0, seed=3, sched="EulerAncestral"),
     dict(name="inpaint-ddim-s0p6", mode="inpaint", init="init-64.png", mask="mask-64.png", prompt="a wizard's hat", negative="low quality",
          steps=6, strength=0.6, g=5.0, ip=0.6, seed=123456789, sched="Ddim"),
+    # LCM entered part-way (set_begin_index) with its noise between steps: LCM-LoRA's 4 steps, guidance off.
+    dict(name="img2img-lcm-s0p5", mode="img2img", init="init-64.png", prompt="a portrait in the rain", negative=None,
+         steps=4, strength=0.5, g=1.0, ip=0.6, seed=42, sched="Lcm"),
 ]
 
 

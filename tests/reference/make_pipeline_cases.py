@@ -4,12 +4,12 @@ Config A (the shared fidelity checkpoint, beyond ../shared/fidelity/cases): no g
 schedulers, reference weight 0, a prompt that CLIP truncates, a guidance cutoff. Config B (the engine's own tiny
 random checkpoint, which the tests regenerate, so its cases need nothing outside the repository): the shared
 cases' settings and config A's, guidance cutoffs, SDXL-Lightning's 2-, 4- and 8-step sampling (Euler, trailing
-timesteps, no guidance; the tiny UNet stands in for Lightning's) and DeepCache, with the repository's reference
-picture.
+timesteps, no guidance; the tiny UNet stands in for Lightning's), LCM (LCM-LoRA's sampling, and guided) and
+DeepCache, with the repository's reference picture.
 
 Optional case keys beyond ../shared/fidelity/manifest.json's: "cutoff" (SDXLCFGCutoffCallback's
-cutoff_step_ratio), "spacing" (the scheduler's timestep_spacing), "unet_model" (the models/*.json whose sampling
-the case follows), "deepcache" (DeepCache's interval) and "initial_noise".
+cutoff_step_ratio), "spacing" (the scheduler's timestep_spacing), "unet_model" and "lora_model" (the models/*.json of a
+few-step UNet or speed LoRA whose sampling the case follows), "deepcache" (DeepCache's interval) and "initial_noise".
 
 Writes per case final-latents.npy (before the VAE, still scaled) and image.png (8-bit, rounded as
 diffusers' numpy_to_pil does) under OUT/<case>/, plus OUT/manifest.json. See README.md for set-up.
@@ -34,7 +34,7 @@ from PIL import Image
 from diffusers.callbacks import SDXLCFGCutoffCallback
 from diffusers.models.attention_processor import Attention
 from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
-                       EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel)
+                       EulerDiscreteScheduler, LCMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel)
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, \
     CLIPVisionModelWithProjection
 
@@ -44,6 +44,7 @@ SCHEDULERS = {
     "DpmPlusPlus2M": lambda config, **kw: DPMSolverMultistepScheduler.from_config(config, **kw),
     "DpmPlusPlus2MKarras": lambda config, **kw: DPMSolverMultistepScheduler.from_config(config, use_karras_sigmas=True, **kw),
     "Ddim": lambda config, **kw: DDIMScheduler.from_config(config, **kw),
+    "Lcm": lambda config, **kw: LCMScheduler.from_config(config, **kw),
 }
 
 LONG_PROMPT = " ".join(["a lighthouse keeper with a lantern on a stormy cliff"] * 12)
@@ -79,6 +80,9 @@ CASES_B = [
     dict(name="lightning-2step", prompt="a cat astronaut", negative=None, w=64, h=64, steps=2, g=0.0, ip=0.7, seed=3, sched="Euler", spacing="trailing", unet_model="sdxl-lightning-2step-unet"),
     dict(name="lightning-4step", prompt="a cat astronaut", negative=None, w=64, h=64, steps=4, g=0.0, ip=0.7, seed=3, sched="Euler", spacing="trailing", unet_model="sdxl-lightning-4step-unet"),
     dict(name="lightning-8step", prompt="a cat astronaut", negative=None, w=64, h=64, steps=8, g=0.0, ip=0.7, seed=3, sched="Euler", spacing="trailing", unet_model="sdxl-lightning-8step-unet"),
+    # LCM-LoRA's sampling (LCMScheduler, 4 steps, guidance 1 = off), the tiny UNet without a LoRA standing in; and LCM guided at 2, the most its card suggests.
+    dict(name="lcm-4step", prompt="a cat astronaut", negative=None, w=64, h=64, steps=4, g=1.0, ip=0.7, seed=3, sched="Lcm", lora_model="lcm-lora-sdxl"),
+    dict(name="lcm-guided-wide", prompt="a lighthouse at dusk", negative="blurry", w=96, h=64, steps=3, g=2.0, ip=0.6, seed=9, sched="Lcm"),
 ]
 
 CONFIG_B_COMMAND = "dotnet pwsh ./build.ps1 TinyModel -Output out/tiny-b -Seed 20240607 -Size Tiny"

@@ -9,7 +9,7 @@ import json, os, sys
 import numpy as np
 import torch
 
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, LCMScheduler
 
 STEP_COUNTS = [4, 6, 20, 50]
 LATENT_SHAPE = (1, 4, 3, 5)
@@ -32,7 +32,12 @@ SCHEDULERS = {
     "ddim": lambda c: DDIMScheduler.from_config(c),
     # A config without the DDIM-only keys: diffusers falls back to clip_sample=True and set_alpha_to_one=True.
     "ddim-defaults": lambda c: DDIMScheduler.from_config(without(c, "clip_sample", "set_alpha_to_one")),
+    # As LCM-LoRA's model card sets it up: from SDXL's config, so original_inference_steps 50 and timestep_scaling 10
+    # are the class defaults.
+    "lcm": lambda c: LCMScheduler.from_config(c),
 }
+# Schedulers whose steps draw fresh noise from the generator (Euler ancestral every step, LCM all but the last).
+NOISY = (EulerAncestralDiscreteScheduler, LCMScheduler)
 
 
 def floats(tensor):
@@ -68,15 +73,21 @@ def run_case(make, config, steps, noise, model_term):
         latents = result.prev_sample
         trajectory.append(floats(latents))
         # DPM-Solver returns no pred_original_sample; the data prediction its step used is its last model output.
-        original = getattr(result, "pred_original_sample", None)
+        # LCM's estimate is its consistency output, denoised.
+        original = getattr(result, "denoised", None)
+        original = getattr(result, "pred_original_sample", None) if original is None else original
         originals.append(floats(original if original is not None else scheduler.model_outputs[-1]))
     case.update(first_scaled_model_input=first_model_input, latents=trajectory, final_latents=trajectory[-1],
                 pred_original=originals)
-    if isinstance(scheduler, EulerAncestralDiscreteScheduler):
-        # Each ancestral step draws one randn of the latent shape from the generator; replay the draws so that a
+    if isinstance(scheduler, NOISY):
+        # Each such step draws one randn of the latent shape from the generator; replay the draws so that a
         # test can check the step arithmetic apart from the random number generator.
+        draws = steps if isinstance(scheduler, EulerAncestralDiscreteScheduler) else steps - 1
         replay = torch.Generator("cpu").manual_seed(ANCESTRAL_SEED)
-        case["ancestral_noise"] = [floats(torch.randn(LATENT_SHAPE, generator=replay)) for _ in range(steps)]
+        case["ancestral_noise"] = [floats(torch.randn(LATENT_SHAPE, generator=replay)) for _ in range(draws)]
+        if isinstance(scheduler, LCMScheduler):
+            case["lcm_note"] = ("pred_original[i] is step i's denoised (the consistency estimate); the generator above gives the noise "
+                                "every step but the last adds, ancestral_noise[i] being step i's.")
         assert torch.equal(replay.get_state(), generator.get_state()), "the steps drew a different amount of noise"
     return case
 

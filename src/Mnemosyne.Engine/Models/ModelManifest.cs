@@ -19,23 +19,25 @@ public enum ModelRole
     Unet,
     /// <summary>A tiny distilled latent decoder (TAESDXL): fast drafts and live previews.</summary>
     TinyDecoder,
+    /// <summary>A LoRA file (-Lora takes it by name); one with a scheduler is a speed LoRA whose sampling -Quality Fast takes.</summary>
+    Lora,
 }
 
 /// <summary>One file of a model: its path in the repository, and its size and SHA-256 where known.</summary>
 public sealed record ModelFile(string Path, long? Size, string? Sha256);
 
-/// <summary>Sampling settings a model requires (SDXL-Lightning 4-step: Euler, trailing spacing, 4 steps, no guidance).</summary>
+/// <summary>Sampling settings a model requires (SDXL-Lightning 4-step: Euler, trailing spacing, 4 steps, no guidance; LCM-LoRA: LCM, 4 steps, guidance 1).</summary>
 public sealed record SchedulerSettings
 {
     [JsonConverter(typeof(JsonStringEnumConverter<SchedulerKind>))]
     public required SchedulerKind Kind { get; init; }
 
-    /// <summary>diffusers' timestep_spacing: "leading", "trailing" or "linspace".</summary>
-    public required string TimestepSpacing { get; init; }
+    /// <summary>diffusers' timestep_spacing: "leading", "trailing" or "linspace"; null keeps the scheduler config's (LCM, which picks its own timesteps).</summary>
+    public string? TimestepSpacing { get; init; }
 
     /// <summary><see cref="TimestepSpacing"/> as the engine's enum.</summary>
     [JsonIgnore]
-    public TimestepSpacing Spacing => Enum.Parse<TimestepSpacing>(TimestepSpacing, ignoreCase: true);
+    public TimestepSpacing? Spacing => TimestepSpacing is null ? null : Enum.Parse<TimestepSpacing>(TimestepSpacing, ignoreCase: true);
 
     public required int Steps { get; init; }
 
@@ -172,10 +174,11 @@ public sealed partial record ModelManifest
         if (Entry.Length > 0) HubNames.CheckRepositoryPath(Entry, where);
         if (Scheduler is { } scheduler)
         {
-            if (scheduler.TimestepSpacing is not ("leading" or "trailing" or "linspace"))
+            if (scheduler.TimestepSpacing is not (null or "leading" or "trailing" or "linspace"))
                 throw new InvalidDataException($"{where}: timestepSpacing '{scheduler.TimestepSpacing}' must be leading, trailing or linspace.");
             if (scheduler.Steps < 1) throw new InvalidDataException($"{where}: scheduler steps must be at least 1.");
             if (scheduler.GuidanceScale < 0) throw new InvalidDataException($"{where}: guidanceScale must not be negative.");
+            if (!Enum.IsDefined(scheduler.Kind)) throw new InvalidDataException($"{where}: scheduler kind {scheduler.Kind} is not one of {string.Join(", ", Enum.GetNames<SchedulerKind>())}.");
         }
     }
 

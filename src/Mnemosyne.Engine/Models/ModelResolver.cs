@@ -112,6 +112,20 @@ public sealed class ModelResolver
     }
 
     /// <summary>
+    /// The installed file of the LoRA model <paramref name="name"/> (role lora), for -Lora by name; null when the catalog knows
+    /// no model of that name (it is then a file name).
+    /// </summary>
+    /// <exception cref="ArgumentException">The name is a model of another role.</exception>
+    /// <exception cref="ModelNotInstalledException">The LoRA is not complete in the cache.</exception>
+    public string? LoraFile(string name)
+    {
+        if (Known(name) is null) return null;
+        var status = Catalog.Inspect(Expect(name, ModelRole.Lora, "Lora"));
+        ThrowIfIncomplete([status]);
+        return status.EntryPath!;
+    }
+
+    /// <summary>
     /// The cached <see cref="BaseModel"/> snapshot, for <see cref="EngineOptions.BaseModelPath"/>: it needs only
     /// its tokenizer/, tokenizer_2/ and scheduler/ files (its configs are used where present; its weights never).
     /// </summary>
@@ -345,6 +359,7 @@ public sealed class ModelResolver
         ModelRole.ImageEncoder => ("an image encoder", "image encoders"),
         ModelRole.Unet => ("a replacement UNet", "replacement UNets"),
         ModelRole.TinyDecoder => ("a tiny decoder", "tiny decoders"),
+        ModelRole.Lora => ("a LoRA", "LoRAs"),
         _ => ($"a {role} model", $"{role} models"),
     };
 

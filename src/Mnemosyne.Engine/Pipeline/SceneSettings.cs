@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Numerics;
 using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Sampling;
+using Mnemosyne.Engine.Text;
 
 namespace Mnemosyne.Engine.Pipeline;
 
@@ -51,8 +53,17 @@ public sealed record SceneSettings
     public HiresUpscale? HiresUpscale { get; init; }
     /// <summary>The file name of the initial noise the scene was made from instead of its seed's.</summary>
     public string? InitialNoise { get; init; }
-    /// <summary>A1111's "Lora hashes": each LoRA's name and short hash. Recorded only: Mnemosyne does not apply LoRAs.</summary>
+    /// <summary>A1111's "Lora hashes": each LoRA's name and short hash (<see cref="LoraFile.ShortHash"/>), in the order applied.</summary>
     public IReadOnlyDictionary<string, string> LoraHashes { get; init; } = new Dictionary<string, string>();
+    /// <summary>Mnemosyne's "Lora weights" beside the hashes (A1111 keeps the weights in the prompt's &lt;lora:name:weight&gt; tags).</summary>
+    public IReadOnlyDictionary<string, float> LoraWeights { get; init; } = new Dictionary<string, float>();
+    /// <summary>
+    /// The recorded LoRAs that are not tags in the prompt, as files at their weights, once found in a folder
+    /// (<see cref="WithLorasFrom"/>); empty before. New-MnemosyneScene takes them as its -Lora.
+    /// </summary>
+    public IReadOnlyList<LoraRequest> Loras { get; init; } = [];
+    /// <summary>The folder the LoRAs were found in, where the prompt's &lt;lora:name:weight&gt; tags name their files too; null before.</summary>
+    public string? LoraFolder { get; init; }
     /// <summary>Every other setting, by its key as written.</summary>
     public IReadOnlyDictionary<string, string> Extra { get; init; } = new Dictionary<string, string>();
     /// <summary>The picture the settings were read from; null for a text given as such.</summary>
@@ -92,7 +103,13 @@ public sealed record SceneSettings
         var size = Value("Size", "a size WIDTHxHEIGHT (for example 1024x768)", ParseSize);
         var sampler = Text("Sampler");
         var scheduleType = Text("Schedule type");
-        var loras = Text("Lora hashes") is { } loraText ? ParseLoraHashes(loraText) : new Dictionary<string, string>();
+        var loras = Text("Lora hashes") is { } loraText ? ParseLoraList(loraText) : new Dictionary<string, string>();
+        var loraWeights = new Dictionary<string, float>(StringComparer.Ordinal);
+        foreach (var (name, weight) in Text("Lora weights") is { } weightText ? ParseLoraList(weightText) : [])
+        {
+            if (Number<float>(weight) is { } parsed) loraWeights[name] = parsed;
+            else problems.Add($"Lora weights gives {name} '{weight}', which is not a number");
+        }
         // A hires fix is read only with an upscaler Mnemosyne has; with another (ESRGAN…) its settings stay in Extra and
         // the settings make the base scene. Without one, Denoising strength is an img2img scene's, whose picture the text cannot give back.
         HiresUpscale? hiresUpscale = values.GetValueOrDefault("Hires upscaler")?.Trim() switch
@@ -134,6 +151,7 @@ public sealed record SceneSettings
             HiresUpscale = hiresUpscale,
             InitialNoise = Text("Initial noise"),
             LoraHashes = loras,
+            LoraWeights = loraWeights,
             Extra = values.Where(pair => !known.Contains(pair.Key)).ToDictionary(StringComparer.Ordinal),
             Parameters = text,
         };
@@ -170,8 +188,39 @@ public sealed record SceneSettings
             : null;
     }
 
-    /// <summary>A1111's "name: hash, name: hash" (the LoRA extension's format).</summary>
-    private static Dictionary<string, string> ParseLoraHashes(string value)
+    /// <summary>
+    /// These settings with their recorded LoRAs found in <paramref name="folder"/>, each as &lt;folder&gt;/&lt;name&gt;.safetensors
+    /// (as the prompt's tags name files), its A1111 short hash checked against the recorded one. A LoRA the prompt names in
+    /// a &lt;lora:name:weight&gt; tag (an A1111 picture) stays there, found through <see cref="LoraFolder"/> as New-MnemosyneScene
+    /// finds tags; the others (a Mnemosyne picture's) become <see cref="Loras"/> at their recorded weights, 1 where none is.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">A recorded LoRA has no file in the folder.</exception>
+    /// <exception cref="InvalidDataException">A file's short hash is not the recorded one (another file under that name), or the file is no LoRA.</exception>
+    /// <exception cref="ArgumentException">A recorded name would leave the folder.</exception>
+    public SceneSettings WithLorasFrom(string folder)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(folder);
+        var root = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(folder));
+        var tagged = LoraTags.Extract(Prompt).Tags.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        var loras = new List<LoraRequest>();
+        foreach (var (name, hash) in LoraHashes)
+        {
+            var file = LoraTags.FileIn(root, name)
+                ?? throw new ArgumentException($"The scene's LoRA '{name}' names a file outside the LoRA folder {root}.", nameof(Loras));
+            if (!File.Exists(file))
+                throw new FileNotFoundException($"The scene was made with the LoRA '{name}', but the LoRA folder {root} has no {name}.safetensors.", file);
+            string found;
+            using (var lora = LoraFile.Open(file)) found = lora.ShortHash();
+            if (hash.Length > 0 && !string.Equals(found, hash, StringComparison.OrdinalIgnoreCase))
+                throw new InvalidDataException(
+                    $"{file} is not the LoRA '{name}' the scene was made with: its short hash is {found}, the scene's {hash}. Put that LoRA's file there, or make the scene without it.");
+            if (!tagged.Contains(name)) loras.Add(new LoraRequest(file, LoraWeights.TryGetValue(name, out var weight) ? weight : 1));
+        }
+        return this with { Loras = loras, LoraFolder = root };
+    }
+
+    /// <summary>A1111's "name: value, name: value" (the LoRA extension's format of Lora hashes; Mnemosyne's Lora weights).</summary>
+    private static Dictionary<string, string> ParseLoraList(string value)
     {
         var loras = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var entry in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))

@@ -20,6 +20,7 @@ public static class SamplerNames
         ("Euler a", ["k_euler_a", "k_euler_ancestral"], SchedulerKind.EulerAncestral, null),
         ("DPM++ 2M", ["k_dpmpp_2m"], SchedulerKind.DpmPlusPlus2M, SchedulerKind.DpmPlusPlus2MKarras),
         ("DDIM", [], SchedulerKind.Ddim, null),
+        ("LCM", [], SchedulerKind.Lcm, null),
     ];
 
     /// <summary>The A1111 sampler and schedule type that name <paramref name="kind"/> (what a PNG's parameters say).</summary>
@@ -31,6 +32,7 @@ public static class SamplerNames
         SchedulerKind.DpmPlusPlus2M => ("DPM++ 2M", Uniform),
         SchedulerKind.DpmPlusPlus2MKarras => ("DPM++ 2M", Karras),
         SchedulerKind.Ddim => ("DDIM", Automatic),
+        SchedulerKind.Lcm => ("LCM", Automatic),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown scheduler kind."),
     };
 
@@ -72,8 +74,8 @@ public static class SamplerNames
         return null;
     }
 
-    /// <summary>The A1111 names Mnemosyne reads, for messages and completion ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM").</summary>
-    public static IReadOnlyList<string> Known { get; } = ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM"];
+    /// <summary>The A1111 names Mnemosyne reads, for messages and completion ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "LCM").</summary>
+    public static IReadOnlyList<string> Known { get; } = ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "LCM"];
 
     private static bool IsSchedule(string schedule, string name) => schedule.Equals(name, StringComparison.OrdinalIgnoreCase);
 }

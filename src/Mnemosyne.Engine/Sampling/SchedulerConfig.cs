@@ -44,6 +44,8 @@ public sealed record SchedulerConfig
     public bool? UseLuLambdas { get; init; }
     public double? LambdaMinClipped { get; init; }
     public string? VarianceType { get; init; }
+    public int? OriginalInferenceSteps { get; init; }
+    public double? TimestepScaling { get; init; }
 
     /// <summary>Reads a scheduler_config.json, given as the file or as the folder holding it.</summary>
     public static SchedulerConfig Load(string path)
@@ -105,6 +107,8 @@ public sealed record SchedulerConfig
                 UseLuLambdas = keys.Bool("use_lu_lambdas"),
                 LambdaMinClipped = keys.Double("lambda_min_clipped"),
                 VarianceType = keys.String("variance_type"),
+                OriginalInferenceSteps = keys.Int("original_inference_steps"),
+                TimestepScaling = keys.Double("timestep_scaling"),
             };
         }
     }

@@ -17,6 +17,9 @@ public enum SchedulerKind
 
     /// <summary>DDIMScheduler, eta 0.</summary>
     Ddim,
+
+    /// <summary>LCMScheduler: latent consistency sampling (LCM-LoRA), fresh noise from the generator between steps; ignores the spacing.</summary>
+    Lcm,
 }
 
 /// <summary>How the inference timesteps are spread over the training range (diffusers' timestep_spacing).</summary>

@@ -14,6 +14,8 @@ public static class Schedulers
         SchedulerKind.DpmPlusPlus2M => new DpmSolverMultistepScheduler(config, steps, karras: false, spacing),
         SchedulerKind.DpmPlusPlus2MKarras => new DpmSolverMultistepScheduler(config, steps, karras: true, spacing),
         SchedulerKind.Ddim => new DdimScheduler(config, steps, spacing),
+        // LCM picks its timesteps from its distillation schedule, whatever the spacing.
+        SchedulerKind.Lcm => new LcmScheduler(config, steps),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown scheduler kind."),
     };
 }

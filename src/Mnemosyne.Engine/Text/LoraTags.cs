@@ -42,6 +42,19 @@ public static class LoraTags
         return (text, tags);
     }
 
+    /// <summary>
+    /// The file a LoRA name means in a folder of LoRAs, as A1111 names them: &lt;folder&gt;/&lt;name&gt;.safetensors, the name
+    /// holding subfolders perhaps; null for a name that would leave the folder. The file need not exist.
+    /// </summary>
+    public static string? FileIn(string folder, string name)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        ArgumentNullException.ThrowIfNull(name);
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
+        var file = Path.GetFullPath(Path.Combine(root, name + ".safetensors"));
+        return file.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? file : null;
+    }
+
     private static LoraTag Read(string tag, string[] items)
     {
         var name = items[0].Trim();

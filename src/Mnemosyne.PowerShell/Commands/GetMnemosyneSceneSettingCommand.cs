@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Safetensors;
 using Mnemosyne.Engine.Sampling;
 
 namespace Mnemosyne.PowerShell.Commands;
@@ -25,6 +26,14 @@ public sealed class GetMnemosyneSceneSettingCommand : MnemosyneCmdlet
     [Parameter(Mandatory = true, ParameterSetName = TextSet)]
     [ValidateNotNullOrEmpty]
     public string Parameters { get; set; } = null!;
+
+    /// <summary>
+    /// The folder of LoRA files the recorded LoRAs are found in (&lt;folder&gt;/&lt;name&gt;.safetensors, each checked against
+    /// its recorded short hash); $env:MNEMOSYNE_LORA_PATH when not given.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? LoraFolder { get; set; }
 
     protected override void ProcessRecord()
     {
@@ -59,8 +68,25 @@ public sealed class GetMnemosyneSceneSettingCommand : MnemosyneCmdlet
         }
         if (settings.LoraHashes.Count > 0)
         {
-            WriteWarning($"{source}: the scene was made with the LoRAs {string.Join(", ", settings.LoraHashes.Keys)}, which Mnemosyne does not apply: " +
-                "a scene made from these settings lacks them.");
+            var folder = LoraFolder ?? Environment.GetEnvironmentVariable(LoraFolderVariable);
+            if (string.IsNullOrWhiteSpace(folder))
+            {
+                WriteWarning($"{source}: the scene was made with the LoRAs {string.Join(", ", settings.LoraHashes.Keys)}; give -LoraFolder (or " +
+                    $"$env:{LoraFolderVariable}) with the folder of their files, or a scene made from these settings lacks them.");
+            }
+            else
+            {
+                try
+                {
+                    settings = settings.WithLorasFrom(FileSystemPath(folder));
+                }
+                catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException or CheckpointException)
+                {
+                    var id = e switch { FileNotFoundException => "LoraNotFound", CheckpointException => "InvalidLora", InvalidDataException => "LoraHashMismatch", _ => "InvalidLora" };
+                    WriteError(ErrorRecords.From(e, id, target));
+                    return;
+                }
+            }
         }
         if (settings.InitialNoise is { } noise)
         {

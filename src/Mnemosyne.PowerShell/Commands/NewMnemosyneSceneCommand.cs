@@ -192,7 +192,11 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     /// </summary>
     private static readonly string[] A1111Columns = ["Sampler", "Schedule type", "CFG scale", "Size", "Negative prompt"];
 
+    /// <summary>The speed LoRA the base-UNet warning names.</summary>
+    private const string SpeedLoraModel = "sdxl-lightning-4step-lora";
+
     private bool warnedOfBaseUnet;
+    private ModelResolver? models;
     private PreviewSettings? preview;
     private HashSet<string> givenOnCommandLine = null!;
     private readonly HashSet<string> warnedColumns = new(StringComparer.OrdinalIgnoreCase);
@@ -243,14 +247,30 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
 
         using var lease = AcquireEngine();
         var engine = lease.Engine;
-        if (Quality == SceneQuality.Fast) request = request.ForFewStepUnet(engine.Options.UnetSampling);
-        if (Quality == SceneQuality.Fast && engine.Options.UnetWeightsPath is null && !warnedOfBaseUnet)
+        SpeedLora? speedLora = null;
+        if (Quality == SceneQuality.Fast && request.Loras.Count > 0)
+        {
+            try
+            {
+                speedLora = SpeedLoras.Find(Models.Catalog, request.Loras);
+            }
+            catch (ArgumentException e)
+            {
+                WriteError(ErrorRecords.From(e, "SpeedLoraConflict", request.Loras));
+                return;
+            }
+            if (speedLora is not null)
+                WriteVerbose($"-Quality Fast: the sampling of the speed LoRA {speedLora.ModelName} ({SpeedLoras.Describe(speedLora.Sampling)}).");
+        }
+        if (Quality == SceneQuality.Fast) request = request.ForFewStepUnet(speedLora?.Sampling ?? engine.Options.UnetSampling);
+        if (Quality == SceneQuality.Fast && speedLora is null && engine.Options.UnetWeightsPath is null && !warnedOfBaseUnet)
         {
             warnedOfBaseUnet = true;
             WriteWarning(
                 $"-Quality Fast is meant for a few-step UNet, but the open engine ({engine.ModelName}) has its checkpoint's own UNet, which gives " +
                 "blurred, unfinished pictures at 4 steps without guidance. Open one with Open-MnemosyneEngine -Model " +
-                $"{ModelResolver.BaseModel} -UnetModel {ModelResolver.FewStepUnetModel} (Install-MnemosyneModel {ModelResolver.FewStepUnetModel} fetches it), or use -Quality Draft.");
+                $"{ModelResolver.BaseModel} -UnetModel {ModelResolver.FewStepUnetModel} (Install-MnemosyneModel {ModelResolver.FewStepUnetModel} fetches it), " +
+                $"add a speed LoRA (-Lora {SpeedLoraModel}), or use -Quality Draft.");
         }
         var hires = HiresFor(request);
         if (hires is { Failed: true }) return;
@@ -436,7 +456,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         if (Quality == SceneQuality.Fast && FastConflicts() is { Count: > 0 } conflicts)
         {
             WriteError(ErrorRecords.Create(
-                "-Quality Fast sets what the open few-step UNet was distilled for (its steps, Euler at trailing timesteps, no guidance), so it takes no " +
+                "-Quality Fast sets what the scene's speed LoRA or the open few-step UNet was distilled for (its steps, scheduler, timesteps and guidance), so it takes no " +
                 $"{string.Join(", ", conflicts)}. Leave {(conflicts.Count == 1 ? "it" : "them")} out, or leave out -Quality.",
                 "FastQualityConflict", ErrorCategory.InvalidArgument, Prompt));
             return null;
@@ -566,8 +586,8 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
                     // The weight follows the last ':' when it is a number, so that C:\loras\kira.safetensors stays a path.
                     int colon = part.LastIndexOf(':');
                     bool weighted = colon > 0 && float.TryParse(part[(colon + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out _);
-                    requests.Add(new LoraRequest(FileSystemPath(weighted ? part[..colon] : part),
-                        weighted ? float.Parse(part[(colon + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture) : 1));
+                    if (LoraPath(weighted ? part[..colon] : part) is not { } loraFile) return null;
+                    requests.Add(new LoraRequest(loraFile, weighted ? float.Parse(part[(colon + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture) : 1));
                 }
                 continue;
             }
@@ -589,10 +609,33 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
                     "InvalidLora", ErrorCategory.InvalidArgument, entry));
                 return null;
             }
-            requests.Add(new LoraRequest(FileSystemPath(file), value.Value));
+            if (LoraPath(file) is not { } resolved) return null;
+            requests.Add(new LoraRequest(resolved, value.Value));
         }
         return requests;
     }
+
+    /// <summary>
+    /// A -Lora entry's file: the path as PowerShell's, or where no such file is, the installed file of the known LoRA model
+    /// of that name (lcm-lora-sdxl); null after writing the error of a model name that is not a LoRA or not installed.
+    /// </summary>
+    private string? LoraPath(string given)
+    {
+        var path = FileSystemPath(given);
+        if (File.Exists(path) || given.IndexOfAny(['/', '\\']) >= 0 || given.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return path;
+        try
+        {
+            return Models.LoraFile(given) ?? path;
+        }
+        catch (Exception e) when (e is ArgumentException or ModelNotInstalledException)
+        {
+            WriteError(ErrorRecords.From(e, "InvalidLora", given));
+            return null;
+        }
+    }
+
+    /// <summary>The known models, for LoRAs named by model and speed LoRAs; read when first needed.</summary>
+    private ModelResolver Models => models ??= OpenModelResolver(cachePath: null);
 
     /// <summary>
     /// -Prompt with its &lt;lora:name:weight&gt; tags taken out (the text the scene encodes and records), each tag's LoRA
@@ -622,8 +665,7 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         var folder = Path.TrimEndingDirectorySeparator(Path.GetFullPath(FileSystemPath(given)));
         foreach (var tag in found.Tags)
         {
-            var file = Path.GetFullPath(Path.Combine(folder, tag.Name + ".safetensors"));
-            if (!file.StartsWith(folder + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            if (LoraTags.FileIn(folder, tag.Name) is not { } file)
             {
                 WriteError(ErrorRecords.Create($"{tag.Text} names a file outside the LoRA folder {folder}; name one in it (subfolders are fine).",
                     "InvalidLora", ErrorCategory.InvalidArgument, tag.Text));

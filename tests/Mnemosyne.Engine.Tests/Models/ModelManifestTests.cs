@@ -15,7 +15,8 @@ public sealed class ModelManifestTests
         var manifests = ModelManifest.LoadFolder(ManifestFolder);
 
         Assert.Equal(
-            ["ip-adapter-image-encoder-vit-h", "ip-adapter-sdxl-vit-h", "sdxl-base-1.0", "sdxl-lightning-2step-unet", "sdxl-lightning-4step-unet", "sdxl-lightning-8step-unet", "taesdxl"],
+            ["ip-adapter-image-encoder-vit-h", "ip-adapter-sdxl-vit-h", "lcm-lora-sdxl", "sdxl-base-1.0", "sdxl-lightning-2step-lora", "sdxl-lightning-2step-unet",
+             "sdxl-lightning-4step-lora", "sdxl-lightning-4step-unet", "sdxl-lightning-8step-lora", "sdxl-lightning-8step-unet", "taesdxl"],
             manifests.Select(m => m.Name));
         Assert.Equal(manifests.Select(m => m.ToJson()), ModelManifest.LoadFolder(ModelCatalog.DefaultManifestFolder).Select(m => m.ToJson()));
         Assert.All(manifests, m => Assert.True(m.IsPinned, $"{m.Name} should name a commit"));
@@ -81,6 +82,35 @@ public sealed class ModelManifestTests
         Assert.Equal(TimestepSpacing.Trailing, lightning.Scheduler!.Spacing);
         Assert.Equal($"sdxl_lightning_{steps}step_unet.safetensors", lightning.Entry);
         Assert.Equal(lightning.Entry, Assert.Single(lightning.Files).Path);
+    }
+
+    /// <summary>The LoRAs' model card: as the UNets, Euler at trailing timesteps, the LoRA's own step count, guidance 0.</summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    [InlineData(8)]
+    public void LightningLoras_AreSpeedLorasWithTheUnetsSampling(int steps)
+    {
+        var lora = ModelManifest.Load(Path.Combine(ManifestFolder, $"sdxl-lightning-{steps}step-lora.json"));
+        var unet = ModelManifest.Load(Path.Combine(ManifestFolder, $"sdxl-lightning-{steps}step-unet.json"));
+
+        Assert.Equal(ModelRole.Lora, lora.Role);
+        Assert.Equal((unet.Repository, unet.Revision), (lora.Repository, lora.Revision));
+        Assert.Equal(unet.Scheduler, lora.Scheduler);
+        Assert.Equal($"sdxl_lightning_{steps}step_lora.safetensors", lora.Entry);
+        Assert.Equal(lora.Entry, Assert.Single(lora.Files).Path);
+    }
+
+    [Fact]
+    public void LcmLora_IsASpeedLoraForFourLcmStepsWithoutGuidance()
+    {
+        var lcm = ModelManifest.Load(Path.Combine(ManifestFolder, "lcm-lora-sdxl.json"));
+
+        Assert.Equal(ModelRole.Lora, lcm.Role);
+        Assert.Equal(("latent-consistency/lcm-lora-sdxl", "pytorch_lora_weights.safetensors"), (lcm.Repository, lcm.Entry));
+        Assert.Equal(new SchedulerSettings { Kind = SchedulerKind.Lcm, Steps = 4, GuidanceScale = 1 }, lcm.Scheduler);
+        Assert.Null(lcm.Scheduler!.Spacing);
+        Assert.NotNull(Assert.Single(lcm.Files).Sha256);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using Mnemosyne.Engine.Models;
 using Mnemosyne.Engine.Pipeline;
+using Mnemosyne.Engine.Sampling;
 
 namespace Mnemosyne.Engine.Tests.Pipeline;
 
@@ -11,14 +12,14 @@ namespace Mnemosyne.Engine.Tests.Pipeline;
 [Trait(TestPaths.ReadsTrait, TestPaths.ReadsShared)]
 public sealed class ConfigBSceneTests(SceneEngineFixture engines) : IClassFixture<SceneEngineFixture>
 {
-    /// <summary>What -Quality Fast makes of the model's manifest must be the sampling diffusers ran for the case.</summary>
+    /// <summary>What -Quality Fast makes of the model's (few-step UNet's or speed LoRA's) manifest must be the sampling diffusers ran for the case.</summary>
     [Theory]
     [MemberData(nameof(DiffusersSceneCases.FewStepUnetCases), MemberType = typeof(DiffusersSceneCases))]
-    public void FewStepCasesAreTheManifestsSampling(string name, string unetModel)
+    public void FewStepCasesAreTheManifestsSampling(string name, string model)
     {
         var (request, _) = DiffusersSceneCases.Load(TinyModel.B, name, engines.Reference(TinyModel.B));
-        var sampling = ModelManifest.Load(Path.Combine(TestPaths.RepositoryRoot, "models", unetModel + ".json")).Scheduler;
-        var fromManifest = (request with { Steps = 20, GuidanceScale = 5, Spacing = null }).ForFewStepUnet(sampling);
+        var sampling = ModelManifest.Load(Path.Combine(TestPaths.RepositoryRoot, "models", model + ".json")).Scheduler;
+        var fromManifest = (request with { Steps = 20, GuidanceScale = 5, Scheduler = SchedulerKind.Ddim, Spacing = TimestepSpacing.Leading }).ForFewStepUnet(sampling);
         Assert.Equal(request, fromManifest);
     }
 

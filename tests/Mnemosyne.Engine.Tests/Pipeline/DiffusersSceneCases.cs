@@ -24,13 +24,14 @@ public static class DiffusersSceneCases
         return data;
     }
 
-    /// <summary>Config B's cases that follow a few-step UNet's manifest (their "unet_model"), with that model's name.</summary>
+    /// <summary>Config B's cases that follow a few-step UNet's or speed LoRA's manifest (their "unet_model" or "lora_model"), with that model's name.</summary>
     public static TheoryData<string, string> FewStepUnetCases()
     {
         var data = new TheoryData<string, string>();
         foreach (var source in TinyModel.B.SceneSources)
             foreach (var c in TinyModel.SceneCases(source))
-                if (c.TryGetProperty("unet_model", out var model)) data.Add(c.GetProperty("name").GetString()!, model.GetString()!);
+                if (c.TryGetProperty("unet_model", out var model) || c.TryGetProperty("lora_model", out model))
+                    data.Add(c.GetProperty("name").GetString()!, model.GetString()!);
         return data;
     }
 

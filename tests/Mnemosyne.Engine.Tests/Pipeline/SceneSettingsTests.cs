@@ -58,6 +58,7 @@ public sealed class SceneSettingsTests
     [InlineData("Euler", "Automatic", SchedulerKind.Euler)]
     [InlineData("Euler", "Uniform", SchedulerKind.Euler)]
     [InlineData("DDIM", null, SchedulerKind.Ddim)]
+    [InlineData("LCM", "Automatic", SchedulerKind.Lcm)]
     // Before A1111 1.9 the schedule was part of the sampler's name, and plain "DPM++ 2M" had the model's own sigmas.
     [InlineData("DPM++ 2M", null, SchedulerKind.DpmPlusPlus2M)]
     [InlineData("DPM++ 2M Karras", null, SchedulerKind.DpmPlusPlus2MKarras)]
@@ -83,6 +84,20 @@ public sealed class SceneSettingsTests
     }
 
     [Fact]
+    public void ReadsMnemosynesLoraWeightsBesideTheHashes_InOrder()
+    {
+        var settings = SceneSettings.Parse("a knight\nSteps: 3, Seed: 1, Lora hashes: \"kira: 0123456789ab, film: ba9876543210\", Lora weights: \"kira: 0.8, film: -0.5\"");
+
+        Assert.Equal(["kira", "film"], settings.LoraHashes.Keys);
+        Assert.Equal(new Dictionary<string, float> { ["kira"] = 0.8f, ["film"] = -0.5f }, settings.LoraWeights);
+        Assert.Empty(settings.Extra);
+        Assert.Empty(settings.Loras);
+        Assert.Null(settings.LoraFolder);
+        var e = Assert.Throws<InvalidDataException>(() => SceneSettings.Parse("a knight\nSteps: 3, Lora hashes: \"kira: 0123456789ab\", Lora weights: \"kira: strong\""));
+        Assert.Contains("Lora weights gives kira 'strong', which is not a number", e.Message);
+    }
+
+    [Fact]
     public void EverySchedulerIsWrittenUnderNamesThatReadBackAsIt()
     {
         foreach (var kind in Enum.GetValues<SchedulerKind>())
@@ -93,6 +108,7 @@ public sealed class SceneSettingsTests
         Assert.Equal(("Euler a", "Automatic"), SamplerNames.ToA1111(SchedulerKind.EulerAncestral));
         Assert.Equal(("DPM++ 2M", "Karras"), SamplerNames.ToA1111(SchedulerKind.DpmPlusPlus2MKarras));
         Assert.Equal(("DDIM", "Automatic"), SamplerNames.ToA1111(SchedulerKind.Ddim));
+        Assert.Equal(("LCM", "Automatic"), SamplerNames.ToA1111(SchedulerKind.Lcm));
     }
 
     [Theory]

@@ -131,6 +131,25 @@ public class SchedulerTests
     }
 
     [Fact]
+    public void LcmTakesItsTimestepsFromTheDistillationScheduleWhateverTheSpacing()
+    {
+        // LCM-LoRA's 4 steps (diffusers' docstring example): every 20th of 1000 from 999, at indices 0, 12, 25, 37.
+        Assert.Equal([999f, 759f, 499f, 259f], Schedulers.Create(SchedulerKind.Lcm, Sdxl, 4).Timesteps);
+        Assert.Equal([999f, 759f, 499f, 259f], Schedulers.Create(SchedulerKind.Lcm, Sdxl, 4, TimestepSpacing.Trailing).Timesteps);
+        // original_inference_steps from the config: 1000 // 25 = 40 apart.
+        Assert.Equal([999f, 519f], Schedulers.Create(SchedulerKind.Lcm, Sdxl with { OriginalInferenceSteps = 25 }, 2).Timesteps);
+        Assert.Equal(50, Schedulers.Create(SchedulerKind.Lcm, Sdxl, 50).Timesteps.Count);
+    }
+
+    [Fact]
+    public void LcmRefusesMoreStepsThanItsDistillationScheduleHas()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Schedulers.Create(SchedulerKind.Lcm, Sdxl, 51));
+        Assert.Equal(51, e.ActualValue);
+        Assert.Contains("LCM takes its timesteps from the 50 of its distillation schedule, so it cannot take 51 steps", e.Message);
+    }
+
+    [Fact]
     public void DdimTakesItsOwnDefaultsWhereTheConfigIsSilent()
     {
         var defaults = new DdimScheduler(SdxlWithoutDdimKeys, 5);
