@@ -8,7 +8,7 @@ namespace Mnemosyne.Testing;
 
 /// <summary>
 /// Writes a random-weight checkpoint in exactly the diffusers layout (model_index.json, unet/, vae/,
-/// text_encoder*/, tokenizer*/, scheduler/) plus the IP-Adapter in h94/IP-Adapter's layout; the same
+/// text_encoder*/, tokenizer*/, scheduler/) plus the IP-Adapter and IP-Adapter Plus in h94/IP-Adapter's layout; the same
 /// weights as one single file (<see cref="WriteSingleFile"/>); or a UNet alone (<see cref="WriteUnet"/>).
 /// The tensors are whatever the engine's networks ask for, so the generator never drifts from the
 /// engine. Weights are a deterministic function of the seed and the tensor's (diffusers) name.
@@ -17,6 +17,9 @@ public static partial class RandomCheckpoint
 {
     /// <summary>Where the checkpoint folder holds its IP-Adapter: where the engine looks for one when none is given.</summary>
     public const string IpAdapterFolder = IpAdapterFiles.CheckpointFolder;
+
+    /// <summary>The IP-Adapter Plus file beside the base adapter in <see cref="IpAdapterFolder"/>/sdxl_models.</summary>
+    public const string PlusAdapterFileName = "ip-adapter-plus_sdxl_vit-h.safetensors";
 
     public static void Write(string root, CheckpointShape shape, ulong seed, IProgress<string>? log = null)
     {
@@ -46,6 +49,11 @@ public static partial class RandomCheckpoint
         Unet.BuildGraph(shape.Unet, unet, withIpAdapter: false, null);
         IpAdapterKeys.BuildGraph(shape.Unet, adapter, null);
         ImageProjection.BuildGraph(ImageProjectionConfig.For(shape.ImageEncoder, shape.Unet), adapter, null);
+        // Plus: the same keys and values (as in the real files), its own resampler.
+        var plusFile = Path.Combine(Dir(root, IpAdapterFolder, "sdxl_models"), PlusAdapterFileName);
+        var plus = new WeightRecorder(plusFile);
+        IpAdapterKeys.BuildGraph(shape.Unet, plus, null);
+        IpAdapterPlusImageProjection.BuildGraph(shape.IpAdapterPlus, plus, null);
 
         Component(log, seed, unetFile, "unet", shape.Unet, unet);
         Component(log, seed, Path.Combine(Dir(root, "vae"), "diffusion_pytorch_model.safetensors"), "vae", shape.Vae,
@@ -67,6 +75,7 @@ public static partial class RandomCheckpoint
         });
         log?.Report("ip-adapter");
         Weights(seed, adapterFile, adapter);
+        Weights(seed, plusFile, plus);
     }
 
     /// <summary>
