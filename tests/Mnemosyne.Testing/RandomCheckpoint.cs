@@ -49,11 +49,6 @@ public static partial class RandomCheckpoint
         Unet.BuildGraph(shape.Unet, unet, withIpAdapter: false, null);
         IpAdapterKeys.BuildGraph(shape.Unet, adapter, null);
         ImageProjection.BuildGraph(ImageProjectionConfig.For(shape.ImageEncoder, shape.Unet), adapter, null);
-        // Plus: the same keys and values (as in the real files), its own resampler.
-        var plusFile = Path.Combine(Dir(root, IpAdapterFolder, "sdxl_models"), PlusAdapterFileName);
-        var plus = new WeightRecorder(plusFile);
-        IpAdapterKeys.BuildGraph(shape.Unet, plus, null);
-        IpAdapterPlusImageProjection.BuildGraph(shape.IpAdapterPlus, plus, null);
 
         Component(log, seed, unetFile, "unet", shape.Unet, unet);
         Component(log, seed, Path.Combine(Dir(root, "vae"), "diffusion_pytorch_model.safetensors"), "vae", shape.Vae,
@@ -75,6 +70,19 @@ public static partial class RandomCheckpoint
         });
         log?.Report("ip-adapter");
         Weights(seed, adapterFile, adapter);
+        WritePlusAdapter(root, shape, seed);
+    }
+
+    /// <summary>
+    /// The IP-Adapter Plus file of a checkpoint <see cref="Write"/> wrote (<see cref="PlusAdapterFileName"/> beside the
+    /// base adapter): the same keys and values, as in the real files, and its own resampler.
+    /// </summary>
+    public static void WritePlusAdapter(string root, CheckpointShape shape, ulong seed)
+    {
+        var plusFile = Path.Combine(Dir(root, IpAdapterFolder, "sdxl_models"), PlusAdapterFileName);
+        var plus = new WeightRecorder(plusFile);
+        IpAdapterKeys.BuildGraph(shape.Unet, plus, null);
+        IpAdapterPlusImageProjection.BuildGraph(shape.IpAdapterPlus, plus, null);
         Weights(seed, plusFile, plus);
     }
 
