@@ -459,6 +459,8 @@ Describe 'A reference of another IP-Adapter kind' {
         Assert-Failure $failure -Category InvalidArgument -Target $reference -Advice 'was made for the base IP-Adapter.*this engine''s IP-Adapter is IP-Adapter Plus.*Import the reference images again' -ErrorId 'SceneFailed'
         # The Plus engine goes on with its own reference.
         (New-MnemosyneScene 'a cat' -Reference $plusReference -Seed 1 @tiny -ErrorAction Stop).Image.Width | Should -Be $tiny.Width
+        # Consistency reads the image embeddings every reference keeps: the reference's own picture scores 1.
+        [Math]::Round((Measure-MnemosyneConsistency -Reference $plusReference -Path $picture -ErrorAction Stop).Similarity, 5) | Should -Be 1
     }
 
     It 'a Plus reference given to a base engine: InvalidArgument, with the reference as target' {
