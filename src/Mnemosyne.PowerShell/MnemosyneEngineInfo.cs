@@ -1,3 +1,4 @@
+using Mnemosyne.Engine.Checkpoints;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
 
@@ -16,6 +17,7 @@ public sealed class MnemosyneEngineInfo
         BaseModelPath = engine.Options.BaseModelPath;
         UnetPath = engine.Options.UnetWeightsPath;
         IPAdapterPath = engine.Options.IpAdapterPath;
+        IPAdapterKind = engine.AdapterKind;
         ImageEncoderPath = engine.Options.ImageEncoderPath;
         Threads = engine.Options.Threads;
         LowMemory = engine.Options.LowMemory;
@@ -35,6 +37,8 @@ public sealed class MnemosyneEngineInfo
     /// <summary>The UNet weights that replace the checkpoint's (a few-step UNet such as SDXL-Lightning's); null for its own.</summary>
     public string? UnetPath { get; }
     public string? IPAdapterPath { get; }
+    /// <summary>Base or Plus (Plus and Plus-Face), told by the adapter file's keys; references of another kind are refused. Null without an adapter.</summary>
+    public IpAdapterKind? IPAdapterKind { get; }
     public string? ImageEncoderPath { get; }
     /// <summary>ONNX Runtime threads; 0 means every core.</summary>
     public int Threads { get; }

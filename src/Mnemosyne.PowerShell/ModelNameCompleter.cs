@@ -32,5 +32,8 @@ public sealed class PipelineModelCompleter() : ModelNameCompleter(ModelRole.Pipe
 
 public sealed class UnetModelCompleter() : ModelNameCompleter(ModelRole.Unet);
 
+/// <summary>Completes the names of the known IP-Adapters.</summary>
+public sealed class IpAdapterModelCompleter() : ModelNameCompleter(ModelRole.IpAdapter);
+
 /// <summary>Every known model, for the commands that find and install them.</summary>
 public sealed class KnownModelCompleter() : ModelNameCompleter(null);

@@ -47,6 +47,12 @@ public sealed class TinyModel
 
     public string IpAdapterFile => Path.Combine(IpAdapterRepository, IpAdapterFiles.AdapterRelativePath);
 
+    /// <summary>Config B's IP-Adapter Plus file, beside the base adapter (config A has none).</summary>
+    public static string PlusAdapterFile => Path.Combine(B.IpAdapterRepository, "sdxl_models", RandomCheckpoint.PlusAdapterFileName);
+
+    /// <summary>diffusers' outputs of config B's IP-Adapter Plus image side (make_network_cases.py --plus).</summary>
+    public static string PlusNetworkCase(string file) => Reference("networks-plus-b", file);
+
     /// <summary>diffusers' per-network outputs (tests/reference/networks-*).</summary>
     public string NetworkCases { get; }
 

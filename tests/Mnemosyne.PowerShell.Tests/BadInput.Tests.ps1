@@ -118,7 +118,7 @@ BeforeDiscovery {
         @{ Name = 'another program''s JSON'; Category = 'InvalidData'; Advice = 'Export it again'
             Edit = { param($text) '{ "format": "something-else", "version": 1 }' } }
         @{ Name = 'a file from a newer Mnemosyne'; Category = 'InvalidData'; Advice = 'update the module'
-            Edit = { param($text) $text -replace '"version": 1', '"version": 99' } }
+            Edit = { param($text) $text -replace '"version": \d+', '"version": 99' } }
         @{ Name = 'NaN in the embedding'; Category = 'InvalidData'; Advice = 'non-finite values.*Export it again'
             Edit = { param($text) $text -replace '(?s)("embedding": \[\s*)[^,\s]+', '$1"NaN"' } }
         @{ Name = 'an empty embedding'; Category = 'InvalidData'; Advice = 'Export it again'
@@ -127,6 +127,10 @@ BeforeDiscovery {
             Edit = { param($text) $text -replace '"name": "[^"]*",', '' } }
         @{ Name = 'an empty .json file'; Category = 'InvalidData'; Advice = 'Export it again'
             Edit = { param($text) '' } }
+        @{ Name = 'an adapter kind Mnemosyne does not know'; Category = 'InvalidData'; Advice = "adapter kind 'faceid' is none of base, plus.*Export it again"
+            Edit = { param($text) $text -replace '"adapterKind": "base"', '"adapterKind": "faceid"' } }
+        @{ Name = 'a Plus reference without its hidden states'; Category = 'InvalidData'; Advice = 'hidden states of this Plus reference are missing.*Export it again'
+            Edit = { param($text) $text -replace '"adapterKind": "base"', '"adapterKind": "plus"' } }
     )
 
     # Each breaks a copy of the tiny checkpoint; Target is the file (or folder) the error must name.
@@ -437,6 +441,44 @@ Describe 'Damaged saved references' {
             Assert-Failure $failure -Category InvalidArgument -Target $short -Advice 'damaged\. Import the reference pictures again' -ErrorId 'ReferenceDamaged'
             Assert-SessionUsable
         }
+    }
+}
+
+Describe 'A reference of another IP-Adapter kind' {
+    BeforeAll {
+        $plusAdapter = Join-Path $checkpoint 'ip-adapter/sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors'
+        Open-MnemosyneEngine $checkpoint -IPAdapterPath $plusAdapter -ErrorAction Stop
+        $script:plusReference = Import-MnemosyneReference $picture -Name 'kira-plus' -ErrorAction Stop
+    }
+
+    AfterAll { Open-MnemosyneEngine $checkpoint -ErrorAction Stop }
+
+    It 'a base reference given to an IP-Adapter Plus engine: InvalidArgument, with the reference as target' {
+        $plusReference.AdapterKind | Should -Be 'Plus'
+        $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Reference $reference -Seed 1 @tiny }
+        Assert-Failure $failure -Category InvalidArgument -Target $reference -Advice 'was made for the base IP-Adapter.*this engine''s IP-Adapter is IP-Adapter Plus.*Import the reference images again' -ErrorId 'SceneFailed'
+        # The Plus engine goes on with its own reference.
+        (New-MnemosyneScene 'a cat' -Reference $plusReference -Seed 1 @tiny -ErrorAction Stop).Image.Width | Should -Be $tiny.Width
+        # Consistency reads the image embeddings every reference keeps: the reference's own picture scores 1.
+        [Math]::Round((Measure-MnemosyneConsistency -Reference $plusReference -Path $picture -ErrorAction Stop).Similarity, 5) | Should -Be 1
+    }
+
+    It 'a Plus reference given to a base engine: InvalidArgument, with the reference as target' {
+        Open-MnemosyneEngine $checkpoint -ErrorAction Stop
+        $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Reference $plusReference -Seed 1 @tiny }
+        Assert-Failure $failure -Category InvalidArgument -Target $plusReference -Advice 'was made for IP-Adapter Plus.*this engine''s IP-Adapter is the base IP-Adapter' -ErrorId 'SceneFailed'
+        Assert-SessionUsable
+    }
+
+    It 'a saved Plus reference keeps its kind, and a base engine refuses the file''s reference too' {
+        $path = Join-Path $TestDrive 'kira-plus.json'
+        $plusReference | Export-MnemosyneReference -Path $path -Force
+        (Get-Item $path).Length | Should -BeLessThan 4MB
+        $loaded = Import-MnemosyneReference $path -ErrorAction Stop
+        $loaded.AdapterKind | Should -Be 'Plus'
+        $loaded.HiddenStates.Data | Should -Be $plusReference.HiddenStates.Data
+        Assert-Failure (Get-OnlyFailure { New-MnemosyneScene 'a cat' -Reference $loaded -Seed 1 @tiny }) -Category InvalidArgument -Target $loaded -Advice 'was made for IP-Adapter Plus' -ErrorId 'SceneFailed'
+        Assert-SessionUsable
     }
 }
 

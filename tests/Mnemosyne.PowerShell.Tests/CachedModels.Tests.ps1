@@ -8,6 +8,7 @@ BeforeAll {
     $script:full = New-FakeHubCache -Root (Join-Path $TestDrive 'full') -From $files
     $script:baseOnly = New-FakeHubCache -Root (Join-Path $TestDrive 'base-only') -From $files -Include 'sdxl-base-1.0'
     $script:adapterOnly = New-FakeHubCache -Root (Join-Path $TestDrive 'adapter-only') -From $files -Include 'ip-adapter-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h'
+    $script:withPlus = New-FakeHubCache -Root (Join-Path $TestDrive 'with-plus') -From $files -Include 'sdxl-base-1.0', 'ip-adapter-plus-face-sdxl-vit-h', 'ip-adapter-image-encoder-vit-h'
     $script:withTiny = New-FakeHubCache -Root (Join-Path $TestDrive 'with-tiny') -From $files -Include 'sdxl-base-1.0', 'taesdxl'
     $script:picture = Join-Path $TestDrive 'character.png'
     $rgb = [byte[]]::new(24 * 32 * 3)
@@ -22,6 +23,33 @@ BeforeAll {
 AfterAll {
     Close-MnemosyneEngine
     Restore-HubEnvironment
+}
+
+Describe 'Open-MnemosyneEngine -IPAdapterModel' {
+    BeforeAll { Use-HubCache $withPlus }
+    BeforeEach { Close-MnemosyneEngine }
+
+    It 'opens IP-Adapter Plus-Face from the cache by name, with the cached image encoder: the scene of the same file given by path' {
+        $info = Open-MnemosyneEngine -Model sdxl-base-1.0 -IPAdapterModel ip-adapter-plus-face-sdxl-vit-h -PassThru
+        $info.IPAdapterPath | Should -Be (Join-Path $withPlus.Snapshots['ip-adapter-plus-face-sdxl-vit-h'] 'sdxl_models/ip-adapter-plus-face_sdxl_vit-h.safetensors')
+        $info.ImageEncoderPath | Should -Be (Join-Path $withPlus.Snapshots['ip-adapter-image-encoder-vit-h'] 'models/image_encoder')
+        $info.IPAdapterKind | Should -Be 'Plus'
+        $reference = Import-MnemosyneReference $picture -Name 'face'
+        $reference.AdapterKind | Should -Be 'Plus'
+        $byName = New-MnemosyneScene 'a knight' -Reference $reference -Steps 2 @scene
+        Open-MnemosyneEngine -Path $files.Folder -IPAdapterPath (Join-Path $files.Folder 'ip-adapter/sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors')
+        Get-Hex (New-MnemosyneScene 'a knight' -Reference $reference -Steps 2 @scene) | Should -Be (Get-Hex $byName)
+    }
+
+    It 'a known adapter not in the cache: one error naming what to install' {
+        { Open-MnemosyneEngine -Model sdxl-base-1.0 -IPAdapterModel ip-adapter-plus-sdxl-vit-h } | Should -Throw -ExpectedMessage '*Run Install-MnemosyneModel ip-adapter-plus-sdxl-vit-h*'
+    }
+
+    It 'with -IPAdapterPath as well: InvalidArgument' {
+        $failure = { Open-MnemosyneEngine -Model sdxl-base-1.0 -IPAdapterModel ip-adapter-plus-sdxl-vit-h -IPAdapterPath $adapterFile } | Should -Throw -PassThru
+        $failure.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failure.FullyQualifiedErrorId | Should -Match '^IPAdapterModelAndPath'
+    }
 }
 
 Describe 'Open-MnemosyneEngine -Model' {

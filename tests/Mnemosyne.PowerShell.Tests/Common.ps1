@@ -209,7 +209,10 @@ function New-FakeHubCache {
     $contents = @{
         'sdxl-base-1.0'                  = @(Get-RelativeFiles $From.Folder | Where-Object { -not $_.Path.StartsWith('ip-adapter/') } |
                 ForEach-Object { if ($Fp16Names) { $_.Path = $_.Path -replace '\.safetensors$', '.fp16.safetensors' }; $_ })
-        'ip-adapter-sdxl-vit-h'          = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('sdxl_models/') })
+        'ip-adapter-sdxl-vit-h'          = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path -eq 'sdxl_models/ip-adapter_sdxl_vit-h.safetensors' })
+        # The one tiny Plus adapter under both Plus names.
+        'ip-adapter-plus-sdxl-vit-h'      = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path -eq 'sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors' })
+        'ip-adapter-plus-face-sdxl-vit-h' = @(@{ Source = (Join-Path $adapterRoot 'sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors'); Path = 'sdxl_models/ip-adapter-plus-face_sdxl_vit-h.safetensors' })
         'ip-adapter-image-encoder-vit-h' = @(Get-RelativeFiles $adapterRoot | Where-Object { $_.Path.StartsWith('models/image_encoder/') })
         # The one stand-in UNet under each Lightning name: the manifests' sampling is what tells them apart.
         'sdxl-lightning-2step-unet'      = @(@{ Source = $From.Lightning; Path = 'sdxl_lightning_2step_unet.safetensors' })

@@ -111,8 +111,8 @@ Describe 'Get-MnemosyneModel' {
 
     It 'lists every known model as a typed object, none complete in an empty cache' {
         $models = Get-MnemosyneModel -CachePath $cache
-        $models.Name | Should -Be @('ip-adapter-image-encoder-vit-h', 'ip-adapter-sdxl-vit-h', 'lcm-lora-sdxl', 'sdxl-base-1.0', 'sdxl-lightning-2step-lora', 'sdxl-lightning-2step-unet',
-            'sdxl-lightning-4step-lora', 'sdxl-lightning-4step-unet', 'sdxl-lightning-8step-lora', 'sdxl-lightning-8step-unet', 'taesdxl')
+        $models.Name | Should -Be @('ip-adapter-image-encoder-vit-h', 'ip-adapter-plus-face-sdxl-vit-h', 'ip-adapter-plus-sdxl-vit-h', 'ip-adapter-sdxl-vit-h', 'lcm-lora-sdxl', 'sdxl-base-1.0', 'sdxl-lightning-2step-lora',
+            'sdxl-lightning-2step-unet', 'sdxl-lightning-4step-lora', 'sdxl-lightning-4step-unet', 'sdxl-lightning-8step-lora', 'sdxl-lightning-8step-unet', 'taesdxl')
         $models | ForEach-Object { $_ | Should -BeOfType ([Mnemosyne.Engine.Models.ModelStatus]) }
         $models.IsComplete | Should -Not -Contain $true
         ($models | Where-Object Name -EQ 'sdxl-base-1.0').SizeBytes | Should -Be 6941187536

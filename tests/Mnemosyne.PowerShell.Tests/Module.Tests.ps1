@@ -146,7 +146,7 @@ Update-Help -Module Mnemosyne -SourcePath '$helpOut' -UICulture en-US -Scope Cur
         (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText |
             Should -Be 'sdxl-lightning-2step-lora', 'sdxl-lightning-2step-unet', 'sdxl-lightning-4step-lora', 'sdxl-lightning-4step-unet', 'sdxl-lightning-8step-lora', 'sdxl-lightning-8step-unet'
         $line = "$_ ip-adapter"
-        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'ip-adapter-image-encoder-vit-h', 'ip-adapter-sdxl-vit-h'
+        (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText | Should -Be 'ip-adapter-image-encoder-vit-h', 'ip-adapter-plus-face-sdxl-vit-h', 'ip-adapter-plus-sdxl-vit-h', 'ip-adapter-sdxl-vit-h'
     }
 }
 

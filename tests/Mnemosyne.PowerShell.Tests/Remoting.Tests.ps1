@@ -171,6 +171,26 @@ Subsystem powershell $subsystem
         [IO.File]::ReadAllBytes($file.FullName) | Should -Not -Be ([IO.File]::ReadAllBytes($without)) -Because 'the reference changes the picture'
     }
 
+    It 'sends an IP-Adapter Plus character exactly, hidden states included, to a host that opens the Plus engine from here' {
+        $plus = Join-Path $modelPath 'ip-adapter/sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors'
+        Open-MnemosyneEngine -Path $modelPath -IPAdapterPath $plus -ErrorAction Stop
+        Invoke-Command $hostB { Close-MnemosyneEngine }
+        try {
+            $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'plus-reference')
+            $character = Import-MnemosyneReference $referenceImage
+            $character.AdapterKind | Should -Be 'Plus'
+            $file = [pscustomobject]@{ Prompt = 'a knight in the rain'; Seed = 9 } |
+                Invoke-MnemosyneBatch -Session $hostB -Directory $folder -Setting $tiny -Reference $character -ModulePath $manifest -ErrorAction Stop
+            $local = Join-Path $TestDrive 'plus-reference-local.png'
+            New-MnemosyneScene 'a knight in the rain' -Seed 9 -Reference $character @tiny | Save-MnemosyneImage -Path $local
+            [IO.File]::ReadAllBytes($file.FullName) | Should -Be ([IO.File]::ReadAllBytes($local))
+        }
+        finally {
+            Invoke-Command $hostB { Close-MnemosyneEngine }
+            Open-MnemosyneEngine -Path $modelPath -ErrorAction Stop
+        }
+    }
+
     It 'stops the hosts when the pipeline wants no more, saving only what it took, and the session stays usable' {
         $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'first-only')
 

@@ -1,4 +1,5 @@
 using Mnemosyne.Engine.Checkpoints;
+using Mnemosyne.Engine.Networks;
 
 namespace Mnemosyne.Testing;
 
@@ -6,6 +7,9 @@ namespace Mnemosyne.Testing;
 public sealed record CheckpointShape(
     string Name, UnetConfig Unet, VaeConfig Vae, ClipTextConfig TextEncoder, ClipTextConfig TextEncoder2, ClipVisionConfig ImageEncoder)
 {
+    /// <summary>The IP-Adapter Plus resampler beside the base adapter: the image encoder's features in, the UNet's cross-attention width out.</summary>
+    public required IpAdapterPlusImageProjectionConfig IpAdapterPlus { get; init; }
+
     /// <summary>A three-level miniature of SDXL (seconds to write and run), with its own small vocabulary.</summary>
     public static CheckpointShape Tiny { get; } = new(
         "tiny",
@@ -37,10 +41,17 @@ public sealed record CheckpointShape(
         {
             Architectures = ["CLIPVisionModelWithProjection"], HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 2,
             NumAttentionHeads = 4, ProjectionDim = 16,
-        });
+        })
+    {
+        // One head of diffusers' fixed 64 (heads = to_q rows / 64); 16 queries as the SDXL Plus adapters.
+        IpAdapterPlus = new(EmbedDims: 32, HiddenDims: 64, OutputDims: 64, Queries: 16, Heads: 1),
+    };
 
     /// <summary>The sizes of Stable Diffusion XL base 1.0 with the IP-Adapter ViT-H image encoder.</summary>
     public static CheckpointShape Full { get; } = new(
         "sdxl-base-1.0-random",
-        SdxlConfigs.Base.Unet, SdxlConfigs.Base.Vae, SdxlConfigs.Base.TextEncoder, SdxlConfigs.Base.TextEncoder2, SdxlConfigs.IpAdapterImageEncoder);
+        SdxlConfigs.Base.Unet, SdxlConfigs.Base.Vae, SdxlConfigs.Base.TextEncoder, SdxlConfigs.Base.TextEncoder2, SdxlConfigs.IpAdapterImageEncoder)
+    {
+        IpAdapterPlus = IpAdapterPlusImageProjectionConfig.SdxlVitH,
+    };
 }

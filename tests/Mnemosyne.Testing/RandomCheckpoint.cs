@@ -8,7 +8,7 @@ namespace Mnemosyne.Testing;
 
 /// <summary>
 /// Writes a random-weight checkpoint in exactly the diffusers layout (model_index.json, unet/, vae/,
-/// text_encoder*/, tokenizer*/, scheduler/) plus the IP-Adapter in h94/IP-Adapter's layout; the same
+/// text_encoder*/, tokenizer*/, scheduler/) plus the IP-Adapter and IP-Adapter Plus in h94/IP-Adapter's layout; the same
 /// weights as one single file (<see cref="WriteSingleFile"/>); or a UNet alone (<see cref="WriteUnet"/>).
 /// The tensors are whatever the engine's networks ask for, so the generator never drifts from the
 /// engine. Weights are a deterministic function of the seed and the tensor's (diffusers) name.
@@ -17,6 +17,9 @@ public static partial class RandomCheckpoint
 {
     /// <summary>Where the checkpoint folder holds its IP-Adapter: where the engine looks for one when none is given.</summary>
     public const string IpAdapterFolder = IpAdapterFiles.CheckpointFolder;
+
+    /// <summary>The IP-Adapter Plus file beside the base adapter in <see cref="IpAdapterFolder"/>/sdxl_models.</summary>
+    public const string PlusAdapterFileName = "ip-adapter-plus_sdxl_vit-h.safetensors";
 
     public static void Write(string root, CheckpointShape shape, ulong seed, IProgress<string>? log = null)
     {
@@ -67,6 +70,20 @@ public static partial class RandomCheckpoint
         });
         log?.Report("ip-adapter");
         Weights(seed, adapterFile, adapter);
+        WritePlusAdapter(root, shape, seed);
+    }
+
+    /// <summary>
+    /// The IP-Adapter Plus file of a checkpoint <see cref="Write"/> wrote (<see cref="PlusAdapterFileName"/> beside the
+    /// base adapter): the same keys and values, as in the real files, and its own resampler.
+    /// </summary>
+    public static void WritePlusAdapter(string root, CheckpointShape shape, ulong seed)
+    {
+        var plusFile = Path.Combine(Dir(root, IpAdapterFolder, "sdxl_models"), PlusAdapterFileName);
+        var plus = new WeightRecorder(plusFile);
+        IpAdapterKeys.BuildGraph(shape.Unet, plus, null);
+        IpAdapterPlusImageProjection.BuildGraph(shape.IpAdapterPlus, plus, null);
+        Weights(seed, plusFile, plus);
     }
 
     /// <summary>

@@ -5,7 +5,11 @@ Run (see README.md beside this file for the set-up):
   PYTHONPATH=$HARNESS/stubs:$VENDOR /usr/bin/python3 make_network_cases.py \
       --model CHECKPOINT --ip-adapter IP_ADAPTER.safetensors --image-encoder IMAGE_ENCODER_DIR \
       --pixel-values REFERENCE_PIXELS.npy --out OUTDIR
-Writes OUTDIR/*.npy (float32), OUTDIR/text-ids.json and OUTDIR/manifest.json (every file with its shape)."""
+Writes OUTDIR/*.npy (float32), OUTDIR/text-ids.json and OUTDIR/manifest.json (every file with its shape).
+
+With --plus (IP-Adapter Plus: --ip-adapter names an ip-adapter-plus file), only the image side: the image encoder's
+penultimate hidden states (as encode_image(output_hidden_states=True) takes them) and the resampler
+(IPAdapterPlusImageProjection) on them."""
 import argparse, json, os
 import numpy as np
 import torch
@@ -144,6 +148,26 @@ def image_encoder_and_projection(pipe, w, reference_pixels_path):
     return embeds[1:2]  # the reference image's embeds, or the random ones without --pixel-values
 
 
+def plus_image_side(pipe, w):
+    """IP-Adapter Plus's inputs and resampler: hidden_states[-2] of a random pixel tensor and of torch.zeros_like of it
+    (the unconditional branch, as encode_image makes it), and the projection of both and of a standard-normal input."""
+    size = pipe.image_encoder.config.image_size
+    pixels = torch.randn(1, 3, size, size, generator=torch.Generator("cpu").manual_seed(PIXEL_SEED))
+    states = pipe.image_encoder(pixels, output_hidden_states=True).hidden_states[-2]
+    zero_states = pipe.image_encoder(torch.zeros_like(pixels), output_hidden_states=True).hidden_states[-2]
+    projection = pipe.unet.encoder_hid_proj.image_projection_layers[0]
+    assert type(projection).__name__ == "IPAdapterPlusImageProjection", type(projection).__name__
+    noise = torch.from_numpy(np.random.RandomState(5).standard_normal(tuple(states.shape)).astype(np.float32))
+    inputs = w.npy("plus-projection-hidden-states", torch.cat([zero_states, states, noise]),
+                   "image_encoder(x, output_hidden_states=True).hidden_states[-2] for x = torch.zeros_like(pixels) (the "
+                   "unconditional branch's), then the pixels (torch.randn [1, 3, S, S], "
+                   f"torch.Generator('cpu').manual_seed({PIXEL_SEED})); then standard normal (RandomState(5)): the resampler's input")
+    w.npy("plus-projection-ip-tokens", projection(torch.from_numpy(inputs)),
+          "image_proj(plus-projection-hidden-states): IPAdapterPlusImageProjection, [rows, queries, cross dim]")
+    return {"depth": len(projection.layers), "heads": projection.layers[0].attn.heads,
+            "queries": projection.latents.shape[1], "hidden_dims": projection.latents.shape[2]}
+
+
 def unet(pipe, w, image_embeds, id_rows):
     if id_rows is None:
         pe, npe, ppe, nppe = pipe.encode_prompt(prompt=UNET_PROMPT, negative_prompt=UNET_NEGATIVE,
@@ -213,6 +237,7 @@ def main():
     ap.add_argument("--pixel-values", help="a preprocessed [1, 3, S, S] pixel tensor (.npy), read, not copied")
     ap.add_argument("--tokenizers", help="checkpoint folder whose tokenizer/ and tokenizer_2/ to use (default: --model)")
     ap.add_argument("--checkpoint-command", help="the command that made --model, recorded in OUT/checkpoint.json")
+    ap.add_argument("--plus", action="store_true", help="--ip-adapter is an IP-Adapter Plus file: write its image side only")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     tokenizers = a.tokenizers or a.model
@@ -226,6 +251,16 @@ def main():
     torch.set_num_threads(1)
     w = Writer(os.path.abspath(a.out))
     pipe = load_pipe(a.model, a.ip_adapter, a.image_encoder, tokenizers)
+    if a.plus:
+        with torch.no_grad():
+            resampler = plus_image_side(pipe, w)
+        w.json("manifest.json", {"diffusers": "0.30.0", "torch": torch.__version__, "dtype": "float32",
+                                 "model": a.model, "ip_adapter": a.ip_adapter, "image_encoder": a.image_encoder,
+                                 "checkpoint_command": a.checkpoint_command, "resampler": resampler, "files": w.files},
+               "this file")
+        for name, info in sorted(w.files.items()):
+            print(f"{name:48s} {info.get('shape', '')}")
+        return
     with torch.no_grad():
         text_encoders(pipe, w, id_rows)
         image_embeds = image_encoder_and_projection(pipe, w, a.pixel_values)

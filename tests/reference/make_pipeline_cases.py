@@ -20,6 +20,12 @@ diffusers' numpy_to_pil does) under OUT/<case>/, plus OUT/manifest.json. See REA
         --reference tests/reference/pipeline-b/reference.png --out tests/reference/pipeline-b
 
 Config B's DeepCache cases need horseee/DeepCache's DeepCache/ folder on PYTHONPATH (see README.md).
+
+--plus (with --config b) loads config B's IP-Adapter Plus (ip-adapter/sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors)
+instead of the base adapter and runs CASES_PLUS:
+
+    /usr/bin/python3 tests/reference/make_pipeline_cases.py --config b --plus --model out/tiny-b \
+        --reference tests/reference/pipeline-b/reference.png --out tests/reference/pipeline-plus-b
 """
 import argparse
 import gzip
@@ -85,6 +91,15 @@ CASES_B = [
     dict(name="lcm-guided-wide", prompt="a lighthouse at dusk", negative="blurry", w=96, h=64, steps=3, g=2.0, ip=0.6, seed=9, sched="Lcm"),
 ]
 
+# IP-Adapter Plus on config B: guided (the unconditional branch is the resampled states of an all-zero pixel
+# tensor), unguided, and another scheduler and size.
+CASES_PLUS = [
+    dict(name="plus-euler-guided", prompt="a knight in the rain", negative="blurry", w=64, h=64, steps=6, g=5.0, ip=0.6, seed=5, sched="Euler"),
+    dict(name="plus-euler-unguided", prompt="a cat astronaut floating in space", negative=None, w=64, h=64, steps=4, g=1.0, ip=0.7, seed=3, sched="Euler"),
+    dict(name="plus-dpm2m-karras-wide", prompt="portrait of the same woman at a cafe in Paris", negative="", w=96, h=64, steps=5, g=6.0, ip=0.8,
+         seed=7, sched="DpmPlusPlus2MKarras"),
+]
+
 CONFIG_B_COMMAND = "dotnet pwsh ./build.ps1 TinyModel -Output out/tiny-b -Seed 20240607 -Size Tiny"
 
 
@@ -135,7 +150,7 @@ def guidance_cutoff(ratio):
     return callback, official.tensor_inputs
 
 
-def load_pipeline(model):
+def load_pipeline(model, adapter="ip-adapter_sdxl_vit-h.safetensors"):
     pipe = StableDiffusionXLPipeline(
         vae=AutoencoderKL.from_pretrained(os.path.join(model, "vae")),
         text_encoder=CLIPTextModel.from_pretrained(os.path.join(model, "text_encoder")),
@@ -147,7 +162,7 @@ def load_pipeline(model):
         image_encoder=CLIPVisionModelWithProjection.from_pretrained(os.path.join(model, "ip-adapter", "models", "image_encoder")),
         feature_extractor=CLIPImageProcessor())
     pipe.load_ip_adapter(os.path.join(model, "ip-adapter"), subfolder="sdxl_models",
-                         weight_name="ip-adapter_sdxl_vit-h.safetensors", image_encoder_folder=None)
+                         weight_name=adapter, image_encoder_folder=None)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -158,25 +173,30 @@ def main():
     parser.add_argument("--reference", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--config", choices=["a", "b"], default="a")
+    parser.add_argument("--plus", action="store_true", help="config B's IP-Adapter Plus and CASES_PLUS")
     args = parser.parse_args()
+    if args.plus and args.config != "b":
+        parser.error("--plus needs --config b (config B's checkpoint has the tiny Plus adapter)")
 
     attention_scores_from_zeros()
     if args.config == "b":
         use_checkpoint_vocabulary(args.model)
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, "ip-adapter-plus_sdxl_vit-h.safetensors" if args.plus else "ip-adapter_sdxl_vit-h.safetensors")
     reference = Image.open(args.reference).convert("RGB")
     base_config = pipe.scheduler.config
     manifest = {"diffusers": "0.30.0", "torch": torch.__version__, "model": args.model, "reference": args.reference, "cases": []}
     if args.config == "b":
         manifest["command"] = CONFIG_B_COMMAND
-    if args.config == "b":
+    if args.plus:
+        manifest["ip_adapter"] = "ip-adapter/sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors"
+    if args.config == "b" and not args.plus:
         # What the reference picture becomes on the way in: CLIP's pixels and the image encoder's embeds.
         pixels = pipe.feature_extractor(reference, return_tensors="pt").pixel_values
         with torch.no_grad():
             embeds = pipe.image_encoder(pixels).image_embeds
         np.save(os.path.join(args.out, "reference-pixel-values.npy"), pixels.numpy().astype(np.float32))
         np.save(os.path.join(args.out, "reference-image-embeds.npy"), embeds.numpy().astype(np.float32))
-    for case in CASES_B if args.config == "b" else CASES_A:
+    for case in CASES_PLUS if args.plus else CASES_B if args.config == "b" else CASES_A:
         folder = os.path.join(args.out, case["name"])
         os.makedirs(folder, exist_ok=True)
         spacing = {"timestep_spacing": case["spacing"]} if "spacing" in case else {}

@@ -63,5 +63,21 @@ public sealed record IpAdapterFiles(string AdapterPath, string ImageEncoderFolde
         return repository is null ? null : Path.GetFullPath(Path.Combine(repository, ImageEncoderRelativePath));
     }
 
+    private static readonly string[] BaseProjectionTensors = ["image_proj.proj.weight", "image_proj.proj.bias", "image_proj.norm.weight", "image_proj.norm.bias"];
+
+    /// <summary>Which image projection the adapter file carries, by its keys (only the header is read).</summary>
+    /// <exception cref="CheckpointException">The file has neither projection: FaceID, "full" and ViT-bigG adapters and other files are not read.</exception>
+    public IpAdapterKind ReadKind()
+    {
+        using var file = Safetensors.SafetensorsFile.Open(AdapterPath);
+        if (file.Contains("image_proj.latents")) return IpAdapterKind.Plus;
+        // Any tensor of the base projection: one of them missing is reported when the projection is built.
+        if (BaseProjectionTensors.Any(file.Contains)) return IpAdapterKind.Base;
+        throw new Safetensors.CheckpointException(
+            $"{AdapterPath} has neither image_proj.proj.weight (the base IP-Adapter) nor image_proj.latents (IP-Adapter Plus and Plus-Face): it is another kind of adapter, " +
+            "which is not read. The SDXL ViT-H adapters are ip-adapter_sdxl_vit-h, ip-adapter-plus_sdxl_vit-h and ip-adapter-plus-face_sdxl_vit-h.safetensors.",
+            AdapterPath, "image_proj.proj.weight");
+    }
+
     public ClipVisionConfig ReadImageEncoderConfig() => ConfigJson.Read<ClipVisionConfig>(ImageEncoderConfigPath);
 }

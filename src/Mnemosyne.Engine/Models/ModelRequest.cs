@@ -22,6 +22,9 @@ public sealed record ModelRequest
     /// <summary>The adapter file, or the h94/IP-Adapter folder that holds it.</summary>
     public string? IpAdapterPath { get; init; }
 
+    /// <summary>A known IP-Adapter (ip-adapter-plus-sdxl-vit-h, say), from the Hugging Face cache with its image encoder; instead of <see cref="IpAdapterPath"/>.</summary>
+    public string? IpAdapterModel { get; init; }
+
     /// <summary>The image encoder folder; by default the one beside the adapter in the h94/IP-Adapter layout.</summary>
     public string? ImageEncoderPath { get; init; }
 

@@ -70,7 +70,9 @@ public sealed class ModelResolver
             options = ForCheckpoint(checkpoint, request.CheckpointSource, Given(request.BaseModelPath), notes, warnings);
             if (Directory.Exists(options.CheckpointPath)) checkpointAdapterFolder = Path.Combine(options.CheckpointPath, IpAdapterFiles.CheckpointFolder);
         }
-        options = WithIpAdapter(options, Given(request.IpAdapterPath), Given(request.ImageEncoderPath), checkpointAdapterFolder, notes);
+        options = Given(request.IpAdapterModel) is { } adapterModel
+            ? WithIpAdapterModel(options, adapterModel, Given(request.IpAdapterPath), Given(request.ImageEncoderPath))
+            : WithIpAdapter(options, Given(request.IpAdapterPath), Given(request.ImageEncoderPath), checkpointAdapterFolder, notes);
         if (Given(request.Model) is null && Given(request.UnetModel) is { } unetModel) options = WithUnet(options, unetModel);
         if (Given(request.UnetPath) is { } unetPath) options = options with { UnetWeightsPath = UnetFile(unetPath) };
         options = WithTinyDecoder(options, Given(request.TinyDecoderPath), notes);
@@ -299,6 +301,27 @@ public sealed class ModelResolver
             return cached.Options;
         }
         return options with { IpAdapterPath = adapterFile, ImageEncoderPath = encoderFolder };
+    }
+
+    /// <summary>
+    /// A known IP-Adapter (role ipAdapter) from the cache, with the image encoder given or else the cached
+    /// <see cref="ImageEncoderModel"/>; both must be complete.
+    /// </summary>
+    private EngineOptions WithIpAdapterModel(EngineOptions options, string adapterModel, string? ipAdapterPath, string? imageEncoder)
+    {
+        if (ipAdapterPath is not null)
+            throw new ArgumentException(
+                $"Give an IP-Adapter model ({adapterModel}) or an IP-Adapter path ({ipAdapterPath}), not both: each names the adapter the engine opens.",
+                nameof(ModelRequest.IpAdapterModel));
+        var statuses = new List<ModelStatus> { Catalog.Inspect(Expect(adapterModel, ModelRole.IpAdapter, nameof(ModelRequest.IpAdapterModel))) };
+        if (imageEncoder is null) statuses.Add(Catalog.Inspect(Expect(ImageEncoderModel, ModelRole.ImageEncoder, nameof(ModelRequest.ImageEncoderPath))));
+        ThrowIfIncomplete(statuses);
+        var encoderFolder = imageEncoder is null ? statuses[1].EntryPath! : Path.GetFullPath(imageEncoder);
+        if (!Directory.Exists(encoderFolder))
+            throw new ModelPathException(
+                $"{encoderFolder} is not a folder. Give the CLIP ViT-H image encoder folder (config.json + model.safetensors; models/image_encoder in h94/IP-Adapter).",
+                ModelPathProblem.ImageEncoderNotFound, encoderFolder);
+        return options with { IpAdapterPath = statuses[0].EntryPath!, ImageEncoderPath = encoderFolder };
     }
 
     /// <summary>The tiny decoder given (madebyollin/taesdxl's folder or its weights file), else the cached one (<see cref="WithCachedTinyDecoder"/>).</summary>

@@ -6,14 +6,20 @@ using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace Mnemosyne.Engine.Networks;
 
+/// <summary>What the image encoder makes of pictures: the base adapter's input, and IP-Adapter Plus's.</summary>
+/// <param name="ImageEmbeds">[B, projection_dim]: what the base adapter and consistency measures read.</param>
+/// <param name="PenultimateHiddenStates">[B, patches + 1, hidden]: transformers' hidden_states[-2], every token, no post_layernorm.</param>
+public sealed record ClipVisionOutput(FloatTensor ImageEmbeds, FloatTensor PenultimateHiddenStates);
+
 /// <summary>
 /// The IP-Adapter image encoder (transformers CLIPVisionModelWithProjection, ViT-H/14 for the SDXL
-/// vit-h adapters): preprocessed pixel values → image_embeds.
+/// vit-h adapters): preprocessed pixel values → image_embeds and penultimate hidden states (<see cref="ClipVisionOutput"/>).
 /// </summary>
 public sealed class ClipVisionEncoder : IDisposable
 {
     public const string PixelValuesInput = "pixel_values";
     public const string ImageEmbedsOutput = "image_embeds";
+    public const string PenultimateHiddenStatesOutput = "penultimate_hidden_states";
 
     private const string Prefix = "vision_model";
     private readonly OnnxModel model;
@@ -52,7 +58,8 @@ public sealed class ClipVisionEncoder : IDisposable
     /// <summary>
     /// The encoder's graph: <c>pixel_values</c> [B, channels, size, size] → <c>image_embeds</c> [B, projection_dim]:
     /// patch convolution, class token, position embedding, pre_layrnorm, the layers, post_layernorm
-    /// on the class token, visual_projection.
+    /// on the class token, visual_projection; and <c>penultimate_hidden_states</c> [B, patches + 1, hidden], the
+    /// input of the last layer (transformers' hidden_states[-2], which starts with pre_layrnorm's output).
     /// </summary>
     public static OnnxGraph BuildGraph(ClipVisionConfig config, IWeightSource weights, string? weightFolder)
     {
@@ -83,7 +90,11 @@ public sealed class ClipVisionEncoder : IDisposable
         var h = g.Add(g.Concat(1, classToken, patches), g.Weight(weights, Prefix + ".embeddings.position_embedding.weight", positions, hidden));
         h = g.LayerNorm(h, weights, Prefix + ".pre_layrnorm", hidden, config.LayerNormEps);
         for (int i = 0; i < config.NumHiddenLayers; i++)
+        {
+            if (i == config.NumHiddenLayers - 1)
+                g.Output(h, PenultimateHiddenStatesOutput, DataType.Float, "batch", positions, hidden);
             h = layer.Build(g, h, weights, $"{Prefix}.encoder.layers.{i}", attentionBias: null);
+        }
 
         var pooled = g.Squeeze(g.Slice(h, [0], [1], [1]), 1);
         pooled = g.LayerNorm(pooled, weights, Prefix + ".post_layernorm", hidden, config.LayerNormEps);
@@ -95,6 +106,20 @@ public sealed class ClipVisionEncoder : IDisposable
     /// <summary>Encodes preprocessed pixel values [B, channels, size, size] (CLIP-normalised) to image_embeds [B, projection_dim].</summary>
     public FloatTensor Run(FloatTensor pixelValues, CancellationToken cancellation = default)
     {
+        CheckPixels(pixelValues);
+        return model.Run([ModelInput.Float(PixelValuesInput, pixelValues)], [ImageEmbedsOutput], cancellation)[0];
+    }
+
+    /// <summary>Both outputs of one run: image_embeds and the penultimate hidden states.</summary>
+    public ClipVisionOutput Encode(FloatTensor pixelValues, CancellationToken cancellation = default)
+    {
+        CheckPixels(pixelValues);
+        var outputs = model.Run([ModelInput.Float(PixelValuesInput, pixelValues)], [ImageEmbedsOutput, PenultimateHiddenStatesOutput], cancellation);
+        return new ClipVisionOutput(outputs[0], outputs[1]);
+    }
+
+    private void CheckPixels(FloatTensor pixelValues)
+    {
         ArgumentNullException.ThrowIfNull(pixelValues);
         int[] expected = [Config.NumChannels, Config.ImageSize, Config.ImageSize];
         if (pixelValues.Shape.Length != 4 || pixelValues.Shape[0] < 1 || !pixelValues.Shape.AsSpan(1).SequenceEqual(expected))
@@ -103,7 +128,6 @@ public sealed class ClipVisionEncoder : IDisposable
                 nameof(pixelValues));
         if (pixelValues.Data.LongLength != pixelValues.Shape.Aggregate(1L, (a, d) => a * d))
             throw new ArgumentException($"Pixel values hold {pixelValues.Data.LongLength} floats, not what their shape says.", nameof(pixelValues));
-        return model.Run([ModelInput.Float(PixelValuesInput, pixelValues)], [ImageEmbedsOutput], cancellation)[0];
     }
 
     public void Dispose() => model.Dispose();

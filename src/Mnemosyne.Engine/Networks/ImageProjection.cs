@@ -59,7 +59,7 @@ public sealed class ImageProjection : IDisposable
                 nameof(config));
         if (weights is SafetensorsFile file && file.Contains("image_proj.latents"))
             throw new CheckpointException(
-                $"{file.Path} is an IP-Adapter Plus file (it has image_proj.latents); only the base adapter (ip-adapter_sdxl_vit-h.safetensors) is supported.",
+                $"{file.Path} is an IP-Adapter Plus file (it has image_proj.latents): its resampler is IpAdapterPlusImageProjection, not the base adapter's projection.",
                 file.Path, "image_proj.latents");
 
         long cross = config.CrossAttentionDim;

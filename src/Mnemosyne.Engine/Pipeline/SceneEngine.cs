@@ -34,7 +34,7 @@ public sealed class SceneEngine : IDisposable
     private readonly OnDemandNetwork<VaeEncoder> vaeEncoder;
     private readonly TinyAutoencoderDecoder? tinyDecoder;
     private readonly OnDemandNetwork<ClipVisionEncoder>? imageEncoder;
-    private readonly ImageProjection? projection;
+    private readonly ReferenceProjection? projection;
     private readonly IpAdapterKeys? adapterKeys;
     private PromptEncoder promptEncoder;
     private readonly Dictionary<CharacterReference, IpAdapterKeyValues> referenceKeyValues = new(ReferenceEqualityComparer.Instance);
@@ -49,7 +49,7 @@ public sealed class SceneEngine : IDisposable
     private SceneEngine(EngineOptions options, SdxlModelFiles model, SchedulerConfig schedulerConfig,
         ClipTokenizer tokenizer, ClipTokenizer tokenizer2, OnDemandNetwork<ClipTextEncoder> textEncoder, OnDemandNetwork<ClipTextEncoder> textEncoder2,
         OnDemandNetwork<Unet> unet, VaeDecoder vae, OnDemandNetwork<VaeEncoder> vaeEncoder, TinyAutoencoderDecoder? tinyDecoder, OnDemandNetwork<ClipVisionEncoder>? imageEncoder,
-        ImageProjection? projection, IpAdapterKeys? adapterKeys, string? encoderIdentity, SessionCache? sessionCache,
+        ReferenceProjection? projection, IpAdapterKeys? adapterKeys, string? encoderIdentity, SessionCache? sessionCache,
         IpAdapterFiles? adapterFiles, SessionSettings settings)
     {
         Options = options;
@@ -109,7 +109,10 @@ public sealed class SceneEngine : IDisposable
     public string? ImageEncoderIdentity { get; }
 
     /// <summary>How many values the embedding of a reference made with this engine holds; null without an IP-Adapter.</summary>
-    public int? ReferenceEmbeddingLength => projection?.Config.ImageEmbedDim;
+    public int? ReferenceEmbeddingLength => projection?.EmbeddingLength;
+
+    /// <summary>The kind of the engine's IP-Adapter (base, or Plus/Plus-Face); null without one. References of another kind are refused.</summary>
+    public IpAdapterKind? AdapterKind => projection?.Kind;
 
     /// <summary>
     /// Opens the checkpoint (a diffusers folder or a single file, see <see cref="EngineOptions"/>): the
@@ -173,7 +176,7 @@ public sealed class SceneEngine : IDisposable
             // Only scenes made from a picture need the encoder: it is read from the VAE's weights when one does.
             var vaeEncoder = OnDemand(opened, log, "vae encoder", () => VaeEncoder.Load(configs.Vae, model.Vae, settings), options.KeepEncodersLoaded);
             OnDemandNetwork<ClipVisionEncoder>? imageEncoder = null;
-            ImageProjection? projection = null;
+            ReferenceProjection? projection = null;
             IpAdapterKeys? adapterKeys = null;
             string? identity = null;
             if (adapterFiles is not null)
@@ -182,7 +185,7 @@ public sealed class SceneEngine : IDisposable
                 using (var encoderWeights = SafetensorsFile.Open(adapterFiles.ImageEncoderWeightsPath))
                     ClipVisionEncoder.BuildGraph(encoderConfig, encoderWeights, null);
                 imageEncoder = OnDemand(opened, log, "image encoder", () => ClipVisionEncoder.Load(adapterFiles, settings), options.KeepEncodersLoaded);
-                projection = Track("image projection", () => ImageProjection.Load(adapterFiles.AdapterPath, ImageProjectionConfig.For(encoderConfig, configs.Unet), settings));
+                projection = Track("image projection", () => ReferenceProjection.Load(adapterFiles, encoderConfig, configs.Unet, settings));
                 // Holds no weights: each run loads them, a group of layers at a time.
                 adapterKeys = Track("IP-Adapter keys", () => IpAdapterKeys.Load(adapterFiles.AdapterPath, configs.Unet, settings));
                 identity = $"clip-vision-{encoderConfig.HiddenSize}x{encoderConfig.NumHiddenLayers}-proj{encoderConfig.ProjectionDim}-{new FileInfo(adapterFiles.ImageEncoderWeightsPath).Length}";
@@ -242,6 +245,7 @@ public sealed class SceneEngine : IDisposable
         if (pictures.Count == 0) throw new ArgumentException("At least one reference image is needed.", nameof(pictures));
         var encoder = RequireImageEncoder();
         var embeddings = new List<FloatTensor>();
+        var hiddenStates = new List<FloatTensor>();
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
@@ -252,9 +256,14 @@ public sealed class SceneEngine : IDisposable
                     var picture = new ScenePhaseReport(ScenePhase.ReferenceEncoding, pictures[i].Path) { Item = i + 1, ItemCount = pictures.Count };
                     var clock = Stopwatch.StartNew();
                     phases?.Report(picture);
-                    var embedding = network.Run(ClipImagePreprocessor.Preprocess(pictures[i].Image), cancellation);
-                    NonFiniteOutput.Check(embedding.Data, "The image encoder", network.WeightsPath, $"the embedding of {pictures[i].Path}");
-                    embeddings.Add(embedding);
+                    var encoded = network.Encode(ClipImagePreprocessor.Preprocess(pictures[i].Image), cancellation);
+                    NonFiniteOutput.Check(encoded.ImageEmbeds.Data, "The image encoder", network.WeightsPath, $"the embedding of {pictures[i].Path}");
+                    embeddings.Add(encoded.ImageEmbeds);
+                    if (projection!.KeptHiddenStates(encoded) is { } states)
+                    {
+                        NonFiniteOutput.Check(states.Data, "The image encoder", network.WeightsPath, $"the hidden states of {pictures[i].Path}");
+                        hiddenStates.Add(states);
+                    }
                     phases?.Report(picture with { Finished = true, Elapsed = clock.Elapsed });
                 }
                 return embeddings;
@@ -266,6 +275,8 @@ public sealed class SceneEngine : IDisposable
             Sources = pictures.Select(p => new ReferenceSource(p.Path, CharacterReference.Sha256Of(p.Path))).ToList(),
             Embedding = FloatTensorOps.Mean(embeddings).Data,
             Encoder = ImageEncoderIdentity!,
+            AdapterKind = projection!.Kind,
+            HiddenStates = hiddenStates.Count == 0 ? null : FloatTensorOps.Mean(hiddenStates),
         };
     }
 
@@ -450,7 +461,20 @@ public sealed class SceneEngine : IDisposable
                 $"Reference '{reference.Name}' holds {reference.Embedding.Length} values, but this engine's image encoder makes {ReferenceEmbeddingLength}: " +
                 "the saved reference is damaged. Import the reference images again with this engine.",
                 nameof(reference));
+        if (reference.AdapterKind != AdapterKind)
+            throw new ArgumentException(
+                $"Reference '{reference.Name}' was made for {Describe(reference.AdapterKind)}, but this engine's IP-Adapter is {Describe(projection!.Kind)}: " +
+                "Import the reference images again with this engine, or open an engine with the reference's kind of adapter.",
+                nameof(reference));
+        if (projection!.HiddenStatesShape is { } shape && reference.HiddenStates?.Shape.SequenceEqual(shape) != true)
+            throw new ArgumentException(
+                $"Reference '{reference.Name}' holds hidden states of shape [{string.Join(", ", reference.HiddenStates?.Shape ?? [])}], but this engine's image encoder makes [{string.Join(", ", shape)}]: " +
+                "the saved reference is damaged. Import the reference images again with this engine.",
+                nameof(reference));
     }
+
+    private static string Describe(IpAdapterKind kind) => kind == IpAdapterKind.Plus
+        ? "IP-Adapter Plus (Plus or Plus-Face: the image encoder's hidden states)" : "the base IP-Adapter (ip-adapter_sdxl_vit-h: the image embedding)";
 
     private void RequireTinyDecoder(string what)
     {
@@ -470,12 +494,12 @@ public sealed class SceneEngine : IDisposable
     private IpAdapterKeyValues ReferenceKeyValues(CharacterReference reference, CancellationToken cancellation)
     {
         if (referenceKeyValues.TryGetValue(reference, out var cached)) return cached;
-        var tokens = projection!.Run(new FloatTensor(reference.Embedding, [1, reference.Embedding.Length]), cancellation);
+        var tokens = projection!.Tokens(reference, cancellation);
         IpAdapterKeyValues keyValues;
         if (unconditionalKeyValues is null)
         {
             // One run for both: each run reads the adapter's weights again.
-            var both = adapterKeys!.Run(FloatTensorOps.ConcatBatch(projection.UnconditionalTokens(cancellation), tokens), cancellation);
+            var both = adapterKeys!.Run(FloatTensorOps.ConcatBatch(projection.UnconditionalTokens(imageEncoder!, cancellation), tokens), cancellation);
             unconditionalKeyValues = both.BatchItem(0);
             keyValues = both.BatchItem(1);
         }

@@ -52,8 +52,14 @@ internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent
         $character = if ($Reference) {
             $embedding = [float[]]::new($Reference.Embedding.Length / 4)
             [Buffer]::BlockCopy($Reference.Embedding, 0, $embedding, 0, $Reference.Embedding.Length)
+            $states = if ($Reference.HiddenStates) {
+                $values = [float[]]::new($Reference.HiddenStates.Length / 4)
+                [Buffer]::BlockCopy($Reference.HiddenStates, 0, $values, 0, $Reference.HiddenStates.Length)
+                [Mnemosyne.Engine.Tensors.FloatTensor]::new($values, [int[]]$Reference.HiddenStatesShape)
+            }
             [Mnemosyne.Engine.Pipeline.CharacterReference]@{
                 Name = $Reference.Name; Encoder = $Reference.Encoder; Embedding = $embedding
+                AdapterKind = $Reference.AdapterKind; HiddenStates = $states
                 Sources = [Mnemosyne.Engine.Pipeline.ReferenceSource[]]@($Reference.Sources | ForEach-Object { [Mnemosyne.Engine.Pipeline.ReferenceSource]::new($_[0], $_[1]) })
             }
         }
@@ -85,7 +91,7 @@ internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent
     /// <summary>Readies the session, then makes scenes until none are left, the session fails, or the batch stops.</summary>
     /// <param name="expected">This session's module version and engine, which the host's must match.</param>
     /// <param name="open">Open-MnemosyneEngine's parameters for a host with no engine open.</param>
-    /// <param name="reference">The character as plain values: Name, Encoder, Sources (path, SHA-256 pairs), Embedding (its floats' bytes).</param>
+    /// <param name="reference">The character as plain values: Name, Encoder, Sources (path, SHA-256 pairs), Embedding (its floats' bytes), AdapterKind, and for Plus HiddenStates (bytes) and HiddenStatesShape.</param>
     public void Run(SceneDealer dealer, int handSize, HostEngine expected, string? modulePath, Hashtable open, Hashtable? reference,
         CancellationToken cancellation)
     {

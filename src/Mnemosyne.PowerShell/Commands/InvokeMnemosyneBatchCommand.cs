@@ -294,14 +294,26 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
     /// <summary>The character as values that travel unchanged: its embedding as the floats' bytes, exact on every host.</summary>
     private static Hashtable ReferenceValues(CharacterReference reference)
     {
-        var embedding = new byte[reference.Embedding.Length * sizeof(float)];
-        Buffer.BlockCopy(reference.Embedding, 0, embedding, 0, embedding.Length);
-        return new Hashtable
+        static byte[] Bytes(float[] values)
+        {
+            var bytes = new byte[values.Length * sizeof(float)];
+            Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
+            return bytes;
+        }
+        var values = new Hashtable
         {
             ["Name"] = reference.Name,
             ["Encoder"] = reference.Encoder,
             ["Sources"] = reference.Sources.Select(s => new object[] { s.Path, s.Sha256 }).ToArray(),
-            ["Embedding"] = embedding,
+            ["Embedding"] = Bytes(reference.Embedding),
+            ["AdapterKind"] = reference.AdapterKind.ToString(),
         };
+        // An IP-Adapter Plus reference: the hidden states its engine's resampler reads.
+        if (reference.HiddenStates is { } states)
+        {
+            values["HiddenStates"] = Bytes(states.Data);
+            values["HiddenStatesShape"] = states.Shape;
+        }
+        return values;
     }
 }

@@ -39,6 +39,15 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     [ValidateNotNullOrEmpty]
     public string? ImageEncoderPath { get; set; }
 
+    /// <summary>
+    /// A known IP-Adapter from the Hugging Face cache instead of -IPAdapterPath: ip-adapter-sdxl-vit-h, ip-adapter-plus-sdxl-vit-h or
+    /// ip-adapter-plus-face-sdxl-vit-h, with the cached image encoder unless -ImageEncoderPath names one.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(IpAdapterModelCompleter))]
+    public string? IPAdapterModel { get; set; }
+
     /// <summary>A known replacement UNet (SDXL-Lightning's 2-, 4- or 8-step UNet), from the Hugging Face cache; -Quality Fast then samples as its manifest says.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -101,6 +110,13 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
                 "UnetModelAndPath", ErrorCategory.InvalidArgument, UnetPath));
         }
 
+        if (IPAdapterModel is not null && IPAdapterPath is not null)
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"Give -IPAdapterModel ({IPAdapterModel}) or -IPAdapterPath ({IPAdapterPath}), not both: each names the IP-Adapter the engine opens.",
+                "IPAdapterModelAndPath", ErrorCategory.InvalidArgument, IPAdapterPath));
+        }
+
         var request = new ModelRequest
         {
             CheckpointPath = ParameterSetName == PathSet ? FileSystemPath(Path) : null,
@@ -109,6 +125,7 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
             BaseModelPath = OptionalPath(BaseModelPath),
             IpAdapterPath = OptionalPath(IPAdapterPath),
             ImageEncoderPath = OptionalPath(ImageEncoderPath),
+            IpAdapterModel = IPAdapterModel,
             UnetModel = UnetModel,
             UnetPath = OptionalPath(UnetPath),
             TinyDecoderPath = OptionalPath(TinyDecoderPath),

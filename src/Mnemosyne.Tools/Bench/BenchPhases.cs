@@ -47,11 +47,12 @@ public static partial class BenchPhases
     public const string UnetStep = "unet";
     public const string Scene = "scene";
     public const string FastScene = "fast-scene";
+    public const string IpAdapterPlus = "ipa-plus";
 
     /// <summary>Converts the UNet's weights for a precision other than Float32; run before the others, not chosen.</summary>
     public const string Convert = "convert";
 
-    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenUncached, OpenCaching, OpenCached, OpenCold, Text, Reference, Vae, UnetStep, Scene, FastScene, Lora];
+    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenUncached, OpenCaching, OpenCached, OpenCold, Text, Reference, Vae, UnetStep, Scene, FastScene, Lora, IpAdapterPlus];
 
 
     private const string Prompt = "a portrait of a red-haired explorer in a rain-soaked neon market, cinematic light";
@@ -75,6 +76,7 @@ public static partial class BenchPhases
             case Scene: RunScene(context); break;
             case FastScene: RunFastScene(context); break;
             case Lora: RunLora(context); break;
+            case IpAdapterPlus: RunIpAdapterPlus(context); break;
             case Convert: RunConvert(context); break;
             default: throw new ArgumentException($"Unknown benchmark phase '{request.Phase}': use one of {string.Join(", ", All)}.");
         }
@@ -346,6 +348,111 @@ public static partial class BenchPhases
             OrtProfile.Read(OrtProfile.Find(prefix2)).Select(WorkSummary.Of).Last());
         c.Add(new Measurement("reference encoding (1 image)", times, peak) { Work = work, Note = "first and second run" });
     }
+
+    /// <summary>
+    /// IP-Adapter Plus against the base adapter. Per new reference: the image encoder with the base projection (4 tokens)
+    /// against the encoder's hidden states through Plus's resampler (16 tokens), the resampler alone, and the
+    /// unconditional branch Plus makes once per engine; the adapter's keys and values of each (batch 2); and a guided
+    /// UNet step (batch 2) per size with each, where every attn2's adapter branch attends over 16 tokens instead of 4.
+    /// A checkpoint written before Plus existed gets its Plus adapter first.
+    /// </summary>
+    private static void RunIpAdapterPlus(PhaseContext c)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        var encoderFolder = Path.Combine(c.Request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.ImageEncoderRelativePath);
+        var baseFiles = IpAdapterFiles.Open(EngineOptionsFor(c.Request).IpAdapterPath!, encoderFolder);
+        var plusPath = Path.Combine(c.Request.Checkpoint, RandomCheckpoint.IpAdapterFolder, "sdxl_models", RandomCheckpoint.PlusAdapterFileName);
+        if (!File.Exists(plusPath))
+        {
+            var shape = checkpoint.ReadUnetConfig().CrossAttentionDim == CheckpointShape.Tiny.Unet.CrossAttentionDim ? CheckpointShape.Tiny : CheckpointShape.Full;
+            Console.WriteLine($"  writing the {shape.Name} IP-Adapter Plus beside the checkpoint's adapter (once)");
+            RandomCheckpoint.WritePlusAdapter(c.Request.Checkpoint, shape, seed: 1);
+        }
+        var plusFiles = IpAdapterFiles.Open(plusPath, encoderFolder);
+        var unetConfig = checkpoint.ReadUnetConfig();
+        var encoderConfig = baseFiles.ReadImageEncoderConfig();
+        var settings = c.Settings(null);
+
+        var pixels = ClipImagePreprocessor.Preprocess(SyntheticImage(512, 512));
+        var zeros = FloatTensorOps.Zeros(1, encoderConfig.NumChannels, encoderConfig.ImageSize, encoderConfig.ImageSize);
+        FloatTensor baseTokens = null!, baseUnconditional = null!, plusTokens = null!, plusUnconditional = null!;
+        using (var encoder = ClipVisionEncoder.Load(baseFiles, settings))
+        using (var projection = ImageProjection.Load(baseFiles.AdapterPath, ImageProjectionConfig.For(encoderConfig, unetConfig), settings))
+        using (var resampler = IpAdapterPlusImageProjection.Load(plusFiles.AdapterPath, encoderConfig, unetConfig, settings))
+        {
+            c.Result.Memory.Add(c.Memory.Sample("after the image encoder, projection and resampler load"));
+            // A first run of each network, so that the figures below are steady ones.
+            projection.Run(encoder.Run(pixels));
+            var states = encoder.Encode(pixels).PenultimateHiddenStates;
+            resampler.Run(states);
+            c.Memory.ResetPeak();
+            var baseTimes = Repeat(3, () => baseTokens = projection.Run(encoder.Run(pixels)));
+            var plusTimes = Repeat(3, () => plusTokens = resampler.Run(encoder.Encode(pixels).PenultimateHiddenStates));
+            var resamplerTimes = Repeat(3, () => resampler.Run(states));
+            var unconditional = Repeat(1, () => plusUnconditional = resampler.Run(encoder.Encode(zeros).PenultimateHiddenStates));
+            baseUnconditional = projection.UnconditionalTokens();
+            long peak = c.Memory.Sample("after the references").Peak;
+            c.Add(new Measurement("ipa-plus: new reference, base (image encoder → image_embeds → projection, 4 tokens)", baseTimes, peak) { Note = "3 runs" });
+            c.Add(new Measurement("ipa-plus: new reference, Plus (image encoder → hidden states → resampler, 16 tokens)", plusTimes, peak) { Note = "3 runs" });
+            c.Add(new Measurement("ipa-plus: the resampler alone", resamplerTimes, peak) { Note = "3 runs" });
+            c.Add(new Measurement("ipa-plus: Plus's unconditional tokens (image encoder on zeros → resampler; once per engine)", unconditional, peak));
+        }
+        NativeHeap.Trim();
+
+        IpAdapterKeyValues KeyValues(IpAdapterFiles files, FloatTensor unconditional, FloatTensor tokens, string what)
+        {
+            IpAdapterKeyValues keyValues = null!;
+            c.Memory.ResetPeak();
+            var seconds = Time(() =>
+            {
+                using var keys = IpAdapterKeys.Load(files.AdapterPath, unetConfig, settings);
+                keyValues = keys.Run(FloatTensorOps.ConcatBatch(unconditional, tokens));
+            });
+            c.Add(new Measurement($"ipa-plus: {what} keys and values (load + run, batch 2, once per reference)", [seconds], c.Memory.Sample($"after {what} keys").Peak));
+            return keyValues;
+        }
+        var baseKeyValues = KeyValues(baseFiles, baseUnconditional, baseTokens, "base");
+        var plusKeyValues = KeyValues(plusFiles, plusUnconditional, plusTokens, "Plus");
+        NativeHeap.Trim();
+
+        using var unet = Unet.Load(checkpoint.Unet, baseFiles, settings);
+        var config = unet.Config;
+        c.Result.Memory.Add(c.Memory.Sample("after UNet load"));
+        UnetConditioning Conditioning(IpAdapterKeyValues keyValues) => new(
+            new FloatTensor(RandomValues(2 * 77 * config.CrossAttentionDim, 3), [2, 77, config.CrossAttentionDim]),
+            new FloatTensor(RandomValues(2 * unet.PooledTextDim, 4), [2, unet.PooledTextDim]),
+            new FloatTensor([1024, 1024, 0, 0, 1024, 1024, 1024, 1024, 0, 0, 1024, 1024], [2, Unet.TimeIdCount]))
+        {
+            IpKeyValues = keyValues,
+            IpScale = 0.6f,
+        };
+        var withBase = Conditioning(baseKeyValues);
+        var withPlus = Conditioning(plusKeyValues);
+        foreach (var size in c.Request.Sizes)
+        {
+            int side = size / 8;
+            var sample = new FloatTensor(RandomValues(2 * 4 * side * side, size), [2, 4, side, side]);
+            // A first step at each size settles the session's allocations for it; then base and Plus, twice each, interleaved.
+            unet.Run(sample, 999f, withBase);
+            c.Memory.ResetPeak();
+            var baseSteps = new List<double>();
+            var plusSteps = new List<double>();
+            for (int run = 0; run < 2; run++)
+            {
+                baseSteps.Add(Time(() => unet.Run(sample, 999f, withBase)));
+                plusSteps.Add(Time(() => unet.Run(sample, 999f, withPlus)));
+            }
+            long peak = c.Memory.Sample($"after UNet steps {size}²").Peak;
+            Console.WriteLine($"  UNet step {size}², guided: base (4 ip tokens) {baseSteps.Min():0.000} s, Plus (16) {plusSteps.Min():0.000} s");
+            c.Add(new Measurement($"ipa-plus: UNet step {size}², guided, base adapter (4 ip tokens)", baseSteps, peak) { Note = "best of 2" });
+            c.Add(new Measurement($"ipa-plus: UNet step {size}², guided, Plus (16 ip tokens)", plusSteps, peak)
+            {
+                Note = $"best of 2; {plusSteps.Min() - baseSteps.Min():+0.000;-0.000} s a step against base",
+            });
+        }
+    }
+
+    private static List<double> Repeat(int runs, Action action) => Enumerable.Range(0, runs).Select(_ => Time(action)).ToList();
 
     private static void RunVae(PhaseContext c)
     {

@@ -15,8 +15,8 @@ public sealed class ModelManifestTests
         var manifests = ModelManifest.LoadFolder(ManifestFolder);
 
         Assert.Equal(
-            ["ip-adapter-image-encoder-vit-h", "ip-adapter-sdxl-vit-h", "lcm-lora-sdxl", "sdxl-base-1.0", "sdxl-lightning-2step-lora", "sdxl-lightning-2step-unet",
-             "sdxl-lightning-4step-lora", "sdxl-lightning-4step-unet", "sdxl-lightning-8step-lora", "sdxl-lightning-8step-unet", "taesdxl"],
+            ["ip-adapter-image-encoder-vit-h", "ip-adapter-plus-face-sdxl-vit-h", "ip-adapter-plus-sdxl-vit-h", "ip-adapter-sdxl-vit-h", "lcm-lora-sdxl", "sdxl-base-1.0", "sdxl-lightning-2step-lora",
+             "sdxl-lightning-2step-unet", "sdxl-lightning-4step-lora", "sdxl-lightning-4step-unet", "sdxl-lightning-8step-lora", "sdxl-lightning-8step-unet", "taesdxl"],
             manifests.Select(m => m.Name));
         Assert.Equal(manifests.Select(m => m.ToJson()), ModelManifest.LoadFolder(ModelCatalog.DefaultManifestFolder).Select(m => m.ToJson()));
         Assert.All(manifests, m => Assert.True(m.IsPinned, $"{m.Name} should name a commit"));
