@@ -124,8 +124,7 @@ function Invoke-Package {
 # 330 MB against its few, and of use only beside an NVIDIA GPU with CUDA 13 and cuDNN 9.
 function Invoke-CudaAddOn {
     $engineProject = Join-Path $root 'src/Mnemosyne.Engine/Mnemosyne.Engine.csproj'
-    $version = ([xml](Get-Content $engineProject)).Project.ItemGroup.PackageReference |
-        Where-Object Include -EQ 'Microsoft.ML.OnnxRuntime' | ForEach-Object Version
+    $version = ([xml](Get-Content $engineProject)).SelectSingleNode("//PackageReference[@Include='Microsoft.ML.OnnxRuntime']").Version
     $restore = Join-Path $root 'out/cuda-restore'
     New-Item -ItemType Directory -Force $restore | Out-Null
     Set-Content (Join-Path $restore 'CudaAddOn.csproj') @"

@@ -477,6 +477,20 @@ Describe 'A GPU engine on a machine without CUDA (issue 15)' {
     }
 }
 
+Describe 'Batches with nowhere to run (issue 15)' {
+    It '<Name>: one InvalidArgument error, nothing made' -ForEach @(
+        @{ Name = 'neither -Session nor -LocalProcess'; ErrorId = 'NoHosts'; Target = $null; Advice = '-Session .*-LocalProcess .*or both'; Extra = @{} }
+        @{ Name = '-ThreadsPerProcess without -LocalProcess'; ErrorId = 'ThreadsWithoutLocalProcess'; Target = 2; Advice = 'give -LocalProcess too'
+            Extra = @{ ThreadsPerProcess = 2 } }
+    ) {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive "nowhere-$([guid]::NewGuid().ToString('N'))")
+        $failure = Get-OnlyFailure { 'a cat' | Invoke-MnemosyneBatch -Directory $folder @Extra }
+        Assert-Failure $failure -Category InvalidArgument -Target $Target -Advice $Advice -ErrorId $ErrorId
+        Get-ChildItem $folder -Force | Should -BeNullOrEmpty
+        Assert-SessionUsable
+    }
+}
+
 Describe 'Bad settings for New-MnemosyneScene' {
     BeforeAll {
         Set-Content (Join-Path $TestDrive 'text.npy') 'not numpy'

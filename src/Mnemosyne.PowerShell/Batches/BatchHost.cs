@@ -27,7 +27,7 @@ internal sealed record HostEngine(string Computer, int ProcessId, string? Module
 /// then takes scenes from the dealer a hand at a time and runs them there through New-MnemosyneScene and
 /// Save-MnemosyneImage, sending each picture back as the PNG file's bytes the moment it is made.
 /// </summary>
-internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent> events)
+internal sealed class BatchHost(Runspace runspace, string name, object session, BlockingCollection<BatchEvent> events)
 {
     /// <summary>Imports the module and opens the engine where missing, and says what the session has.</summary>
     private const string ReadyScript = """
@@ -78,9 +78,16 @@ internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent
         finally { Remove-Item -LiteralPath $folder -Recurse -Force -ErrorAction SilentlyContinue }
         """;
 
-    public PSSession Session { get; } = session;
+    /// <summary>A remoting session to another machine.</summary>
+    public BatchHost(PSSession session, BlockingCollection<BatchEvent> events)
+        : this(session.Runspace, string.Create(CultureInfo.InvariantCulture, $"session {session.Name} ({session.ComputerName})"), session, events)
+    {
+    }
 
-    public string Name { get; } = string.Create(CultureInfo.InvariantCulture, $"session {session.Name} ({session.ComputerName})");
+    /// <summary>What the host is to the user: its PSSession, or the runspace of a local engine process.</summary>
+    public object Session { get; } = session;
+
+    public string Name { get; } = name;
 
     /// <summary>Readies the session, then makes scenes until none are left, the session fails, or the batch stops.</summary>
     /// <param name="expected">This session's module version and engine, which the host's must match.</param>
@@ -109,9 +116,9 @@ internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent
 
     private HostEngine? Ready(HostEngine expected, string? modulePath, Hashtable open, CancellationToken cancellation)
     {
-        if (Session.Runspace.RunspaceStateInfo.State != RunspaceState.Opened)
+        if (runspace.RunspaceStateInfo.State != RunspaceState.Opened)
         {
-            Refuse($"{Name} is {Session.Runspace.RunspaceStateInfo.State}, not open, so it takes no scenes. Open a new one (New-PSSession).",
+            Refuse($"{Name} is {runspace.RunspaceStateInfo.State}, not open, so it takes no scenes. Open a new one (New-PSSession).",
                 "SessionNotOpen", ErrorCategory.ResourceUnavailable);
             return null;
         }
@@ -201,7 +208,7 @@ internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent
     private List<PSObject> Invoke(string script, Hashtable parameters, Action<PSObject>? arrived, CancellationToken cancellation)
     {
         using var powershell = System.Management.Automation.PowerShell.Create();
-        powershell.Runspace = Session.Runspace;
+        powershell.Runspace = runspace;
         powershell.AddScript(script).AddParameters(parameters);
         using var output = new PSDataCollection<PSObject>();
         var results = new List<PSObject>();
