@@ -34,6 +34,10 @@ param(
     # Bench: the weight precision (Int8 converts the weights of the UNet, the adapter's keys and the encoders once, beside the benchmark's checkpoint).
     [ValidateSet('Float32', 'Int8')]
     [string] $Precision = 'Float32',
+    # Bench phase engines: scenes per engine process and configuration, and their quality (Fast: 4 unguided steps, the tiny decoder).
+    [int] $Scenes = 3,
+    [ValidateSet('Standard', 'Fast')]
+    [string] $Quality = 'Standard',
 
     # Test: with ../shared hidden, as in a clone with nothing beside it: the xunit tests that read it where present, and Pester.
     [switch] $WithoutShared,
@@ -286,7 +290,7 @@ switch ($Task) {
         $arguments = @('bench', '--size', $(if ($PSBoundParameters.ContainsKey('Size')) { $Size } else { 'Full' }),
             '--threads', $Threads, '--precision', $Precision, '--sizes', ($Sizes -join ','), '--steps', $Steps, '--quick', $Quick.IsPresent, '--low-memory', $LowMemory.IsPresent,
             '--output', (Join-Path $root 'out/bench'), '--peer', $Peer.IsPresent, '--peer-harness', $harness,
-            '--session-cache', (-not $NoSessionCache.IsPresent))
+            '--session-cache', (-not $NoSessionCache.IsPresent), '--scenes', $Scenes, '--fast', ($Quality -eq 'Fast'))
         if ($PeerVendor) { $arguments += @('--peer-vendor', $PeerVendor) }
         if ($Phases) { $arguments += @('--phases', ($Phases -join ',')) }
         Invoke-Tool $arguments
