@@ -37,4 +37,38 @@ Describe 'Invoke-MnemosyneBatch with local engine processes' {
             [IO.File]::ReadAllBytes($file.FullName) | Should -Be ([IO.File]::ReadAllBytes($same.FullName)) -Because "$($file.Name) is the same scene"
         }
     }
+
+    It 'finishes the batch in the other process when one is killed mid-batch, with no scene twice, and leaves no process' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'killed')
+        $test = $PID
+        # Kills one engine process (a child pwsh in server mode) the moment the first picture is saved, while its hand of three is unfinished.
+        $killer = Start-ThreadJob {
+            while (-not (Get-ChildItem $using:folder -Filter *.png)) { Start-Sleep -Milliseconds 10 }
+            $victim = Get-Process | Where-Object { $_.Parent.Id -eq $using:test -and $_.CommandLine -match ' -s ' } | Select-Object -First 1
+            Stop-Process -Id $victim.Id -Force
+            $victim.Id
+        }
+        try {
+            $output = Invoke-MnemosyneBatch $rows -LocalProcess 2 -ThreadsPerProcess 1 -ThrottleLimit 3 -Directory $folder -Setting $tiny `
+                -WarningVariable warnings -WarningAction SilentlyContinue -ErrorAction Stop -Verbose 4>&1
+        }
+        finally { $victim = $killer | Wait-Job -Timeout 60 | Receive-Job; $killer | Remove-Job -Force }
+
+        $victim | Should -Not -BeNullOrEmpty
+        @($warnings | Where-Object { "$_" -match 'local engine process \d .*failed.*unfinished scene' }).Count | Should -Be 1
+        $files = @($output | Where-Object { $_ -is [IO.FileInfo] })
+        $files.Count | Should -Be 6
+        $saved = Get-ChildItem $folder -Force
+        ($saved.Name | Sort-Object) | Should -Be ($files.Name | Sort-Object) -Because 'no temporary or partial file is left'
+        ($saved.Name | ForEach-Object { $_.Split('-')[0] } | Sort-Object -Unique).Count | Should -Be 6 -Because 'no scene is made twice'
+        foreach ($file in $files) {
+            [IO.File]::ReadAllBytes($file.FullName) | Should -Be ([IO.File]::ReadAllBytes((Join-Path $TestDrive "one-by-two/$($file.Name)"))) -Because "$($file.Name) is the same scene"
+        }
+        $processes = @($output | Where-Object { $_ -is [Management.Automation.VerboseRecord] -and $_.Message -match 'is ready: .*process (\d+),' } |
+                ForEach-Object { [int]($_.Message -replace '.*process (\d+),.*', '$1') })
+        $processes | Should -Contain $victim
+        foreach ($id in $processes) {
+            Wait-Until -TimeoutSeconds 30 { -not (Get-Process -Id $id -ErrorAction SilentlyContinue) } | Should -BeTrue -Because "process $id ends with its batch"
+        }
+    }
 }

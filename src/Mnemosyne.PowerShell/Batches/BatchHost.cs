@@ -27,7 +27,9 @@ internal sealed record HostEngine(string Computer, int ProcessId, string? Module
 /// then takes scenes from the dealer a hand at a time and runs them there through New-MnemosyneScene and
 /// Save-MnemosyneImage, sending each picture back as the PNG file's bytes the moment it is made.
 /// </summary>
-internal sealed class BatchHost(Runspace runspace, string name, object session, BlockingCollection<BatchEvent> events)
+/// <param name="ended">Cancelled when the host's process is known to have ended (a local engine process): PowerShell's
+/// out-of-process transport notices a killed child only a minute later, so its scenes are handed back at once instead.</param>
+internal sealed class BatchHost(Runspace runspace, string name, object session, BlockingCollection<BatchEvent> events, CancellationToken ended = default)
 {
     /// <summary>Imports the module and opens the engine where missing, and says what the session has.</summary>
     private const string ReadyScript = """
@@ -207,10 +209,10 @@ internal sealed class BatchHost(Runspace runspace, string name, object session, 
     /// <summary>Runs a script in the session; each output object goes to <paramref name="arrived"/> as it comes, else into the list.</summary>
     private List<PSObject> Invoke(string script, Hashtable parameters, Action<PSObject>? arrived, CancellationToken cancellation)
     {
-        using var powershell = System.Management.Automation.PowerShell.Create();
+        var powershell = System.Management.Automation.PowerShell.Create();
         powershell.Runspace = runspace;
         powershell.AddScript(script).AddParameters(parameters);
-        using var output = new PSDataCollection<PSObject>();
+        var output = new PSDataCollection<PSObject>();
         var results = new List<PSObject>();
         output.DataAdded += (_, e) =>
         {
@@ -218,12 +220,35 @@ internal sealed class BatchHost(Runspace runspace, string name, object session, 
             if (arrived is not null) arrived(item);
             else lock (results) results.Add(item);
         };
-        using var stop = cancellation.Register(() => powershell.BeginStop(null, null));
-        powershell.Invoke(null, output);
-        cancellation.ThrowIfCancellationRequested();
-        if (powershell.HadErrors && powershell.Streams.Error.FirstOrDefault() is { } error)
-            throw new InvalidOperationException(error.Exception?.Message ?? error.ToString());
-        return results;
+        var stop = cancellation.Register(() => powershell.BeginStop(null, null));
+        var running = powershell.BeginInvoke<PSObject, PSObject>(null, output);
+        if (WaitHandle.WaitAny([running.AsyncWaitHandle, ended.WaitHandle]) == 1 && !running.IsCompleted)
+        {
+            // Left to fail by itself (its transport's timeout), then disposed; nothing more can come from a dead process.
+            stop.Dispose();
+            _ = Task.Run(() =>
+            {
+                try { powershell.EndInvoke(running); }
+                catch (RuntimeException) { }
+                powershell.Dispose();
+                output.Dispose();
+            });
+            throw new InvalidOperationException("its process ended");
+        }
+        try
+        {
+            powershell.EndInvoke(running);
+            cancellation.ThrowIfCancellationRequested();
+            if (powershell.HadErrors && powershell.Streams.Error.FirstOrDefault() is { } error)
+                throw new InvalidOperationException(error.Exception?.Message ?? error.ToString());
+            return results;
+        }
+        finally
+        {
+            stop.Dispose();
+            powershell.Dispose();
+            output.Dispose();
+        }
     }
 
     private void Refuse(string message, string errorId, ErrorCategory category)

@@ -160,7 +160,7 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
         catch (Exception e) when (e is not PipelineStoppedException)
         {
             ThrowTerminatingError(new ErrorRecord(
-                new InvalidOperationException($"The local engine processes could not be started: {(e is AggregateException a ? a.InnerExceptions[0] : e).Message}", e),
+                new InvalidOperationException($"The local engine processes could not be started: {e.Message}", e),
                 "LocalProcessFailed", ErrorCategory.ResourceUnavailable, LocalProcess));
             throw;
         }
