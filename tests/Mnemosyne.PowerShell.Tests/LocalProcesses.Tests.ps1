@@ -71,4 +71,25 @@ Describe 'Invoke-MnemosyneBatch with local engine processes' {
             Wait-Until -TimeoutSeconds 30 { -not (Get-Process -Id $id -ErrorAction SilentlyContinue) } | Should -BeTrue -Because "process $id ends with its batch"
         }
     }
+
+    It 'opens a known model from the hub cache by its name in each process, fp16 files and all' {
+        Save-HubEnvironment
+        try {
+            $files = New-TinyModelFiles -Root (Join-Path $TestDrive 'generated')
+            $cache = New-FakeHubCache -Root (Join-Path $TestDrive 'hub') -From $files -Include 'sdxl-base-1.0' -Fp16Names
+            Use-HubCache $cache
+            Open-MnemosyneEngine -Model sdxl-base-1.0 -ErrorAction Stop
+            $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'by-name')
+
+            $made = Invoke-MnemosyneBatch $rows[0] -LocalProcess 1 -Directory $folder -Setting $tiny -ErrorAction Stop
+
+            @($made).Count | Should -Be 1 -Because 'the process opened sdxl-base-1.0 as this session did, not its snapshot folder under another name'
+            $here = New-MnemosyneScene $rows[0].Prompt -Seed $rows[0].Seed @tiny
+            [IO.File]::ReadAllBytes($made.FullName) | Should -Be ($here.ToPng())
+        }
+        finally {
+            Restore-HubEnvironment
+            Open-MnemosyneEngine -Path $modelPath -ErrorAction Stop
+        }
+    }
 }

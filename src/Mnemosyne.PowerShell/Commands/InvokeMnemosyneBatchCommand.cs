@@ -68,9 +68,9 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
     public string? ModulePath { get; set; }
 
     private readonly List<BatchScene> scenes = [];
+    private int inputCount;
 
     private int LocalThreads => ThreadsPerProcess > 0 ? ThreadsPerProcess : Math.Max(1, Environment.ProcessorCount / Math.Max(1, LocalProcess));
-    private int inputCount;
 
     protected override void BeginProcessing()
     {
@@ -340,6 +340,14 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
         if (options.ImageEncoderPath is { } encoder) open["ImageEncoderPath"] = encoder;
         if (options.UnetWeightsPath is { } unet) open["UnetPath"] = unet;
         if (options.TinyDecoderPath is { } tiny) open["TinyDecoderPath"] = tiny;
+        // A known model from the hub cache is opened by its name in the same cache (<cache>/models--…/snapshots/<commit>):
+        // by its folder it would lose its name and its variant (fp16 files), and be refused.
+        if (options.ModelName is { } model && System.IO.Directory.GetParent(Path.TrimEndingDirectorySeparator(options.CheckpointPath))?.Parent?.Parent is { } cache)
+        {
+            open.Remove("Path");
+            open["Model"] = model;
+            open["CachePath"] = cache.FullName;
+        }
         return open;
     }
 
