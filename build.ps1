@@ -34,12 +34,19 @@ param(
     # Bench: the weight precision (Int8 converts the weights of the UNet, the adapter's keys and the encoders once, beside the benchmark's checkpoint).
     [ValidateSet('Float32', 'Int8')]
     [string] $Precision = 'Float32',
+    # Bench phase engines: scenes per engine process and configuration, and their quality (Fast: 4 unguided steps, the tiny decoder).
+    [int] $Scenes = 3,
+    [ValidateSet('Standard', 'Fast')]
+    [string] $Quality = 'Standard',
 
     # Test: with ../shared hidden, as in a clone with nothing beside it: the xunit tests that read it where present, and Pester.
     [switch] $WithoutShared,
 
     # Bench: the phases other than open-uncached/open-caching/open-cached optimise every session instead of using saved ones.
-    [switch] $NoSessionCache
+    [switch] $NoSessionCache,
+
+    # Package: also ONNX Runtime's CUDA build, as an add-on per platform (out/package/Mnemosyne.Cuda-<version>-<rid>.zip).
+    [switch] $Gpu
 )
 
 $ErrorActionPreference = 'Stop'
@@ -112,12 +119,52 @@ function Invoke-Package {
     try { Publish-PSResource -Path $moduleOut -Repository $repository }
     finally { Unregister-PSResourceRepository -Name $repository }
     Get-ChildItem $packages -Filter *.nupkg | ForEach-Object { Write-Host "Package: $($_.FullName) ($([math]::Round($_.Length / 1MB, 1)) MB)" }
+    if ($Gpu) { Invoke-CudaAddOn }
+}
+
+# The CUDA add-on: ONNX Runtime's CUDA build of the engine's ONNX Runtime version (NuGet's Microsoft.ML.OnnxRuntime.Gpu.Linux
+# and .Gpu.Windows: the library and its CUDA provider, without TensorRT's), laid out as cuda/<rid>/ to be extracted into
+# the installed module's dependencies/ folder, where OnnxRuntimeNative prefers it. Kept out of the module's own package:
+# 330 MB against its few, and of use only beside an NVIDIA GPU with CUDA 13 and cuDNN 9.
+function Invoke-CudaAddOn {
+    $engineProject = Join-Path $root 'src/Mnemosyne.Engine/Mnemosyne.Engine.csproj'
+    $version = ([xml](Get-Content $engineProject)).SelectSingleNode("//PackageReference[@Include='Microsoft.ML.OnnxRuntime']").Version
+    $restore = Join-Path $root 'out/cuda-restore'
+    New-Item -ItemType Directory -Force $restore | Out-Null
+    Set-Content (Join-Path $restore 'CudaAddOn.csproj') @"
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><TargetFramework>net8.0</TargetFramework></PropertyGroup>
+  <ItemGroup>
+    <PackageReference Include="Microsoft.ML.OnnxRuntime.Gpu.Linux" Version="$version" />
+    <PackageReference Include="Microsoft.ML.OnnxRuntime.Gpu.Windows" Version="$version" />
+  </ItemGroup>
+</Project>
+"@
+    Invoke-Native 'dotnet restore (CUDA add-on)' { dotnet restore (Join-Path $restore 'CudaAddOn.csproj') --nologo -v quiet }
+    $packages = Get-NuGetPackagesFolder
+    $moduleVersion = (Import-PowerShellDataFile (Join-Path $root 'module/Mnemosyne.psd1')).ModuleVersion
+    foreach ($platform in @(
+            @{ Package = 'microsoft.ml.onnxruntime.gpu.linux'; Rid = 'linux-x64'; Files = 'libonnxruntime.so', 'libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so' },
+            @{ Package = 'microsoft.ml.onnxruntime.gpu.windows'; Rid = 'win-x64'; Files = 'onnxruntime.dll', 'onnxruntime_providers_cuda.dll', 'onnxruntime_providers_shared.dll' })) {
+        $native = Join-Path $packages "$($platform.Package)/$version/runtimes/$($platform.Rid)/native"
+        $stage = Join-Path $root "out/cuda/$($platform.Rid)"
+        if (Test-Path $stage) { Remove-Item $stage -Recurse -Force }
+        $folder = New-Item -ItemType Directory -Force (Join-Path $stage "cuda/$($platform.Rid)")
+        foreach ($file in $platform.Files) { Copy-Item (Join-Path $native $file) $folder -ErrorAction Stop }
+        $zip = Join-Path $root "out/package/Mnemosyne.Cuda-$moduleVersion-$($platform.Rid).zip"
+        Compress-Archive -Path (Join-Path $stage 'cuda') -DestinationPath $zip -Force
+        Write-Host "CUDA add-on: $zip ($([math]::Round((Get-Item $zip).Length / 1MB, 1)) MB; ONNX Runtime $version)"
+    }
+}
+
+function Get-NuGetPackagesFolder {
+    if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else {
+        ((dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').Trim()
+    }
 }
 
 function Get-PesterManifest {
-    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else {
-        ((dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').Trim()
-    }
+    $packages = Get-NuGetPackagesFolder
     $manifest = Join-Path $packages 'pester/6.2.0/tools/Pester.psd1'
     if (-not (Test-Path $manifest)) { throw "Pester 6.2.0 was not restored to $manifest." }
     $manifest
@@ -243,7 +290,7 @@ switch ($Task) {
         $arguments = @('bench', '--size', $(if ($PSBoundParameters.ContainsKey('Size')) { $Size } else { 'Full' }),
             '--threads', $Threads, '--precision', $Precision, '--sizes', ($Sizes -join ','), '--steps', $Steps, '--quick', $Quick.IsPresent, '--low-memory', $LowMemory.IsPresent,
             '--output', (Join-Path $root 'out/bench'), '--peer', $Peer.IsPresent, '--peer-harness', $harness,
-            '--session-cache', (-not $NoSessionCache.IsPresent))
+            '--session-cache', (-not $NoSessionCache.IsPresent), '--scenes', $Scenes, '--fast', ($Quality -eq 'Fast'))
         if ($PeerVendor) { $arguments += @('--peer-vendor', $PeerVendor) }
         if ($Phases) { $arguments += @('--phases', ($Phases -join ',')) }
         Invoke-Tool $arguments

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Models;
+using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Safetensors;
 
 namespace Mnemosyne.PowerShell;
@@ -39,6 +40,8 @@ internal static class ErrorRecords
             NotImplementedException e => new(e, errorId, ErrorCategory.NotImplemented, target),
             NotSupportedException e => new(e, errorId, ErrorCategory.NotImplemented, target),
             OutOfMemoryException e => new(e, errorId, ErrorCategory.ResourceUnavailable, target),
+            ExecutionProviderUnavailableException e => new(e, $"{e.Provider}{e.Shortfall}Unavailable",
+                e.Shortfall == ExecutionProviderShortfall.Device ? ErrorCategory.ResourceUnavailable : ErrorCategory.NotInstalled, e.Provider),
             InvalidOperationException e => new(e, errorId, ErrorCategory.InvalidOperation, target),
             IOException e => new(e, errorId, ioCategory, target),
             _ => new ErrorRecord(exception, errorId, ErrorCategory.NotSpecified, target),

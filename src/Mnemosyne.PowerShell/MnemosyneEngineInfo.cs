@@ -22,6 +22,7 @@ public sealed class MnemosyneEngineInfo
         Threads = engine.Options.Threads;
         LowMemory = engine.Options.LowMemory;
         Precision = engine.Options.Precision;
+        ExecutionProvider = engine.Options.ExecutionProvider;
         SessionCachePath = engine.SessionCache?.Root;
         SupportsReferences = engine.SupportsReferences;
         TinyDecoderPath = engine.Options.TinyDecoderPath;
@@ -46,6 +47,8 @@ public sealed class MnemosyneEngineInfo
     public bool LowMemory { get; }
     /// <summary>Float32, or Int8 for 8-bit weights in the UNet's linear layers.</summary>
     public WeightPrecision Precision { get; }
+    /// <summary>Where the networks run: Cpu, or Cuda (Open-MnemosyneEngine -ExecutionProvider).</summary>
+    public ExecutionProvider ExecutionProvider { get; }
     /// <summary>Where the networks' optimised sessions are kept; null when opened with -NoSessionCache.</summary>
     public string? SessionCachePath { get; }
     public bool SupportsReferences { get; }

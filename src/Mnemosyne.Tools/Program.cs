@@ -38,7 +38,8 @@ public static class Program
                         options.Require("work"), options.Require("result"),
                         long.Parse(options.Get("decode-bytes", "0"), CultureInfo.InvariantCulture),
                         Flag(options.Get("low-memory", "false"), "low-memory"), Precision(options.Get("precision", "Float32")),
-                        Flag(options.Get("session-cache", "true"), "session-cache")));
+                        Flag(options.Get("session-cache", "true"), "session-cache"), Int(options.Get("scenes", "3"), "scenes"),
+                        Flag(options.Get("fast", "false"), "fast")));
                     return 0;
                 default:
                     return Usage();
@@ -89,6 +90,8 @@ public static class Program
             PeerHarness = options.Get("peer-harness", ""),
             PeerVendor = options.Get("peer-vendor", ""),
             PeerPython = options.Get("peer-python", "/usr/bin/python3"),
+            Scenes = Int(options.Get("scenes", "3"), "scenes"),
+            Fast = Flag(options.Get("fast", "false"), "fast"),
         };
     }
 
@@ -119,7 +122,7 @@ public static class Program
         Console.Error.WriteLine("       Mnemosyne.Tools tiny-decoder --output DIR [--size Tiny|Full] [--seed N]");
         Console.Error.WriteLine("       Mnemosyne.Tools sample-character --output FILE.png");
         Console.Error.WriteLine("       Mnemosyne.Tools bench [--size Full|Tiny] [--threads N] [--sizes 512,1024] [--steps 4] [--quick true]");
-        Console.Error.WriteLine("                             [--precision Float32|Int8] [--session-cache true|false]");
+        Console.Error.WriteLine("                             [--precision Float32|Int8] [--session-cache true|false] [--scenes N] [--fast true|false]");
         Console.Error.WriteLine("                             [--phases a,b] [--output DIR] [--peer true --peer-harness DIR --peer-vendor DIR [--peer-python PATH]]");
         return 2;
     }

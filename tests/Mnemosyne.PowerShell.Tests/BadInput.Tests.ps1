@@ -501,6 +501,38 @@ Describe 'Damaged checkpoints for Open-MnemosyneEngine' {
     }
 }
 
+Describe 'A GPU engine on a machine without CUDA (issue 15)' {
+    # The module ships ONNX Runtime's CPU build; where its CUDA build was added (a GPU machine) the error would name the next thing missing.
+    It '-ExecutionProvider Cuda: one NotInstalled error naming the CUDA build; the open engine stays, and a CPU engine opens after it' {
+        if (Test-Path (Join-Path ([Mnemosyne.Engine.Onnx.OnnxRuntimeNative]::CudaFolder) '*onnxruntime.*')) {
+            Set-ItResult -Skipped -Because 'ONNX Runtime''s CUDA build is installed beside this module'
+            return
+        }
+        $failure = Get-OnlyFailure { Open-MnemosyneEngine $checkpoint -ExecutionProvider Cuda }
+        Assert-Failure $failure -Category NotInstalled -Target ([Mnemosyne.Engine.Onnx.ExecutionProvider]::Cuda) -ErrorId 'CudaOnnxRuntimeBuildUnavailable' `
+            -Advice "needs ONNX Runtime's CUDA build, which is not installed.*Microsoft\.ML\.OnnxRuntime\.Gpu\.Linux.*build\.ps1 Package -Gpu"
+        (Get-MnemosyneEngine).Path | Should -Be $checkpoint
+        Assert-SessionUsable
+        Open-MnemosyneEngine $checkpoint -ExecutionProvider Cpu -ErrorAction Stop
+        (Get-MnemosyneEngine).ExecutionProvider | Should -Be 'Cpu'
+        Assert-SessionUsable
+    }
+}
+
+Describe 'Batches with nowhere to run (issue 15)' {
+    It '<Name>: one InvalidArgument error, nothing made' -ForEach @(
+        @{ Name = 'neither -Session nor -LocalProcess'; ErrorId = 'NoHosts'; Target = $null; Advice = '-Session .*-LocalProcess .*or both'; Extra = @{} }
+        @{ Name = '-ThreadsPerProcess without -LocalProcess'; ErrorId = 'ThreadsWithoutLocalProcess'; Target = 2; Advice = 'give -LocalProcess too'
+            Extra = @{ ThreadsPerProcess = 2 } }
+    ) {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive "nowhere-$([guid]::NewGuid().ToString('N'))")
+        $failure = Get-OnlyFailure { 'a cat' | Invoke-MnemosyneBatch -Directory $folder @Extra }
+        Assert-Failure $failure -Category InvalidArgument -Target $Target -Advice $Advice -ErrorId $ErrorId
+        Get-ChildItem $folder -Force | Should -BeNullOrEmpty
+        Assert-SessionUsable
+    }
+}
+
 Describe 'Bad settings for New-MnemosyneScene' {
     BeforeAll {
         Set-Content (Join-Path $TestDrive 'text.npy') 'not numpy'

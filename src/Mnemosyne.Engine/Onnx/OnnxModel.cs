@@ -45,6 +45,12 @@ public sealed record SessionSettings
     /// </summary>
     public SessionCache? SessionCache { get; init; }
 
+    /// <summary>
+    /// Where the networks run: <see cref="ExecutionProvider.Cpu"/>, or <see cref="ExecutionProvider.Cuda"/> (checked first with
+    /// <see cref="CudaProvider.EnsureAvailable"/>). The graphs are the same either way.
+    /// </summary>
+    public ExecutionProvider ExecutionProvider { get; init; }
+
     public static SessionSettings Default { get; } = new();
 }
 
@@ -126,6 +132,7 @@ public sealed class OnnxModel : IDisposable
             options.EnableProfiling = true;
         }
         if (!settings.PrePackWeights) options.AddSessionConfigEntry("session.disable_prepacking", "1");
+        if (settings.ExecutionProvider == ExecutionProvider.Cuda) CudaProvider.Append(options);
         return options;
     }
 

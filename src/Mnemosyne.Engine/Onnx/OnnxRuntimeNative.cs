@@ -6,7 +6,8 @@ namespace Mnemosyne.Engine.Onnx;
 
 /// <summary>
 /// Finds ONNX Runtime's native library under runtimes/&lt;rid&gt;/native/ beside the engine assembly (hosts such as
-/// pwsh do not read a module's deps.json, so the default probing misses it), and turns its telemetry off.
+/// pwsh do not read a module's deps.json, so the default probing misses it), or its CUDA build in <see cref="CudaFolder"/>
+/// where one was put, and turns its telemetry off.
 /// </summary>
 public static partial class OnnxRuntimeNative
 {
@@ -14,6 +15,17 @@ public static partial class OnnxRuntimeNative
     public const string TelemetryVariable = "ORT_DISABLE_TELEMETRY";
 
     private static int registered;
+
+    /// <summary>
+    /// cuda/&lt;rid&gt;/ beside the engine assembly: where ONNX Runtime's CUDA build goes (its library and provider libraries,
+    /// from NuGet's Microsoft.ML.OnnxRuntime.Gpu.Linux or .Gpu.Windows of the engine's ONNX Runtime version). Where present it is
+    /// loaded instead of the CPU build for every engine of the process: the same version, with the same CPU kernels, plus
+    /// the CUDA provider. The module's package leaves it out (hundreds of MB); <c>build.ps1 Package -Gpu</c> makes it.
+    /// </summary>
+    public static string CudaFolder => Path.Combine(BaseDirectory, "cuda", RuntimeIdentifier);
+
+    /// <summary>The ONNX Runtime library this process loaded, when it was found here (null before, or when the default probing found it).</summary>
+    public static string? LoadedFrom { get; private set; }
 
     /// <summary>Call before anything else of ONNX Runtime's: the telemetry switch is read when its library starts.</summary>
     public static void Register()
@@ -48,20 +60,37 @@ public static partial class OnnxRuntimeNative
     private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
     {
         if (!name.Contains("onnxruntime", StringComparison.OrdinalIgnoreCase)) return IntPtr.Zero;
-        var baseDir = Path.GetDirectoryName(typeof(OnnxRuntimeNative).Assembly.Location) ?? AppContext.BaseDirectory;
-        foreach (var candidate in Candidates(baseDir))
-            if (File.Exists(candidate) && NativeLibrary.TryLoad(candidate, out var handle)) return handle;
+        foreach (var candidate in Candidates(BaseDirectory))
+        {
+            if (File.Exists(candidate) && NativeLibrary.TryLoad(candidate, out var handle))
+            {
+                LoadedFrom = candidate;
+                return handle;
+            }
+        }
         return IntPtr.Zero; // fall back to the default probing
+    }
+
+    private static string BaseDirectory => Path.GetDirectoryName(typeof(OnnxRuntimeNative).Assembly.Location) ?? AppContext.BaseDirectory;
+
+    /// <summary>The portable runtime identifier (linux-x64, win-arm64, …): the folder names of NuGet's runtimes/.</summary>
+    private static string RuntimeIdentifier
+    {
+        get
+        {
+            var os = OperatingSystem.IsWindows() ? "win" : OperatingSystem.IsMacOS() ? "osx" : "linux";
+            return $"{os}-{RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant()}";
+        }
     }
 
     private static IEnumerable<string> Candidates(string baseDir)
     {
         var file = OperatingSystem.IsWindows() ? "onnxruntime.dll"
             : OperatingSystem.IsMacOS() ? "libonnxruntime.dylib" : "libonnxruntime.so";
+        // ONNX Runtime finds its provider libraries beside the library it was loaded from.
+        yield return Path.Combine(CudaFolder, file);
         yield return Path.Combine(baseDir, file);
         yield return Path.Combine(baseDir, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", file);
-        var os = OperatingSystem.IsWindows() ? "win" : OperatingSystem.IsMacOS() ? "osx" : "linux";
-        var arch = RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
-        yield return Path.Combine(baseDir, "runtimes", $"{os}-{arch}", "native", file);
+        yield return Path.Combine(baseDir, "runtimes", RuntimeIdentifier, "native", file);
     }
 }

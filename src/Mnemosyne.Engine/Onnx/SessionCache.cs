@@ -198,7 +198,8 @@ public sealed class SessionCache
         // What the graph is, apart from the state of its weights and of the software: the slot, where a new key replaces the old.
         var slotText = string.Join('|', graph.Signature, folder, string.Join(',', graph.ExternalFiles),
             settings.OptimizationLevel, settings.PrePackWeights ? "prepacked" : "unpacked");
-        var onnxRuntime = OrtEnv.Instance().GetVersionString();
+        // Its CUDA build (OnnxRuntimeNative.CudaFolder) is told apart from the CPU build of the same version.
+        var onnxRuntime = OrtEnv.Instance().GetVersionString() + (OrtEnv.Instance().GetAvailableProviders().Contains(CudaProvider.Name) ? " (CUDA build)" : "");
         var graphHash = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
         var key = string.Join('|', Format, onnxRuntime, CpuIdentity.Value, slotText, graphHash,
             string.Join(',', sources.Select(s => $"{s.Path}:{s.Length}:{s.Modified}")));

@@ -97,4 +97,12 @@ public sealed record EngineOptions
 
     /// <summary>Optimise every network's session at every open, and keep nothing in <see cref="SessionCachePath"/>.</summary>
     public bool DisableSessionCache { get; init; }
+
+    /// <summary>
+    /// Where the networks run: the CPU (the default), or an NVIDIA GPU through ONNX Runtime's CUDA provider, which the open
+    /// checks first (<see cref="CudaProvider.EnsureAvailable"/>: an <see cref="ExecutionProviderUnavailableException"/> names
+    /// what is missing). On CUDA no session is saved or loaded (<see cref="SessionCachePath"/>): a saved session holds
+    /// the CPU kernels' packed weights.
+    /// </summary>
+    public ExecutionProvider ExecutionProvider { get; init; }
 }

@@ -122,12 +122,15 @@ public sealed class SceneEngine : IDisposable
     public static SceneEngine Open(EngineOptions options, IProgress<string>? log = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(options);
+        // Before any file is read: a machine without the provider is told so at once, not after a long load.
+        if (options.ExecutionProvider == ExecutionProvider.Cuda) CudaProvider.EnsureAvailable();
         var adapterFiles = options.IpAdapterPath is null ? null : IpAdapterFiles.Open(options.IpAdapterPath, options.ImageEncoderPath);
         var model = SdxlModelFiles.Open(options);
-        var sessionCache = options.DisableSessionCache ? null : new SessionCache(options.SessionCachePath);
+        var sessionCache = options.DisableSessionCache || options.ExecutionProvider != ExecutionProvider.Cpu ? null : new SessionCache(options.SessionCachePath);
         var settings = new SessionSettings
         {
             Threads = options.Threads, Precision = options.Precision, ConvertedWeightsRoot = options.ConvertedWeightsPath, SessionCache = sessionCache,
+            ExecutionProvider = options.ExecutionProvider,
         };
         var schedulerConfig = ReadCheckpointFile(model.SchedulerConfigPath, path =>
         {

@@ -27,7 +27,9 @@ internal sealed record HostEngine(string Computer, int ProcessId, string? Module
 /// then takes scenes from the dealer a hand at a time and runs them there through New-MnemosyneScene and
 /// Save-MnemosyneImage, sending each picture back as the PNG file's bytes the moment it is made.
 /// </summary>
-internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent> events)
+/// <param name="ended">Cancelled when the host's process is known to have ended (a local engine process): PowerShell's
+/// out-of-process transport notices a killed child only a minute later, so its scenes are handed back at once instead.</param>
+internal sealed class BatchHost(Runspace runspace, string name, object session, BlockingCollection<BatchEvent> events, CancellationToken ended = default)
 {
     /// <summary>Imports the module and opens the engine where missing, and says what the session has.</summary>
     private const string ReadyScript = """
@@ -84,9 +86,16 @@ internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent
         finally { Remove-Item -LiteralPath $folder -Recurse -Force -ErrorAction SilentlyContinue }
         """;
 
-    public PSSession Session { get; } = session;
+    /// <summary>A remoting session to another machine.</summary>
+    public BatchHost(PSSession session, BlockingCollection<BatchEvent> events)
+        : this(session.Runspace, string.Create(CultureInfo.InvariantCulture, $"session {session.Name} ({session.ComputerName})"), session, events)
+    {
+    }
 
-    public string Name { get; } = string.Create(CultureInfo.InvariantCulture, $"session {session.Name} ({session.ComputerName})");
+    /// <summary>What the host is to the user: its PSSession, or the runspace of a local engine process.</summary>
+    public object Session { get; } = session;
+
+    public string Name { get; } = name;
 
     /// <summary>Readies the session, then makes scenes until none are left, the session fails, or the batch stops.</summary>
     /// <param name="expected">This session's module version and engine, which the host's must match.</param>
@@ -115,9 +124,9 @@ internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent
 
     private HostEngine? Ready(HostEngine expected, string? modulePath, Hashtable open, CancellationToken cancellation)
     {
-        if (Session.Runspace.RunspaceStateInfo.State != RunspaceState.Opened)
+        if (runspace.RunspaceStateInfo.State != RunspaceState.Opened)
         {
-            Refuse($"{Name} is {Session.Runspace.RunspaceStateInfo.State}, not open, so it takes no scenes. Open a new one (New-PSSession).",
+            Refuse($"{Name} is {runspace.RunspaceStateInfo.State}, not open, so it takes no scenes. Open a new one (New-PSSession).",
                 "SessionNotOpen", ErrorCategory.ResourceUnavailable);
             return null;
         }
@@ -206,10 +215,10 @@ internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent
     /// <summary>Runs a script in the session; each output object goes to <paramref name="arrived"/> as it comes, else into the list.</summary>
     private List<PSObject> Invoke(string script, Hashtable parameters, Action<PSObject>? arrived, CancellationToken cancellation)
     {
-        using var powershell = System.Management.Automation.PowerShell.Create();
-        powershell.Runspace = Session.Runspace;
+        var powershell = System.Management.Automation.PowerShell.Create();
+        powershell.Runspace = runspace;
         powershell.AddScript(script).AddParameters(parameters);
-        using var output = new PSDataCollection<PSObject>();
+        var output = new PSDataCollection<PSObject>();
         var results = new List<PSObject>();
         output.DataAdded += (_, e) =>
         {
@@ -217,12 +226,35 @@ internal sealed class BatchHost(PSSession session, BlockingCollection<BatchEvent
             if (arrived is not null) arrived(item);
             else lock (results) results.Add(item);
         };
-        using var stop = cancellation.Register(() => powershell.BeginStop(null, null));
-        powershell.Invoke(null, output);
-        cancellation.ThrowIfCancellationRequested();
-        if (powershell.HadErrors && powershell.Streams.Error.FirstOrDefault() is { } error)
-            throw new InvalidOperationException(error.Exception?.Message ?? error.ToString());
-        return results;
+        var stop = cancellation.Register(() => powershell.BeginStop(null, null));
+        var running = powershell.BeginInvoke<PSObject, PSObject>(null, output);
+        if (WaitHandle.WaitAny([running.AsyncWaitHandle, ended.WaitHandle]) == 1 && !running.IsCompleted)
+        {
+            // Left to fail by itself (its transport's timeout), then disposed; nothing more can come from a dead process.
+            stop.Dispose();
+            _ = Task.Run(() =>
+            {
+                try { powershell.EndInvoke(running); }
+                catch (RuntimeException) { }
+                powershell.Dispose();
+                output.Dispose();
+            });
+            throw new InvalidOperationException("its process ended");
+        }
+        try
+        {
+            powershell.EndInvoke(running);
+            cancellation.ThrowIfCancellationRequested();
+            if (powershell.HadErrors && powershell.Streams.Error.FirstOrDefault() is { } error)
+                throw new InvalidOperationException(error.Exception?.Message ?? error.ToString());
+            return results;
+        }
+        finally
+        {
+            stop.Dispose();
+            powershell.Dispose();
+            output.Dispose();
+        }
     }
 
     private void Refuse(string message, string errorId, ErrorCategory category)

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
 using Mnemosyne.Engine.Imaging;
+using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.PowerShell.Batches;
 
@@ -25,9 +26,23 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
     public PSObject[] InputObject { get; set; } = null!;
 
-    [Parameter(Mandatory = true)]
+    /// <summary>Remoting sessions to other machines (or to this one); with <see cref="LocalProcess"/> or alone.</summary>
+    [Parameter]
     [ValidateNotNullOrEmpty]
-    public PSSession[] Session { get; set; } = null!;
+    public PSSession[] Session { get; set; } = [];
+
+    /// <summary>
+    /// Engine processes to start on this machine for the batch, each a host of its own with <see cref="ThreadsPerProcess"/>
+    /// threads, ended when the batch ends: on a many-core machine several smaller engines can make more scenes per hour.
+    /// </summary>
+    [Parameter]
+    [ValidateRange(1, 256)]
+    public int LocalProcess { get; set; }
+
+    /// <summary>ONNX Runtime threads of each local engine process; 0 (the default) shares the cores out evenly.</summary>
+    [Parameter]
+    [ValidateRange(0, 1024)]
+    public int ThreadsPerProcess { get; set; }
 
     [Parameter(Mandatory = true)]
     [ValidateNotNullOrEmpty]
@@ -55,8 +70,22 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
     private readonly List<BatchScene> scenes = [];
     private int inputCount;
 
+    private int LocalThreads => ThreadsPerProcess > 0 ? ThreadsPerProcess : Math.Max(1, Environment.ProcessorCount / Math.Max(1, LocalProcess));
+
     protected override void BeginProcessing()
     {
+        if (ThreadsPerProcess > 0 && LocalProcess == 0)
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                $"-ThreadsPerProcess {ThreadsPerProcess} is for the engine processes -LocalProcess starts; give -LocalProcess too (a session's engine has the threads it was opened with).",
+                "ThreadsWithoutLocalProcess", ErrorCategory.InvalidArgument, ThreadsPerProcess));
+        }
+        if (Session.Length == 0 && LocalProcess == 0)
+        {
+            ThrowTerminatingError(ErrorRecords.Create(
+                "Give the batch somewhere to run: -Session (remoting sessions to other machines), -LocalProcess (engine processes on this one), or both.",
+                "NoHosts", ErrorCategory.InvalidArgument, null));
+        }
         foreach (var key in Setting.Keys.Cast<object>().Select(k => $"{k}"))
         {
             if (!NewMnemosyneSceneCommand.ByPropertyName.ContainsKey(key) || key.Equals("Prompt", StringComparison.OrdinalIgnoreCase))
@@ -88,7 +117,7 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
                 "FolderNotFound", ErrorCategory.ObjectNotFound, folder));
         }
         HostEngine expected;
-        Hashtable open;
+        Hashtable open, openLocal;
         using (var lease = ModuleState.TryAcquire())
         {
             if (lease is null)
@@ -101,6 +130,7 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
             expected = new HostEngine(Environment.MachineName, Environment.ProcessId, MyInvocation.MyCommand.Module?.Version.ToString(),
                 info.Model, info.ModelHash, info.Precision.ToString());
             open = OpenParameters(lease.Engine.Options);
+            openLocal = LocalOpenParameters(lease.Engine);
         }
 
         var saved = System.IO.Directory.EnumerateFiles(folder, "*.png").Select(Path.GetFileName).ToList();
@@ -115,19 +145,41 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
             WriteVerbose($"Every scene of the batch ({scenes.Count}) is already in {folder}; nothing to make.");
             return;
         }
-        Run(toMake, folder, expected, open);
+        using var local = StartLocalProcesses();
+        Run(toMake, folder, expected, open, openLocal, local);
     }
 
-    private void Run(List<BatchScene> toMake, string folder, HostEngine expected, Hashtable open)
+    private LocalEngineProcesses? StartLocalProcesses()
+    {
+        if (LocalProcess == 0) return null;
+        WriteVerbose(string.Create(CultureInfo.InvariantCulture, $"Starting {LocalProcess} local engine processes, {LocalThreads} threads each."));
+        try
+        {
+            return LocalEngineProcesses.Start(LocalProcess);
+        }
+        catch (Exception e) when (e is not PipelineStoppedException)
+        {
+            ThrowTerminatingError(new ErrorRecord(
+                new InvalidOperationException($"The local engine processes could not be started: {e.Message}", e),
+                "LocalProcessFailed", ErrorCategory.ResourceUnavailable, LocalProcess));
+            throw;
+        }
+    }
+
+    private void Run(List<BatchScene> toMake, string folder, HostEngine expected, Hashtable open, Hashtable openLocal, LocalEngineProcesses? local)
     {
         var dealer = new SceneDealer(toMake);
         using var events = new BlockingCollection<BatchEvent>();
         var reference = Reference is null ? null : ReferenceValues(Reference);
-        var hosts = Session.DistinctBy(s => s.InstanceId).Select(s => new BatchHost(s, events)).ToList();
+        // A local process imports this very module, and opens this session's engine with its own threads and saved sessions.
+        var thisModule = MyInvocation.MyCommand.Module is { } module ? Path.Combine(module.ModuleBase, module.Name + ".psd1") : null;
+        var hosts = Session.DistinctBy(s => s.InstanceId).Select(s => (Host: new BatchHost(s, events), ModulePath, Open: open))
+            .Concat(local?.Hosts(events).Select(h => (Host: h, ModulePath: thisModule, Open: openLocal)) ?? [])
+            .ToList();
         // Stopped with the command, or when this loop fails (a downstream command that wants no more): no host goes on unheard.
         using var halt = CancellationTokenSource.CreateLinkedTokenSource(StopToken);
-        var workers = hosts.Select(host => Task.Factory.StartNew(
-            () => host.Run(dealer, ThrottleLimit, expected, ModulePath, open, reference, halt.Token),
+        var workers = hosts.Select(h => Task.Factory.StartNew(
+            () => h.Host.Run(dealer, ThrottleLimit, expected, h.ModulePath, h.Open, reference, halt.Token),
             CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
         int running = hosts.Count, ready = 0, made = 0, failed = 0;
         var activity = string.Create(CultureInfo.InvariantCulture, $"Invoke-MnemosyneBatch ({toMake.Count} scenes, {hosts.Count} sessions)");
@@ -288,6 +340,29 @@ public sealed class InvokeMnemosyneBatchCommand : MnemosyneCmdlet
         if (options.ImageEncoderPath is { } encoder) open["ImageEncoderPath"] = encoder;
         if (options.UnetWeightsPath is { } unet) open["UnetPath"] = unet;
         if (options.TinyDecoderPath is { } tiny) open["TinyDecoderPath"] = tiny;
+        // A known model from the hub cache is opened by its name in the same cache (<cache>/models--…/snapshots/<commit>):
+        // by its folder it would lose its name and its variant (fp16 files), and be refused.
+        if (options.ModelName is { } model && System.IO.Directory.GetParent(Path.TrimEndingDirectorySeparator(options.CheckpointPath))?.Parent?.Parent is { } cache)
+        {
+            open.Remove("Path");
+            open["Model"] = model;
+            open["CachePath"] = cache.FullName;
+        }
+        return open;
+    }
+
+    /// <summary>
+    /// For a local engine process: this engine's files and settings, with <see cref="ThreadsPerProcess"/> threads (by default the
+    /// cores shared out), and this engine's saved sessions, which every process then maps: their weights are in memory once.
+    /// </summary>
+    private Hashtable LocalOpenParameters(SceneEngine engine)
+    {
+        var open = OpenParameters(engine.Options);
+        open["Threads"] = LocalThreads;
+        if (engine.SessionCache is { } cache) open["SessionCachePath"] = cache.Root;
+        else open["NoSessionCache"] = true;
+        if (engine.Options.LowMemory) open["LowMemory"] = true;
+        if (engine.Options.ExecutionProvider != ExecutionProvider.Cpu) open["ExecutionProvider"] = engine.Options.ExecutionProvider.ToString();
         return open;
     }
 

@@ -98,6 +98,10 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
     [Parameter]
     public SwitchParameter NoSessionCache { get; set; }
 
+    /// <summary>Cpu (the default) or Cuda: an NVIDIA GPU through ONNX Runtime's CUDA build, which must be installed beside the module.</summary>
+    [Parameter]
+    public ExecutionProvider ExecutionProvider { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -137,6 +141,7 @@ public sealed class OpenMnemosyneEngineCommand : MnemosyneCmdlet
             Precision = Precision,
             SessionCachePath = OptionalPath(SessionCachePath),
             DisableSessionCache = NoSessionCache.IsPresent,
+            ExecutionProvider = ExecutionProvider,
         };
 
         using var lease = OpenEngine(options);

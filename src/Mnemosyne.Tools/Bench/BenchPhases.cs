@@ -17,9 +17,10 @@ namespace Mnemosyne.Tools.Bench;
 /// what the VAE phase saw a decode at the scene's size add to memory, or 0 when unknown.
 /// </summary>
 /// <paramref name="SessionCache"/>: whether networks keep their optimised sessions (<see cref="Engine.Onnx.SessionCache"/>) outside the
-/// phases that measure the cache itself.
+/// phases that measure the cache itself. <paramref name="Scenes"/>, <paramref name="Fast"/>: how many scenes each engine process of
+/// the "engines" phase makes, and whether as -Quality Fast (4 unguided steps, the tiny decoder) or guided with the VAE.
 public sealed record PhaseRequest(string Phase, string Checkpoint, int Threads, int[] Sizes, int Steps, string WorkFolder, string ResultPath, long DecodeBytes = 0, bool LowMemory = false,
-    WeightPrecision Precision = WeightPrecision.Float32, bool SessionCache = true)
+    WeightPrecision Precision = WeightPrecision.Float32, bool SessionCache = true, int Scenes = 3, bool Fast = false)
 {
     /// <summary>Converted weights are kept beside the benchmark's checkpoint, not in the user's cache.</summary>
     public string ConvertedWeightsRoot => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Checkpoint))!, "converted-weights");
@@ -48,11 +49,12 @@ public static partial class BenchPhases
     public const string Scene = "scene";
     public const string FastScene = "fast-scene";
     public const string IpAdapterPlus = "ipa-plus";
+    public const string Engines = "engines";
 
     /// <summary>Converts the UNet's weights for a precision other than Float32; run before the others, not chosen.</summary>
     public const string Convert = "convert";
 
-    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenUncached, OpenCaching, OpenCached, OpenCold, Text, Reference, Vae, UnetStep, Scene, FastScene, Lora, IpAdapterPlus];
+    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenUncached, OpenCaching, OpenCached, OpenCold, Text, Reference, Vae, UnetStep, Scene, FastScene, Lora, IpAdapterPlus, Engines];
 
 
     private const string Prompt = "a portrait of a red-haired explorer in a rain-soaked neon market, cinematic light";
@@ -78,6 +80,8 @@ public static partial class BenchPhases
             case Lora: RunLora(context); break;
             case IpAdapterPlus: RunIpAdapterPlus(context); break;
             case Convert: RunConvert(context); break;
+            case Engines: RunEngines(context); break;
+            case EngineWorker: RunEngineWorker(context); break;
             default: throw new ArgumentException($"Unknown benchmark phase '{request.Phase}': use one of {string.Join(", ", All)}.");
         }
         result.Memory.Add(memory.Sample("end"));

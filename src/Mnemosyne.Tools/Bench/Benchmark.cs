@@ -31,6 +31,9 @@ public sealed record BenchSettings
     public string? PeerHarness { get; init; }
     public string? PeerVendor { get; init; }
     public string PeerPython { get; init; } = "/usr/bin/python3";
+    /// <summary>The "engines" phase: scenes each engine process makes per configuration, and whether as -Quality Fast.</summary>
+    public int Scenes { get; init; } = 3;
+    public bool Fast { get; init; }
 
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
 
@@ -41,6 +44,7 @@ public sealed record BenchSettings
         if (Sizes.Length == 0 || Sizes.Any(s => s < 64 || s > 4096 || s % 64 != 0))
             throw new ArgumentException($"Sizes must be multiples of 64 from 64 to 4096; got {string.Join(", ", Sizes)}.");
         if (Steps is < 1 or > 1000) throw new ArgumentException($"Steps must be from 1 to 1000; got {Steps}.");
+        if (Scenes is < 1 or > 1000) throw new ArgumentException($"Scenes must be from 1 to 1000; got {Scenes}.");
         if (Threads < 0) throw new ArgumentException($"Threads must be 0 (one per core) or more; got {Threads}.");
         var unknown = Phases.Except(BenchPhases.All).ToList();
         if (unknown.Count > 0)
@@ -160,15 +164,8 @@ public static class Benchmark
     private static PhaseResult RunPhase(BenchSettings settings, string phase, string work, long decodeBytes)
     {
         var resultPath = Path.Combine(work, phase + ".json");
-        var start = SelfStartInfo();
-        foreach (var arg in new[]
-        {
-            PhaseCommand, "--phase", phase, "--checkpoint", Path.GetFullPath(settings.CheckpointFolder),
-            "--threads", settings.Threads.ToString(CultureInfo.InvariantCulture), "--precision", settings.Precision.ToString(),
-            "--sizes", string.Join(',', settings.Sizes), "--steps", settings.Steps.ToString(CultureInfo.InvariantCulture),
-            "--work", work, "--result", resultPath, "--decode-bytes", decodeBytes.ToString(CultureInfo.InvariantCulture),
-            "--low-memory", settings.LowMemory ? "true" : "false", "--session-cache", settings.SessionCache ? "true" : "false",
-        }) start.ArgumentList.Add(arg);
+        var start = PhaseStartInfo(new PhaseRequest(phase, Path.GetFullPath(settings.CheckpointFolder), settings.Threads, settings.Sizes, settings.Steps,
+            work, resultPath, decodeBytes, settings.LowMemory, settings.Precision, settings.SessionCache, settings.Scenes, settings.Fast));
         File.Delete(resultPath);
         using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start a benchmark phase process.");
         process.WaitForExit();
@@ -180,6 +177,22 @@ public static class Benchmark
         var partial = File.Exists(resultPath) ? JsonSerializer.Deserialize<PhaseResult>(File.ReadAllText(resultPath), Json)! : new PhaseResult(phase);
         partial.Error = $"exit code {process.ExitCode}{why}";
         return partial;
+    }
+
+    /// <summary>This program again, as a process that measures <paramref name="request"/> (<see cref="RunPhaseHere"/>).</summary>
+    internal static ProcessStartInfo PhaseStartInfo(PhaseRequest request)
+    {
+        var start = SelfStartInfo();
+        foreach (var arg in new[]
+        {
+            PhaseCommand, "--phase", request.Phase, "--checkpoint", request.Checkpoint,
+            "--threads", request.Threads.ToString(CultureInfo.InvariantCulture), "--precision", request.Precision.ToString(),
+            "--sizes", string.Join(',', request.Sizes), "--steps", request.Steps.ToString(CultureInfo.InvariantCulture),
+            "--work", request.WorkFolder, "--result", request.ResultPath, "--decode-bytes", request.DecodeBytes.ToString(CultureInfo.InvariantCulture),
+            "--low-memory", request.LowMemory ? "true" : "false", "--session-cache", request.SessionCache ? "true" : "false",
+            "--scenes", request.Scenes.ToString(CultureInfo.InvariantCulture), "--fast", request.Fast ? "true" : "false",
+        }) start.ArgumentList.Add(arg);
+        return start;
     }
 
     /// <summary>This program again: its apphost, or `dotnet Mnemosyne.Tools.dll` when run through dotnet.</summary>

@@ -43,6 +43,23 @@ public sealed class ProcessMemory
         }
     }
 
+    /// <summary>
+    /// The totals of /proc/&lt;pid&gt;/smaps_rollup in bytes (Rss, Pss, Shared_Clean, Shared_Dirty, Private_Clean, Private_Dirty, …): how
+    /// much of a process's memory it shares with others (mapped weights) and how much is its own; empty where Linux does not say.
+    /// </summary>
+    public static Dictionary<string, long> Sharing(int processId)
+    {
+        var values = new Dictionary<string, long>();
+        var path = $"/proc/{processId}/smaps_rollup";
+        if (!File.Exists(path)) return values;
+        foreach (var line in File.ReadLines(path))
+        {
+            var name = line.Split(':', 2)[0];
+            if (line.EndsWith(" kB", StringComparison.Ordinal)) values[name] = Kilobytes(line);
+        }
+        return values;
+    }
+
     private static MemorySample Read(string when)
     {
         if (!Available) return new MemorySample(when, 0, 0, 0, 0);
