@@ -26,11 +26,16 @@ public sealed record CharacterReference
     public required float[] Embedding { get; init; }
     /// <summary>Which encoder made the embedding: embeddings of different encoders are not comparable.</summary>
     public required string Encoder { get; init; }
+    /// <summary>
+    /// With pictures combined by concatenation: each picture's embedding, whose tokens the scene lays side by side in every
+    /// cross-attention (diffusers' list of images for one adapter); null when the scene uses the average, <see cref="Embedding"/>.
+    /// </summary>
+    public float[][]? PictureEmbeddings { get; init; }
     public DateTimeOffset Created { get; init; } = DateTimeOffset.UtcNow;
 
     private sealed record FileModel(
         string Format, int Version, string Name, string Encoder, DateTimeOffset Created,
-        ReferenceSource[] Sources, float[] Embedding);
+        ReferenceSource[] Sources, float[] Embedding, float[][]? PictureEmbeddings = null);
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -46,7 +51,10 @@ public sealed record CharacterReference
             throw new ArgumentException(
                 $"The reference '{Name}' holds {Embedding[bad]} at position {bad + 1} of its embedding, so it is damaged and cannot be saved (it could not be read back). " +
                 "Import its pictures again with Import-MnemosyneReference.", nameof(Embedding));
-        JsonSerializer.Serialize(stream, new FileModel(FormatName, FormatVersion, Name, Encoder, Created, Sources.ToArray(), Embedding), Json);
+        if (PictureEmbeddings?.SelectMany(e => e).Any(v => !float.IsFinite(v)) == true)
+            throw new ArgumentException($"The reference '{Name}' holds a non-finite value in a picture's embedding, so it is damaged and cannot be saved. " +
+                "Import its pictures again with Import-MnemosyneReference.", nameof(PictureEmbeddings));
+        JsonSerializer.Serialize(stream, new FileModel(FormatName, FormatVersion, Name, Encoder, Created, Sources.ToArray(), Embedding, PictureEmbeddings), Json);
     }
 
     public static CharacterReference Load(string path)
@@ -71,6 +79,8 @@ public sealed record CharacterReference
             throw new InvalidDataException($"{path}: saved by a newer Mnemosyne (format version {model.Version}); update the module to read it.");
         if (model.Embedding is not { Length: > 0 } || model.Embedding.Any(v => !float.IsFinite(v)))
             throw new InvalidDataException($"{path}: the saved embedding is empty or holds non-finite values; the file is corrupted. Export it again.");
+        if (model.PictureEmbeddings is { } pictures && (pictures.Length == 0 || pictures.Any(p => p is null || p.Length != model.Embedding.Length || p.Any(v => !float.IsFinite(v)))))
+            throw new InvalidDataException($"{path}: the saved pictures' embeddings are empty, of another length than the embedding, or hold non-finite values; the file is corrupted. Export it again.");
         if (string.IsNullOrWhiteSpace(model.Encoder) || string.IsNullOrWhiteSpace(model.Name))
             throw new InvalidDataException($"{path}: the saved reference has no name or encoder; the file is corrupted. Export it again.");
         try
@@ -88,6 +98,7 @@ public sealed record CharacterReference
             Created = model.Created,
             Sources = model.Sources ?? [],
             Embedding = model.Embedding,
+            PictureEmbeddings = model.PictureEmbeddings,
         };
     }
 

@@ -287,7 +287,8 @@ public sealed class SceneEngine : IDisposable
     {
         request.Validate();
         preview?.Validate();
-        if (request.Reference is { } reference) CheckReference(reference);
+        foreach (var use in request.ReferencesUsed) CheckReference(use.Reference);
+        if (request.ReferencesUsed.Count > 0) request.ReferenceBlocks.Expand(unetConfig);
         if (request.Decoder == SceneDecoder.Tiny) RequireTinyDecoder("make a scene with Decoder Tiny");
         if (preview is not null) RequireTinyDecoder("draw live previews");
         var clock = Stopwatch.StartNew();
@@ -304,11 +305,14 @@ public sealed class SceneEngine : IDisposable
             CheckEncoded(positive, "prompt");
             if (negative is not null) CheckEncoded(negative, "negative prompt");
 
-            IpAdapterKeyValues? ipKeyValues = null;
-            if (request.Reference is { } r && request.ReferenceWeight > 0)
-                ipKeyValues = Phase(phases, ScenePhase.ReferenceEncoding, r.Name, referenceKeyValues.ContainsKey(r), () => ReferenceKeyValues(r, cancellation));
+            // A reference of weight 0 adds nothing: it is left out.
+            var references = request.ReferencesUsed.Where(u => u.Weight > 0)
+                .Select(u => new SdxlPipeline.ReferenceKeyValues(u,
+                    Phase(phases, ScenePhase.ReferenceEncoding, u.Reference.Name, referenceKeyValues.ContainsKey(u.Reference), () => ReferenceKeyValues(u.Reference, cancellation)),
+                    u.Reference.PictureEmbeddings?.Length ?? 1))
+                .ToList();
 
-            var conditioning = new SdxlPipeline.Conditioning(positive, negative, ipKeyValues, unconditionalKeyValues);
+            var conditioning = new SdxlPipeline.Conditioning(positive, negative, references, unconditionalKeyValues);
             var observer = preview is null ? null : new LivePreview(tinyDecoder!, preview, warnings);
             var start = PictureStart.For(request, pixels => EncodePicture(pixels, request.Decoder == SceneDecoder.Tiled, cancellation));
             var latents = Phase(phases, ScenePhase.Denoising, request.Prompt, cached: false,
@@ -425,6 +429,11 @@ public sealed class SceneEngine : IDisposable
                 $"Reference '{reference.Name}' holds {reference.Embedding.Length} values, but this engine's image encoder makes {ReferenceEmbeddingLength}: " +
                 "the saved reference is damaged. Import the reference images again with this engine.",
                 nameof(reference));
+        if (reference.PictureEmbeddings?.Any(e => e.Length != ReferenceEmbeddingLength) == true)
+            throw new ArgumentException(
+                $"Reference '{reference.Name}' holds a picture's embedding of another length than this engine's image encoder makes ({ReferenceEmbeddingLength}): " +
+                "the saved reference is damaged. Import the reference images again with this engine.",
+                nameof(reference));
     }
 
     private void RequireTinyDecoder(string what)
@@ -445,9 +454,17 @@ public sealed class SceneEngine : IDisposable
     private IpAdapterKeyValues ReferenceKeyValues(CharacterReference reference, CancellationToken cancellation)
     {
         if (referenceKeyValues.TryGetValue(reference, out var cached)) return cached;
-        var tokens = projection!.Run(new FloatTensor(reference.Embedding, [1, reference.Embedding.Length]), cancellation);
+        // Pictures combined by concatenation: each picture's tokens, side by side as one sequence.
+        var embeddings = reference.PictureEmbeddings ?? [reference.Embedding];
+        var tokens = projection!.Run(new FloatTensor(embeddings.SelectMany(e => e).ToArray(), [embeddings.Length, reference.Embedding.Length]), cancellation);
+        tokens = new FloatTensor(tokens.Data, [1, tokens.Shape[0] * tokens.Shape[1], tokens.Shape[2]]);
         IpAdapterKeyValues keyValues;
-        if (unconditionalKeyValues is null)
+        if (unconditionalKeyValues is null && embeddings.Length > 1)
+        {
+            unconditionalKeyValues = adapterKeys!.Run(projection.UnconditionalTokens(cancellation), cancellation);
+            keyValues = adapterKeys.Run(tokens, cancellation);
+        }
+        else if (unconditionalKeyValues is null)
         {
             // One run for both: each run reads the adapter's weights again.
             var both = adapterKeys!.Run(FloatTensorOps.ConcatBatch(projection.UnconditionalTokens(cancellation), tokens), cancellation);
