@@ -108,3 +108,13 @@ public sealed record CharacterReference
         return Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
     }
 }
+
+/// <summary>How several pictures of one character make one reference.</summary>
+public enum ReferenceCombination
+{
+    /// <summary>Their embeddings averaged into one picture's: 4 tokens (the base adapter's), the features the pictures share.</summary>
+    Average,
+
+    /// <summary>Each picture's tokens side by side in every cross-attention (diffusers' list of images for one adapter): more detail, more tokens.</summary>
+    Concatenate,
+}

@@ -223,22 +223,26 @@ public sealed class SceneEngine : IDisposable
         return network;
     }
 
-    /// <summary>Encodes one or more images of one character; their embeddings are averaged.</summary>
-    public CharacterReference EncodeReference(IReadOnlyList<string> imagePaths, string? name = null, CancellationToken cancellation = default)
+    /// <summary>Encodes one or more images of one character; their embeddings are averaged, or kept side by side with <see cref="ReferenceCombination.Concatenate"/>.</summary>
+    public CharacterReference EncodeReference(IReadOnlyList<string> imagePaths, string? name = null, CancellationToken cancellation = default,
+        ReferenceCombination combine = ReferenceCombination.Average)
     {
         if (imagePaths.Count == 0) throw new ArgumentException("At least one reference image is needed.", nameof(imagePaths));
         RequireImageEncoder();
-        return EncodeReference(imagePaths.Select(p => new ReferencePicture(Path.GetFullPath(p), SafeImageDecoder.Default.Decode(p))).ToList(), name, cancellation);
+        return EncodeReference(imagePaths.Select(p => new ReferencePicture(Path.GetFullPath(p), SafeImageDecoder.Default.Decode(p))).ToList(), name, cancellation, combine: combine);
     }
 
     /// <summary>
     /// Encodes pictures of one character that the caller has decoded (so that it can report and leave out
-    /// a damaged one before encoding the others); their embeddings are averaged.
+    /// a damaged one before encoding the others); their embeddings are averaged (the embedding is always their mean).
     /// </summary>
     /// <param name="phases">Hears each picture's encoding begin and end (<see cref="ScenePhase.ReferenceEncoding"/>).</param>
+    /// <param name="combine">With <see cref="ReferenceCombination.Concatenate"/> and several pictures, each picture's embedding is kept
+    /// (<see cref="CharacterReference.PictureEmbeddings"/>) and scenes lay their tokens side by side.</param>
     public CharacterReference EncodeReference(IReadOnlyList<ReferencePicture> pictures, string? name = null, CancellationToken cancellation = default,
-        IProgress<ScenePhaseReport>? phases = null)
+        IProgress<ScenePhaseReport>? phases = null, ReferenceCombination combine = ReferenceCombination.Average)
     {
+        if (!Enum.IsDefined(combine)) throw new ArgumentOutOfRangeException(nameof(combine), combine, "Combine is Average or Concatenate.");
         if (pictures.Count == 0) throw new ArgumentException("At least one reference image is needed.", nameof(pictures));
         var encoder = RequireImageEncoder();
         var embeddings = new List<FloatTensor>();
@@ -265,6 +269,7 @@ public sealed class SceneEngine : IDisposable
             Name = name ?? Path.GetFileNameWithoutExtension(pictures[0].Path),
             Sources = pictures.Select(p => new ReferenceSource(p.Path, CharacterReference.Sha256Of(p.Path))).ToList(),
             Embedding = FloatTensorOps.Mean(embeddings).Data,
+            PictureEmbeddings = combine == ReferenceCombination.Concatenate && embeddings.Count > 1 ? embeddings.Select(e => e.Data).ToArray() : null,
             Encoder = ImageEncoderIdentity!,
         };
     }
