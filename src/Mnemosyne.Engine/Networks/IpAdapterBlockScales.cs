@@ -173,5 +173,5 @@ public sealed class IpAdapterBlockScales
         }).ToArray();
     }
 
-    private static ArgumentException Bad(string what) => new($"The reference block table is not one diffusers' set_ip_adapter_scale takes: {what}.", "table");
+    private static ArgumentException Bad(string what) => new($"The reference block table is not one diffusers' set_ip_adapter_scale takes: {what}.", "ReferenceBlocks");
 }

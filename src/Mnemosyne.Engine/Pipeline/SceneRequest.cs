@@ -175,17 +175,19 @@ public sealed record SceneRequest
         ArgumentNullException.ThrowIfNull(ReferenceBlocks, nameof(ReferenceBlocks));
         foreach (var (use, i) in references.Select((r, i) => (r, i + 1)))
         {
-            if (use?.Reference is null) throw new ArgumentNullException(nameof(References), $"Reference {i} is missing.");
+            // The parameter names the reference ("References[0]"), so that a caller can point at it.
+            var which = $"{nameof(References)}[{i - 1}]";
+            if (use?.Reference is null) throw new ArgumentNullException(which, $"Reference {i} is missing.");
             if (!float.IsFinite(use.Weight) || use.Weight < 0 || use.Weight > 2)
-                throw new ArgumentOutOfRangeException(nameof(References), use.Weight, $"The weight of reference {i} ('{use.Reference.Name}') must be from 0 to 2 (0 ignores it).");
+                throw new ArgumentOutOfRangeException(which, use.Weight, $"The weight of reference {i} ('{use.Reference.Name}') must be from 0 to 2 (0 ignores it).");
             if (use.Mask is not { } mask) continue;
             if (mask.Width != Width || mask.Height != Height)
                 throw new ArgumentException(
                     $"The mask of reference {i} ('{use.Reference.Name}', {mask.Source}) is {mask.Width}×{mask.Height} but the scene is {Width}×{Height}: " +
-                    "give a mask of the scene's size.", nameof(References));
+                    "give a mask of the scene's size.", which);
             if (mask.IsEmpty)
                 throw new ArgumentException(
-                    $"The mask of reference {i} ('{use.Reference.Name}', {mask.Source}) is all black, so the reference would act nowhere: white marks where it acts.", nameof(References));
+                    $"The mask of reference {i} ('{use.Reference.Name}', {mask.Source}) is all black, so the reference would act nowhere: white marks where it acts.", which);
         }
     }
 
