@@ -142,7 +142,7 @@ public sealed record SceneRequest
             throw new ArgumentOutOfRangeException(nameof(GuidanceCutoff), GuidanceCutoff,
                 "GuidanceCutoff must be from 0 to 1: the fraction of the steps after which guidance stops (1 guides every step).");
         if (!double.IsFinite(ReferenceStart) || !double.IsFinite(ReferenceEnd) || ReferenceStart < 0 || ReferenceEnd > 1 || ReferenceStart >= ReferenceEnd)
-            throw new ArgumentOutOfRangeException(nameof(ReferenceStart), (ReferenceStart, ReferenceEnd),
+            throw new ArgumentOutOfRangeException(nameof(ReferenceStart), new[] { ReferenceStart, ReferenceEnd },
                 "ReferenceStart and ReferenceEnd are fractions of the steps, 0 ≤ start < end ≤ 1: the references act from the one to the other.");
         if (!float.IsFinite(ReferenceWeight) || ReferenceWeight < 0 || ReferenceWeight > 2)
             throw new ArgumentOutOfRangeException(nameof(ReferenceWeight), ReferenceWeight, "ReferenceWeight must be from 0 to 2 (0 ignores the reference).");
