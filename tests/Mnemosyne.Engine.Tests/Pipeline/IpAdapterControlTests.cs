@@ -64,6 +64,21 @@ public sealed class IpAdapterControlTests(SceneEngineFixture engines, ITestOutpu
         Assert.True(difference > 1e-3, $"the control changed the latents by only {difference}");
     }
 
+    /// <summary>Weights per layer, masks and windows are UNet inputs: once the references are encoded, changing them makes no session.</summary>
+    [Fact]
+    public void ControlsMakeNoNewSession()
+    {
+        var engine = engines.Engine(TinyModel.B);
+        var request = Request("two-masked");
+        engine.Generate(request);
+        int before = Engine.Onnx.OnnxModel.CreatedOnThisThread;
+        engine.Generate(request with { ReferenceBlocks = IpAdapterBlockScales.Style, ReferenceStart = 0.4 });
+        engine.Generate(request with { References = [request.References![1] with { Mask = null }], ReferenceBlocks = IpAdapterBlockScales.FromTable(new Dictionary<string, object> { ["mid"] = 1.5 }) });
+        engine.Generate(request with { References = [.. request.References!, request.References![0] with { Weight = 0.3f, Mask = null }] });
+        engine.Generate(request with { References = request.References!.Select(r => r with { Mask = null }).ToList(), Width = 64, Height = 128 });
+        Assert.Equal(before, Engine.Onnx.OnnxModel.CreatedOnThisThread);
+    }
+
     [Fact]
     public void TheWindowRuleIsDiffusersControlNetRule()
     {
