@@ -351,8 +351,9 @@ public sealed class SceneEngine : IDisposable
                 GuidanceCutoff = request.GuidanceCutoff,
                 Width = request.Width,
                 Height = request.Height,
-                ReferenceName = request.Reference?.Name,
-                ReferenceWeight = request.Reference is null ? 0 : request.ReferenceWeight,
+                ReferenceName = request.ReferencesUsed.Count == 0 ? null : string.Join(", ", request.ReferencesUsed.Select(r => r.Reference.Name)),
+                ReferenceWeight = request.ReferencesUsed.Count == 0 ? 0 : request.ReferencesUsed[0].Weight,
+                ReferenceControls = ReferenceControls(request),
                 Model = ModelName,
                 Loras = loras?.Applied ?? [],
                 ModelHash = ModelHash,
@@ -419,6 +420,25 @@ public sealed class SceneEngine : IDisposable
     {
         long needed = 40L * vae.Config.BlockOutChannels[0] * width * height;
         return NativeHeap.AvailableBytes() is not { } available || available > needed;
+    }
+
+    /// <summary>The references' weights and masks (when several), blocks and steps, as a picture's parameters say them; null when there is nothing to say.</summary>
+    private static string? ReferenceControls(SceneRequest request)
+    {
+        if (request.ReferencesUsed.Count == 0) return null;
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var parts = new List<string>();
+        if (request.References is { } several)
+        {
+            parts.Add("weights " + string.Join(" ", several.Select(r => r.Weight.ToString(inv))));
+            if (several.Any(r => r.Mask is not null))
+                parts.Add("masks " + string.Join(" ", several.Select(r => r.Mask is { } m ? Path.GetFileName(m.Source) : "none")));
+        }
+        if (request.ReferenceBlocks.Name != IpAdapterBlockScales.All.Name) parts.Add("blocks " + request.ReferenceBlocks);
+        if (request.ReferenceStart > 0 || request.ReferenceEnd < 1)
+            parts.Add($"steps {request.ReferenceStart.ToString(inv)}-{request.ReferenceEnd.ToString(inv)}");
+        if (request.ReferencesUsed.Any(r => r.Reference.PictureEmbeddings is not null)) parts.Add("pictures concatenated");
+        return parts.Count == 0 ? null : string.Join("; ", parts);
     }
 
     private void CheckReference(CharacterReference reference)
