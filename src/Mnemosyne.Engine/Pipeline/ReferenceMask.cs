@@ -56,6 +56,16 @@ public sealed class ReferenceMask
         return new ReferenceMask(width, height, values, $"{x},{y},{w},{h}");
     }
 
+    /// <summary>The mask at <paramref name="width"/> × <paramref name="height"/>, each pixel the nearest of this one's (the hires fix's second pass).</summary>
+    public ReferenceMask Enlarged(int width, int height)
+    {
+        var values = new float[width * height];
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+                values[y * width + x] = this.values[(int)((long)y * Height / height) * Width + (int)((long)x * Width / width)];
+        return new ReferenceMask(width, height, values, Source);
+    }
+
     /// <summary>
     /// The mask for an attention over <paramref name="queries"/> positions, as diffusers' <c>IPAdapterMaskProcessor.downsample</c>:
     /// a grid of ⌊√(queries / ratio)⌋ rows (one more when that does not divide the queries) by queries / rows columns,

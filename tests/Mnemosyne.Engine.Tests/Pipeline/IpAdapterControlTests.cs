@@ -79,6 +79,18 @@ public sealed class IpAdapterControlTests(SceneEngineFixture engines, ITestOutpu
         Assert.Equal(before, Engine.Onnx.OnnxModel.CreatedOnThisThread);
     }
 
+    /// <summary>The hires fix's second pass takes the references' masks enlarged with the scene.</summary>
+    [Fact]
+    public void TheHiresFixEnlargesTheMasks()
+    {
+        var request = Request("two-masked") with { Steps = 2 };
+        var scene = new HiresFix { Scale = 2 }.Generate(engines.Engine(TinyModel.B), request);
+        Assert.Equal((192, 128), (scene.Width, scene.Height));
+        var mask = request.References![1].Mask!;
+        var enlarged = mask.Enlarged(192, 128);
+        Assert.Equal(mask.Downsample(24), enlarged.Downsample(24));
+    }
+
     [Fact]
     public void TheWindowRuleIsDiffusersControlNetRule()
     {
