@@ -245,6 +245,22 @@ BeforeDiscovery {
         @{ Name = 'the hires fix of a starting picture'; Settings = @{ HiresScale = 2; InitImagePath = '{drive}/init-64.png' }; Target = '{drive}/init-64.png'; ErrorId = 'InvalidSceneSetting'; Advice = 'refines a scene made from text' }
     )
 
+    # Several references (issue 11): Settings go beside -Reference $reference, $reference on a 64×64 scene; black-64.png is all black.
+    $badReferenceSettings = @(
+        @{ Name = 'a reference mask of another size than the scene'; Settings = @{ ReferenceMask = '{drive}/wide.png', 'Right' }; Target = '{drive}/wide.png'; ErrorId = 'InvalidSceneSetting'; Advice = 'is 96×64 but the scene is 64×64: give a mask of the scene''s size' }
+        @{ Name = 'an all-black reference mask'; Settings = @{ ReferenceMask = 'Left', '{drive}/black-64.png' }; Target = '{drive}/black-64.png'; ErrorId = 'InvalidSceneSetting'; Advice = 'is all black, so the reference would act nowhere' }
+        @{ Name = 'more references than masks'; Settings = @{ ReferenceMask = 'Left' }; Target = 'Left'; ErrorId = 'ReferenceMaskCount'; Advice = '1 mask for 2 references: give one mask per reference' }
+        @{ Name = 'more masks than references'; Settings = @{ ReferenceMask = 'Left', 'Right', 'Top' }; Target = @('Left', 'Right', 'Top'); ErrorId = 'ReferenceMaskCount'; Advice = '3 masks for 2 references' }
+        @{ Name = 'a weight list of the wrong length'; Settings = @{ ReferenceWeight = 0.5, 0.25, 0.75 }; Target = @(0.5, 0.25, 0.75); ErrorId = 'ReferenceWeightCount'; Advice = '3 weights for 2 references: give one weight for all, or one per reference' }
+        @{ Name = 'a reference mask that is no picture, half or rectangle'; Settings = @{ ReferenceMask = 'Left', 42 }; Target = 42; ErrorId = 'InvalidReferenceMask'; Advice = 'takes a picture file, Left, Right, Top, Bottom' }
+        @{ Name = 'a missing reference mask file'; Settings = @{ ReferenceMask = 'Left', '{drive}/missing.png' }; Target = '{drive}/missing.png'; Category = 'ObjectNotFound'; ErrorId = 'ReferenceMaskUnreadable'; Advice = 'missing.png' }
+        @{ Name = 'a reference mask declaring 100000×100000 pixels'; Settings = @{ ReferenceMask = 'Left', '{drive}/bomb-mask.png' }; Target = '{drive}/bomb-mask.png'; Category = 'LimitsExceeded'; ErrorId = 'ReferenceMaskUnreadable'; Advice = 'scale it down' }
+        @{ Name = 'an unknown reference block preset'; Settings = @{ ReferenceBlocks = 'Faces' }; Target = 'Faces'; ErrorId = 'InvalidReferenceBlocks'; Advice = 'neither All, Style, Layout nor StyleAndLayout' }
+        @{ Name = 'a block table naming no part of the UNet'; Settings = @{ ReferenceBlocks = @{ side = 1 } }; Target = $null; ErrorId = 'InvalidReferenceBlocks'; Advice = "the key 'side' is not a part of the UNet" }
+        @{ Name = 'a block table with a list of the wrong length'; Settings = @{ ReferenceBlocks = @{ up = @{ block_0 = 0, 1 } } }; Target = '{"up": {"block_0": [0.0, 1.0]}}'; ErrorId = 'SceneFailed'; Advice = 'up.block_0 has 3 attentions, so it takes 3 numbers' }
+        @{ Name = 'a reference window that ends before it starts'; Settings = @{ ReferenceStart = 0.8; ReferenceEnd = 0.3 }; Target = @(0.8, 0.3); ErrorId = 'InvalidSceneSetting'; Advice = '0 ≤ start < end ≤ 1' }
+    )
+
     # Odd settings that must work; Check gets the scene and the warnings.
     $oddSettings = @(
         @{ Name = 'a 10,000-character prompt (read whole, in 75-token chunks)'; Settings = @{ Prompt = ('a very long prompt ' * 527).Substring(0, 10000) }
@@ -463,6 +479,14 @@ Describe 'A reference of another IP-Adapter kind' {
         [Math]::Round((Measure-MnemosyneConsistency -Reference $plusReference -Path $picture -ErrorAction Stop).Similarity, 5) | Should -Be 1
     }
 
+    It 'two pictures combined by concatenation on a Plus engine: InvalidArgument, with the pictures as target' {
+        $second = Join-Path $TestDrive 'character-2.png'
+        [IO.File]::WriteAllBytes($second, (Get-PositionalPng 30 40))
+        $failure = Get-OnlyFailure { Import-MnemosyneReference $picture, $second -Combine Concatenate }
+        Assert-Failure $failure -Category InvalidArgument -Target @($picture, $second) -Advice 'Concatenate combines pictures for the base IP-Adapter.*Plus averages' -ErrorId 'ReferenceImageUnusable'
+        Assert-SessionUsable
+    }
+
     It 'a Plus reference given to a base engine: InvalidArgument, with the reference as target' {
         Open-MnemosyneEngine $checkpoint -ErrorAction Stop
         $failure = Get-OnlyFailure { New-MnemosyneScene 'a cat' -Reference $plusReference -Seed 1 @tiny }
@@ -548,6 +572,7 @@ Describe 'Bad settings for New-MnemosyneScene' {
         Copy-Item (Join-Path $img2img 'mask-64.png') $TestDrive
         Copy-Item (Join-Path $img2img 'init-96x64.png') (Join-Path $TestDrive 'wide.png')
         [IO.File]::WriteAllBytes((Join-Path $TestDrive 'bomb-mask.png'), (Set-PngSize (Get-PositionalPng 1 1) 100000 100000))
+        [Mnemosyne.Engine.Imaging.PngFile]::Save((Join-Path $TestDrive 'black-64.png'), [Mnemosyne.Engine.Imaging.RgbImage]::new(64, 64, [byte[]]::new(64 * 64 * 3)))
     }
 
     It '<Name>: <ErrorId>, with the value as target' -ForEach $badSettings {
@@ -556,6 +581,22 @@ Describe 'Bad settings for New-MnemosyneScene' {
             $arguments[$key] = if ($Settings[$key] -is [string]) { $Settings[$key].Replace('{drive}', $TestDrive) } else { $Settings[$key] }
         }
         $target = if ($Target -is [string]) { $Target.Replace('{drive}', $TestDrive) } else { $Target }
+
+        $failure = Get-OnlyFailure { New-MnemosyneScene @arguments }
+        Assert-Failure $failure -Category $(if ($_['Category']) { $_['Category'] } else { 'InvalidArgument' }) -Target $target -Advice $Advice -ErrorId $ErrorId
+        "$failure" | Should -Not -Match "\(Parameter '" -Because 'the message is one sentence, not .NET''s parameter note'
+        Assert-SessionUsable
+    }
+
+    It '<Name>: <ErrorId>, with the value as target' -ForEach $badReferenceSettings {
+        $arguments = @{ Prompt = 'a cat'; Seed = 1; Reference = $reference, $reference } + $tiny
+        foreach ($key in $Settings.Keys) {
+            $arguments[$key] = foreach ($value in $Settings[$key]) { if ($value -is [string]) { $value.Replace('{drive}', $TestDrive) } else { $value } }
+            if ($Settings[$key] -is [hashtable]) { $arguments[$key] = $Settings[$key] }
+        }
+        $target = if ($Target -is [string]) { $Target.Replace('{drive}', $TestDrive) } elseif ($Target -is [array]) { , $Target } else { $Target }
+        # The table's error names the table itself.
+        if ($null -eq $Target) { $target = $arguments.ReferenceBlocks }
 
         $failure = Get-OnlyFailure { New-MnemosyneScene @arguments }
         Assert-Failure $failure -Category $(if ($_['Category']) { $_['Category'] } else { 'InvalidArgument' }) -Target $target -Advice $Advice -ErrorId $ErrorId

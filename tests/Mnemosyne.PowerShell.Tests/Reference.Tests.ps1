@@ -147,6 +147,28 @@ Describe 'Import-MnemosyneReference from images' {
         }
     }
 
+    It 'keeps each picture''s embedding with -Combine Concatenate, through export and import' {
+        # Another picture than the mirrored one, which the tiny image encoder sees alike.
+        $other = Join-Path $repositoryRoot 'tests/reference/ipa-control-b/second-reference.png'
+        $one = Import-MnemosyneReference $referenceImage
+        $two = Import-MnemosyneReference $other
+        $both = $referenceImage, $other | Import-MnemosyneReference -Name 'kira' -Combine Concatenate
+        $both.PictureEmbeddings.Count | Should -Be 2
+        $both.PictureEmbeddings[0] | Should -Be $one.Embedding
+        $both.PictureEmbeddings[1] | Should -Be $two.Embedding
+        $averaged = $referenceImage, $other | Import-MnemosyneReference -Name 'kira'
+        $both.Embedding | Should -Be $averaged.Embedding
+        $averaged.PictureEmbeddings | Should -BeNullOrEmpty
+        $path = Join-Path $TestDrive 'kira-concatenated.json'
+        $both | Export-MnemosyneReference -Path $path -Force
+        (Import-MnemosyneReference $path).PictureEmbeddings[1] | Should -Be $two.Embedding
+        # The scene lays both pictures' tokens side by side: another scene than the average's.
+        $concatenated = New-MnemosyneScene 'a portrait' -Seed 3 -Reference $both @tiny
+        $scene = New-MnemosyneScene 'a portrait' -Seed 3 -Reference $averaged @tiny
+        [Convert]::ToHexString($concatenated.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($scene.Image.Rgb))
+        $concatenated.ParametersText() | Should -Match 'Reference controls: pictures concatenated'
+    }
+
     It 'survives export and import unchanged' {
         $reference = Import-MnemosyneReference $referenceImage -Name 'kira'
         $path = Join-Path $TestDrive 'kira-encoded.json'
@@ -185,5 +207,52 @@ Describe 'Import-MnemosyneReference with an engine that has no IP-Adapter' {
         { Import-MnemosyneReference $referenceImage -ErrorAction Stop } | Should -Throw -ErrorId 'NoIPAdapter,*' -ExpectedMessage '*-IPAdapterPath*'
         $Error[0].Exception.Message | Should -Match 'Install-MnemosyneModel ip-adapter-sdxl-vit-h, ip-adapter-image-encoder-vit-h'
         $Error[0].CategoryInfo.Category | Should -Be 'InvalidOperation'
+    }
+}
+
+Describe 'Several references in one scene' {
+    BeforeAll {
+        Open-TestEngine
+        $script:controlCases = Join-Path $repositoryRoot 'tests/reference/ipa-control-b'
+        $script:kira = Import-MnemosyneReference $referenceImage -Name 'kira'
+        $script:ren = Import-MnemosyneReference (Join-Path $controlCases 'second-reference.png') -Name 'ren'
+    }
+
+    It 'puts two characters side by side, each in its half' {
+        $scene = New-MnemosyneScene 'two friends at a cafe' -Reference $kira, $ren -ReferenceMask Left, Right -Seed 4 @tiny
+        $scene.ReferenceName | Should -Be 'kira, ren'
+        $scene.ParametersText() | Should -Match 'Reference controls: "?weights 0.6 0.6; masks 0,0,32,64 32,0,32,64'
+        $unmasked = New-MnemosyneScene 'two friends at a cafe' -Reference $kira, $ren -Seed 4 @tiny
+        [Convert]::ToHexString($scene.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($unmasked.Image.Rgb))
+        $file = Join-Path $TestDrive 'friends.png'
+        $scene | Save-MnemosyneImage -Path $file -ErrorAction Stop
+        (Measure-MnemosyneConsistency -Path $file -Reference $kira).Similarity | Should -BeGreaterThan -1
+    }
+
+    It 'makes diffusers'' scene of two masked references (tests/reference/ipa-control-b/two-masked)' {
+        $scene = New-MnemosyneScene 'two friends at a cafe' -NegativePrompt 'blurry' -PromptStyle Diffusers -Scheduler Euler -Seed 21 `
+            -Width 96 -Height 64 -Steps 5 -GuidanceScale 5 -Reference $kira, $ren -ReferenceWeight 0.7, 0.6 `
+            -ReferenceMask (Join-Path $controlCases 'mask-ellipse.png'), @{ X = 48; Y = 0; Width = 48; Height = 64 }
+        $expected = [Mnemosyne.Engine.Tensors.NpyFile]::Read((Join-Path $controlCases 'two-masked/final-latents.npy')).Data
+        $maxError = 0.0
+        for ($i = 0; $i -lt $expected.Length; $i++) { $maxError = [Math]::Max($maxError, [Math]::Abs($scene.FinalLatents.Data[$i] - $expected[$i])) }
+        $maxError | Should -BeLessOrEqual 1e-4
+    }
+
+    It 'takes masks, weights, blocks and steps from a CSV row, lists separated by ;' {
+        $rows = "Prompt,ReferenceMask,ReferenceWeight,ReferenceBlocks,ReferenceStart,ReferenceEnd`ntwo friends,Left;Right,0.5;0.75,Style,0,0.5" | ConvertFrom-Csv
+        $fromRow = $rows | New-MnemosyneScene -Reference $kira, $ren -Seed 4 @tiny
+        $given = New-MnemosyneScene 'two friends' -Reference $kira, $ren -ReferenceMask Left, Right -ReferenceWeight 0.5, 0.75 -ReferenceBlocks Style `
+            -ReferenceStart 0 -ReferenceEnd 0.5 -Seed 4 @tiny
+        [Convert]::ToHexString($fromRow.Image.Rgb) | Should -Be ([Convert]::ToHexString($given.Image.Rgb))
+        $fromRow.ParametersText() | Should -Match 'blocks Style; steps 0-0.5'
+    }
+
+    It 'takes a block table as diffusers'' set_ip_adapter_scale does' {
+        $table = New-MnemosyneScene 'a knight' -Reference $kira -ReferenceBlocks @{ up = @{ block_0 = 0, 1, 0 } } -Seed 2 @tiny
+        $style = New-MnemosyneScene 'a knight' -Reference $kira -ReferenceBlocks Style -Seed 2 @tiny
+        [Convert]::ToHexString($table.Image.Rgb) | Should -Be ([Convert]::ToHexString($style.Image.Rgb))
+        $all = New-MnemosyneScene 'a knight' -Reference $kira -Seed 2 @tiny
+        [Convert]::ToHexString($all.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($style.Image.Rgb))
     }
 }

@@ -22,14 +22,14 @@ Describe 'New-MnemosyneScene parameters' {
         $prompt.ValueFromPipelineByPropertyName | Should -BeTrue
     }
 
-    It 'takes a piped reference by its type' {
+    It 'takes a piped reference by its type (one or several)' {
         $reference = $command.Parameters['Reference'].ParameterSets['__AllParameterSets']
         $reference.ValueFromPipeline | Should -BeTrue
-        $command.Parameters['Reference'].ParameterType | Should -Be ([Mnemosyne.Engine.Pipeline.CharacterReference])
+        $command.Parameters['Reference'].ParameterType | Should -Be ([Mnemosyne.Engine.Pipeline.CharacterReference[]])
     }
 
     It 'binds -<_> from a property of piped objects' -ForEach @(
-        'NegativePrompt', 'ReferenceWeight', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'GuidanceCutoff', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'InitImagePath', 'MaskPath', 'Strength', 'HiresScale', 'HiresStrength', 'HiresUpscale', 'DeepCacheInterval', 'Lora'
+        'NegativePrompt', 'ReferenceWeight', 'ReferenceMask', 'ReferenceBlocks', 'ReferenceStart', 'ReferenceEnd', 'Seed', 'Steps', 'Quality', 'GuidanceScale', 'GuidanceCutoff', 'Scheduler', 'Spacing', 'Width', 'Height', 'InitialNoisePath', 'InitImagePath', 'MaskPath', 'Strength', 'HiresScale', 'HiresStrength', 'HiresUpscale', 'DeepCacheInterval', 'Lora'
     ) {
         $command.Parameters[$_].ParameterSets['__AllParameterSets'].ValueFromPipelineByPropertyName | Should -BeTrue
     }

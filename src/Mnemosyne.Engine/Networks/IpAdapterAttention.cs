@@ -16,9 +16,12 @@ internal static class IpAdapterAttention
 
     /// <summary>
     /// One cross-attention of the UNet: its transformer block's module path ("down_blocks.1.attentions.0.transformer_blocks.0"),
-    /// the adapter file's number for it, and its width (the rows of its to_k_ip and to_v_ip).
+    /// the adapter file's number for it, and its width (the rows of its to_k_ip and to_v_ip). <paramref name="Part"/>,
+    /// <paramref name="Block"/> and <paramref name="Attention"/> name it as set_ip_adapter_scale does ("down", 1, 0 for
+    /// down.block_1 attention 0; the mid block is "mid", 0, 0); <paramref name="Level"/> is the resolution it runs at
+    /// (0 for the latents' own, one more per downsampler).
     /// </summary>
-    public sealed record Layer(string BlockPrefix, int Number, long Channels);
+    public sealed record Layer(string BlockPrefix, int Number, long Channels, string Part, int Block, int Attention, int Level);
 
     /// <summary>
     /// Every cross-attention of the UNet in the order its forward pass reaches them (down blocks, mid block,
@@ -29,28 +32,28 @@ internal static class IpAdapterAttention
     public static IReadOnlyList<Layer> Layers(UnetConfig config)
     {
         int levels = config.BlockOutChannels.Count;
-        var down = new List<(string Prefix, int Depth, long Channels)>();
-        var up = new List<(string Prefix, int Depth, long Channels)>();
+        var down = new List<Module>();
+        var up = new List<Module>();
         for (int i = 0; i < levels; i++)
             if (config.DownBlockTypes[i] == Unet.CrossAttnDownBlock)
                 for (int j = 0; j < config.LayersPerBlock[i]; j++)
-                    down.Add(($"down_blocks.{i}.attentions.{j}", config.TransformerLayersPerBlock[i], config.BlockOutChannels[i]));
+                    down.Add(new($"down_blocks.{i}.attentions.{j}", config.TransformerLayersPerBlock[i], config.BlockOutChannels[i], "down", i, j, i));
         for (int i = 0; i < levels; i++)
         {
             int level = levels - 1 - i;
             if (config.UpBlockTypes[i] == Unet.CrossAttnUpBlock)
                 for (int j = 0; j < config.LayersPerBlock[level] + 1; j++)
-                    up.Add(($"up_blocks.{i}.attentions.{j}", config.TransformerLayersPerBlock[level], config.BlockOutChannels[level]));
+                    up.Add(new($"up_blocks.{i}.attentions.{j}", config.TransformerLayersPerBlock[level], config.BlockOutChannels[level], "up", i, j, level));
         }
-        var mid = ("mid_block.attentions.0", config.TransformerLayersPerBlock[levels - 1], (long)config.BlockOutChannels[levels - 1]);
+        var mid = new Module("mid_block.attentions.0", config.TransformerLayersPerBlock[levels - 1], config.BlockOutChannels[levels - 1], "mid", 0, 0, levels - 1);
 
         int next = 1;
-        List<Layer> Number(IEnumerable<(string Prefix, int Depth, long Channels)> modules)
+        List<Layer> Number(IEnumerable<Module> modules)
         {
             var layers = new List<Layer>();
-            foreach (var (prefix, depth, channels) in modules)
-                for (int k = 0; k < depth; k++, next += 2)
-                    layers.Add(new Layer($"{prefix}.transformer_blocks.{k}", next, channels));
+            foreach (var m in modules)
+                for (int k = 0; k < m.Depth; k++, next += 2)
+                    layers.Add(new Layer($"{m.Prefix}.transformer_blocks.{k}", next, m.Channels, m.Part, m.Block, m.Attention, m.Level));
             return layers;
         }
         var downLayers = Number(down);
@@ -58,6 +61,8 @@ internal static class IpAdapterAttention
         var midLayers = Number([mid]);
         return [.. downLayers, .. midLayers, .. upLayers];
     }
+
+    private sealed record Module(string Prefix, int Depth, long Channels, string Part, int Block, int Attention, int Level);
 
     /// <summary>The names of every tensor the adapter's key/value projections read from an adapter file.</summary>
     public static IEnumerable<string> TensorNames(UnetConfig config)
@@ -71,6 +76,22 @@ internal static class IpAdapterAttention
 
     /// <summary>Layer <paramref name="number"/>'s value [B, tokens, C], likewise.</summary>
     public static string ValueName(int number) => $"ip_value_{number}";
+
+    /// <summary>
+    /// The references' weights [layers, references]: row i scales reference r's term in the i-th layer of <see cref="Layers"/>
+    /// (its weight times the layer's block weight, 0 outside its steps). An input of the UNet, so weights change per step
+    /// with no new session.
+    /// </summary>
+    public const string ScalesInput = "ip_scale";
+
+    /// <summary>
+    /// [references, tokens]: 0 where a token is the reference's own, −∞ elsewhere. The references' tokens lie side by
+    /// side in every layer's key and value; each reference attends over its own alone.
+    /// </summary>
+    public const string TokenBiasInput = "ip_token_bias";
+
+    /// <summary>The references' region masks at resolution <paramref name="level"/> [references, queries] (diffusers' downsampled ip_adapter_masks).</summary>
+    public static string MaskName(int level) => $"ip_mask_{level}";
 
     /// <summary>An adapter with more layers than this UNet has was made for another UNet: refuse it.</summary>
     public static void CheckNoOtherLayers(SafetensorsFile adapter, UnetConfig config)

@@ -26,6 +26,35 @@ public sealed record IpAdapterKeyValues(IReadOnlyList<IpAdapterLayerKeyValue> La
             FloatTensorOps.ConcatBatch(a.Key, b.Key), FloatTensorOps.ConcatBatch(a.Value, b.Value))).ToList());
     }
 
+    /// <summary>Several sets' tokens side by side in every layer (diffusers' several images of one adapter): [B, Σ tokens, C].</summary>
+    public static IpAdapterKeyValues ConcatTokens(IEnumerable<IpAdapterKeyValues> sets)
+    {
+        var all = sets.ToList();
+        if (all.Count == 1) return all[0];
+        return new(all[0].Layers.Select((layer, i) => new IpAdapterLayerKeyValue(layer.Number,
+            ConcatTokens(all.Select(s => s.Layers[i].Key).ToList()), ConcatTokens(all.Select(s => s.Layers[i].Value).ToList()))).ToList());
+    }
+
+    /// <summary>These tokens <paramref name="times"/> times side by side.</summary>
+    public IpAdapterKeyValues RepeatTokens(int times) => ConcatTokens(Enumerable.Repeat(this, times));
+
+    private static FloatTensor ConcatTokens(IReadOnlyList<FloatTensor> tensors)
+    {
+        int batch = tensors[0].Shape[0], channels = tensors[0].Shape[2];
+        if (tensors.Any(t => t.Shape is not [var b, _, var c] || b != batch || c != channels))
+            throw new ArgumentException("Only keys and values of one batch and width can be laid side by side.", nameof(tensors));
+        int tokens = tensors.Sum(t => t.Shape[1]);
+        var data = new float[batch * tokens * channels];
+        for (int b = 0, at = 0; b < batch; b++)
+            foreach (var t in tensors)
+            {
+                int length = t.Shape[1] * channels;
+                Array.Copy(t.Data, b * length, data, at, length);
+                at += length;
+            }
+        return new FloatTensor(data, [batch, tokens, channels]);
+    }
+
     /// <summary>Batch item <paramref name="index"/> of every layer, as keys and values with batch 1.</summary>
     public IpAdapterKeyValues BatchItem(int index)
         => new(Layers.Select(l => new IpAdapterLayerKeyValue(l.Number, FloatTensorOps.BatchItem(l.Key, index), FloatTensorOps.BatchItem(l.Value, index))).ToList());

@@ -21,8 +21,29 @@ public sealed record UnetConditioning(FloatTensor EncoderHiddenStates, FloatTens
     /// </summary>
     public IpAdapterKeyValues? IpKeyValues { get; init; }
 
-    /// <summary>The IP-Adapter weight; 0 gives exactly the text-only UNet.</summary>
+    /// <summary>The IP-Adapter weight of every cross-attention, for one reference; 0 gives exactly the text-only UNet.</summary>
     public float IpScale { get; init; }
+
+    /// <summary>
+    /// Several references: how many tokens of <see cref="IpKeyValues"/> each has, in order, side by side (4 per picture for
+    /// the base adapter); each attends over its own. Null: one reference of all the tokens.
+    /// </summary>
+    public IReadOnlyList<int>? IpTokenCounts { get; init; }
+
+    /// <summary>
+    /// Each reference's weight in each cross-attention [layers × references], layer by layer in <see cref="IpAdapterAttention.Layers"/>'
+    /// order (instead of <see cref="IpScale"/>); null: <see cref="IpScale"/> everywhere.
+    /// </summary>
+    public float[]? IpScales { get; init; }
+
+    /// <summary>
+    /// The references' region masks, per resolution level that has cross-attentions: [references, queries] (diffusers'
+    /// downsampled ip_adapter_masks, <see cref="Unet.QueriesAt"/> of them); null, or a null level: everywhere.
+    /// </summary>
+    public IReadOnlyDictionary<int, FloatTensor>? IpMasks { get; init; }
+
+    /// <summary>How many references the IP-Adapter inputs hold.</summary>
+    public int IpReferenceCount => IpTokenCounts?.Count ?? 1;
 }
 
 /// <summary>
@@ -38,7 +59,7 @@ public sealed class Unet : IDisposable
     public const string EncoderHiddenStatesInput = "encoder_hidden_states";
     public const string TextEmbedsInput = "text_embeds";
     public const string TimeIdsInput = "time_ids";
-    public const string IpScaleInput = "ip_scale";
+    public const string IpScaleInput = IpAdapterAttention.ScalesInput;
     public const string Output = "out_sample";
 
     /// <summary>
@@ -72,6 +93,16 @@ public sealed class Unet : IDisposable
         Config = config;
         HasIpAdapter = hasIpAdapter;
         ipLayers = hasIpAdapter ? IpAdapterAttention.Layers(config) : [];
+    }
+
+    /// <summary>The levels (resolutions) that have cross-attentions: each takes its own region masks.</summary>
+    public IEnumerable<int> AttentionLevels => ipLayers.Select(l => l.Level).Distinct();
+
+    /// <summary>The queries of an attention at <paramref name="level"/> for latents of <paramref name="height"/> × <paramref name="width"/>: each downsampler halves a side, rounding up.</summary>
+    public static int QueriesAt(int level, int height, int width)
+    {
+        for (int i = 0; i < level; i++) (height, width) = ((height + 1) / 2, (width + 1) / 2);
+        return height * width;
     }
 
     public UnetConfig Config { get; }
@@ -225,15 +256,39 @@ public sealed class Unet : IDisposable
         };
         if (HasIpAdapter)
         {
+            var c = conditioning;
             // No reference: zero keys and values at weight 0 leave the output exactly that of the text-only UNet.
-            var keyValues = conditioning.IpKeyValues?.Layers
+            var keyValues = c.IpKeyValues?.Layers
                 ?? ipLayers.Select(l => new IpAdapterLayerKeyValue(l.Number, FloatTensorOps.Zeros(batch, 1, (int)l.Channels), FloatTensorOps.Zeros(batch, 1, (int)l.Channels))).ToList();
             foreach (var layer in keyValues)
             {
                 inputs.Add(ModelInput.Float(IpAdapterAttention.KeyName(layer.Number), layer.Key));
                 inputs.Add(ModelInput.Float(IpAdapterAttention.ValueName(layer.Number), layer.Value));
             }
-            inputs.Add(ModelInput.Float(IpScaleInput, new FloatTensor([conditioning.IpScale], [])));
+            int references = c.IpReferenceCount;
+            var scales = c.IpScales ?? Enumerable.Repeat(c.IpScale, ipLayers.Count).ToArray();
+            inputs.Add(ModelInput.Float(IpScaleInput, new FloatTensor(scales, [ipLayers.Count, references])));
+            int tokens = keyValues[0].Key.Shape[1];
+            var bias = new float[references * tokens];
+            if (c.IpTokenCounts is { } counts)
+            {
+                Array.Fill(bias, float.NegativeInfinity);
+                for (int r = 0, first = 0; r < references; first += counts[r], r++)
+                    Array.Fill(bias, 0f, r * tokens + first, counts[r]);
+            }
+            inputs.Add(ModelInput.Float(IpAdapterAttention.TokenBiasInput, new FloatTensor(bias, [references, tokens])));
+            foreach (var level in AttentionLevels)
+            {
+                var mask = c.IpMasks?.GetValueOrDefault(level);
+                if (mask is null)
+                {
+                    int queries = QueriesAt(level, sample.Shape[2], sample.Shape[3]);
+                    var ones = new float[references * queries];
+                    Array.Fill(ones, 1f);
+                    mask = new FloatTensor(ones, [references, queries]);
+                }
+                inputs.Add(ModelInput.Float(IpAdapterAttention.MaskName(level), mask));
+            }
         }
         if (lora is not null) inputs.AddRange(lora.Inputs);
         return inputs;
@@ -266,6 +321,7 @@ public sealed class Unet : IDisposable
         if (c.IpKeyValues is not null) CheckKeyValues(c.IpKeyValues, batch);
         if (!float.IsFinite(c.IpScale))
             throw new ArgumentException($"IpScale must be a finite number, not {c.IpScale}.", nameof(conditioning));
+        CheckReferences(c, sample);
         return batch;
     }
 
@@ -288,6 +344,29 @@ public sealed class Unet : IDisposable
                         $"IpKeyValues of layer {given[i].Number}: the {what} must be [{batch}, {(tokens > 0 ? tokens : "tokens")}, {channels}]; it is {ShapeText(tensor)}.",
                         "conditioning");
         }
+    }
+
+    /// <summary>Token counts that fill the keys, a finite weight per layer and reference, masks of each level's queries.</summary>
+    private void CheckReferences(UnetConditioning c, FloatTensor sample)
+    {
+        if (!HasIpAdapter) return;
+        int references = c.IpReferenceCount;
+        int tokens = c.IpKeyValues?.Layers[0].Key.Shape[1] ?? 1;
+        if (c.IpTokenCounts is { } counts && (counts.Count == 0 || counts.Any(n => n < 1) || counts.Sum() != tokens || c.IpKeyValues is null))
+            throw new ArgumentException(
+                $"IpTokenCounts [{string.Join(", ", counts)}] must be one or more positive counts that add up to the IpKeyValues' {tokens} tokens.", "conditioning");
+        if (c.IpScales is { } scales && (scales.Length != ipLayers.Count * references || scales.Any(v => !float.IsFinite(v))))
+            throw new ArgumentException(
+                $"IpScales must hold {ipLayers.Count} layers × {references} references = {ipLayers.Count * references} finite weights; it holds {scales.Length}.", "conditioning");
+        if (c.IpMasks is { } masks)
+            foreach (var (level, mask) in masks)
+            {
+                int queries = QueriesAt(level, sample.Shape[2], sample.Shape[3]);
+                if (!AttentionLevels.Contains(level) || mask.Shape is not [var r, var q] || r != references || q != queries)
+                    throw new ArgumentException(
+                        $"IpMasks at level {level} must be [{references}, {queries}] (references, the level's queries) at a level with cross-attentions " +
+                        $"({string.Join(", ", AttentionLevels)}); it is {ShapeText(mask)}.", "conditioning");
+            }
     }
 
     private static string ShapeText(FloatTensor t) => "[" + string.Join(", ", t.Shape) + "]";
@@ -347,7 +426,10 @@ public sealed class Unet : IDisposable
         private readonly int groups;
         private string activatedEmbedding = "";
         private string context = "";
-        private string? ipScale;
+        private string? ipScales;
+        private string? ipTokenBias;
+        private readonly IReadOnlyDictionary<string, (int Index, int Level)> adapterLayers;
+        private readonly Dictionary<int, string> ipMasks = [];
 
         public GraphBuilder(UnetConfig config, IWeightSource weights, bool withIpAdapter, string? weightFolder, Func<string, bool>? loraBranches)
         {
@@ -355,7 +437,9 @@ public sealed class Unet : IDisposable
             this.config = config;
             w = weights;
             this.withIpAdapter = withIpAdapter;
-            adapterNumbers = IpAdapterAttention.Layers(config).ToDictionary(l => l.BlockPrefix, l => l.Number, StringComparer.Ordinal);
+            var layers = IpAdapterAttention.Layers(config);
+            adapterNumbers = layers.ToDictionary(l => l.BlockPrefix, l => l.Number, StringComparer.Ordinal);
+            adapterLayers = layers.Select((l, i) => (l, i)).ToDictionary(e => e.l.BlockPrefix, e => (e.i, e.l.Level), StringComparer.Ordinal);
             crossDim = config.CrossAttentionDim;
             timeEmbedDim = 4L * config.BlockOutChannels[0];
             groups = config.NormNumGroups;
@@ -437,7 +521,11 @@ public sealed class Unet : IDisposable
             context = g.Input(EncoderHiddenStatesInput, DataType.Float, "batch", "text_tokens", crossDim);
             var textEmbeds = g.Input(TextEmbedsInput, DataType.Float, "batch", (long)PooledTextWidth(config));
             var timeIds = g.Input(TimeIdsInput, DataType.Float, "batch", (long)TimeIdCount);
-            if (withIpAdapter) ipScale = g.Input(IpScaleInput, DataType.Float);
+            if (withIpAdapter)
+            {
+                ipScales = g.Input(IpScaleInput, DataType.Float, (long)adapterLayers.Count, "references");
+                ipTokenBias = g.Input(IpAdapterAttention.TokenBiasInput, DataType.Float, "references", "image_tokens");
+            }
             activatedEmbedding = Act(Embedding(sample, timestep, textEmbeds, timeIds));
             return sample;
         }
@@ -537,7 +625,8 @@ public sealed class Unet : IDisposable
 
         /// <summary>
         /// attn2 over the text, plus, with an adapter, the image term before to_out: the same query attending to the
-        /// layer's ip key and value (inputs), times the adapter weight.
+        /// layer's ip key and value (inputs), each reference over its own tokens, times its weight in this layer and its
+        /// mask at this resolution, summed over the references (diffusers' per-image loop with ip_adapter_masks).
         /// </summary>
         private string CrossAttention(string x, string blockPrefix, long channels, int heads)
         {
@@ -551,9 +640,33 @@ public sealed class Unet : IDisposable
                 int number = adapterNumbers[blockPrefix];
                 var ipKey = g.Input(IpAdapterAttention.KeyName(number), DataType.Float, "batch", "image_tokens", channels);
                 var ipValue = g.Input(IpAdapterAttention.ValueName(number), DataType.Float, "batch", "image_tokens", channels);
-                attended = g.Add(attended, g.Mul(g.Attention(q, ipKey, ipValue, heads), ipScale!));
+                attended = g.Add(attended, ReferenceTerms(q, ipKey, ipValue, heads, blockPrefix));
             }
             return g.Linear(attended, w, prefix + ".to_out.0", channels, channels);
+        }
+
+        /// <summary>
+        /// The references' terms: the batch is repeated once per reference (reference-major) and an attention bias keeps each
+        /// copy to its reference's tokens; then each copy is weighed by the reference's scale and mask and the copies summed.
+        /// </summary>
+        private string ReferenceTerms(string q, string ipKey, string ipValue, int heads, string blockPrefix)
+        {
+            var (index, level) = adapterLayers[blockPrefix];
+            if (!ipMasks.TryGetValue(level, out var mask))
+                ipMasks[level] = mask = g.Input(IpAdapterAttention.MaskName(level), DataType.Float, "references", $"queries_{level}");
+            var references = g.Slice(g.Shape(ipTokenBias!), [0], [1], [0]);
+            var queryShape = g.Shape(q);
+            var batch = g.Slice(queryShape, [0], [1], [0]);
+            var queries = g.Slice(queryShape, [1], [2], [0]);
+            var tokens = g.Slice(g.Shape(ipKey), [1], [2], [0]);
+            var repeats = g.Concat(0, references, g.Int64s(1, 1));
+            var bias = g.Node("Expand", [g.Unsqueeze(ipTokenBias!, 1, 2, 3), g.Concat(0, references, batch, g.Int64s(1), queries, tokens)]);
+            bias = g.Node("Reshape", [bias, g.Concat(0, g.Int64s(-1, 1), queries, tokens)]);
+            var terms = g.Attention(g.Node("Tile", [q, repeats]), g.Node("Tile", [ipKey, repeats]), g.Node("Tile", [ipValue, repeats]), heads, bias);
+            terms = g.Node("Reshape", [terms, g.Concat(0, references, g.Int64s(-1), g.Slice(queryShape, [1], [3], [0]))]);
+            var scale = g.Reshape(g.Gather(ipScales!, g.Int64s(index)), -1, 1, 1, 1);
+            var weights = g.Mul(scale, g.Unsqueeze(mask, 1, 3));
+            return g.Node("ReduceSum", [g.Mul(terms, weights), g.Int64s(0)], new Dictionary<string, object> { ["keepdims"] = 0L });
         }
 
         /// <summary>GEGLU feed-forward: the projection's first half times GELU of its second half, then back to C.</summary>

@@ -88,9 +88,14 @@ public sealed class OnnxModel : IDisposable
         this.boundNames = boundNames;
     }
 
+    /// <summary>How many models this thread has created: shows that a scene made no new session (only inputs changed).</summary>
+    [ThreadStatic]
+    internal static int CreatedOnThisThread;
+
     public static OnnxModel Create(OnnxGraph graph, SessionSettings settings)
     {
         OnnxRuntimeNative.Register();
+        CreatedOnThisThread++;
         // Weights from other files: read once as float32 and fed with every run (no copy per run).
         var values = new List<OrtValue>();
         try

@@ -30,6 +30,11 @@ public sealed record CharacterReference
     public required float[] Embedding { get; init; }
     /// <summary>Which encoder made the embedding: embeddings of different encoders are not comparable.</summary>
     public required string Encoder { get; init; }
+    /// <summary>
+    /// With pictures combined by concatenation: each picture's embedding, whose tokens the scene lays side by side in every
+    /// cross-attention (diffusers' list of images for one adapter); null when the scene uses the average, <see cref="Embedding"/>.
+    /// </summary>
+    public float[][]? PictureEmbeddings { get; init; }
     public DateTimeOffset Created { get; init; } = DateTimeOffset.UtcNow;
     /// <summary>The kind of IP-Adapter whose engine made the reference: only an engine with the same kind uses it.</summary>
     public IpAdapterKind AdapterKind { get; init; } = IpAdapterKind.Base;
@@ -42,7 +47,8 @@ public sealed record CharacterReference
     /// </summary>
     private sealed record FileModel(
         string Format, int Version, string Name, string Encoder, DateTimeOffset Created,
-        ReferenceSource[] Sources, float[] Embedding, string? AdapterKind = null, int[]? HiddenStatesShape = null, string? HiddenStates = null);
+        ReferenceSource[] Sources, float[] Embedding, string? AdapterKind = null, int[]? HiddenStatesShape = null, string? HiddenStates = null,
+        float[][]? PictureEmbeddings = null);
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -62,8 +68,12 @@ public sealed record CharacterReference
             throw new ArgumentException(
                 $"The reference '{Name}' holds {states.Data[badState]} at position {badState + 1} of its hidden states, so it is damaged and cannot be saved (it could not be read back). " +
                 "Import its pictures again with Import-MnemosyneReference.", nameof(HiddenStates));
+        if (PictureEmbeddings?.SelectMany(e => e).Any(v => !float.IsFinite(v)) == true)
+            throw new ArgumentException($"The reference '{Name}' holds a non-finite value in a picture's embedding, so it is damaged and cannot be saved. " +
+                "Import its pictures again with Import-MnemosyneReference.", nameof(PictureEmbeddings));
         JsonSerializer.Serialize(stream, new FileModel(FormatName, FormatVersion, Name, Encoder, Created, Sources.ToArray(), Embedding,
-            AdapterKind.ToString().ToLowerInvariant(), HiddenStates?.Shape, HiddenStates is null ? null : Convert.ToBase64String(LittleEndianBytes(HiddenStates.Data))), Json);
+            AdapterKind.ToString().ToLowerInvariant(), HiddenStates?.Shape, HiddenStates is null ? null : Convert.ToBase64String(LittleEndianBytes(HiddenStates.Data)),
+            PictureEmbeddings), Json);
     }
 
     public static CharacterReference Load(string path)
@@ -88,6 +98,8 @@ public sealed record CharacterReference
             throw new InvalidDataException($"{path}: saved by a newer Mnemosyne (format version {model.Version}); update the module to read it.");
         if (model.Embedding is not { Length: > 0 } || model.Embedding.Any(v => !float.IsFinite(v)))
             throw new InvalidDataException($"{path}: the saved embedding is empty or holds non-finite values; the file is corrupted. Export it again.");
+        if (model.PictureEmbeddings is { } pictures && (pictures.Length == 0 || pictures.Any(p => p is null || p.Length != model.Embedding.Length || p.Any(v => !float.IsFinite(v)))))
+            throw new InvalidDataException($"{path}: the saved pictures' embeddings are empty, of another length than the embedding, or hold non-finite values; the file is corrupted. Export it again.");
         if (string.IsNullOrWhiteSpace(model.Encoder) || string.IsNullOrWhiteSpace(model.Name))
             throw new InvalidDataException($"{path}: the saved reference has no name or encoder; the file is corrupted. Export it again.");
         try
@@ -108,6 +120,7 @@ public sealed record CharacterReference
             Embedding = model.Embedding,
             AdapterKind = kind,
             HiddenStates = hiddenStates,
+            PictureEmbeddings = model.PictureEmbeddings,
         };
     }
 
@@ -164,4 +177,14 @@ public sealed record CharacterReference
         using var stream = File.OpenRead(path);
         return Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
     }
+}
+
+/// <summary>How several pictures of one character make one reference.</summary>
+public enum ReferenceCombination
+{
+    /// <summary>Their embeddings averaged into one picture's: 4 tokens (the base adapter's), the features the pictures share.</summary>
+    Average,
+
+    /// <summary>Each picture's tokens side by side in every cross-attention (diffusers' list of images for one adapter): more detail, more tokens.</summary>
+    Concatenate,
 }

@@ -83,7 +83,12 @@ public sealed record HiresFix
     /// <summary>The refine pass's request; the base scene's upscaled result as its start (a placeholder of the right size while validating).</summary>
     private SceneRequest RefineRequest(SceneRequest request, int width, int height, Scene? first)
     {
-        var refine = request with { Width = width, Height = height, Strength = Strength };
+        // The references' regions, enlarged with the scene.
+        var refine = request with
+        {
+            Width = width, Height = height, Strength = Strength,
+            References = request.References?.Select(r => r with { Mask = r.Mask?.Enlarged(width, height) }).ToList(),
+        };
         return Upscale == HiresUpscale.Latent
             ? refine with { InitLatents = first is null ? FloatTensorOps.Zeros(1, 4, height / 8, width / 8) : UpscaleLatents(first.FinalLatents, height / 8, width / 8) }
             : refine with { InitImage = first is null ? new RgbImage(width, height, new byte[3 * width * height]) : PillowResampler.ResizeLanczos(first.Image, width, height) };

@@ -43,10 +43,18 @@ internal sealed class ReferenceProjection : IDisposable
     public FloatTensor? KeptHiddenStates(ClipVisionOutput encoded)
         => Kind == IpAdapterKind.Plus ? encoded.PenultimateHiddenStates with { Shape = encoded.PenultimateHiddenStates.Shape[1..] } : null;
 
-    /// <summary>The reference's tokens [1, tokens, cross_attention_dim].</summary>
+    /// <summary>
+    /// The reference's tokens [1, tokens, cross_attention_dim]; for pictures combined by concatenation, each picture's
+    /// tokens side by side as one sequence.
+    /// </summary>
     public FloatTensor Tokens(CharacterReference reference, CancellationToken cancellation)
     {
-        if (resampler is null) return baseProjection!.Run(new FloatTensor(reference.Embedding, [1, reference.Embedding.Length]), cancellation);
+        if (resampler is null)
+        {
+            var embeddings = reference.PictureEmbeddings ?? [reference.Embedding];
+            var tokens = baseProjection!.Run(new FloatTensor(embeddings.SelectMany(e => e).ToArray(), [embeddings.Length, reference.Embedding.Length]), cancellation);
+            return new FloatTensor(tokens.Data, [1, tokens.Shape[0] * tokens.Shape[1], tokens.Shape[2]]);
+        }
         var states = reference.HiddenStates!;
         return resampler.Run(states with { Shape = [1, .. states.Shape] }, cancellation);
     }

@@ -31,6 +31,11 @@ public sealed record Scene
     public required int Height { get; init; }
     public string? ReferenceName { get; init; }
     public float ReferenceWeight { get; init; }
+    /// <summary>
+    /// What else decided the references, when anything did: each reference's weight and mask (several references), the
+    /// blocks they act in, the steps they act in; null for one reference everywhere and always.
+    /// </summary>
+    public string? ReferenceControls { get; init; }
     public required string Model { get; init; }
     /// <summary>The LoRAs applied, in order, with their short hashes and weights.</summary>
     public IReadOnlyList<AppliedLora> Loras { get; init; } = [];
@@ -99,6 +104,7 @@ public sealed record Scene
         {
             Add("Reference", ReferenceName);
             Add("Reference weight", ReferenceWeight.ToString(inv));
+            if (ReferenceControls is not null) Add("Reference controls", ReferenceControls);
         }
         if (InitialNoisePath is not null) Add("Initial noise", System.IO.Path.GetFileName(InitialNoisePath));
         if (InitImagePath is not null) Add("Init image", System.IO.Path.GetFileName(InitImagePath));

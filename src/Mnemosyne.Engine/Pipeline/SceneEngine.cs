@@ -229,24 +229,33 @@ public sealed class SceneEngine : IDisposable
         return network;
     }
 
-    /// <summary>Encodes one or more images of one character; their embeddings are averaged.</summary>
-    public CharacterReference EncodeReference(IReadOnlyList<string> imagePaths, string? name = null, CancellationToken cancellation = default)
+    /// <summary>Encodes one or more images of one character; their embeddings are averaged, or kept side by side with <see cref="ReferenceCombination.Concatenate"/>.</summary>
+    public CharacterReference EncodeReference(IReadOnlyList<string> imagePaths, string? name = null, CancellationToken cancellation = default,
+        ReferenceCombination combine = ReferenceCombination.Average)
     {
         if (imagePaths.Count == 0) throw new ArgumentException("At least one reference image is needed.", nameof(imagePaths));
         RequireImageEncoder();
-        return EncodeReference(imagePaths.Select(p => new ReferencePicture(Path.GetFullPath(p), SafeImageDecoder.Default.Decode(p))).ToList(), name, cancellation);
+        return EncodeReference(imagePaths.Select(p => new ReferencePicture(Path.GetFullPath(p), SafeImageDecoder.Default.Decode(p))).ToList(), name, cancellation, combine: combine);
     }
 
     /// <summary>
     /// Encodes pictures of one character that the caller has decoded (so that it can report and leave out
-    /// a damaged one before encoding the others); their embeddings are averaged.
+    /// a damaged one before encoding the others); their embeddings are averaged (the embedding is always their mean).
     /// </summary>
     /// <param name="phases">Hears each picture's encoding begin and end (<see cref="ScenePhase.ReferenceEncoding"/>).</param>
+    /// <param name="combine">With <see cref="ReferenceCombination.Concatenate"/> and several pictures, each picture's embedding is kept
+    /// (<see cref="CharacterReference.PictureEmbeddings"/>) and scenes lay their tokens side by side.</param>
     public CharacterReference EncodeReference(IReadOnlyList<ReferencePicture> pictures, string? name = null, CancellationToken cancellation = default,
-        IProgress<ScenePhaseReport>? phases = null)
+        IProgress<ScenePhaseReport>? phases = null, ReferenceCombination combine = ReferenceCombination.Average)
     {
+        if (!Enum.IsDefined(combine)) throw new ArgumentOutOfRangeException(nameof(combine), combine, "Combine is Average or Concatenate.");
         if (pictures.Count == 0) throw new ArgumentException("At least one reference image is needed.", nameof(pictures));
         var encoder = RequireImageEncoder();
+        // A Plus reference keeps 257 × 1280 hidden states; one set per picture would outgrow a saved reference.
+        if (combine == ReferenceCombination.Concatenate && pictures.Count > 1 && AdapterKind == IpAdapterKind.Plus)
+            throw new ArgumentException(
+                "Concatenate combines pictures for the base IP-Adapter; this engine's IP-Adapter Plus averages its pictures' hidden states. Leave out -Combine, or import the pictures with a base-adapter engine.",
+                nameof(combine));
         var embeddings = new List<FloatTensor>();
         var hiddenStates = new List<FloatTensor>();
         lock (gate)
@@ -277,6 +286,7 @@ public sealed class SceneEngine : IDisposable
             Name = name ?? Path.GetFileNameWithoutExtension(pictures[0].Path),
             Sources = pictures.Select(p => new ReferenceSource(p.Path, CharacterReference.Sha256Of(p.Path))).ToList(),
             Embedding = FloatTensorOps.Mean(embeddings).Data,
+            PictureEmbeddings = combine == ReferenceCombination.Concatenate && embeddings.Count > 1 ? embeddings.Select(e => e.Data).ToArray() : null,
             Encoder = ImageEncoderIdentity!,
             AdapterKind = projection!.Kind,
             HiddenStates = hiddenStates.Count == 0 ? null : FloatTensorOps.Mean(hiddenStates),
@@ -301,7 +311,8 @@ public sealed class SceneEngine : IDisposable
     {
         request.Validate();
         preview?.Validate();
-        if (request.Reference is { } reference) CheckReference(reference);
+        foreach (var use in request.ReferencesUsed) CheckReference(use.Reference);
+        if (request.ReferencesUsed.Count > 0) request.ReferenceBlocks.Expand(unetConfig);
         if (request.Decoder == SceneDecoder.Tiny) RequireTinyDecoder("make a scene with Decoder Tiny");
         if (preview is not null) RequireTinyDecoder("draw live previews");
         var clock = Stopwatch.StartNew();
@@ -318,11 +329,14 @@ public sealed class SceneEngine : IDisposable
             CheckEncoded(positive, "prompt");
             if (negative is not null) CheckEncoded(negative, "negative prompt");
 
-            IpAdapterKeyValues? ipKeyValues = null;
-            if (request.Reference is { } r && request.ReferenceWeight > 0)
-                ipKeyValues = Phase(phases, ScenePhase.ReferenceEncoding, r.Name, referenceKeyValues.ContainsKey(r), () => ReferenceKeyValues(r, cancellation));
+            // A reference of weight 0 adds nothing: it is left out.
+            var references = request.ReferencesUsed.Where(u => u.Weight > 0)
+                .Select(u => new SdxlPipeline.ReferenceKeyValues(u,
+                    Phase(phases, ScenePhase.ReferenceEncoding, u.Reference.Name, referenceKeyValues.ContainsKey(u.Reference), () => ReferenceKeyValues(u.Reference, cancellation)),
+                    u.Reference.PictureEmbeddings?.Length ?? 1))
+                .ToList();
 
-            var conditioning = new SdxlPipeline.Conditioning(positive, negative, ipKeyValues, unconditionalKeyValues);
+            var conditioning = new SdxlPipeline.Conditioning(positive, negative, references, unconditionalKeyValues);
             var observer = preview is null ? null : new LivePreview(tinyDecoder!, preview, warnings);
             var start = PictureStart.For(request, pixels => EncodePicture(pixels, request.Decoder == SceneDecoder.Tiled, cancellation));
             var latents = Phase(phases, ScenePhase.Denoising, request.Prompt, cached: false,
@@ -356,8 +370,9 @@ public sealed class SceneEngine : IDisposable
                 GuidanceCutoff = request.GuidanceCutoff,
                 Width = request.Width,
                 Height = request.Height,
-                ReferenceName = request.Reference?.Name,
-                ReferenceWeight = request.Reference is null ? 0 : request.ReferenceWeight,
+                ReferenceName = request.ReferencesUsed.Count == 0 ? null : string.Join(", ", request.ReferencesUsed.Select(r => r.Reference.Name)),
+                ReferenceWeight = request.ReferencesUsed.Count == 0 ? 0 : request.ReferencesUsed[0].Weight,
+                ReferenceControls = ReferenceControls(request),
                 Model = ModelName,
                 Loras = loras?.Applied ?? [],
                 ModelHash = ModelHash,
@@ -451,6 +466,25 @@ public sealed class SceneEngine : IDisposable
         return NativeHeap.AvailableBytes() is not { } available || available > needed;
     }
 
+    /// <summary>The references' weights and masks (when several), blocks and steps, as a picture's parameters say them; null when there is nothing to say.</summary>
+    private static string? ReferenceControls(SceneRequest request)
+    {
+        if (request.ReferencesUsed.Count == 0) return null;
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var parts = new List<string>();
+        if (request.References is { } several)
+        {
+            parts.Add("weights " + string.Join(" ", several.Select(r => r.Weight.ToString(inv))));
+            if (several.Any(r => r.Mask is not null))
+                parts.Add("masks " + string.Join(" ", several.Select(r => r.Mask is { } m ? Path.GetFileName(m.Source) : "none")));
+        }
+        if (request.ReferenceBlocks.Name != IpAdapterBlockScales.All.Name) parts.Add("blocks " + request.ReferenceBlocks);
+        if (request.ReferenceStart > 0 || request.ReferenceEnd < 1)
+            parts.Add($"steps {request.ReferenceStart.ToString(inv)}-{request.ReferenceEnd.ToString(inv)}");
+        if (request.ReferencesUsed.Any(r => r.Reference.PictureEmbeddings is not null)) parts.Add("pictures concatenated");
+        return parts.Count == 0 ? null : string.Join("; ", parts);
+    }
+
     private void CheckReference(CharacterReference reference)
     {
         if (imageEncoder is null)
@@ -472,6 +506,11 @@ public sealed class SceneEngine : IDisposable
         if (projection!.HiddenStatesShape is { } shape && reference.HiddenStates?.Shape.SequenceEqual(shape) != true)
             throw new ArgumentException(
                 $"Reference '{reference.Name}' holds hidden states of shape [{string.Join(", ", reference.HiddenStates?.Shape ?? [])}], but this engine's image encoder makes [{string.Join(", ", shape)}]: " +
+                "the saved reference is damaged. Import the reference images again with this engine.",
+                nameof(reference));
+        if (reference.PictureEmbeddings?.Any(e => e.Length != ReferenceEmbeddingLength) == true)
+            throw new ArgumentException(
+                $"Reference '{reference.Name}' holds a picture's embedding of another length than this engine's image encoder makes ({ReferenceEmbeddingLength}): " +
                 "the saved reference is damaged. Import the reference images again with this engine.",
                 nameof(reference));
     }
@@ -499,7 +538,13 @@ public sealed class SceneEngine : IDisposable
         if (referenceKeyValues.TryGetValue(reference, out var cached)) return cached;
         var tokens = projection!.Tokens(reference, cancellation);
         IpAdapterKeyValues keyValues;
-        if (unconditionalKeyValues is null)
+        if (unconditionalKeyValues is null && reference.PictureEmbeddings is { Length: > 1 })
+        {
+            // Concatenated pictures have more tokens than the unconditional branch: a run each.
+            unconditionalKeyValues = adapterKeys!.Run(projection.UnconditionalTokens(imageEncoder!, cancellation), cancellation);
+            keyValues = adapterKeys.Run(tokens, cancellation);
+        }
+        else if (unconditionalKeyValues is null)
         {
             // One run for both: each run reads the adapter's weights again.
             var both = adapterKeys!.Run(FloatTensorOps.ConcatBatch(projection.UnconditionalTokens(imageEncoder!, cancellation), tokens), cancellation);

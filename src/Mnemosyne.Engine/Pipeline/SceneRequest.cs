@@ -1,6 +1,7 @@
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Models;
+using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
 
@@ -25,6 +26,24 @@ public sealed record SceneRequest
     public CharacterReference? Reference { get; init; }
     /// <summary>IP-Adapter scale: 0 ignores the reference, 1 follows it strongly.</summary>
     public float ReferenceWeight { get; init; } = 0.6f;
+    /// <summary>
+    /// Several references (characters), each with its weight and an optional region: instead of <see cref="Reference"/>.
+    /// Each attends over its own tokens in every cross-attention, and its term is masked and added, as diffusers does for
+    /// one adapter's images with <c>ip_adapter_masks</c>.
+    /// </summary>
+    public IReadOnlyList<SceneReference>? References { get; init; }
+    /// <summary>Which cross-attentions the references act in (diffusers' set_ip_adapter_scale): every one, an InstantStyle preset, or a table.</summary>
+    public IpAdapterBlockScales ReferenceBlocks { get; init; } = IpAdapterBlockScales.All;
+    /// <summary>
+    /// The references act in the steps from <see cref="ReferenceStart"/> to <see cref="ReferenceEnd"/> (fractions of the
+    /// steps run): step i of n acts unless i/n &lt; start or (i+1)/n &gt; end, diffusers' rule for controlnet_guidance_start/end.
+    /// </summary>
+    public double ReferenceStart { get; init; }
+    public double ReferenceEnd { get; init; } = 1;
+
+    /// <summary>The references the scene uses: <see cref="References"/>, or <see cref="Reference"/> at <see cref="ReferenceWeight"/>.</summary>
+    public IReadOnlyList<SceneReference> ReferencesUsed
+        => References ?? (Reference is { } reference ? [new SceneReference(reference, ReferenceWeight)] : []);
     public required long Seed { get; init; }
     public int Steps { get; init; } = 20;
     public float GuidanceScale { get; init; } = 5.0f;
@@ -122,8 +141,12 @@ public sealed record SceneRequest
         if (!double.IsFinite(GuidanceCutoff) || GuidanceCutoff < 0 || GuidanceCutoff > 1)
             throw new ArgumentOutOfRangeException(nameof(GuidanceCutoff), GuidanceCutoff,
                 "GuidanceCutoff must be from 0 to 1: the fraction of the steps after which guidance stops (1 guides every step).");
+        if (!double.IsFinite(ReferenceStart) || !double.IsFinite(ReferenceEnd) || ReferenceStart < 0 || ReferenceEnd > 1 || ReferenceStart >= ReferenceEnd)
+            throw new ArgumentOutOfRangeException(nameof(ReferenceStart), new[] { ReferenceStart, ReferenceEnd },
+                "ReferenceStart and ReferenceEnd are fractions of the steps, 0 ≤ start < end ≤ 1: the references act from the one to the other.");
         if (!float.IsFinite(ReferenceWeight) || ReferenceWeight < 0 || ReferenceWeight > 2)
             throw new ArgumentOutOfRangeException(nameof(ReferenceWeight), ReferenceWeight, "ReferenceWeight must be from 0 to 2 (0 ignores the reference).");
+        CheckReferences();
         foreach (var lora in Loras ?? throw new ArgumentNullException(nameof(Loras))) lora.Validate();
         if (!Enum.IsDefined(Decoder))
             throw new ArgumentOutOfRangeException(nameof(Decoder), Decoder, $"Decoder must be one of {string.Join(", ", Enum.GetNames<SceneDecoder>())}.");
@@ -140,6 +163,32 @@ public sealed record SceneRequest
             throw new ArgumentException(
                 $"The initial noise holds {values.Data[bad]} at value {bad} of {values.Data.Length}; noise must be finite numbers. Make the file again.",
                 nameof(InitialNoise));
+    }
+
+    private void CheckReferences()
+    {
+        if (References is not { } references) return;
+        if (Reference is not null)
+            throw new ArgumentException("Give one Reference or several References, not both.", nameof(References));
+        if (references.Count == 0)
+            throw new ArgumentException("References is empty: give at least one, or leave it out.", nameof(References));
+        ArgumentNullException.ThrowIfNull(ReferenceBlocks, nameof(ReferenceBlocks));
+        foreach (var (use, i) in references.Select((r, i) => (r, i + 1)))
+        {
+            // The parameter names the reference ("References[0]"), so that a caller can point at it.
+            var which = $"{nameof(References)}[{i - 1}]";
+            if (use?.Reference is null) throw new ArgumentNullException(which, $"Reference {i} is missing.");
+            if (!float.IsFinite(use.Weight) || use.Weight < 0 || use.Weight > 2)
+                throw new ArgumentOutOfRangeException(which, use.Weight, $"The weight of reference {i} ('{use.Reference.Name}') must be from 0 to 2 (0 ignores it).");
+            if (use.Mask is not { } mask) continue;
+            if (mask.Width != Width || mask.Height != Height)
+                throw new ArgumentException(
+                    $"The mask of reference {i} ('{use.Reference.Name}', {mask.Source}) is {mask.Width}×{mask.Height} but the scene is {Width}×{Height}: " +
+                    "give a mask of the scene's size.", which);
+            if (mask.IsEmpty)
+                throw new ArgumentException(
+                    $"The mask of reference {i} ('{use.Reference.Name}', {mask.Source}) is all black, so the reference would act nowhere: white marks where it acts.", which);
+        }
     }
 
     private void CheckPicture()
@@ -222,3 +271,6 @@ public sealed record SceneRequest
             throw new ArgumentOutOfRangeException(name, value, $"{name} must be a multiple of 8 from 64 to {MaxSide}.");
     }
 }
+
+/// <summary>One reference of a scene: the character, its weight (IP-Adapter scale) and where it acts (null: everywhere).</summary>
+public sealed record SceneReference(CharacterReference Reference, float Weight = 0.6f, ReferenceMask? Mask = null);

@@ -16,9 +16,12 @@ internal sealed record PromptEmbedding(FloatTensor Embeds, FloatTensor Pooled);
 /// </summary>
 internal static class SdxlPipeline
 {
-    /// <param name="IpKeyValues">The reference's keys and values; null for no reference.</param>
-    /// <param name="UnconditionalIpKeyValues">Those of the unconditional branch's tokens; needed with a reference and guidance.</param>
-    public sealed record Conditioning(PromptEmbedding Positive, PromptEmbedding? Negative, IpAdapterKeyValues? IpKeyValues, IpAdapterKeyValues? UnconditionalIpKeyValues);
+    /// <param name="References">The references that act, with their keys and values; empty for none.</param>
+    /// <param name="UnconditionalIpKeyValues">Those of the unconditional branch's tokens for one picture; needed with a reference and guidance.</param>
+    public sealed record Conditioning(PromptEmbedding Positive, PromptEmbedding? Negative, IReadOnlyList<ReferenceKeyValues> References, IpAdapterKeyValues? UnconditionalIpKeyValues);
+
+    /// <summary>A reference of the scene and its keys and values: <paramref name="Pictures"/> pictures' tokens side by side.</summary>
+    public sealed record ReferenceKeyValues(SceneReference Use, IpAdapterKeyValues KeyValues, int Pictures);
 
     /// <summary>
     /// From the seed's noise (or, with <paramref name="start"/>, from part-way down the schedule) to the final latents
@@ -40,8 +43,9 @@ internal static class SdxlPipeline
         // guidance cutoff the conditional branch runs alone, the reference's tokens with it. Entered part-way, the
         // cutoff counts the steps run, as diffusers' callback counts the pipeline's timesteps.
         int guidedSteps = firstStep == 0 ? request.GuidedSteps : request.GuidedStepsOf(stepsRun);
-        var guidedInputs = guidedSteps > 0 ? UnetInputs(request, conditioning, guided: true) : null;
-        var conditionalInputs = guidedSteps < stepsRun ? UnetInputs(request, conditioning, guided: false) : null;
+        var guidedInputs = guidedSteps > 0 ? UnetInputs(request, conditioning, unet, latentShape, guided: true) : null;
+        var conditionalInputs = guidedSteps < stepsRun ? UnetInputs(request, conditioning, unet, latentShape, guided: false) : null;
+        var referenceScales = ReferenceScales(request, conditioning, unet);
 
         var deepCache = new DeepCache(request.DeepCacheInterval);
         var clock = Stopwatch.StartNew();
@@ -55,8 +59,10 @@ internal static class SdxlPipeline
             if (guided) latents.CopyTo(input, latents.Length);
             scheduler.ScaleModelInput(input, step);
 
+            var stepInputs = guided ? guidedInputs! : conditionalInputs!;
+            if (referenceScales is { } scales) stepInputs = stepInputs with { IpScales = ReferencesAct(request, run, stepsRun) ? scales : new float[scales.Length] };
             var prediction = deepCache.Predict(unet, new FloatTensor(input, [guided ? 2 : 1, .. latentShape[1..]]), run, timesteps[step],
-                guided ? guidedInputs! : conditionalInputs!, cancellation).Data;
+                stepInputs, cancellation).Data;
             var noisePrediction = guided ? Guide(prediction, request.GuidanceScale) : prediction;
             // Later steps only carry on what the first one made: one check finds damaged weights or configs.
             if (run == 0) NonFiniteOutput.Check(prediction, "The UNet", unet.WeightsPath, "its first noise prediction");
@@ -93,7 +99,27 @@ internal static class SdxlPipeline
         return guidedPrediction;
     }
 
-    private static UnetConditioning UnetInputs(SceneRequest request, Conditioning c, bool guided)
+    /// <summary>
+    /// Whether the references act in step <paramref name="run"/> of <paramref name="stepsRun"/>: not when run/n &lt; start or
+    /// (run+1)/n &gt; end, the rule of diffusers' controlnet_guidance_start/end (the same as setting the IP-Adapter's scale
+    /// from callback_on_step_end).
+    /// </summary>
+    internal static bool ReferencesAct(SceneRequest request, int run, int stepsRun)
+        => !((double)run / stepsRun < request.ReferenceStart || (double)(run + 1) / stepsRun > request.ReferenceEnd);
+
+    /// <summary>Each reference's weight in each cross-attention [layers × references]: its weight times its layer's block weight; null without references.</summary>
+    private static float[]? ReferenceScales(SceneRequest request, Conditioning c, Unet unet)
+    {
+        if (c.References.Count == 0) return null;
+        var blocks = request.ReferenceBlocks.Expand(unet.Config);
+        var scales = new float[blocks.Length * c.References.Count];
+        for (int layer = 0; layer < blocks.Length; layer++)
+            for (int r = 0; r < c.References.Count; r++)
+                scales[layer * c.References.Count + r] = blocks[layer] * c.References[r].Use.Weight;
+        return scales;
+    }
+
+    private static UnetConditioning UnetInputs(SceneRequest request, Conditioning c, Unet unet, int[] latentShape, bool guided)
     {
         // Micro-conditioning: original size, crop top-left, target size, each (height, width).
         float[] timeIds = [request.Height, request.Width, 0, 0, request.Height, request.Width];
@@ -101,20 +127,39 @@ internal static class SdxlPipeline
         var negative = c.Negative ?? new PromptEmbedding(
             FloatTensorOps.Zeros(c.Positive.Embeds.Shape), FloatTensorOps.Zeros(c.Positive.Pooled.Shape));
 
-        // Without a reference the UNet's adapter branch (if any) gets zeros at weight 0.
-        IpAdapterKeyValues? ipKeyValues = null;
-        float ipScale = 0;
-        if (c.IpKeyValues is { } conditional)
-        {
-            ipKeyValues = guided ? IpAdapterKeyValues.ConcatBatch(c.UnconditionalIpKeyValues!, conditional) : conditional;
-            ipScale = request.ReferenceWeight;
-        }
-
-        return guided
+        var inputs = guided
             ? new UnetConditioning(
                 FloatTensorOps.ConcatBatch(negative.Embeds, c.Positive.Embeds),
                 FloatTensorOps.ConcatBatch(negative.Pooled, c.Positive.Pooled),
-                FloatTensorOps.ConcatBatch(oneTimeIds, oneTimeIds)) { IpKeyValues = ipKeyValues, IpScale = ipScale }
-            : new UnetConditioning(c.Positive.Embeds, c.Positive.Pooled, oneTimeIds) { IpKeyValues = ipKeyValues, IpScale = ipScale };
+                FloatTensorOps.ConcatBatch(oneTimeIds, oneTimeIds))
+            : new UnetConditioning(c.Positive.Embeds, c.Positive.Pooled, oneTimeIds);
+        // Without a reference the UNet's adapter branch (if any) gets zeros at weight 0.
+        if (c.References.Count == 0) return inputs;
+
+        // The references' tokens side by side; the unconditional branch has the zero picture's tokens once per picture.
+        var conditional = IpAdapterKeyValues.ConcatTokens(c.References.Select(r => r.KeyValues));
+        var keyValues = guided
+            ? IpAdapterKeyValues.ConcatBatch(IpAdapterKeyValues.ConcatTokens(c.References.Select(r => c.UnconditionalIpKeyValues!.RepeatTokens(r.Pictures))), conditional)
+            : conditional;
+        var masks = c.References.Any(r => r.Use.Mask is not null) ? RegionMasks(c.References, unet, latentShape) : null;
+        return inputs with { IpKeyValues = keyValues, IpTokenCounts = c.References.Select(r => r.KeyValues.Layers[0].Key.Shape[1]).ToArray(), IpMasks = masks };
+    }
+
+    /// <summary>Each level's masks [references, queries], a reference without a mask everywhere (diffusers' masks of the scene's size, downsampled per attention).</summary>
+    private static Dictionary<int, FloatTensor> RegionMasks(IReadOnlyList<ReferenceKeyValues> references, Unet unet, int[] latentShape)
+    {
+        var masks = new Dictionary<int, FloatTensor>();
+        foreach (var level in unet.AttentionLevels)
+        {
+            int queries = Unet.QueriesAt(level, latentShape[2], latentShape[3]);
+            var values = new float[references.Count * queries];
+            for (int r = 0; r < references.Count; r++)
+            {
+                if (references[r].Use.Mask is { } mask) mask.Downsample(queries).CopyTo(values, r * queries);
+                else Array.Fill(values, 1f, r * queries, queries);
+            }
+            masks[level] = new FloatTensor(values, [references.Count, queries]);
+        }
+        return masks;
     }
 }

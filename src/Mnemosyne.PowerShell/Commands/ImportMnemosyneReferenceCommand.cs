@@ -26,6 +26,13 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
 
+    /// <summary>
+    /// How several pictures make one reference: Average (their embeddings averaged: 4 tokens, what the pictures share) or
+    /// Concatenate (each picture's tokens side by side in every cross-attention: more detail, 4 tokens per picture).
+    /// </summary>
+    [Parameter]
+    public ReferenceCombination Combine { get; set; }
+
     /// <summary>A name that cannot be written into a PNG's text (a NUL, say) is refused here, not when each scene made with it is saved.</summary>
     protected override void BeginProcessing()
     {
@@ -68,7 +75,7 @@ public sealed class ImportMnemosyneReferenceCommand : MnemosyneCmdlet
         try
         {
             reference = RunOnWorker<CharacterReference, ScenePhaseReport>(
-                (phases, token) => lease.Engine.EncodeReference(pictures, Name, token, phases),
+                (phases, token) => lease.Engine.EncodeReference(pictures, Name, token, phases, Combine),
                 picture => WritePicture(activity, picture));
         }
         catch (Exception e) when (e is not PipelineStoppedException)

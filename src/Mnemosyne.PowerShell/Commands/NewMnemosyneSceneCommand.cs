@@ -5,6 +5,7 @@ using System.Reflection;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Models;
+using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
@@ -40,13 +41,43 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
     [ArgumentCompleter(typeof(PromptStyleCompleter))]
     public PromptStyle? PromptStyle { get; set; }
 
-    /// <summary>Bound from the pipeline by type, so a piped reference and a positional prompt work together.</summary>
+    /// <summary>
+    /// Bound from the pipeline by type, so a piped reference and a positional prompt work together. Several (-Reference $kira, $ren)
+    /// put several characters in one scene, each attending over its own tokens.
+    /// </summary>
     [Parameter(ValueFromPipeline = true)]
-    public CharacterReference? Reference { get; set; }
+    public CharacterReference[]? Reference { get; set; }
 
+    /// <summary>One weight for every reference, or one per reference in -Reference's order (a CSV cell separates them with ';').</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [EmptyAsNull]
-    public float? ReferenceWeight { get; set; }
+    public float[]? ReferenceWeight { get; set; }
+
+    /// <summary>
+    /// Where each reference acts, one per reference: a black-and-white picture of the scene's size (white inside), Left, Right,
+    /// Top or Bottom (that half of the scene), or @{ X = …; Y = …; Width = …; Height = … } in pixels. A CSV cell separates them with ';'.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public object[]? ReferenceMask { get; set; }
+
+    /// <summary>
+    /// Which cross-attentions the references act in: All (the default), Style, Layout or StyleAndLayout (InstantStyle's blocks),
+    /// or a table as diffusers' set_ip_adapter_scale takes it: @{ up = @{ block_0 = 0, 1, 0 } }.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public object? ReferenceBlocks { get; set; }
+
+    /// <summary>The fraction of the steps after which the references begin to act (0, the default: from the first).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public double? ReferenceStart { get; set; }
+
+    /// <summary>The fraction of the steps after which the references stop acting (1, the default: to the last).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [EmptyAsNull]
+    public double? ReferenceEnd { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [EmptyAsNull]
@@ -274,11 +305,12 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         }
         var hires = HiresFor(request);
         if (hires is { Failed: true }) return;
-        if (request.Reference is not null && !engine.SupportsReferences)
+        if (request.ReferencesUsed.Count > 0 && !engine.SupportsReferences)
         {
+            var first = request.ReferencesUsed[0].Reference;
             ThrowTerminatingError(ErrorRecords.Create(
-                $"The open engine ({engine.ModelName}) has no IP-Adapter, so it cannot use the reference '{request.Reference.Name}'. " + NoIPAdapterAdvice,
-                "NoIPAdapter", ErrorCategory.InvalidOperation, request.Reference));
+                $"The open engine ({engine.ModelName}) has no IP-Adapter, so it cannot use the reference '{first.Name}'. " + NoIPAdapterAdvice,
+                "NoIPAdapter", ErrorCategory.InvalidOperation, first));
         }
 
         if ((request.Decoder == SceneDecoder.Tiny || preview is not null) && !engine.SupportsTinyDecoder)
@@ -364,6 +396,8 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             if (parameter.Name == nameof(Prompt) || givenOnCommandLine.Contains(parameter.Name)) continue;
             var value = property.Value is PSObject wrapped ? wrapped.BaseObject : property.Value;
             if (value is null || value is string text && string.IsNullOrWhiteSpace(text)) continue;
+            // A CSV cell holds a list's items separated by ';' (ReferenceWeight 0.7;0.6).
+            if (parameter.PropertyType.IsArray && value is string cell) value = cell.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             // A sampler name is read with the row's Schedule type, below.
             if (parameter.Name == nameof(Scheduler) && value is string) continue;
             var type = Nullable.GetUnderlyingType(parameter.PropertyType) ?? parameter.PropertyType;
@@ -507,8 +541,6 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         {
             NegativePrompt = NegativePrompt,
             PromptStyle = PromptStyle ?? defaults.PromptStyle,
-            Reference = Reference,
-            ReferenceWeight = ReferenceWeight ?? defaults.ReferenceWeight,
             Steps = Steps ?? (int?)Quality ?? defaults.Steps,
             GuidanceScale = GuidanceScale ?? defaults.GuidanceScale,
             GuidanceCutoff = GuidanceCutoff ?? defaults.GuidanceCutoff,
@@ -527,6 +559,8 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             Decoder = Decoder ?? defaults.Decoder,
             Loras = loras,
         };
+        request = WithReferences(request);
+        if (request is null) return null;
         try
         {
             request.Validate();
@@ -538,6 +572,135 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             return null;
         }
     }
+
+    /// <summary>
+    /// The request with -Reference's references, their weights and masks, -ReferenceBlocks, -ReferenceStart and -ReferenceEnd;
+    /// null after writing the one error of a list of the wrong length, a mask that cannot be read or a bad block table.
+    /// </summary>
+    private SceneRequest? WithReferences(SceneRequest request)
+    {
+        var references = Reference ?? [];
+        var weights = ReferenceWeight ?? [request.ReferenceWeight];
+        if (references.Length == 0 && ReferenceMask is not null)
+            return Refuse($"-ReferenceMask says where references act, but no -Reference was given: give one reference per mask.", "ReferenceMaskWithoutReference", ReferenceMask);
+        if (weights.Length != 1 && weights.Length != Math.Max(references.Length, 1))
+            return Refuse($"-ReferenceWeight has {weights.Length} weights for {references.Length} reference{(references.Length == 1 ? "" : "s")}: give one weight for all, or one per reference.",
+                "ReferenceWeightCount", ReferenceWeight!);
+        if (ReferenceMask is { } masks && masks.Length != references.Length)
+            return Refuse($"-ReferenceMask has {masks.Length} mask{(masks.Length == 1 ? "" : "s")} for {references.Length} reference{(references.Length == 1 ? "" : "s")}: give one mask per reference, in -Reference's order.",
+                "ReferenceMaskCount", masks);
+
+        IpAdapterBlockScales blocks = request.ReferenceBlocks;
+        switch (ReferenceBlocks is PSObject wrapped ? wrapped.BaseObject : ReferenceBlocks)
+        {
+            case null:
+                break;
+            case System.Collections.IDictionary table:
+                try
+                {
+                    blocks = IpAdapterBlockScales.FromTable(PlainTable(table));
+                }
+                catch (ArgumentException e)
+                {
+                    WriteError(ErrorRecords.From(e, "InvalidReferenceBlocks", ReferenceBlocks));
+                    return null;
+                }
+                break;
+            case var name when IpAdapterBlockScales.Preset(name.ToString() ?? "") is { } preset:
+                blocks = preset;
+                break;
+            default:
+                return Refuse($"-ReferenceBlocks is '{ReferenceBlocks}', which is neither All, Style, Layout nor StyleAndLayout, nor a table such as @{{ up = @{{ block_0 = 0, 1, 0 }} }}.",
+                    "InvalidReferenceBlocks", ReferenceBlocks!);
+        }
+        request = request with { ReferenceBlocks = blocks, ReferenceStart = ReferenceStart ?? request.ReferenceStart, ReferenceEnd = ReferenceEnd ?? request.ReferenceEnd };
+        if (references.Length == 0) return request with { ReferenceWeight = weights[0] };
+        if (references.Length == 1 && ReferenceMask is null) return request with { Reference = references[0], ReferenceWeight = weights[0] };
+
+        var uses = new List<SceneReference>();
+        for (int i = 0; i < references.Length; i++)
+        {
+            ReferenceMask? mask = null;
+            if (ReferenceMask is { } given && !TryReadReferenceMask(given[i], request.Width, request.Height, out mask)) return null;
+            uses.Add(new SceneReference(references[i], weights.Length == 1 ? weights[0] : weights[i], mask));
+        }
+        return request with { References = uses };
+
+        SceneRequest? Refuse(string message, string errorId, object target)
+        {
+            WriteError(ErrorRecords.Create(message, errorId, ErrorCategory.InvalidArgument, target));
+            return null;
+        }
+    }
+
+    /// <summary>A hashtable as the engine reads it: nested tables and lists with PowerShell's wrappers taken off.</summary>
+    private static Dictionary<string, object?> PlainTable(System.Collections.IDictionary table)
+    {
+        static object? Plain(object? value) => (value is PSObject wrapped ? wrapped.BaseObject : value) switch
+        {
+            System.Collections.IDictionary inner => PlainTable(inner),
+            string text => text,
+            System.Collections.IEnumerable list => list.Cast<object?>().Select(Plain).ToArray(),
+            var other => other,
+        };
+        var plain = new Dictionary<string, object?>(StringComparer.OrdinalIgnoreCase);
+        foreach (System.Collections.DictionaryEntry entry in table) plain[entry.Key?.ToString() ?? ""] = Plain(entry.Value);
+        return plain;
+    }
+
+    /// <summary>
+    /// One -ReferenceMask entry as a mask of the scene's size: a half's name, a rectangle @{ X; Y; Width; Height }, or a picture
+    /// file (decoded within SafeImageDecoder's limits); false after writing the error of one that cannot be read.
+    /// </summary>
+    private bool TryReadReferenceMask(object? entry, int width, int height, out ReferenceMask? mask)
+    {
+        mask = null;
+        switch (entry is PSObject wrapped ? wrapped.BaseObject : entry)
+        {
+            case string half when ReferenceMaskHalves.TryGetValue(half, out var box):
+                var (x, y, w, h) = box(width, height);
+                mask = Engine.Pipeline.ReferenceMask.Rectangle(width, height, x, y, w, h);
+                return true;
+            case System.Collections.IDictionary rectangle:
+                var values = new int[4];
+                string[] keys = ["X", "Y", "Width", "Height"];
+                for (int i = 0; i < keys.Length; i++)
+                {
+                    var key = rectangle.Keys.Cast<object>().FirstOrDefault(k => string.Equals(k?.ToString(), keys[i], StringComparison.OrdinalIgnoreCase));
+                    try
+                    {
+                        values[i] = key is null ? throw new PSInvalidCastException("missing") : LanguagePrimitives.ConvertTo<int>(rectangle[key]);
+                    }
+                    catch (PSInvalidCastException)
+                    {
+                        WriteError(ErrorRecords.Create(
+                            $"The -ReferenceMask rectangle needs whole numbers X, Y, Width and Height (pixels of the scene); its {keys[i]} is {(key is null ? "missing" : $"'{rectangle[key]}'")}.",
+                            "InvalidReferenceMask", ErrorCategory.InvalidArgument, entry));
+                        return false;
+                    }
+                }
+                mask = Engine.Pipeline.ReferenceMask.Rectangle(width, height, values[0], values[1], values[2], values[3]);
+                return true;
+            case string path:
+                if (!TryReadPicture(path, "ReferenceMaskUnreadable", out var picture, out var fullPath)) return false;
+                mask = Engine.Pipeline.ReferenceMask.FromPicture(picture!, fullPath!);
+                return true;
+            default:
+                WriteError(ErrorRecords.Create(
+                    $"-ReferenceMask takes a picture file, Left, Right, Top, Bottom or @{{ X = …; Y = …; Width = …; Height = … }}; '{entry}' is none of them.",
+                    "InvalidReferenceMask", ErrorCategory.InvalidArgument, entry));
+                return false;
+        }
+    }
+
+    /// <summary>The halves -ReferenceMask names: (x, y, width, height) of a scene of the given size.</summary>
+    private static readonly Dictionary<string, Func<int, int, (int, int, int, int)>> ReferenceMaskHalves = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Left"] = (w, h) => (0, 0, w / 2, h),
+        ["Right"] = (w, h) => (w / 2, 0, w - w / 2, h),
+        ["Top"] = (w, h) => (0, 0, w, h / 2),
+        ["Bottom"] = (w, h) => (0, h / 2, w, h - h / 2),
+    };
 
     /// <summary>
     /// The hires fix of -HiresScale, -HiresStrength and -HiresUpscale checked against the request (after -Quality's
@@ -729,6 +892,14 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
             return request.MaskPath;
         if (string.Equals(setting, nameof(SceneRequest.Reference), StringComparison.OrdinalIgnoreCase) && request.Reference is not null)
             return request.Reference;
+        // "References[i]": that reference's mask, or the reference.
+        if (setting?.StartsWith(nameof(SceneRequest.References) + "[", StringComparison.Ordinal) == true && request.References is { } references
+            && int.TryParse(setting.AsSpan(nameof(SceneRequest.References).Length + 1).TrimEnd(']'), CultureInfo.InvariantCulture, out var index) && index < references.Count)
+            return (object?)references[index].Mask?.Source ?? references[index].Reference;
+        if (string.Equals(setting, nameof(SceneRequest.ReferenceBlocks), StringComparison.Ordinal))
+            return request.ReferenceBlocks.ToString();
+        if (string.Equals(setting, nameof(SceneRequest.ReferenceStart), StringComparison.Ordinal))
+            return new[] { request.ReferenceStart, request.ReferenceEnd };
         if (string.Equals(setting, nameof(SceneRequest.NegativePrompt), StringComparison.Ordinal) && request.NegativePrompt is not null)
             return request.NegativePrompt;
         if (string.Equals(setting, nameof(Lora), StringComparison.Ordinal) && request.Loras.Count > 0)

@@ -50,12 +50,15 @@ public static partial class BenchPhases
     public const string FastScene = "fast-scene";
     public const string IpAdapterPlus = "ipa-plus";
     public const string Engines = "engines";
+    public const string IpaControl = "ipa-control";
 
     /// <summary>Converts the UNet's weights for a precision other than Float32; run before the others, not chosen.</summary>
     public const string Convert = "convert";
 
-    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenUncached, OpenCaching, OpenCached, OpenCold, Text, Reference, Vae, UnetStep, Scene, FastScene, Lora, IpAdapterPlus, Engines];
+    public static IReadOnlyList<string> All { get; } = [MatMulPeak, OpenUncached, OpenCaching, OpenCached, OpenCold, Text, Reference, Vae, UnetStep, Scene, FastScene];
 
+    /// <summary>Phases that run only when named (-Phases), after the others.</summary>
+    public static IReadOnlyList<string> OnRequest { get; } = [Lora, IpAdapterPlus, IpaControl, Engines];
 
     private const string Prompt = "a portrait of a red-haired explorer in a rain-soaked neon market, cinematic light";
 
@@ -79,10 +82,11 @@ public static partial class BenchPhases
             case FastScene: RunFastScene(context); break;
             case Lora: RunLora(context); break;
             case IpAdapterPlus: RunIpAdapterPlus(context); break;
+            case IpaControl: RunIpaControl(context); break;
             case Convert: RunConvert(context); break;
             case Engines: RunEngines(context); break;
             case EngineWorker: RunEngineWorker(context); break;
-            default: throw new ArgumentException($"Unknown benchmark phase '{request.Phase}': use one of {string.Join(", ", All)}.");
+            default: throw new ArgumentException($"Unknown benchmark phase '{request.Phase}': use one of {string.Join(", ", All.Concat(OnRequest))}.");
         }
         result.Memory.Add(memory.Sample("end"));
         result.ProcessPeakBytes = memory.ProcessPeak;
@@ -584,6 +588,75 @@ public static partial class BenchPhases
             index += 2;
         }
         foreach (var measurement in others) c.Add(measurement);
+    }
+
+    /// <summary>
+    /// What several references cost per step: one guided UNet step (batch 2) per size with one reference (4 tokens, the
+    /// scene of one character), two references with region masks (4 tokens each), two Plus-sized references with masks (16
+    /// tokens each) and one reference of three pictures concatenated (12 tokens); and the adapter's keys and values of one
+    /// more reference (4 and 16 tokens), made once per reference.
+    /// </summary>
+    private static void RunIpaControl(PhaseContext c)
+    {
+        var checkpoint = DiffusersCheckpoint.Open(c.Request.Checkpoint);
+        var options = EngineOptionsFor(c.Request);
+        var adapter = IpAdapterFiles.Open(options.IpAdapterPath!, Path.Combine(c.Request.Checkpoint, RandomCheckpoint.IpAdapterFolder, IpAdapterFiles.ImageEncoderRelativePath));
+        Unet unet = null!;
+        var load = Time(() => unet = Unet.Load(checkpoint.Unet, adapter, c.Settings(null)));
+        c.Add(new Measurement("UNet load", [load], c.Memory.ProcessPeak));
+        var config = unet.Config;
+        int layers = IpAdapterBlockScales.All.Expand(config).Length;
+        int cross = config.CrossAttentionDim;
+
+        using var adapterKeys = IpAdapterKeys.Load(adapter.AdapterPath, config, c.Settings(null));
+        IpAdapterKeyValues Keys(int tokens, int seed) => adapterKeys.Run(new FloatTensor(RandomValues(2 * tokens * cross, seed), [2, tokens, cross]));
+        foreach (var tokens in new[] { ImageProjectionConfig.BaseAdapterTokens, 16 })
+        {
+            c.Memory.ResetPeak();
+            var seconds = Time(() => adapterKeys.Run(new FloatTensor(RandomValues(tokens * cross, 7), [1, tokens, cross])));
+            c.Add(new Measurement($"IP-Adapter keys and values of one more reference ({tokens} tokens)", [seconds], c.Memory.Sample($"after keys {tokens}").Peak));
+        }
+        NativeHeap.Trim();
+
+        var text = new FloatTensor(RandomValues(2 * 77 * cross, 3), [2, 77, cross]);
+        var pooled = new FloatTensor(RandomValues(2 * unet.PooledTextDim, 4), [2, unet.PooledTextDim]);
+        foreach (var size in c.Request.Sizes)
+        {
+            int side = size / 8;
+            var sample = new FloatTensor(RandomValues(2 * 4 * side * side, size), [2, 4, side, side]);
+            var timeIds = new FloatTensor([size, size, 0, 0, size, size, size, size, 0, 0, size, size], [2, Unet.TimeIdCount]);
+            // Left and right halves, as -ReferenceMask Left, Right gives them, at each level's resolution.
+            var halves = new[] { ReferenceMask.Rectangle(size, size, 0, 0, size / 2, size), ReferenceMask.Rectangle(size, size, size / 2, 0, size - size / 2, size) };
+            var masks = unet.AttentionLevels.ToDictionary(level => level, level =>
+            {
+                int queries = Unet.QueriesAt(level, side, side);
+                return new FloatTensor(halves.SelectMany(h => h.Downsample(queries)).ToArray(), [2, queries]);
+            });
+            UnetConditioning With(int[] tokenCounts, bool masked) => new(text, pooled, timeIds)
+            {
+                IpKeyValues = IpAdapterKeyValues.ConcatTokens(tokenCounts.Select((t, i) => Keys(t, 11 + i))),
+                IpTokenCounts = tokenCounts,
+                IpScales = Enumerable.Repeat(0.6f, layers * tokenCounts.Length).ToArray(),
+                IpMasks = masked ? masks : null,
+            };
+            var variants = new (string Name, UnetConditioning Conditioning)[]
+            {
+                ("one reference, 4 tokens", With([4], masked: false)),
+                ("two references with masks, 4 tokens each", With([4, 4], masked: true)),
+                ("two Plus references with masks, 16 tokens each", With([16, 16], masked: true)),
+                ("one reference of three pictures concatenated, 12 tokens", With([12], masked: false)),
+            };
+            // The first run of a size pays for ONNX Runtime's allocations: not measured.
+            unet.Run(sample, 999f, variants[0].Conditioning);
+            foreach (var (name, conditioning) in variants)
+            {
+                c.Memory.ResetPeak();
+                var times = new List<double> { Time(() => unet.Run(sample, 999f, conditioning)), Time(() => unet.Run(sample, 999f, conditioning)) };
+                Console.WriteLine($"  UNet step {size}², {name}: {times.Min():0.000} s");
+                c.Add(new Measurement($"UNet step {size}² (batch 2), {name}", times, c.Memory.Sample($"after {name} {size}²").Peak) { Note = "two runs" });
+            }
+        }
+        unet.Dispose();
     }
 
     /// <summary>

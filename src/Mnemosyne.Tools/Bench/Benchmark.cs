@@ -46,9 +46,9 @@ public sealed record BenchSettings
         if (Steps is < 1 or > 1000) throw new ArgumentException($"Steps must be from 1 to 1000; got {Steps}.");
         if (Scenes is < 1 or > 1000) throw new ArgumentException($"Scenes must be from 1 to 1000; got {Scenes}.");
         if (Threads < 0) throw new ArgumentException($"Threads must be 0 (one per core) or more; got {Threads}.");
-        var unknown = Phases.Except(BenchPhases.All).ToList();
+        var unknown = Phases.Except(BenchPhases.All).Except(BenchPhases.OnRequest).ToList();
         if (unknown.Count > 0)
-            throw new ArgumentException($"Unknown phase(s) {string.Join(", ", unknown)}: use any of {string.Join(", ", BenchPhases.All)}.");
+            throw new ArgumentException($"Unknown phase(s) {string.Join(", ", unknown)}: use any of {string.Join(", ", BenchPhases.All.Concat(BenchPhases.OnRequest))}.");
         if (Peer && Shape != CheckpointShape.Full)
             throw new ArgumentException("The peer always times the full-size SDXL UNet: compare it only with -Size Full.");
         if (Peer)
@@ -98,7 +98,7 @@ public static class Benchmark
             report.Phases.Add(RunPhase(settings, BenchPhases.Convert, work, 0));
         }
         bool peerDone = false;
-        foreach (var phase in BenchPhases.All.Where(settings.Phases.Contains))
+        foreach (var phase in BenchPhases.All.Concat(BenchPhases.OnRequest).Where(settings.Phases.Contains))
         {
             Console.WriteLine($"Phase {phase} (load {Load(Machine.LoadAverage())})");
             report.Phases.Add(RunPhase(settings, phase, work, phase == BenchPhases.Scene ? DecodeBytes(report, settings.Sizes.Max()) : 0));

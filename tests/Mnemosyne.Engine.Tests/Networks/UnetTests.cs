@@ -72,9 +72,11 @@ public sealed class UnetTests(ITestOutputHelper output, TinyUnetCheckpoint tiny,
             return global::Onnx.ModelProto.Parser.ParseFrom(graph.ToBytes()).Graph.Input.Select(i => i.Name).Where(n => !n.StartsWith("w.", StringComparison.Ordinal)).ToArray();
         }
         var ipInputs = InputNames(true).Except(InputNames(false)).Order(StringComparer.Ordinal);
-        // The tiny UNet's cross-attentions: two in down_blocks.1, four in up_blocks.0, two in the mid block.
+        // The tiny UNet's cross-attentions: two in down_blocks.1, four in up_blocks.0, two in the mid block, all at the
+        // second resolution (level 1), so one level of region masks.
         int[] numbers = [1, 3, 5, 7, 9, 11, 13, 15];
-        Assert.Equal(numbers.SelectMany(n => new[] { $"ip_key_{n}", $"ip_value_{n}" }).Append(Unet.IpScaleInput).Order(StringComparer.Ordinal), ipInputs);
+        Assert.Equal(numbers.SelectMany(n => new[] { $"ip_key_{n}", $"ip_value_{n}" })
+            .Concat([Unet.IpScaleInput, IpAdapterAttention.TokenBiasInput, IpAdapterAttention.MaskName(1)]).Order(StringComparer.Ordinal), ipInputs);
     }
 
     /// <summary>(model, case, IP-Adapter scale) of every UNet case of the tiny models present.</summary>
