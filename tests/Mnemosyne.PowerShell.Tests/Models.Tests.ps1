@@ -239,13 +239,14 @@ Describe 'Install-MnemosyneModel' {
         }).AddArgument((Get-Module Mnemosyne).Path).AddArgument($cache)
         try {
             $running = $install.BeginInvoke()
+            $byteProgress = { $install.Streams.Progress | Where-Object { $_.Activity -eq 'Installing sdxl-lightning-4step-unet' -and $_.StatusDescription -like '*sdxl_lightning_4step_unet.safetensors (1/1): * of 200 kB*' } }
+            # The progress record may reach the stream a moment after the bytes reach the disk (a loaded machine).
             $deadline = [DateTime]::UtcNow.AddSeconds(30)
-            while (-not ((Test-Path $incomplete) -and (Get-Item $incomplete).Length -eq 80000) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+            while (-not ((Test-Path $incomplete) -and (Get-Item $incomplete).Length -eq 80000 -and (& $byteProgress)) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
             (Get-Item $incomplete).Length | Should -Be 80000
+            & $byteProgress | Should -Not -BeNullOrEmpty
             $install.Stop()   # what Ctrl+C does: StopProcessing cancels the download
             $install.InvocationStateInfo.State | Should -Be 'Stopped'
-            $install.Streams.Progress | Where-Object { $_.Activity -eq 'Installing sdxl-lightning-4step-unet' -and $_.StatusDescription -like '*sdxl_lightning_4step_unet.safetensors (1/1): * of 200 kB*' } |
-                Should -Not -BeNullOrEmpty
         }
         finally {
             $hub.State.Release = $true
