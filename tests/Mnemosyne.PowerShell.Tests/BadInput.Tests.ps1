@@ -1104,6 +1104,7 @@ Describe 'Non-finite values, refused where they enter' {
         @{ Name = 'the first text encoder'; File = 'text_encoder/model.safetensors'; Tensor = 'text_model.embeddings.position_embedding.weight'; Advice = 'The first text encoder gave NaN at value 1 of \d+ of the prompt''s hidden states' }
         @{ Name = 'the second text encoder'; File = 'text_encoder_2/model.safetensors'; Tensor = 'text_model.embeddings.position_embedding.weight'; Advice = 'The second text encoder gave NaN at value \d+ of \d+ of the prompt''s hidden states' }
         @{ Name = 'the image encoder'; File = 'ip-adapter/models/image_encoder/model.safetensors'; Tensor = 'vision_model.embeddings.position_embedding.weight'; Advice = 'The image encoder gave NaN at value 1 of \d+ of the embedding of .*character\.png' }
+        @{ Name = 'the VAE encoder'; File = 'vae/diffusion_pytorch_model.safetensors'; Tensor = 'quant_conv.bias'; Advice = 'The VAE encoder gave NaN at value 1 of \d+ of the latents of the starting picture' }
     ) {
         $copy = Join-Path $TestDrive "nan-$([guid]::NewGuid().ToString('N'))"
         Copy-Item $checkpoint $copy -Recurse
@@ -1111,7 +1112,10 @@ Describe 'Non-finite values, refused where they enter' {
         Set-TensorNaN $weights $Tensor
         try {
             Open-MnemosyneEngine $copy -ErrorAction Stop
+            $start = Join-Path $TestDrive 'start.png'
+            [IO.File]::WriteAllBytes($start, (Get-PositionalPng $tiny.Width $tiny.Height))
             $failure = if ($Name -eq 'the image encoder') { Get-OnlyFailure { Import-MnemosyneReference $picture } }
+                       elseif ($Name -eq 'the VAE encoder') { Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 1 -InitImagePath $start -Strength 0.5 @tiny } }
                        else { Get-OnlyFailure { New-MnemosyneScene 'a cat' -Seed 1 @tiny } }
             Assert-Failure $failure -Category InvalidData -Target $weights -Advice $Advice
         }

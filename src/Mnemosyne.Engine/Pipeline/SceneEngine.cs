@@ -452,7 +452,9 @@ public sealed class SceneEngine : IDisposable
     {
         int side = tiled ? vae.Config.SampleSize : int.MaxValue;
         if (Options.LowMemory || !DecodeFitsBesideUnet(Math.Min(pixels.Shape[3], side), Math.Min(pixels.Shape[2], side))) ActiveUnet.Release();
-        return vaeEncoder.Use(network => tiled ? new TiledVaeEncoder(network).Run(pixels, cancellation) : network.Run(pixels, cancellation));
+        var latents = vaeEncoder.Use(network => tiled ? new TiledVaeEncoder(network).Run(pixels, cancellation) : network.Run(pixels, cancellation));
+        NonFiniteOutput.Check(latents.Mean.Data, "The VAE encoder", model.Vae.Path, "the latents of the starting picture");
+        return latents;
     }
 
     /// <summary>
