@@ -3,6 +3,7 @@ using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Sampling;
 using Mnemosyne.Engine.Tensors;
+using Xunit.Abstractions;
 
 namespace Mnemosyne.Engine.Tests.Pipeline;
 
@@ -13,6 +14,33 @@ namespace Mnemosyne.Engine.Tests.Pipeline;
 /// </summary>
 public static class DiffusersSceneCases
 {
+    /// <summary>
+    /// How far <paramref name="scene"/> is from diffusers' case in <paramref name="folder"/> (final-latents.npy, image.png):
+    /// the final latents' largest difference and the share of 8-bit values within 1 level; the shapes must be the same.
+    /// </summary>
+    public static (float LatentError, double WithinOneLevel) Compare(string folder, Scene scene)
+    {
+        var expectedLatents = NpyFile.Read(Path.Combine(folder, "final-latents.npy"));
+        Assert.Equal(expectedLatents.Shape, scene.FinalLatents.Shape);
+        float latentError = expectedLatents.Data.Zip(scene.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
+        var expectedImage = SafeImageDecoder.Default.Decode(Path.Combine(folder, "image.png"));
+        Assert.Equal((expectedImage.Width, expectedImage.Height), (scene.Image.Width, scene.Image.Height));
+        int within = expectedImage.Rgb.Zip(scene.Image.Rgb, (a, b) => Math.Abs(a - b) <= 1 ? 1 : 0).Sum();
+        return (latentError, within / (double)expectedImage.Rgb.Length);
+    }
+
+    /// <summary>
+    /// The project's bar for a scene against diffusers' case: final latents within <paramref name="latentBound"/> (1e-4 unless a
+    /// scheduler's float32 rounding needs more), 99.9 % of the 8-bit values within 1 level; both written to <paramref name="output"/>.
+    /// </summary>
+    public static void AssertMatches(ITestOutputHelper output, string label, string folder, Scene scene, double latentBound = 1e-4)
+    {
+        var (latentError, within) = Compare(folder, scene);
+        output.WriteLine($"{label}: final latents max-abs {latentError:E2}; {within:P3} of 8-bit values within 1 level");
+        Assert.True(latentError <= latentBound, $"final latents differ by {latentError}");
+        Assert.True(within >= 0.999, $"only {within:P3} of pixels within 1 level");
+    }
+
     /// <summary>(model, case name) for a theory.</summary>
     public static TheoryData<string, string> All()
     {

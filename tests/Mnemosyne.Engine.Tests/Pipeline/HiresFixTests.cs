@@ -89,13 +89,7 @@ public sealed class HiresFixTests(SceneEngineFixture engines, ITestOutputHelper 
 
     private (float LatentError, double Fraction) Compare(string name, Scene scene)
     {
-        var expectedLatents = NpyFile.Read(Path.Combine(Folder, name, "final-latents.npy"));
-        Assert.Equal(expectedLatents.Shape, scene.FinalLatents.Shape);
-        float latentError = expectedLatents.Data.Zip(scene.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
-        var expectedImage = SafeImageDecoder.Default.Decode(Path.Combine(Folder, name, "image.png"));
-        Assert.Equal((expectedImage.Width, expectedImage.Height), (scene.Image.Width, scene.Image.Height));
-        int within = expectedImage.Rgb.Zip(scene.Image.Rgb, (a, b) => Math.Abs(a - b) <= 1 ? 1 : 0).Sum();
-        double fraction = within / (double)expectedImage.Rgb.Length;
+        var (latentError, fraction) = DiffusersSceneCases.Compare(Path.Combine(Folder, name), scene);
         output.WriteLine($"{name}: final latents max-abs {latentError:E2}; {fraction:P3} of 8-bit values within 1 level");
         return (latentError, fraction);
     }

@@ -29,16 +29,7 @@ public sealed class IpAdapterControlTests(SceneEngineFixture engines, ITestOutpu
     {
         var scene = engines.Engine(TinyModel.B).Generate(Request(name));
 
-        var folder = Path.Combine(Cases, name);
-        var expectedLatents = NpyFile.Read(Path.Combine(folder, "final-latents.npy"));
-        Assert.Equal(expectedLatents.Shape, scene.FinalLatents.Shape);
-        var latentError = expectedLatents.Data.Zip(scene.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
-        var expectedImage = SafeImageDecoder.Default.Decode(Path.Combine(folder, "image.png"));
-        int within = expectedImage.Rgb.Zip(scene.Image.Rgb, (a, b) => Math.Abs(a - b) <= 1 ? 1 : 0).Sum();
-        double fraction = within / (double)expectedImage.Rgb.Length;
-        output.WriteLine($"{name}: final latents max-abs {latentError:E2}; {fraction:P3} of 8-bit values within 1 level");
-        Assert.True(latentError <= 1e-4, $"final latents differ by {latentError}");
-        Assert.True(fraction >= 0.999, $"only {fraction:P3} of pixels within 1 level");
+        DiffusersSceneCases.AssertMatches(output, name, Path.Combine(Cases, name), scene);
     }
 
     /// <summary>Each control changes the scene: without it the latents are far from diffusers' case.</summary>

@@ -53,16 +53,8 @@ public sealed class IpAdapterPlusSceneTests(IpAdapterPlusSceneTests.Engines engi
         var folder = TinyModel.CaseFolder(Cases, name);
         var scene = engines.Plus.Engine.Generate(DiffusersSceneCases.Request(c, folder, Cases, engines.Plus.Reference));
 
-        var expectedLatents = NpyFile.Read(Path.Combine(folder, "final-latents.npy"));
-        Assert.Equal(expectedLatents.Shape, scene.FinalLatents.Shape);
-        var latentError = expectedLatents.Data.Zip(scene.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
-        var expectedImage = SafeImageDecoder.Default.Decode(Path.Combine(folder, "image.png"));
-        int within = expectedImage.Rgb.Zip(scene.Image.Rgb, (a, b) => Math.Abs(a - b) <= 1 ? 1 : 0).Sum();
-        double fraction = within / (double)expectedImage.Rgb.Length;
-        output.WriteLine($"{name}: final latents max-abs {latentError:E2}; {fraction:P3} of 8-bit values within 1 level");
         // PipelineEquivalenceTests' bound: DPM++ 2M Karras with guidance carries float32 rounding to 1.1e-4 in the base cases too.
-        Assert.True(latentError <= 2e-4, $"final latents differ by {latentError}");
-        Assert.True(fraction >= 0.999, $"only {fraction:P3} of pixels within 1 level");
+        DiffusersSceneCases.AssertMatches(output, name, folder, scene, latentBound: 2e-4);
     }
 
     [Fact]

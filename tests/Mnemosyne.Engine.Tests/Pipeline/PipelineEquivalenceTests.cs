@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
 using Mnemosyne.Engine.Tensors;
@@ -20,16 +19,7 @@ public sealed class PipelineEquivalenceTests(SceneEngineFixture engines, ITestOu
 
         var scene = engines.Engine(tiny).Generate(request);
 
-        var expectedLatents = NpyFile.Read(Path.Combine(folder, "final-latents.npy"));
-        Assert.Equal(expectedLatents.Shape, scene.FinalLatents.Shape);
-        var latentError = expectedLatents.Data.Zip(scene.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
-        var expectedImage = SafeImageDecoder.Default.Decode(Path.Combine(folder, "image.png"));
-        Assert.Equal((expectedImage.Width, expectedImage.Height), (scene.Image.Width, scene.Image.Height));
-        int within = expectedImage.Rgb.Zip(scene.Image.Rgb, (a, b) => Math.Abs(a - b) <= 1 ? 1 : 0).Sum();
-        double fraction = within / (double)expectedImage.Rgb.Length;
-        output.WriteLine($"{model} {name}: final latents max-abs {latentError:E2}; {fraction:P3} of 8-bit values within 1 level");
-        Assert.True(latentError <= 2e-4, $"final latents differ by {latentError}");
-        Assert.True(fraction >= 0.999, $"only {fraction:P3} of pixels within 1 level");
+        DiffusersSceneCases.AssertMatches(output, $"{model} {name}", folder, scene, latentBound: 2e-4);
     }
 
     /// <summary>The DeepCache cases are DeepCache's: the whole UNet at every step makes other latents.</summary>

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Onnx;
 using Mnemosyne.Engine.Pipeline;
@@ -128,13 +127,7 @@ public sealed class PromptWeightingTests(SceneEngineFixture engines, ITestOutput
 
         var made = engines.Engine(TinyModel.B).Generate(request);
 
-        var expectedLatents = NpyFile.Read(Path.Combine(Cases, name, "final-latents.npy"));
-        var latentError = expectedLatents.Data.Zip(made.FinalLatents.Data, (a, b) => Math.Abs(a - b)).Max();
-        var expectedImage = SafeImageDecoder.Default.Decode(Path.Combine(Cases, name, "image.png"));
-        double within = expectedImage.Rgb.Zip(made.Image.Rgb, (a, b) => Math.Abs(a - b) <= 1 ? 1 : 0).Sum() / (double)expectedImage.Rgb.Length;
-        output.WriteLine($"{name}: final latents max-abs {latentError:E2}; {within:P3} of 8-bit values within 1 level");
-        Assert.True(latentError <= 1e-4, $"final latents differ by {latentError}");
-        Assert.True(within >= 0.999, $"only {within:P3} of pixels within 1 level");
+        DiffusersSceneCases.AssertMatches(output, name, Path.Combine(Cases, name), made);
         Assert.Empty(made.Warnings);
     }
 
