@@ -17,7 +17,7 @@ internal static class ErrorRecords
         var record = exception switch
         {
             ModelPathException e => new(e, PathErrorId(e.Problem),
-                e.Problem == ModelPathProblem.CheckpointNotSupported ? ErrorCategory.InvalidArgument : ErrorCategory.ObjectNotFound, e.Path),
+                e.Problem is ModelPathProblem.CheckpointNotSupported or ModelPathProblem.IpAdapterAmbiguous ? ErrorCategory.InvalidArgument : ErrorCategory.ObjectNotFound, e.Path),
             ModelNotInstalledException e => new(e, "ModelNotInstalled", ErrorCategory.ObjectNotFound, target),
             UnknownModelException e => new(e, "UnknownModel", ErrorCategory.ObjectNotFound, target),
             HubAccessDeniedException { StatusCode: 401 } e => new(e, "ModelAuthenticationRequired", ErrorCategory.AuthenticationError, target),
@@ -80,6 +80,7 @@ internal static class ErrorRecords
     private static string PathErrorId(ModelPathProblem problem) => problem switch
     {
         ModelPathProblem.IpAdapterNotFound => "IPAdapterNotFound",
+        ModelPathProblem.IpAdapterAmbiguous => "IPAdapterAmbiguous",
         _ => problem.ToString(),
     };
 

@@ -124,6 +124,27 @@ Describe 'Open, Get and Close with the tiny checkpoint' {
         $info.Threads | Should -Be 1
     }
 
+    It 'takes the one Plus adapter of a folder without the base one, and refuses to guess between Plus and Plus-Face' {
+        $adapters = New-Item -ItemType Directory (Join-Path $TestDrive 'plus-only/sdxl_models') -Force
+        $plus = Join-Path $adapters 'ip-adapter-plus_sdxl_vit-h.safetensors'
+        Copy-Item (Join-Path $modelPath 'ip-adapter/sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors') $plus
+        $encoder = Join-Path $modelPath 'ip-adapter/models/image_encoder'
+        $info = Open-MnemosyneEngine $modelPath -IPAdapterPath $adapters.Parent.FullName -ImageEncoderPath $encoder -PassThru
+        $info.IPAdapterPath | Should -Be $plus
+        $info.IPAdapterKind | Should -Be 'Plus'
+
+        Close-MnemosyneEngine
+        $face = Join-Path $adapters 'ip-adapter-plus-face_sdxl_vit-h.safetensors'
+        Copy-Item $plus $face
+        { Open-MnemosyneEngine $modelPath -IPAdapterPath $adapters.Parent.FullName -ImageEncoderPath $encoder -ErrorAction Stop } | Should -Throw -ErrorId 'IPAdapterAmbiguous,*'
+        $Error[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $Error[0].TargetObject | Should -Be $adapters.Parent.FullName
+        $Error[0].Exception.Message | Should -Match ([regex]::Escape($plus))
+        $Error[0].Exception.Message | Should -Match ([regex]::Escape($face))
+        $Error[0].Exception.Message | Should -Match 'Give the file'
+        Get-MnemosyneEngine | Should -BeNullOrEmpty
+    }
+
     It 'with -LowMemory makes the same scenes, one after another, as without' {
         Open-MnemosyneEngine $modelPath
         $expected = New-MnemosyneScene 'a harbour at dawn' -Seed 4 @tiny

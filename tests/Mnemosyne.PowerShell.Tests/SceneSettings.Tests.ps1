@@ -92,6 +92,30 @@ Describe 'Get-MnemosyneSceneSetting (issue 13)' {
         $failures[0].TargetObject | Should -Be $bare
         "$($failures[0])" | Should -Match "has no 'parameters' text"
     }
+
+    It 'gives one InvalidData error for malformed Reference controls, naming the part' {
+        $text = "two friends`nSteps: 2, Sampler: Euler, Seed: 1, Size: 64x64, Reference: ""kira, ren"", Reference weight: 0.7, " +
+            'Reference controls: "weights 0.7 lots; steps 0.2-0.8"'
+        $read = Get-MnemosyneSceneSetting -Parameters $text -ErrorVariable failures -ErrorAction SilentlyContinue
+        $read | Should -BeNullOrEmpty
+        $failures.Count | Should -Be 1
+        $failures[0].CategoryInfo.Category | Should -Be 'InvalidData'
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'SceneSettingsUnreadable,*'
+        "$($failures[0])" | Should -Match "Reference controls has 'weights 0.7 lots'"
+    }
+
+    It 'reads a table of blocks and warns of a picture mask, naming it' {
+        $text = "two friends`nSteps: 2, Sampler: Euler, Seed: 1, Size: 64x64, Reference: ""kira, ren"", Reference weight: 0.7, " +
+            'Reference controls: "weights 0.7 0.6; masks ellipse.png none; blocks {\"down\": {\"block_2\": [0.0, 1.0]}, \"up\": 1.0}"'
+        $read = Get-MnemosyneSceneSetting -Parameters $text -WarningVariable warnings -WarningAction SilentlyContinue
+        $read.ReferenceWeight | Should -Be ([float]0.7), ([float]0.6)
+        $read.ReferenceMask[0] | Should -Be 'ellipse.png'
+        $read.ReferenceMask[1]['X'], $read.ReferenceMask[1]['Y'], $read.ReferenceMask[1]['Width'], $read.ReferenceMask[1]['Height'] |
+            Should -Be 0, 0, 64, 64 -Because 'a reference without a mask acts on the whole scene'
+        "$($read.ReferenceBlocks)" | Should -Be '{"down": {"block_2": [0.0, 1.0]}, "up": 1.0}'
+        $warnings.Count | Should -Be 1
+        "$warnings" | Should -Match "'ellipse.png'.*-ReferenceMask"
+    }
 }
 
 Describe 'Scenes made again and A1111''s names taken, with the tiny checkpoint' {
@@ -123,6 +147,23 @@ Describe 'Scenes made again and A1111''s names taken, with the tiny checkpoint' 
         $again.NegativePrompt, $again.ReferenceWeight, $again.GuidanceScale, $again.GuidanceCutoff | Should -Be 'blurry, lowres', ([float]0.45), ([float]3.7), 0.5
         $again.Height | Should -Be 96
         [Convert]::ToHexString($again.Image.Rgb) | Should -Be ([Convert]::ToHexString($first.Image.Rgb))
+    }
+
+    It 'makes a saved scene of two masked references in a window of steps again from the PNG''s settings, pixel for pixel' {
+        $ren = Import-MnemosyneReference (Join-Path $repositoryRoot 'tests/reference/ipa-control-b/second-reference.png') -Name 'ren'
+        $first = New-MnemosyneScene 'two friends at a cafe' -Reference $kira, $ren -ReferenceWeight 0.7, 0.6 -ReferenceMask Left, Right `
+            -ReferenceBlocks Style -ReferenceStart 0.2 -ReferenceEnd 0.8 -Seed 5 -Steps 5 -Width 64 -Height 64
+        $path = Join-Path $TestDrive 'two-friends.png'
+        $first | Save-MnemosyneImage -Path $path
+        $settings = Get-MnemosyneSceneSetting $path -WarningVariable warnings
+        $warnings | Should -BeNullOrEmpty
+        $settings.ReferenceWeight | Should -Be ([float]0.7), ([float]0.6)
+        "$($settings.ReferenceBlocks)", $settings.ReferenceStart, $settings.ReferenceEnd | Should -Be 'Style', 0.2, 0.8
+        $again = $settings | New-MnemosyneScene -Reference $kira, $ren -ErrorAction Stop
+        $again.ParametersText() | Should -Be $first.ParametersText()
+        [Convert]::ToHexString($again.Image.Rgb) | Should -Be ([Convert]::ToHexString($first.Image.Rgb))
+        $plain = New-MnemosyneScene 'two friends at a cafe' -Reference $kira, $ren -Seed 5 -Steps 5 -Width 64 -Height 64
+        [Convert]::ToHexString($plain.Image.Rgb) | Should -Not -Be ([Convert]::ToHexString($first.Image.Rgb)) -Because 'the controls change the scene'
     }
 
     It 'takes A1111''s name <Name> for -Scheduler <Kind>' -ForEach @(

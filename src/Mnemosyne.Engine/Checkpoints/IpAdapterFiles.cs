@@ -42,14 +42,21 @@ public sealed record IpAdapterFiles(string AdapterPath, string ImageEncoderFolde
         return files;
     }
 
-    /// <summary>The adapter file a path names: the file itself, or a folder holding it directly or under sdxl_models/; null when there is none.</summary>
-    public static string? FindAdapter(string path)
+    /// <summary>The IP-Adapter Plus and Plus-Face files of this layout, beside the base one in sdxl_models/.</summary>
+    public static readonly string[] PlusAdapterFileNames = ["ip-adapter-plus_sdxl_vit-h.safetensors", "ip-adapter-plus-face_sdxl_vit-h.safetensors"];
+
+    /// <summary>
+    /// The adapter files a path names: the file itself, or in a folder (directly or under sdxl_models/) the base adapter,
+    /// else the Plus and Plus-Face files it holds; empty when there are none. More than one leaves the choice to the caller.
+    /// </summary>
+    public static IReadOnlyList<string> FindAdapters(string path)
     {
-        if (File.Exists(path)) return Path.GetFullPath(path);
-        if (!Directory.Exists(path)) return null;
-        return new[] { Path.Combine(path, AdapterRelativePath), Path.Combine(path, AdapterFileName) }
-            .Select(Path.GetFullPath)
-            .FirstOrDefault(File.Exists);
+        if (File.Exists(path)) return [Path.GetFullPath(path)];
+        if (!Directory.Exists(path)) return [];
+        string[] In(string name) => [Path.GetFullPath(Path.Combine(path, "sdxl_models", name)), Path.GetFullPath(Path.Combine(path, name))];
+        return In(AdapterFileName).FirstOrDefault(File.Exists) is { } baseFile
+            ? [baseFile]
+            : PlusAdapterFileNames.SelectMany(In).Where(File.Exists).ToList();
     }
 
     /// <summary>

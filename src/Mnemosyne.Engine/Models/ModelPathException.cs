@@ -10,6 +10,9 @@ public enum ModelPathProblem
 
     BaseModelNotFound,
     IpAdapterNotFound,
+
+    /// <summary>A folder given for the IP-Adapter holds several (Plus and Plus-Face) and not the base one.</summary>
+    IpAdapterAmbiguous,
     ImageEncoderNotFound,
     UnetNotFound,
     TinyDecoderNotFound,

@@ -256,6 +256,17 @@ public sealed class ModelResolver
         }
     }
 
+    /// <summary>The adapter file in <paramref name="path"/> (<see cref="IpAdapterFiles.FindAdapters"/>); null when there is none.</summary>
+    /// <exception cref="ModelPathException">A folder without the base adapter holds several Plus files: which one is meant is not guessed.</exception>
+    private static string? OneAdapter(string path) => IpAdapterFiles.FindAdapters(path) switch
+    {
+        [] => null,
+        [var file] => file,
+        var several => throw new ModelPathException(
+            $"{path} holds no {IpAdapterFiles.AdapterFileName} but several IP-Adapters: {string.Join(", ", several)}. Give the file of the one to use with -IPAdapterPath.",
+            ModelPathProblem.IpAdapterAmbiguous, path),
+    };
+
     /// <summary>
     /// Fills in the IP-Adapter and its image encoder: the adapter given (the file, or the h94/IP-Adapter folder that holds it),
     /// else the one in <paramref name="checkpointAdapterFolder"/>; the encoder given, else the one beside the adapter; with
@@ -267,13 +278,14 @@ public sealed class ModelResolver
         if (ipAdapter is not null)
         {
             var given = Path.GetFullPath(ipAdapter);
-            adapterFile = IpAdapterFiles.FindAdapter(given) ?? throw new ModelPathException(
-                $"No IP-Adapter at {given}. Give {IpAdapterFiles.AdapterFileName}, or the h94/IP-Adapter folder that holds sdxl_models/{IpAdapterFiles.AdapterFileName}.",
+            adapterFile = OneAdapter(given) ?? throw new ModelPathException(
+                $"No IP-Adapter at {given}. Give {IpAdapterFiles.AdapterFileName} (or {string.Join(" or ", IpAdapterFiles.PlusAdapterFileNames)}), " +
+                $"or the h94/IP-Adapter folder that holds sdxl_models/{IpAdapterFiles.AdapterFileName}.",
                 ModelPathProblem.IpAdapterNotFound, given);
         }
         else if (checkpointAdapterFolder is not null)
         {
-            adapterFile = IpAdapterFiles.FindAdapter(checkpointAdapterFolder);
+            adapterFile = OneAdapter(checkpointAdapterFolder);
         }
 
         string? encoderFolder = null;

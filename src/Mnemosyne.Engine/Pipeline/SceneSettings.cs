@@ -1,5 +1,8 @@
 using System.Globalization;
+using System.Collections;
 using System.Numerics;
+using System.Text.Json;
+using Mnemosyne.Engine.Networks;
 using Mnemosyne.Engine.Imaging;
 using Mnemosyne.Engine.Lora;
 using Mnemosyne.Engine.Sampling;
@@ -35,7 +38,21 @@ public sealed record SceneSettings
     public string? Model { get; init; }
     /// <summary>The name of the character reference the scene was made with (the reference itself is not in the picture).</summary>
     public string? ReferenceName { get; init; }
-    public float? ReferenceWeight { get; init; }
+    /// <summary>The reference's weight ("Reference weight"), or each reference's in order when several were used (from "Reference controls").</summary>
+    public float[]? ReferenceWeight { get; init; }
+    /// <summary>
+    /// Where each of several references acted (from "Reference controls"), in order: a rectangle as a table of X, Y, Width
+    /// and Height (Left, Right, Top and Bottom are recorded as theirs; a reference without a mask gets the whole scene), or
+    /// the file name of a picture mask, which the text cannot give back (<see cref="ReferenceMaskPictures"/>).
+    /// </summary>
+    public IReadOnlyList<object>? ReferenceMask { get; init; }
+    /// <summary>The picture masks' file names among <see cref="ReferenceMask"/>.</summary>
+    public IReadOnlyList<string> ReferenceMaskPictures => ReferenceMask?.OfType<string>().ToList() ?? [];
+    /// <summary>The cross-attentions the references acted in, when not all (from "Reference controls").</summary>
+    public IpAdapterBlockScales? ReferenceBlocks { get; init; }
+    /// <summary>The window of steps the references acted in, when not all of them (from "Reference controls").</summary>
+    public double? ReferenceStart { get; init; }
+    public double? ReferenceEnd { get; init; }
     public int? DeepCacheInterval { get; init; }
     public SceneDecoder? Decoder { get; init; }
     public PromptStyle? PromptStyle { get; init; }
@@ -125,6 +142,7 @@ public sealed record SceneSettings
             hiresScale = Value("Hires upscale", "a number", Number<double>);
             hiresStrength = Value("Denoising strength", "a number", Number<double>);
         }
+        var controls = Text("Reference controls") is { } controlText ? ParseReferenceControls(controlText, size, problems) : default;
         var settings = new SceneSettings
         {
             Prompt = prompt,
@@ -142,7 +160,11 @@ public sealed record SceneSettings
             ModelHash = Text("Model hash"),
             Model = Text("Model"),
             ReferenceName = Text("Reference"),
-            ReferenceWeight = Value("Reference weight", "a number", Number<float>),
+            ReferenceWeight = controls.Weights ?? (Value("Reference weight", "a number", Number<float>) is { } single ? [single] : null),
+            ReferenceMask = controls.Masks,
+            ReferenceBlocks = controls.Blocks,
+            ReferenceStart = controls.Start,
+            ReferenceEnd = controls.End,
             DeepCacheInterval = Value("DeepCache interval", "a whole number", Whole<int>),
             Decoder = Value("Decoder", "one of " + string.Join(", ", Enum.GetNames<SceneDecoder>()), Named<SceneDecoder>),
             PromptStyle = Value("Prompt style", "one of " + string.Join(", ", Enum.GetNames<PromptStyle>()), Named<PromptStyle>),
@@ -176,6 +198,89 @@ public sealed record SceneSettings
         {
             throw new InvalidDataException($"{fullPath}: {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// Mnemosyne's "Reference controls" (<see cref="SceneEngine"/> writes it): parts joined by "; ", "weights 0.7 0.6",
+    /// "masks 0,0,32,64 mask.png none", "blocks Style" (or the table in diffusers' dict notation), "steps 0.2-0.8" and
+    /// "pictures concatenated" (a property of the reference, which it carries itself).
+    /// </summary>
+    private static (float[]? Weights, IReadOnlyList<object>? Masks, IpAdapterBlockScales? Blocks, double? Start, double? End) ParseReferenceControls(
+        string value, (int Width, int Height)? size, List<string> problems)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        (float[]? Weights, IReadOnlyList<object>? Masks, IpAdapterBlockScales? Blocks, double? Start, double? End) controls = default;
+        foreach (var part in value.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int space = part.IndexOf(' ');
+            var (name, rest) = space < 0 ? (part, "") : (part[..space], part[(space + 1)..].Trim());
+            var items = rest.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            switch (name)
+            {
+                case "weights":
+                    var weights = items.Select(w => float.TryParse(w, NumberStyles.Float, inv, out var f) && float.IsFinite(f) ? f : (float?)null).ToArray();
+                    if (weights.Length > 0 && weights.All(w => w is not null)) controls.Weights = weights.Select(w => w!.Value).ToArray();
+                    else Problem();
+                    break;
+                case "masks":
+                    var masks = items.Select(Mask).ToList();
+                    if (masks.Count > 0 && masks.All(m => m is not null)) controls.Masks = masks!;
+                    else Problem();
+                    break;
+                case "blocks":
+                    if (IpAdapterBlockScales.Preset(rest) is { } preset) controls.Blocks = preset;
+                    else
+                    {
+                        try
+                        {
+                            using var json = JsonDocument.Parse(rest);
+                            if (json.RootElement.ValueKind != JsonValueKind.Object) throw new JsonException();
+                            controls.Blocks = IpAdapterBlockScales.FromTable((IDictionary)Plain(json.RootElement)!);
+                        }
+                        catch (Exception e) when (e is JsonException or ArgumentException)
+                        {
+                            Problem();
+                        }
+                    }
+                    break;
+                case "steps":
+                    var window = rest.Split('-');
+                    if (window.Length == 2 && Fraction(window[0]) is { } start && Fraction(window[1]) is { } end)
+                        (controls.Start, controls.End) = (start, end);
+                    else Problem();
+                    break;
+                case "pictures" when rest == "concatenated":
+                    break;
+                default:
+                    problems.Add($"Reference controls has '{part}', which is none of weights, masks, blocks, steps and pictures concatenated");
+                    break;
+            }
+
+            object? Mask(string item)
+            {
+                var numbers = item.Split(',').Select(n => int.TryParse(n, NumberStyles.AllowLeadingSign, inv, out var v) ? v : (int?)null).ToArray();
+                if (numbers.Length == 4 && numbers.All(n => n is not null)) return Rectangle(numbers.Select(n => n!.Value).ToArray());
+                // A reference without a mask acts on the whole scene.
+                if (item == "none") return size is { } whole ? Rectangle([0, 0, whole.Width, whole.Height]) : null;
+                return item.IndexOfAny(System.IO.Path.GetInvalidFileNameChars()) < 0 ? item : null;
+            }
+            void Problem() => problems.Add($"Reference controls has '{part}', which is not {name} as Mnemosyne writes them");
+        }
+        return controls;
+
+        static Dictionary<string, int> Rectangle(int[] box) => new(StringComparer.OrdinalIgnoreCase)
+        {
+            ["X"] = box[0], ["Y"] = box[1], ["Width"] = box[2], ["Height"] = box[3],
+        };
+        static double? Fraction(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) ? v : null;
+        // The table as IpAdapterBlockScales.FromTable reads one: tables, lists and numbers (anything else as its text, which it refuses).
+        static object? Plain(JsonElement element) => element.ValueKind switch
+        {
+            JsonValueKind.Object => element.EnumerateObject().ToDictionary(p => p.Name, p => Plain(p.Value), StringComparer.OrdinalIgnoreCase),
+            JsonValueKind.Array => element.EnumerateArray().Select(Plain).ToArray(),
+            JsonValueKind.Number => element.GetDouble(),
+            _ => element.ToString(),
+        };
     }
 
     private static (int Width, int Height)? ParseSize(string value)

@@ -93,6 +93,11 @@ public sealed class GetMnemosyneSceneSettingCommand : MnemosyneCmdlet
             WriteWarning($"{source}: the scene was made from the initial noise in '{noise}' rather than its seed's; give New-MnemosyneScene " +
                 "-InitialNoisePath with that file to make it again.");
         }
+        if (settings.ReferenceMaskPictures.Count > 0)
+        {
+            WriteWarning($"{source}: the references' masks {string.Join(", ", settings.ReferenceMaskPictures.Select(p => $"'{p}'"))} were pictures, which the text " +
+                "names but does not hold; New-MnemosyneScene looks for them in the current folder, or give it -ReferenceMask with the masks to make the scene again.");
+        }
         if (settings.ReferenceName is { } reference)
             WriteVerbose($"{source}: made with the reference '{reference}'; give New-MnemosyneScene -Reference with it to make the scene again.");
         WriteObject(settings);

@@ -595,6 +595,9 @@ public sealed class NewMnemosyneSceneCommand : MnemosyneCmdlet
         {
             case null:
                 break;
+            case IpAdapterBlockScales read:
+                blocks = read;
+                break;
             case System.Collections.IDictionary table:
                 try
                 {

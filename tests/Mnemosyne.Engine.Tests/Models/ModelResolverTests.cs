@@ -268,6 +268,56 @@ public sealed class ModelResolverTests : IDisposable
         Assert.Equal(Path.Combine(folder, "vit-h"), options.ImageEncoderPath);
     }
 
+    [Theory]
+    [InlineData("h94/sdxl_models/ip-adapter-plus-face_sdxl_vit-h.safetensors")]
+    [InlineData("h94/ip-adapter-plus_sdxl_vit-h.safetensors")]
+    public void AnAdapterFolderWithoutTheBaseFile_TakesItsOnePlusFile(string plusFile)
+    {
+        var folder = Files("sdxl/model_index.json", plusFile, "vit-h/config.json", "taesd.safetensors");
+
+        var options = WithoutCatalog().Resolve(new ModelRequest
+        {
+            CheckpointPath = Path.Combine(folder, "sdxl"), IpAdapterPath = Path.Combine(folder, "h94"), ImageEncoderPath = Path.Combine(folder, "vit-h"),
+            TinyDecoderPath = Path.Combine(folder, "taesd.safetensors"),
+        }).Options;
+
+        Assert.Equal(Path.Combine(folder, plusFile), options.IpAdapterPath);
+    }
+
+    [Fact]
+    public void AnAdapterFolderWithTheBaseFile_TakesIt_ThoughPlusFilesAreBesideIt()
+    {
+        var folder = Files("sdxl/model_index.json", "h94/sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors", "h94/sdxl_models/ip-adapter_sdxl_vit-h.safetensors",
+            "h94/sdxl_models/ip-adapter-plus-face_sdxl_vit-h.safetensors", "vit-h/config.json", "taesd.safetensors");
+
+        var options = WithoutCatalog().Resolve(new ModelRequest
+        {
+            CheckpointPath = Path.Combine(folder, "sdxl"), IpAdapterPath = Path.Combine(folder, "h94"), ImageEncoderPath = Path.Combine(folder, "vit-h"),
+            TinyDecoderPath = Path.Combine(folder, "taesd.safetensors"),
+        }).Options;
+
+        Assert.Equal(Path.Combine(folder, "h94", "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"), options.IpAdapterPath);
+    }
+
+    [Fact]
+    public void AnAdapterFolderWithSeveralPlusFilesAndNoBaseFile_IsOneError_NamingThem()
+    {
+        var folder = Files("sdxl/model_index.json", "h94/sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors",
+            "h94/sdxl_models/ip-adapter-plus-face_sdxl_vit-h.safetensors", "vit-h/config.json");
+        var adapters = Path.Combine(folder, "h94");
+
+        var error = Assert.Throws<ModelPathException>(() => WithoutCatalog().Resolve(new ModelRequest
+        {
+            CheckpointPath = Path.Combine(folder, "sdxl"), IpAdapterPath = adapters, ImageEncoderPath = Path.Combine(folder, "vit-h"),
+        }));
+
+        Assert.Equal(ModelPathProblem.IpAdapterAmbiguous, error.Problem);
+        Assert.Equal(adapters, error.Path);
+        Assert.Contains(Path.Combine(adapters, "sdxl_models", "ip-adapter-plus_sdxl_vit-h.safetensors"), error.Message);
+        Assert.Contains(Path.Combine(adapters, "sdxl_models", "ip-adapter-plus-face_sdxl_vit-h.safetensors"), error.Message);
+        Assert.Contains("-IPAdapterPath", error.Message);
+    }
+
     [Fact]
     public void ACheckpointFolderWithoutAnAdapter_TakesTheCachedOne_AndIgnoresABaseModelPathWithAWarning()
     {

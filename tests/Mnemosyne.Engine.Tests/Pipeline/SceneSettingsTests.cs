@@ -195,7 +195,7 @@ public sealed class SceneSettingsTests
         Assert.Equal((scene.Width, scene.Height), (settings.Width, settings.Height));
         Assert.Equal((scene.ModelHash, scene.Model), (settings.ModelHash, settings.Model));
         Assert.Equal(scene.ReferenceName, settings.ReferenceName);
-        Assert.Equal(scene.ReferenceName is null ? null : scene.ReferenceWeight, settings.ReferenceWeight);
+        Assert.Equal(scene.ReferenceName is null ? null : new[] { scene.ReferenceWeight }, settings.ReferenceWeight);
         Assert.Equal(scene.DeepCacheInterval > 1 ? scene.DeepCacheInterval : null, settings.DeepCacheInterval);
         Assert.Equal(scene.Decoder == SceneDecoder.Full ? null : scene.Decoder, settings.Decoder);
         Assert.Equal(scene.PromptStyle == PromptStyle.A1111 ? null : scene.PromptStyle, settings.PromptStyle);
