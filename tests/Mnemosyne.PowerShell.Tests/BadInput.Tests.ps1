@@ -1138,17 +1138,7 @@ Describe 'Hostile pictures and paths (issue 16)' {
     BeforeDiscovery {
         $hostilePictures = @(
             @{ Name = 'a PNG whose zTXt chunk inflates to 64 MB (a text bomb)'; File = 'text-bomb.png'; Category = 'LimitsExceeded'; Advice = 'zTXt chunk inflates to over 1048576 bytes.*without its metadata'
-                Make = {
-                    param($path)
-                    $compressed = [IO.MemoryStream]::new()
-                    $zlib = [IO.Compression.ZLibStream]::new($compressed, [IO.Compression.CompressionLevel]::Fastest, $true)
-                    $zeros = [byte[]]::new(1MB)
-                    for ($i = 0; $i -lt 64; $i++) { $zlib.Write($zeros, 0, $zeros.Length) }
-                    $zlib.Dispose()
-                    $png = Get-PositionalPng 8 8
-                    $text = [byte[]]([Text.Encoding]::ASCII.GetBytes('Comment') + @(0, 0) + $compressed.ToArray())
-                    [IO.File]::WriteAllBytes($path, [byte[]]($png[0..32] + (Get-PngChunk 'zTXt' $text) + $png[33..($png.Length - 1)]))
-                } }
+                Make = { param($path) [IO.File]::WriteAllBytes($path, (Get-TextBombPng 'Comment')) } }
             @{ Name = 'a PNG whose pixel data is cut in half (checksum fixed, end marker present)'; File = 'half.png'; Category = 'InvalidData'; Advice = 'incomplete: the pixel data inflates to \d+ bytes, fewer than the 12352 its 64×64 pixels need.*get a complete copy'
                 Make = { param($path) [IO.File]::WriteAllBytes($path, (Edit-PngPixelData (Get-PositionalPng 64 64) { param($data) , $data[0..($data.Length / 2 - 1)] })) } }
             @{ Name = 'a PNG whose compressed pixel bytes are overwritten (checksum fixed)'; File = 'overwritten.png'; Category = 'InvalidData'; Advice = 'damaged: the pixel data is not a valid zlib stream.*re-save it as PNG or JPEG'
@@ -1292,17 +1282,7 @@ Describe 'Pictures Get-MnemosyneSceneSetting cannot read, and A1111 columns that
             @{ Name = 'a PNG cut short'; File = 'cut.png'; Advice = 'ends before its IEND chunk.*get a complete copy'
                 Make = { param($path) $png = Get-PositionalPng 8 8; [IO.File]::WriteAllBytes($path, [byte[]]$png[0..($png.Length - 20)]) } }
             @{ Name = 'a PNG whose zTXt parameters inflate to 64 MB (a text bomb)'; File = 'text-bomb.png'; Advice = 'zTXt chunk inflates to over 1048576 bytes'
-                Make = {
-                    param($path)
-                    $compressed = [IO.MemoryStream]::new()
-                    $zlib = [IO.Compression.ZLibStream]::new($compressed, [IO.Compression.CompressionLevel]::Fastest, $true)
-                    $zeros = [byte[]]::new(1MB)
-                    for ($i = 0; $i -lt 64; $i++) { $zlib.Write($zeros, 0, $zeros.Length) }
-                    $zlib.Dispose()
-                    $png = Get-PositionalPng 8 8
-                    $text = [byte[]]([Text.Encoding]::ASCII.GetBytes('parameters') + @(0, 0) + $compressed.ToArray())
-                    [IO.File]::WriteAllBytes($path, [byte[]]($png[0..32] + (Get-PngChunk 'zTXt' $text) + $png[33..($png.Length - 1)]))
-                } }
+                Make = { param($path) [IO.File]::WriteAllBytes($path, (Get-TextBombPng 'parameters')) } }
             @{ Name = 'parameters whose Seed is not a number'; File = 'bad-seed.png'; Advice = "Seed is 'abc', which is not a whole number"
                 Make = { param($path) $png = Get-PositionalPng 8 8; $text = [byte[]]([Text.Encoding]::ASCII.GetBytes("parameters`0a cat`nSteps: 2, Sampler: Euler, Seed: abc"))
                     [IO.File]::WriteAllBytes($path, [byte[]]($png[0..32] + (Get-PngChunk 'tEXt' $text) + $png[33..($png.Length - 1)])) } }

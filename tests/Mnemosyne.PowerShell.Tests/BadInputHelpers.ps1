@@ -132,6 +132,18 @@ function Get-PngChunk([string] $Type, [byte[]] $Data) {
     , [byte[]]((Get-BigEndian $Data.Length) + $typeAndData + (Get-BigEndian (Get-Crc32 $typeAndData)))
 }
 
+# An 8×8 PNG with a zTXt chunk of keyword $Keyword whose text inflates to 64 MB of zeros (a text bomb).
+function Get-TextBombPng([string] $Keyword) {
+    $compressed = [IO.MemoryStream]::new()
+    $zlib = [IO.Compression.ZLibStream]::new($compressed, [IO.Compression.CompressionLevel]::Fastest, $true)
+    $zeros = [byte[]]::new(1MB)
+    for ($i = 0; $i -lt 64; $i++) { $zlib.Write($zeros, 0, $zeros.Length) }
+    $zlib.Dispose()
+    $png = Get-PositionalPng 8 8
+    $text = [byte[]]([Text.Encoding]::ASCII.GetBytes($Keyword) + @(0, 0) + $compressed.ToArray())
+    , [byte[]]($png[0..32] + (Get-PngChunk 'zTXt' $text) + $png[33..($png.Length - 1)])
+}
+
 # A copy of a PNG whose IHDR declares another size (its CRC fixed, so only the size is wrong).
 function Set-PngSize([byte[]] $Png, [uint32] $Width, [uint32] $Height) {
     $patched = [byte[]]$Png.Clone()
