@@ -171,13 +171,8 @@ internal sealed class LoraNetworks : IDisposable
             int offset = 0;
             foreach (var matched in layers)
             {
-                var layer = matched.Layer;
-                int r = (int)layer.Rank;
-                var layerDown = new float[layer.Down.ElementCount];
-                var layerUp = new float[layer.Up.ElementCount];
-                matched.File.File.ReadFloat32(layer.Down, layerDown);
-                matched.File.File.ReadFloat32(layer.Up, layerUp);
-                float scale = matched.Weight * layer.Scale;
+                int r = (int)matched.Layer.Rank;
+                var (layerDown, layerUp, scale) = matched.ReadFactors();
                 for (int i = 0; i < r; i++)
                 {
                     var row = layerDown.AsSpan(i * inputs * taps, inputs * taps);

@@ -3,7 +3,18 @@ using Mnemosyne.Engine.Safetensors;
 namespace Mnemosyne.Engine.Lora;
 
 /// <summary>A LoRA layer matched to the network's module it changes, with the user's weight.</summary>
-internal sealed record MatchedLoraLayer(LoraFile File, LoraLayer Layer, string Module, long[] Shape, float Weight);
+internal sealed record MatchedLoraLayer(LoraFile File, LoraLayer Layer, string Module, long[] Shape, float Weight)
+{
+    /// <summary>The layer's down and up factors as stored (down [rank, in·taps], up [out, rank]) and its scale, weight · alpha / rank.</summary>
+    public (float[] Down, float[] Up, float Scale) ReadFactors()
+    {
+        var down = new float[Layer.Down.ElementCount];
+        var up = new float[Layer.Up.ElementCount];
+        File.File.ReadFloat32(Layer.Down, down);
+        File.File.ReadFloat32(Layer.Up, up);
+        return (down, up, Weight * Layer.Scale);
+    }
+}
 
 /// <summary>
 /// LoRA files matched, layer by layer, to the networks they change: every layer of every file must be one of a

@@ -58,13 +58,8 @@ internal sealed class LoraMergedWeights : IStoredWeightSource, IDisposable
         int rows = (int)shape[0], columns = (int)(values.Length / rows);
         foreach (var matched in layers)
         {
-            var layer = matched.Layer;
-            int rank = (int)layer.Rank;
-            var down = new float[layer.Down.ElementCount];
-            var up = new float[layer.Up.ElementCount];
-            matched.File.File.ReadFloat32(layer.Down, down);
-            matched.File.File.ReadFloat32(layer.Up, up);
-            float scale = matched.Weight * layer.Scale;
+            int rank = (int)matched.Layer.Rank;
+            var (down, up, scale) = matched.ReadFactors();
             // W[o, c] += scale · Σ_r up[o, r] · down[r, c], with the kernel's taps flattened into c.
             var product = new float[columns];
             for (int o = 0; o < rows; o++)
